@@ -1,0 +1,63 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { AdaptableKind, AdaptableLayer, ForwardContext } from './layers.ts';
+
+export type TaskKind = 'causal-lm' | 'seq-cls';
+
+/** One entry of the module tree, as `model.named_modules()` lists it (leaf modules with weights). */
+export interface ModuleInfo {
+  /** Hugging Face module name, verbatim (`transformer.h.0.attn.c_attn`). */
+  name: string;
+  /** The PyTorch / transformers class name (`Linear`, `Conv1D`, `Embedding`, `LayerNorm`, `LlamaRMSNorm`, …). */
+  type: string;
+  /** Weight shape as stored in the checkpoint. */
+  shape: number[];
+  /** Parameters of the module (weight + bias). */
+  params: number;
+  /** Set when adapters can target this module. */
+  adaptable?: AdaptableKind;
+  /** Logical in/out features for adaptable modules (Embedding: num_embeddings / embedding_dim). */
+  inFeatures?: number;
+  outFeatures?: number;
+  /** The output head (`lm_head`, or tied embedding output): excluded from `all-linear`. */
+  isOutputHead?: boolean;
+  /** Transformer block index when the module sits in one. */
+  layerIndex?: number;
+}
+
+/** What is known from `config.json` alone, before any weight is read. */
+export interface ModelSpec {
+  /** `config.json` `model_type` (gpt2, llama, qwen2, mistral, bert, roberta). */
+  modelType: string;
+  /** The transformers class this engine builds (e.g. `GPT2LMHeadModel`, `RobertaForSequenceClassification`). */
+  architecture: string;
+  task: TaskKind;
+  numLabels?: number;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  /** Total parameters (tied tensors once), as `model.num_parameters()` reports. */
+  numParameters: number;
+  modules: ModuleInfo[];
+  /** The raw config.json. */
+  config: Record<string, unknown>;
+}
+
+/** A padded batch of token ids. */
+export interface Batch {
+  /** int32 [B, T] */
+  inputIds: tf.Tensor2D;
+  /** int32 [B, T], 1 for real tokens, 0 for padding */
+  attentionMask: tf.Tensor2D;
+}
+
+/** A loaded model with frozen base weights and adaptable modules. */
+export interface LoadedModel {
+  readonly spec: ModelSpec;
+  /** The folder the model was loaded from. */
+  readonly dir: string;
+  /** Adaptable modules by Hugging Face name, in `named_modules()` order. */
+  readonly layers: Map<string, AdaptableLayer>;
+  /** causal-lm: logits [B, T, vocab]; seq-cls: logits [B, numLabels]. */
+  forward(batch: Batch, ctx: ForwardContext): tf.Tensor;
+  dispose(): void;
+}
