@@ -1,0 +1,38 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+
+/** Σ of −log p(target) over rows; logits [N, C], targets int32 [N]. Gathers from the flat logits so no [N, C] one-hot is built. */
+function crossEntropyRows(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  const [n, c] = logits.shape;
+  const lse = tf.logSumExp(logits, 1);
+  const flatIndex = tf.add(
+    tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(c, 'int32')),
+    tf.cast(targets, 'int32'),
+  );
+  const picked = tf.gather(tf.reshape(logits, [n * c]), flatIndex);
+  return tf.sub(lse, picked) as tf.Tensor1D;
+}
+
+/**
+ * Summed token cross entropy of a causal LM: the logits at position t−1 predict the token at t, counted where
+ * `lossMask[t]` is 1. Summing (not averaging) lets gradient accumulation divide by the total target count.
+ */
+export function causalLmLossSum(
+  logits: tf.Tensor3D,
+  inputIds: tf.Tensor2D,
+  lossMask: tf.Tensor2D,
+): tf.Scalar {
+  return tf.tidy(() => {
+    const [b, t, v] = logits.shape;
+    if (t < 2) return tf.scalar(0);
+    const shifted = tf.reshape(tf.slice(logits, [0, 0, 0], [b, t - 1, v]), [b * (t - 1), v]) as tf.Tensor2D;
+    const targets = tf.reshape(tf.slice(inputIds, [0, 1], [b, t - 1]), [b * (t - 1)]) as tf.Tensor1D;
+    const mask = tf.reshape(tf.slice(lossMask, [0, 1], [b, t - 1]), [b * (t - 1)]);
+    return tf.sum(tf.mul(crossEntropyRows(shifted, tf.cast(targets, 'int32')), mask));
+  });
+}
+
+/** Summed cross entropy of a classifier: logits [B, C], labels int32 [B]. */
+export function classificationLossSum(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => tf.sum(crossEntropyRows(logits, labels)));
+}

@@ -1,0 +1,121 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainableParam } from '../adapters/types.ts';
+
+export type ParamGroup = TrainableParam['group'];
+
+export interface GroupSettings {
+  lr: number;
+  weightDecay: number;
+}
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  groups: Record<ParamGroup, GroupSettings>;
+}
+
+/**
+ * AdamW with decoupled weight decay, step for step as `torch.optim.AdamW`:
+ *   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
+ *   p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε).
+ * Each parameter group has its own base learning rate and weight decay; a schedule scales both groups' rates.
+ */
+export class AdamW {
+  /** Optimizer steps taken (PyTorch's `state["step"]`). */
+  stepCount = 0;
+  private readonly m = new Map<string, tf.Variable>();
+  private readonly v = new Map<string, tf.Variable>();
+
+  constructor(
+    readonly params: readonly TrainableParam[],
+    readonly options: AdamWOptions,
+  ) {
+    const seen = new Set<string>();
+    for (const p of params) {
+      if (seen.has(p.name)) throw new Error(`AdamW: duplicate parameter name "${p.name}"`);
+      seen.add(p.name);
+      this.m.set(p.name, tf.variable(tf.zerosLike(p.variable), false));
+      this.v.set(p.name, tf.variable(tf.zerosLike(p.variable), false));
+    }
+  }
+
+  /** The learning rate a group gets at a schedule factor. */
+  lr(group: ParamGroup, factor: number): number {
+    return this.options.groups[group].lr * factor;
+  }
+
+  /** One update from gradients keyed by parameter name; parameters without a gradient are left alone. */
+  step(grads: Record<string, tf.Tensor>, lrFactor: number): void {
+    this.stepCount++;
+    const { beta1, beta2, eps } = this.options;
+    const t = this.stepCount;
+    const bias1 = 1 - beta1 ** t;
+    const bias2Sqrt = Math.sqrt(1 - beta2 ** t);
+    for (const p of this.params) {
+      const g = grads[p.name];
+      if (!g) continue;
+      const { weightDecay } = this.options.groups[p.group];
+      const lr = this.lr(p.group, lrFactor);
+      const m = this.m.get(p.name)!;
+      const v = this.v.get(p.name)!;
+      tf.tidy(() => {
+        const mNew = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
+        const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
+        const decayed = weightDecay !== 0 ? tf.mul(p.variable, 1 - lr * weightDecay) : p.variable;
+        const denom = tf.add(tf.div(tf.sqrt(vNew), bias2Sqrt), eps);
+        const update = tf.mul(tf.div(mNew, denom), lr / bias1);
+        m.assign(mNew);
+        v.assign(vNew);
+        p.variable.assign(tf.sub(decayed, update));
+      });
+    }
+  }
+
+  /** Moments under `<param>.exp_avg` / `<param>.exp_avg_sq` (PyTorch's state names) plus the step count. */
+  state(): { step: number; tensors: Record<string, tf.Tensor> } {
+    const tensors: Record<string, tf.Tensor> = {};
+    for (const p of this.params) {
+      tensors[`${p.name}.exp_avg`] = this.m.get(p.name)!;
+      tensors[`${p.name}.exp_avg_sq`] = this.v.get(p.name)!;
+    }
+    return { step: this.stepCount, tensors };
+  }
+
+  /** Restores `state()` output; a missing key or wrong shape is an error naming the parameter. */
+  loadState(state: { step: number; tensors: Record<string, tf.Tensor> }): void {
+    for (const p of this.params) {
+      for (const [suffix, target] of [
+        ['exp_avg', this.m.get(p.name)!],
+        ['exp_avg_sq', this.v.get(p.name)!],
+      ] as const) {
+        const key = `${p.name}.${suffix}`;
+        const value = state.tensors[key];
+        if (!value) throw new Error(`optimizer state has no "${key}"`);
+        if (value.shape.join('x') !== target.shape.join('x')) {
+          throw new Error(`optimizer state "${key}" has shape [${value.shape}], expected [${target.shape}]`);
+        }
+        target.assign(value);
+      }
+    }
+    this.stepCount = state.step;
+  }
+
+  dispose(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+/** √(Σ‖g‖²) over every gradient. */
+export function globalNorm(grads: tf.Tensor[]): number {
+  if (grads.length === 0) return 0;
+  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+}
+
+/** Scale factor that brings the global norm down to `maxNorm` (PyTorch's `clip_grad_norm_`: maxNorm/(norm+1e-6)). */
+export function clipFactor(norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0)) return 1;
+  return Math.min(1, maxNorm / (norm + 1e-6));
+}
