@@ -1,12 +1,31 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { parsePreference } from './index.ts';
+import { activateWasm } from './wasm.ts';
+import { initWebGpuBackend } from './webgpu.ts';
 
 let ready: Promise<string> | null = null;
 
-/** Selects a backend for unit tests once per process and returns its name. */
+/**
+ * Selects a backend for unit tests once per process and returns its name: by default the fastest correct one,
+ * wasm with a native GEMM (or the JS matmul route without one). `STUDIO_TEST_BACKEND` forces a backend or a wasm
+ * matmul route, with the values `studio backends --backend` takes (`cpu`, `wasm`, `wasm:js-relayout`, `webgpu`).
+ */
 export function useTestBackend(): Promise<string> {
   ready ??= (async () => {
-    await tf.setBackend('cpu');
+    const preference = parsePreference(process.env.STUDIO_TEST_BACKEND ?? 'wasm');
+    switch (preference.backend) {
+      case 'cpu':
+        if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
+        break;
+      case 'webgpu':
+        await initWebGpuBackend();
+        break;
+      case 'cuda':
+        throw new Error('STUDIO_TEST_BACKEND=cuda is not supported: the CUDA plugin is not a dependency');
+      default:
+        await activateWasm(preference.matmul);
+    }
     await tf.ready();
     return tf.getBackend();
   })();

@@ -1,0 +1,177 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { isMatMulPath, matMulPaths } from './gemm.ts';
+import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
+import { activateWasm } from './wasm.ts';
+import { initWebGpuBackend, probeWebGpu } from './webgpu.ts';
+
+export { getMatMulRoute, setMatMulRoute } from './matmul.ts';
+export type { BackendName, BackendReport, CandidateReport, MatMulPath, NativeGemm } from './types.ts';
+
+export const backendNames: BackendName[] = ['cuda', 'webgpu', 'wasm', 'cpu'];
+
+export interface SelectOptions {
+  /**
+   * A backend name (`cuda`, `webgpu`, `wasm`, `cpu`, `auto`), or `wasm:<matmul path>` to force the matmul route
+   * (`wasm:onnxruntime-mlas`, `wasm:koffi-blas`, `wasm:js-relayout`, `wasm:wasm-stock`). Defaults to
+   * `STUDIO_BACKEND`, then automatic choice.
+   */
+  prefer?: string;
+  /** Let automatic choice take a software WebGPU adapter (llvmpipe, lavapipe, SwiftShader). */
+  allowSoftwareGpu?: boolean;
+}
+
+interface Preference {
+  backend: BackendName | 'auto';
+  matmul?: MatMulPath;
+}
+
+/** Parses a preference string; throws naming the accepted values. */
+export function parsePreference(raw: string): Preference {
+  const value = raw.trim().toLowerCase();
+  if (value === '' || value === 'auto') return { backend: 'auto' };
+  const [name, route] = value.split(':');
+  if (!(backendNames as string[]).includes(name)) {
+    throw new Error(
+      `unknown backend "${raw}": expected one of auto, ${backendNames.join(', ')} or wasm:<${matMulPaths.join('|')}>`,
+    );
+  }
+  if (route !== undefined) {
+    if (name !== 'wasm' || !isMatMulPath(route)) {
+      throw new Error(`unknown matmul route "${raw}": expected wasm:<${matMulPaths.join('|')}>`);
+    }
+    return { backend: 'wasm', matmul: route };
+  }
+  return { backend: name as BackendName };
+}
+
+const CUDA_PACKAGE = '@tensorflow/tfjs-node-gpu';
+
+/** Loads the optional CUDA plugin if the user installed it; it is never a dependency of the studio. */
+async function probeCuda(): Promise<CandidateReport> {
+  const base = { name: 'cuda' as const, used: false };
+  try {
+    // a variable specifier keeps bundlers and type-checking from resolving the optional package
+    const specifier = CUDA_PACKAGE;
+    await import(/* @vite-ignore */ specifier);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+    return {
+      ...base,
+      available: false,
+      reason: missing
+        ? `${CUDA_PACKAGE} is not installed (optional plugin; needs an NVIDIA GPU with CUDA 11.2 and cuDNN 8.1)`
+        : `${CUDA_PACKAGE} failed to load: ${(error as Error).message.split('\n')[0]}`,
+      details: { package: CUDA_PACKAGE },
+    };
+  }
+  if (!tf.findBackendFactory('tensorflow')) {
+    return {
+      ...base,
+      available: false,
+      reason: `${CUDA_PACKAGE} loaded but registered its backend with another copy of @tensorflow/tfjs-core`,
+      details: { package: CUDA_PACKAGE },
+    };
+  }
+  return { ...base, available: true, reason: `${CUDA_PACKAGE} loaded`, details: { package: CUDA_PACKAGE } };
+}
+
+async function activateCuda(): Promise<Record<string, unknown>> {
+  if (!(await tf.setBackend('tensorflow'))) throw new Error(`${CUDA_PACKAGE} failed to initialise`);
+  const backend = tf.backend() as unknown as { isUsingGpuDevice?: boolean };
+  if (backend.isUsingGpuDevice === false) {
+    throw new Error(`${CUDA_PACKAGE} loaded but found no usable CUDA device (libtensorflow runs on the CPU)`);
+  }
+  return { gpuDevice: backend.isUsingGpuDevice ?? 'unknown' };
+}
+
+/**
+ * Chooses and activates the compute backend, and reports why every other candidate was skipped.
+ * Order: CUDA (optional plugin), hardware WebGPU, wasm with the fastest matmul route, plain `cpu`.
+ * An explicit preference (argument, then `STUDIO_BACKEND`) is honoured or fails with the reason.
+ * Synchronous native GEMMs block the calling thread: run the engine in a worker or utility process.
+ */
+export async function selectBackend(opts: SelectOptions = {}): Promise<BackendReport> {
+  const requestedBy: BackendReport['requestedBy'] =
+    opts.prefer !== undefined ? 'argument' : process.env.STUDIO_BACKEND ? 'env' : 'auto';
+  const preference = parsePreference(opts.prefer ?? process.env.STUDIO_BACKEND ?? 'auto');
+  const wanted = preference.backend;
+  const allowSoftwareGpu = opts.allowSoftwareGpu ?? false;
+
+  const cuda = await probeCuda();
+  const gpu = await probeWebGpu();
+  const webgpu: CandidateReport = {
+    name: 'webgpu',
+    available: gpu.available,
+    used: false,
+    reason: gpu.reason,
+    details: { mode: gpu.mode, software: gpu.software, adapter: gpu.adapter, attempts: gpu.attempts },
+  };
+  const wasm: CandidateReport = { name: 'wasm', available: true, used: false, reason: '', details: {} };
+  const cpu: CandidateReport = {
+    name: 'cpu',
+    available: true,
+    used: false,
+    reason: 'plain JS kernels, about 0.7 GFLOP/s: last resort',
+    details: {},
+  };
+  const candidates = [cuda, webgpu, wasm, cpu];
+
+  let chosen: CandidateReport | null = null;
+  let matmul: MatMulPath | undefined;
+
+  if (wanted === 'cuda' || (wanted === 'auto' && cuda.available)) {
+    if (!cuda.available) throw new Error(`backend cuda was requested but is unavailable: ${cuda.reason}`);
+    cuda.details = { ...cuda.details, ...(await activateCuda()) };
+    chosen = cuda;
+  } else if (
+    wanted === 'webgpu' ||
+    (wanted === 'auto' && gpu.available && (!gpu.software || allowSoftwareGpu))
+  ) {
+    if (!gpu.available) throw new Error(`backend webgpu was requested but is unavailable: ${gpu.reason}`);
+    await initWebGpuBackend();
+    chosen = webgpu;
+  } else if (wanted === 'auto' || wanted === 'wasm') {
+    try {
+      const setup = await activateWasm(preference.matmul);
+      matmul = setup.matmul;
+      wasm.details = {
+        simd: setup.simd,
+        threads: 1,
+        matmul: setup.matmul,
+        gemm: setup.gemm?.details,
+        matmulCandidates: setup.gemmProbes,
+      };
+      const skipped = setup.gemmProbes.filter((p) => !p.available).map((p) => `${p.path}: ${p.reason}`);
+      wasm.reason =
+        `SIMD wasm with matmul on ${setup.matmul}` +
+        (preference.matmul ? ' (forced)' : skipped.length ? ` (skipped ${skipped.join('; ')})` : '');
+      chosen = wasm;
+    } catch (error) {
+      if (wanted === 'wasm') throw error;
+      wasm.available = false;
+      wasm.reason = `tfjs-backend-wasm failed: ${(error as Error).message.split('\n')[0]}`;
+    }
+  }
+  if (!chosen) {
+    await import('@tensorflow/tfjs-backend-cpu');
+    if (!(await tf.setBackend('cpu'))) throw new Error('even the cpu backend failed to initialise');
+    chosen = cpu;
+  }
+  chosen.used = true;
+  const picked = chosen.name;
+  for (const c of candidates) {
+    if (c.used || !c.available) continue;
+    if (wanted !== 'auto')
+      c.reason = `not requested (${wanted} was requested)${c.reason ? `; ${c.reason}` : ''}`;
+    else if (c === webgpu && gpu.software)
+      c.reason = `${gpu.reason}; pass allowSoftwareGpu or prefer webgpu to use it`;
+    else if (c === cpu) c.reason = `${picked} was available: ${cpu.reason}`;
+    else c.reason = `${picked} comes first in the order${c.reason ? `; ${c.reason}` : ''}`;
+  }
+  const reason =
+    requestedBy === 'auto' && wanted === 'auto'
+      ? `automatic: ${chosen.name} is the first available backend in the order cuda, webgpu (hardware), wasm, cpu`
+      : `${wanted}${preference.matmul ? `:${preference.matmul}` : ''} requested by ${requestedBy === 'env' ? 'STUDIO_BACKEND' : 'argument'}`;
+  return { chosen: chosen.name, matmul, reason, requestedBy, candidates };
+}

@@ -1,0 +1,353 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import type { MatMulPath, NativeGemm } from './types.ts';
+
+/**
+ * `BatchMatMul` and `_FusedMatMul` for the `wasm` backend. The stock wasm kernel is fast only for a single
+ * untransposed product (XNNPACK); every transposed or batched product (so every backward pass) falls back to a
+ * scalar loop. These kernels route products to a native sgemm when one is loaded, or re-lay them out onto the
+ * fast stock form otherwise. Kernels stay synchronous, as tfjs requires.
+ */
+
+type TensorInfo = tf.TensorInfo;
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap };
+type KernelImpl = (args: KernelArgs) => TensorInfo;
+
+interface Route {
+  path: MatMulPath;
+  gemm: NativeGemm | null;
+  minFlops: number;
+}
+
+let route: Route = { path: 'wasm-stock', gemm: null, minFlops: 0 };
+let stockBatchMatMul: KernelImpl | null = null;
+let stockFusedMatMul: KernelImpl | null = null;
+
+function kernel(name: string): KernelImpl {
+  const config = tf.getKernel(name, 'wasm');
+  if (!config)
+    throw new Error(`the wasm backend has no ${name} kernel (is @tensorflow/tfjs-backend-wasm imported?)`);
+  return config.kernelFunc as unknown as KernelImpl;
+}
+
+/** Replaces the wasm `BatchMatMul` and `_FusedMatMul` kernels with the routing ones (once per process). */
+export function installMatMulKernels(): void {
+  if (stockBatchMatMul) return;
+  const batch = tf.getKernel(tf.BatchMatMul, 'wasm');
+  const fused = tf.getKernel(tf._FusedMatMul, 'wasm');
+  if (!batch || !fused) {
+    throw new Error('the wasm backend is not registered: import @tensorflow/tfjs-backend-wasm first');
+  }
+  stockBatchMatMul = batch.kernelFunc as unknown as KernelImpl;
+  stockFusedMatMul = fused.kernelFunc as unknown as KernelImpl;
+  tf.unregisterKernel(tf.BatchMatMul, 'wasm');
+  tf.unregisterKernel(tf._FusedMatMul, 'wasm');
+  // the stock setup functions bind the C++ entry points; they must still run if the backend initializes later
+  tf.registerKernel({
+    kernelName: tf.BatchMatMul,
+    backendName: 'wasm',
+    setupFunc: batch.setupFunc,
+    kernelFunc: batchMatMul as unknown as tf.KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: tf._FusedMatMul,
+    backendName: 'wasm',
+    setupFunc: fused.setupFunc,
+    kernelFunc: fusedMatMul as unknown as tf.KernelFunc,
+  });
+}
+
+/**
+ * Chooses the matmul route. `gemm` is required for the native paths; `minFlops` overrides the size under which a
+ * native GEMM hands the product to the stock kernel (tests set 0 to exercise the native path on small shapes).
+ */
+export function setMatMulRoute(
+  path: MatMulPath,
+  gemm: NativeGemm | null = null,
+  opts: { minFlops?: number } = {},
+) {
+  if ((path === 'onnxruntime-mlas' || path === 'koffi-blas') && (!gemm || gemm.path !== path)) {
+    throw new Error(`matmul route ${path} needs its loaded GEMM`);
+  }
+  installMatMulKernels();
+  route = { path, gemm, minFlops: opts.minFlops ?? gemm?.minFlops ?? 0 };
+}
+
+export function getMatMulRoute(): { path: MatMulPath; gemm: NativeGemm | null } {
+  return { path: route.path, gemm: route.gemm };
+}
+
+interface Plan {
+  outShape: number[];
+  batchShape: number[];
+  batch: number;
+  batchA: number;
+  batchB: number;
+  m: number;
+  n: number;
+  k: number;
+}
+
+function plan(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): Plan {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  if (ra < 2 || rb < 2) {
+    throw new Error(`matMul needs rank ≥ 2 inputs, got shapes [${a.shape}] and [${b.shape}]`);
+  }
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') {
+    throw new Error(`matMul on wasm supports float32 only, got ${a.dtype} and ${b.dtype}`);
+  }
+  const kA = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const kB = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  if (kA !== kB) {
+    throw new Error(
+      `Error in matMul: inner shapes (${kA}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and ` +
+        `transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+    );
+  }
+  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return {
+    outShape: [...batchShape, m, n],
+    batchShape,
+    batch: tf.util.sizeFromShape(batchShape),
+    batchA: tf.util.sizeFromShape(a.shape.slice(0, -2)),
+    batchB: tf.util.sizeFromShape(b.shape.slice(0, -2)),
+    m,
+    n,
+    k: kA,
+  };
+}
+
+/** For each output batch index, the operand's batch index under numpy broadcasting. */
+function broadcastIndices(batchShape: number[], operandBatchShape: number[]): Int32Array {
+  const rank = batchShape.length;
+  const padded = [...new Array(rank - operandBatchShape.length).fill(1), ...operandBatchShape];
+  const strides = new Array(rank).fill(0);
+  let s = 1;
+  for (let d = rank - 1; d >= 0; d--) {
+    strides[d] = padded[d] === 1 ? 0 : s;
+    s *= padded[d];
+  }
+  const total = tf.util.sizeFromShape(batchShape);
+  const out = new Int32Array(total);
+  for (let i = 0; i < total; i++) {
+    let rest = i;
+    let idx = 0;
+    for (let d = rank - 1; d >= 0; d--) {
+      const coord = rest % batchShape[d];
+      rest = Math.floor(rest / batchShape[d]);
+      idx += coord * strides[d];
+    }
+    out[i] = idx;
+  }
+  return out;
+}
+
+/** Batch layouts a single batched GEMM call handles: equal batches, or one side a single matrix. */
+function simpleBatch(p: Plan): boolean {
+  return (p.batchA === p.batch || p.batchA === 1) && (p.batchB === p.batch || p.batchB === 1);
+}
+
+function nativeMatMul(
+  gemm: NativeGemm,
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  p: Plan,
+  backend: BackendWasm,
+): TensorInfo {
+  const out = backend.makeOutput(p.outShape, 'float32');
+  const size = p.batch * p.m * p.n;
+  if (size === 0) return out;
+  // views are taken after makeOutput: an allocation may grow (and so detach) the wasm memory
+  const av = backend.typedArrayFromHeap(a) as Float32Array;
+  const bv = backend.typedArrayFromHeap(b) as Float32Array;
+  const cv = backend.typedArrayFromHeap(out) as Float32Array;
+  if (p.k === 0) {
+    cv.fill(0);
+    return out;
+  }
+  const { m, n, k, batch, batchA, batchB } = p;
+  if (batch === 1) {
+    gemm.sgemm(transposeA, transposeB, m, n, k, av, bv, cv);
+  } else if (!transposeA && batchB === 1) {
+    // a shared right operand: fold the batch into rows, one large GEMM
+    gemm.sgemm(false, transposeB, batch * m, n, k, av, bv, cv);
+  } else if (simpleBatch(p)) {
+    gemm.sgemmBatched(transposeA, transposeB, batch, batchA, batchB, m, n, k, av, bv, cv);
+  } else {
+    const ia = broadcastIndices(p.batchShape, a.shape.slice(0, -2));
+    const ib = broadcastIndices(p.batchShape, b.shape.slice(0, -2));
+    const aSize = m * k;
+    const bSize = k * n;
+    const cSize = m * n;
+    for (let i = 0; i < batch; i++) {
+      gemm.sgemm(
+        transposeA,
+        transposeB,
+        m,
+        n,
+        k,
+        av.subarray(ia[i] * aSize, (ia[i] + 1) * aSize),
+        bv.subarray(ib[i] * bSize, (ib[i] + 1) * bSize),
+        cv.subarray(i * cSize, (i + 1) * cSize),
+      );
+    }
+  }
+  return out;
+}
+
+function transposeLast2(x: TensorInfo, backend: BackendWasm): TensorInfo {
+  const rank = x.shape.length;
+  const perm = [...Array(rank).keys()];
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return kernel(tf.Transpose)({ inputs: { x }, backend, attrs: { perm } });
+}
+
+/** Same data, another shape: the stock kernel only reads the data id, so no reshape kernel is needed. */
+function view(x: TensorInfo, shape: number[]): TensorInfo {
+  return { dataId: x.dataId, shape, dtype: x.dtype };
+}
+
+/**
+ * Without a native GEMM: materialise transposes with the wasm Transpose kernel, fold the batch into rows when the
+ * right operand is shared, and otherwise loop over the batch, so that every product the stock kernel sees is a
+ * single untransposed one (its XNNPACK path).
+ */
+function relayoutMatMul(
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  p: Plan,
+  backend: BackendWasm,
+): TensorInfo {
+  const stock = stockBatchMatMul!;
+  const temps: TensorInfo[] = [];
+  const at = transposeA ? transposeLast2(a, backend) : a;
+  const bt = transposeB ? transposeLast2(b, backend) : b;
+  if (at !== a) temps.push(at);
+  if (bt !== b) temps.push(bt);
+  const { m, n, k, batch, batchB } = p;
+  const noTranspose = { transposeA: false, transposeB: false };
+  try {
+    if (batch === 1 || (batchB === 1 && p.batchA === batch)) {
+      const rows = batch * m;
+      const result = stock({
+        inputs: { a: view(at, [1, rows, k]), b: view(bt, [1, k, n]) },
+        backend,
+        attrs: noTranspose,
+      });
+      return { dataId: result.dataId, shape: p.outShape, dtype: 'float32' };
+    }
+    const out = backend.makeOutput(p.outShape, 'float32');
+    const ia = broadcastIndices(p.batchShape, a.shape.slice(0, -2));
+    const ib = broadcastIndices(p.batchShape, b.shape.slice(0, -2));
+    const aSize = m * k;
+    const bSize = k * n;
+    const cSize = m * n;
+    const sharedB = batchB === 1 ? view(bt, [1, k, n]) : null;
+    for (let i = 0; i < batch; i++) {
+      const ai = backend.makeOutput([1, m, k], 'float32');
+      const bi = sharedB ?? backend.makeOutput([1, k, n], 'float32');
+      const atView = backend.typedArrayFromHeap(at) as Float32Array;
+      (backend.typedArrayFromHeap(ai) as Float32Array).set(
+        atView.subarray(ia[i] * aSize, (ia[i] + 1) * aSize),
+      );
+      if (!sharedB) {
+        const btView = backend.typedArrayFromHeap(bt) as Float32Array;
+        (backend.typedArrayFromHeap(bi) as Float32Array).set(
+          btView.subarray(ib[i] * bSize, (ib[i] + 1) * bSize),
+        );
+      }
+      const ri = stock({ inputs: { a: ai, b: bi }, backend, attrs: noTranspose });
+      (backend.typedArrayFromHeap(out) as Float32Array).set(
+        backend.typedArrayFromHeap(ri) as Float32Array,
+        i * cSize,
+      );
+      backend.disposeData(ri.dataId);
+      backend.disposeData(ai.dataId);
+      if (!sharedB) backend.disposeData(bi.dataId);
+    }
+    return out;
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
+
+function batchMatMul(args: KernelArgs): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const a = inputs.a as TensorInfo;
+  const b = inputs.b as TensorInfo;
+  const transposeA = Boolean(attrs?.transposeA);
+  const transposeB = Boolean(attrs?.transposeB);
+  const p = plan(a, b, transposeA, transposeB);
+  const stock = stockBatchMatMul!;
+  switch (route.path) {
+    case 'wasm-stock':
+      return stock(args);
+    case 'js-relayout':
+      if (!transposeA && !transposeB && p.batch === 1) return stock(args);
+      return relayoutMatMul(a, b, transposeA, transposeB, p, backend);
+    default: {
+      const flops = 2 * p.batch * p.m * p.n * p.k;
+      if (flops < route.minFlops && simpleBatch(p)) {
+        // the stock kernel's scalar loop beats a native call's fixed overhead on tiny products
+        return stock(args);
+      }
+      return nativeMatMul(route.gemm!, a, b, transposeA, transposeB, p, backend);
+    }
+  }
+}
+
+function activate(
+  y: TensorInfo,
+  activation: string,
+  backend: BackendWasm,
+  leakyreluAlpha: number,
+  preluWeights: TensorInfo | undefined,
+): TensorInfo {
+  switch (activation) {
+    case 'linear':
+      return y;
+    case 'relu':
+      return kernel(tf.Relu)({ inputs: { x: y }, backend });
+    case 'relu6':
+      return kernel(tf.Relu6)({ inputs: { x: y }, backend });
+    case 'elu':
+      return kernel(tf.Elu)({ inputs: { x: y }, backend });
+    case 'sigmoid':
+      return kernel(tf.Sigmoid)({ inputs: { x: y }, backend });
+    case 'leakyrelu':
+      return kernel(tf.LeakyRelu)({ inputs: { x: y }, backend, attrs: { alpha: leakyreluAlpha } });
+    case 'prelu':
+      if (!preluWeights) throw new Error('fused matMul with prelu activation needs preluActivationWeights');
+      return kernel(tf.Prelu)({ inputs: { x: y, alpha: preluWeights }, backend });
+    default:
+      throw new Error(`fused matMul: unsupported activation "${activation}"`);
+  }
+}
+
+function fusedMatMul(args: KernelArgs): TensorInfo {
+  if (route.path === 'wasm-stock') return stockFusedMatMul!(args);
+  const { inputs, backend, attrs } = args;
+  const { a, b, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
+  let y = batchMatMul({
+    inputs: { a: a!, b: b! },
+    backend,
+    attrs: { transposeA: Boolean(attrs?.transposeA), transposeB: Boolean(attrs?.transposeB) },
+  });
+  if (bias) {
+    const z = kernel(tf.Add)({ inputs: { a: y, b: bias }, backend });
+    backend.disposeData(y.dataId);
+    y = z;
+  }
+  const activation = (attrs?.activation as string | undefined) ?? 'linear';
+  const z = activate(y, activation, backend, Number(attrs?.leakyreluAlpha ?? 0.2), preluActivationWeights);
+  if (z !== y) backend.disposeData(y.dataId);
+  return z;
+}

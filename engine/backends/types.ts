@@ -1,0 +1,71 @@
+/** Compute backends the engine can run on, in the order `selectBackend` tries them. */
+export type BackendName = 'cuda' | 'webgpu' | 'wasm' | 'cpu';
+
+/**
+ * How `BatchMatMul` / `_FusedMatMul` run on the `wasm` backend:
+ * - `onnxruntime-mlas`: MLAS sgemm bundled in onnxruntime-node, through its synchronous native binding;
+ * - `koffi-blas`: `cblas_sgemm` of a system BLAS (OpenBLAS, Accelerate, MKL) called through koffi;
+ * - `js-relayout`: explicit transposes and batch folding onto the fast untransposed XNNPACK kernel;
+ * - `wasm-stock`: the unmodified tfjs kernel (scalar loop for transposed or batched products).
+ */
+export type MatMulPath = 'onnxruntime-mlas' | 'koffi-blas' | 'js-relayout' | 'wasm-stock';
+
+export interface CandidateReport {
+  name: BackendName;
+  /** The backend (or its library) loaded and can run here. */
+  available: boolean;
+  /** This candidate is the active backend. */
+  used: boolean;
+  /** Why it was chosen, skipped or unavailable, in one sentence. */
+  reason: string;
+  details: Record<string, unknown>;
+}
+
+export interface BackendReport {
+  chosen: BackendName;
+  /** Only for `wasm`: the matmul route behind the backend. */
+  matmul?: MatMulPath;
+  reason: string;
+  /** What asked for the backend: an explicit argument, `STUDIO_BACKEND`, or automatic order. */
+  requestedBy: 'argument' | 'env' | 'auto';
+  candidates: CandidateReport[];
+}
+
+/**
+ * A row-major single-precision GEMM: `c[m×n] = op(a)·op(b)`, where `op(a)` is `m×k` and `op(b)` is `k×n`.
+ * Arrays may be views into the wasm heap; implementations write into `c` in place and never keep references.
+ */
+export interface NativeGemm {
+  path: Exclude<MatMulPath, 'js-relayout' | 'wasm-stock'>;
+  /** Library and settings, for reports. */
+  details: Record<string, unknown>;
+  /** Below this many flops the per-call overhead exceeds the gain: the stock kernel runs instead. */
+  minFlops: number;
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+  ): void;
+  /**
+   * `batch` independent products; `a` holds `batchA` matrices and `b` holds `batchB`, each either `batch` or 1
+   * (a single matrix is broadcast over the batch).
+   */
+  sgemmBatched(
+    transA: boolean,
+    transB: boolean,
+    batch: number,
+    batchA: number,
+    batchB: number,
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+  ): void;
+}

@@ -1,0 +1,84 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Kernels tfjs-backend-wasm 4.22 lacks but model code reaches: `UnsortedSegmentSum` is the gradient of `gather`
+ * (embeddings), the others appear in einsum-based or convolutional code. Without them the wasm backend throws
+ * where the cpu backend works.
+ */
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap };
+
+/** Scatter-add of rows: out[segmentIds[i]] += x[i]; ids outside [0, numSegments) are dropped, as in TensorFlow. */
+function unsortedSegmentSum({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const x = inputs.x as tf.TensorInfo;
+  const ids = inputs.segmentIds as tf.TensorInfo;
+  const numSegments = Number(attrs?.numSegments);
+  const rows = ids.shape.reduce((p, d) => p * d, 1);
+  const rowSize = rows === 0 ? 0 : tf.util.sizeFromShape(x.shape) / rows;
+  const outShape = [numSegments, ...x.shape.slice(ids.shape.length)];
+  const out = backend.makeOutput(outShape, x.dtype);
+  const o = backend.typedArrayFromHeap(out);
+  o.fill(0);
+  const xv = backend.typedArrayFromHeap(x);
+  const iv = backend.typedArrayFromHeap(ids);
+  for (let i = 0; i < rows; i++) {
+    const seg = iv[i];
+    if (seg < 0 || seg >= numSegments) continue;
+    const src = i * rowSize;
+    const dst = seg * rowSize;
+    for (let j = 0; j < rowSize; j++) o[dst + j] += xv[src + j];
+  }
+  return out;
+}
+
+/** Runs the cpu backend's kernel on copies of the inputs; used for rare kernels where speed does not matter. */
+function viaCpu(kernelName: string) {
+  return ({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo => {
+    const cpu = tf.engine().findBackend('cpu');
+    const config = tf.getKernel(kernelName, 'cpu');
+    if (!cpu || !config)
+      throw new Error(`${kernelName} on wasm needs the cpu backend (@tensorflow/tfjs-backend-cpu)`);
+    const cpuInputs: tf.NamedTensorInfoMap = {};
+    for (const [name, info] of Object.entries(inputs)) {
+      if (!info) continue;
+      const values = backend.readSync(info.dataId) as tf.backend_util.BackendValues;
+      cpuInputs[name] = {
+        dataId: cpu.write(values, info.shape, info.dtype),
+        shape: info.shape,
+        dtype: info.dtype,
+      };
+    }
+    const result = config.kernelFunc({ inputs: cpuInputs, backend: cpu, attrs }) as tf.TensorInfo;
+    const values = cpu.readSync(result.dataId) as tf.backend_util.BackendValues;
+    const out = backend.makeOutput(result.shape, result.dtype, undefined, values);
+    cpu.disposeData(result.dataId);
+    for (const info of Object.values(cpuInputs)) if (info) cpu.disposeData(info.dataId);
+    return out;
+  };
+}
+
+let installed = false;
+
+/** Registers the missing kernels on `wasm` (once per process; kernels the backend already has are left alone). */
+export function installMissingWasmKernels(): void {
+  if (installed) return;
+  installed = true;
+  const kernels: [string, (args: KernelArgs) => tf.TensorInfo][] = [
+    [tf.UnsortedSegmentSum, unsortedSegmentSum],
+    ...[
+      tf.Einsum,
+      tf.Conv2DBackpropFilter,
+      tf.DepthwiseConv2dNativeBackpropFilter,
+      tf.DepthwiseConv2dNativeBackpropInput,
+    ].map((name): [string, (args: KernelArgs) => tf.TensorInfo] => [name, viaCpu(name)]),
+  ];
+  for (const [kernelName, kernelFunc] of kernels) {
+    if (tf.getKernel(kernelName, 'wasm')) continue;
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+    });
+  }
+}

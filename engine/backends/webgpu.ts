@@ -1,0 +1,153 @@
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+
+const require = createRequire(import.meta.url);
+
+/** How dawn.node reached an adapter. */
+export type WebGpuMode = 'native' | 'opengles-compat';
+
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+export interface WebGpuProbe {
+  available: boolean;
+  /** A CPU rasteriser (llvmpipe, lavapipe, SwiftShader): correct but slow, so never chosen automatically. */
+  software: boolean;
+  mode?: WebGpuMode;
+  adapter?: AdapterInfo;
+  reason: string;
+  /** Every attempt and its outcome, for the report. */
+  attempts: string[];
+}
+
+/** Minimal shape of dawn.node's GPU object and adapter (the `webgpu` package ships no usable types for Node). */
+interface GpuAdapterLike {
+  info?: Partial<AdapterInfo> & { isFallbackAdapter?: boolean };
+  isFallbackAdapter?: boolean;
+}
+
+interface GpuLike {
+  requestAdapter(options?: Record<string, unknown>): Promise<GpuAdapterLike | null>;
+  getPreferredCanvasFormat?(): string;
+  wgslLanguageFeatures?: unknown;
+}
+
+interface DawnModule {
+  create(flags: string[]): GpuLike;
+  globals: Record<string, unknown>;
+}
+
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe|software|basic render/i;
+
+function describe(adapter: GpuAdapterLike): { info: AdapterInfo; software: boolean } {
+  const raw = adapter.info ?? {};
+  const info: AdapterInfo = {
+    vendor: String(raw.vendor ?? ''),
+    architecture: String(raw.architecture ?? ''),
+    device: String(raw.device ?? ''),
+    description: String(raw.description ?? ''),
+  };
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
+  const software = SOFTWARE.test(text) || Boolean(raw.isFallbackAdapter ?? adapter.isFallbackAdapter);
+  return { info, software };
+}
+
+/** A GPU object whose adapter requests always ask for compatibility mode (needed by Dawn's OpenGL ES backend). */
+function compatGpu(gpu: GpuLike): GpuLike {
+  return {
+    requestAdapter: (options) => gpu.requestAdapter({ ...options, featureLevel: 'compatibility' }),
+    getPreferredCanvasFormat: () => gpu.getPreferredCanvasFormat?.() ?? 'rgba8unorm',
+    wgslLanguageFeatures: gpu.wgslLanguageFeatures,
+  };
+}
+
+let found: { gpu: GpuLike; dawn: DawnModule; probe: WebGpuProbe } | null = null;
+
+/**
+ * Looks for a WebGPU adapter through dawn.node (`webgpu` package): first Dawn's default backend (Vulkan, Metal,
+ * D3D12), then, on Linux, Dawn's OpenGL ES backend in compatibility mode, which runs on a stock Mesa (llvmpipe)
+ * headless with `EGL_PLATFORM=surfaceless`.
+ */
+export async function probeWebGpu(): Promise<WebGpuProbe> {
+  if (found) return found.probe;
+  const attempts: string[] = [];
+  let dawn: DawnModule;
+  try {
+    dawn = require('webgpu') as DawnModule;
+  } catch (error) {
+    return {
+      available: false,
+      software: false,
+      reason: `the webgpu (dawn.node) package did not load: ${(error as Error).message.split('\n')[0]}`,
+      attempts,
+    };
+  }
+  const tries: { mode: WebGpuMode; flags: string[]; wrap: (g: GpuLike) => GpuLike }[] = [
+    { mode: 'native', flags: [], wrap: (g) => g },
+  ];
+  if (process.platform === 'linux') {
+    tries.push({ mode: 'opengles-compat', flags: ['backend=opengles'], wrap: compatGpu });
+  }
+  for (const t of tries) {
+    if (t.mode === 'opengles-compat') process.env.EGL_PLATFORM ??= 'surfaceless';
+    try {
+      const gpu = t.wrap(dawn.create(t.flags));
+      const adapter = await gpu.requestAdapter();
+      if (!adapter) {
+        attempts.push(`${t.mode}: no adapter`);
+        continue;
+      }
+      const { info, software } = describe(adapter);
+      const name = [info.vendor, info.device || info.description].filter(Boolean).join(' ');
+      attempts.push(`${t.mode}: ${name}${software ? ' (software)' : ''}`);
+      const probe: WebGpuProbe = {
+        available: true,
+        software,
+        mode: t.mode,
+        adapter: info,
+        reason: software
+          ? `only a software adapter (${name}, ${t.mode}): correct but slower than the CPU backend`
+          : `hardware adapter ${name} (${t.mode})`,
+        attempts,
+      };
+      found = { gpu, dawn, probe };
+      return probe;
+    } catch (error) {
+      attempts.push(`${t.mode}: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  return {
+    available: false,
+    software: false,
+    reason: `no WebGPU adapter (${attempts.join('; ')})`,
+    attempts,
+  };
+}
+
+/**
+ * Makes tfjs-backend-webgpu run on the adapter found by `probeWebGpu` and selects it. The backend registers
+ * itself only when `navigator.gpu` exists at import time, so the globals are installed first.
+ */
+export async function initWebGpuBackend(): Promise<void> {
+  const probe = await probeWebGpu();
+  if (!found || !probe.available) throw new Error(`WebGPU is unavailable: ${probe.reason}`);
+  const { gpu, dawn } = found;
+  for (const [key, value] of Object.entries(dawn.globals)) {
+    if (!(key in globalThis))
+      Object.defineProperty(globalThis, key, { value, configurable: true, writable: true });
+  }
+  // Node 21+ defines a navigator getter: redefine rather than assign
+  const nav = (globalThis as { navigator?: object }).navigator ?? {};
+  Object.defineProperty(globalThis, 'navigator', {
+    value: Object.assign(Object.create(nav), { gpu, userAgent: 'Node.js' }),
+    configurable: true,
+    writable: true,
+  });
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu')))
+    throw new Error('tfjs-backend-webgpu failed to initialise on the adapter');
+}
