@@ -49,6 +49,11 @@ export interface AdapterInstance {
   state(): Record<string, tf.Tensor>;
   /** Restores `state()` output; throws a clear error on a missing key or a wrong shape. */
   loadState(state: Record<string, tf.Tensor>): void;
+  /**
+   * Undoes what `create` changed outside the adapter's own tensors (PiSSA/OLoRA write a residual into the
+   * base weight): `detachAdapter` calls it before removing the layers and disposing.
+   */
+  detach?(): void;
   dispose(): void;
 }
 
@@ -56,6 +61,41 @@ export interface CreateOptions {
   adapterName: string;
   /** Seed for initialisation and frozen random tensors; recorded with the run. */
   seed: number;
+}
+
+/** PEFT's `task_type` as written in adapter_config.json. */
+export type PeftTaskType = 'CAUSAL_LM' | 'SEQ_CLS' | null;
+
+export interface PeftContext {
+  baseModelNameOrPath: string;
+  taskType: PeftTaskType;
+  /** The resolved targets of the instance (module tree order), e.g. for `target_modules` and `fan_in_fan_out`. */
+  targets: TargetModule[];
+  /** Every module name of the model (`ModelSpec.modules`), to shorten long target lists as PEFT does. */
+  moduleNames?: string[];
+}
+
+/**
+ * A method's PEFT format. Tensor keys are FULL PEFT keys, exactly as in `adapter_model.safetensors`:
+ * `base_model.model.<module>.<suffix>` for per-module tensors and `base_model.<name>` for model-level ones
+ * (no adapter name). Tensors are float32; the caller owns (and disposes) what `toPeft` returns.
+ */
+export interface PeftFormat<C> {
+  /** `peft_type` in adapter_config.json (`LORA`, `VERA`, `TINYLORA`). */
+  peftType: string;
+  toPeft(
+    instance: AdapterInstance,
+    ctx: PeftContext,
+  ): { adapterConfig: Record<string, unknown>; tensors: Record<string, tf.Tensor> };
+  /**
+   * The method config and native state (for `AdapterInstance.loadState` after `attachAdapter`) of a PEFT
+   * adapter. Keys may come with or without the `base_model.model.` prefix. Throws a clear error for
+   * settings this engine cannot reproduce.
+   */
+  fromPeft(
+    adapterConfig: Record<string, unknown>,
+    tensors: Record<string, tf.Tensor>,
+  ): { config: C; state: Record<string, tf.Tensor> };
 }
 
 /** One adapter method: one folder under engine/adapters/<method>/ exports one of these. */
@@ -69,4 +109,11 @@ export interface MethodDefinition<C extends Record<string, unknown> = Record<str
   count(targets: TargetModule[], config: C): ParameterCount;
   /** Builds the adapter over resolved target layers (in `named_modules()` order) and attaches it. */
   create(layers: AdaptableLayer[], config: C, options: CreateOptions): AdapterInstance;
+  /** The PEFT file format, for methods PEFT has (LoRA, VeRA, TinyLoRA). */
+  peft?: PeftFormat<C>;
+  /**
+   * The rank k of `AdapterLayer.lowRankFactors()` at a target (for LoRA-converted export sizes), or null
+   * when the update there is not low-rank (DoRA).
+   */
+  loraConversionRank?(target: TargetModule, config: C): number | null;
 }

@@ -1,0 +1,184 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { AdapterStateError } from '../instance.ts';
+import { PEFT_MODEL_PREFIX, peftTargetModules, stripPeftPrefix } from '../peft.ts';
+import type { AdapterInstance, PeftContext, PeftFormat } from '../types.ts';
+import { type LoraConfig, loraConfigSchema } from './config.ts';
+import type { LoraLayer } from './layer.ts';
+
+/** Per-module tensor suffixes, as in PEFT's files (and in this engine's native state). */
+export const loraSuffixes = {
+  a: 'lora_A.weight',
+  b: 'lora_B.weight',
+  bias: 'lora_B.bias',
+  magnitude: 'lora_magnitude_vector',
+  embeddingA: 'lora_embedding_A',
+  embeddingB: 'lora_embedding_B',
+} as const;
+
+const initsRelativeToResidual = new Set(['pissa', 'olora', 'corda', 'loftq', 'lora_ga', 'mica']);
+
+/** LoraConfig fields this engine cannot reproduce; a PEFT adapter that sets one is refused. */
+const unsupportedFields = [
+  'modules_to_save',
+  'trainable_token_indices',
+  'layer_replication',
+  'use_qalora',
+  'alora_invocation_tokens',
+  'arrow_config',
+  'use_bdlora',
+  'velora_config',
+  'monteclora_config',
+  'kasa_config',
+  'target_parameters',
+  'megatron_config',
+];
+
+/**
+ * PEFT LoRA export. PiSSA/OLoRA adapters are relative to the residual base weight they wrote, so they are
+ * converted as PEFT's `path_initial_model_for_weight_conversion` does: A' = [A; A₀], B' = [B, −B₀] with
+ * r' = 2r and alpha' = 2·alpha (·√2 with rsLoRA), which applies to the ORIGINAL base model.
+ */
+export function loraToPeft(
+  instance: AdapterInstance,
+  ctx: PeftContext,
+): { adapterConfig: Record<string, unknown>; tensors: Record<string, tf.Tensor> } {
+  const config = instance.config as LoraConfig;
+  const principal = config.initLoraWeights === 'pissa' || config.initLoraWeights === 'olora';
+  const tensors: Record<string, tf.Tensor> = {};
+  for (const [module, adapterLayer] of instance.layers) {
+    const layer = adapterLayer as LoraLayer;
+    const key = (suffix: string) => `${PEFT_MODEL_PREFIX}${module}.${suffix}`;
+    const initial = principal ? layer.initialFactors : null;
+    if (principal && !initial)
+      throw new Error(`lora: ${module} has no initial ${config.initLoraWeights} factors`);
+    const a = initial ? tf.concat([layer.a, initial.a], 0) : layer.a.clone();
+    const b = initial ? tf.tidy(() => tf.concat([layer.b, tf.neg(initial.b)], 1)) : layer.b.clone();
+    if (layer.isEmbedding) {
+      tensors[key(loraSuffixes.embeddingA)] = a;
+      tensors[key(loraSuffixes.embeddingB)] = b;
+    } else {
+      tensors[key(loraSuffixes.a)] = a;
+      tensors[key(loraSuffixes.b)] = b;
+      if (layer.bias) tensors[key(loraSuffixes.bias)] = layer.bias.clone();
+    }
+    if (layer.magnitude) tensors[key(loraSuffixes.magnitude)] = layer.magnitude.clone();
+  }
+  const rankFactor = principal ? 2 : 1;
+  const alphaFactor = principal ? (config.useRslora ? Math.SQRT2 : 2) : 1;
+  const scaleValues = (record: Record<string, number>, factor: number) =>
+    Object.fromEntries(Object.entries(record).map(([k, v]) => [k, v * factor]));
+
+  // The fields every PEFT version since 0.10 knows, with PEFT's defaults; newer fields only when set, so
+  // older PEFT releases (which reject unknown keys) still load the file.
+  const adapterConfig: Record<string, unknown> = {
+    alpha_pattern: scaleValues(config.alphaPattern, alphaFactor),
+    auto_mapping: null,
+    base_model_name_or_path: ctx.baseModelNameOrPath,
+    bias: 'none',
+    fan_in_fan_out: ctx.targets.some((t) => t.kind === 'Conv1D'),
+    inference_mode: true,
+    init_lora_weights: principal ? true : config.initLoraWeights,
+    layers_pattern: config.layersPattern ?? null,
+    layers_to_transform: config.layersToTransform ?? null,
+    loftq_config: {},
+    lora_alpha: config.loraAlpha * alphaFactor,
+    lora_dropout: config.dropout,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: null,
+    peft_type: 'LORA',
+    r: config.r * rankFactor,
+    rank_pattern: scaleValues(config.rankPattern, rankFactor),
+    revision: null,
+    target_modules: peftTargetModules(config.targetModules, ctx),
+    task_type: ctx.taskType,
+    use_dora: config.useDora,
+    use_rslora: config.useRslora,
+  };
+  if (config.excludeModules !== undefined) adapterConfig.exclude_modules = config.excludeModules;
+  if (config.loraBias) adapterConfig.lora_bias = true;
+  return { adapterConfig, tensors };
+}
+
+/** Reads a PEFT LoRA adapter into this engine's config and native state (tensors are passed through). */
+export function loraFromPeft(
+  adapterConfig: Record<string, unknown>,
+  tensors: Record<string, tf.Tensor>,
+): { config: LoraConfig; state: Record<string, tf.Tensor> } {
+  const c = adapterConfig;
+  if (c.peft_type !== 'LORA') {
+    throw new AdapterStateError(
+      `adapter_config.json: peft_type is ${JSON.stringify(c.peft_type)}, expected "LORA"`,
+    );
+  }
+  for (const field of unsupportedFields) {
+    if (isSet(c[field])) {
+      throw new AdapterStateError(
+        `adapter_config.json: ${field} = ${JSON.stringify(c[field])} is not supported by this engine`,
+      );
+    }
+  }
+  if (c.bias !== undefined && c.bias !== 'none') {
+    throw new AdapterStateError(
+      `adapter_config.json: bias = "${c.bias}" trains base-model biases, which this engine does not load`,
+    );
+  }
+  let init = c.init_lora_weights ?? true;
+  if (typeof init === 'string' && init !== 'gaussian') {
+    const family = init.split('_niter_')[0];
+    if (initsRelativeToResidual.has(family)) {
+      throw new AdapterStateError(
+        `adapter_config.json: init_lora_weights = "${init}" means the adapter applies to a modified base model; ` +
+          're-save it with PEFT path_initial_model_for_weight_conversion to get a plain LoRA adapter',
+      );
+    }
+    // Data-driven inits that leave the base weight alone (eva, orthogonal): the saved factors are all that matters.
+    init = true;
+  }
+  const parsed = loraConfigSchema.safeParse({
+    r: c.r,
+    loraAlpha: c.lora_alpha,
+    dropout: c.lora_dropout ?? undefined,
+    useRslora: c.use_rslora ?? undefined,
+    useDora: c.use_dora ?? undefined,
+    initLoraWeights: init,
+    rankPattern: c.rank_pattern ?? undefined,
+    alphaPattern: c.alpha_pattern ?? undefined,
+    loraBias: c.lora_bias ?? undefined,
+    targetModules: c.target_modules ?? undefined,
+    excludeModules: c.exclude_modules ?? undefined,
+    layersToTransform: c.layers_to_transform ?? undefined,
+    layersPattern: c.layers_pattern ?? undefined,
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new AdapterStateError(`adapter_config.json: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  const known = Object.values(loraSuffixes);
+  const state: Record<string, tf.Tensor> = {};
+  for (const [fileKey, tensor] of Object.entries(tensors)) {
+    // Older PEFT files keep DoRA's `.weight` on the magnitude key.
+    const key = stripPeftPrefix(fileKey).replace(
+      /\.lora_magnitude_vector\.weight$/,
+      '.lora_magnitude_vector',
+    );
+    if (!known.some((suffix) => key.endsWith(`.${suffix}`))) {
+      throw new AdapterStateError(`adapter_model.safetensors: unexpected LoRA tensor "${fileKey}"`);
+    }
+    state[key] = tensor;
+  }
+  return { config: parsed.data, state };
+}
+
+function isSet(value: unknown): boolean {
+  if (value === undefined || value === null || value === false) return false;
+  if (Array.isArray(value)) return value.length > 0;
+  if (typeof value === 'object') return Object.keys(value as object).length > 0;
+  return true;
+}
+
+export const loraPeft: PeftFormat<LoraConfig> = {
+  peftType: 'LORA',
+  toPeft: loraToPeft,
+  fromPeft: loraFromPeft,
+};

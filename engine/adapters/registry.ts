@@ -1,0 +1,54 @@
+import type { z } from 'zod';
+import { lora } from './lora/index.ts';
+import type { MethodDefinition, MethodName } from './types.ts';
+
+/**
+ * Every registered method. One line per method folder; a method not listed here is unknown to the CLI,
+ * the project file, the API and the conformance test.
+ */
+export const methods: Partial<Record<MethodName, MethodDefinition>> = {
+  lora,
+};
+
+export const allMethodNames: readonly MethodName[] = ['lora', 'tlora', 'tinylora', 'vera', 'loraxs'];
+
+/** Registered method names, in a stable order. */
+export function methodNames(): MethodName[] {
+  return allMethodNames.filter((name) => methods[name] !== undefined);
+}
+
+/** A method config that does not validate: the message lists every problem with its field path. */
+export class AdapterConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: { path: string; message: string }[] = [],
+  ) {
+    super(message);
+    this.name = 'AdapterConfigError';
+  }
+}
+
+export function getMethod(name: string): MethodDefinition {
+  const method = methods[name as MethodName];
+  if (!method) {
+    throw new AdapterConfigError(`unknown adapter method "${name}"; available: ${methodNames().join(', ')}`);
+  }
+  return method;
+}
+
+/** Validates a method config (defaults filled in) with the method's zod schema. */
+export function parseMethodConfig(method: MethodName | string, input: unknown): Record<string, unknown> {
+  const definition = getMethod(method);
+  const result = definition.schema.safeParse(input ?? {});
+  if (!result.success) throw configError(definition.name, result.error);
+  return result.data;
+}
+
+function configError(method: string, error: z.ZodError): AdapterConfigError {
+  const issues = error.issues.map((issue) => ({
+    path: issue.path.map(String).join('.') || '(config)',
+    message: issue.message,
+  }));
+  const text = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  return new AdapterConfigError(`invalid ${method} config: ${text}`, issues);
+}

@@ -1,0 +1,294 @@
+import { z } from 'zod';
+import type { AdaptableKind } from '../models/layers.ts';
+import type { ModelSpec, ModuleInfo } from '../models/types.ts';
+import type { TargetModule } from './types.ts';
+
+/**
+ * The target fields every method shares (PEFT's `target_modules`, `exclude_modules`, `layers_to_transform`,
+ * `layers_pattern`). Spread into a method schema and add `refineTargetFields` with `.superRefine`.
+ */
+export const targetFields = {
+  targetModules: z
+    .union([
+      z.array(z.string().min(1)).min(1, 'targetModules: give at least one module name'),
+      z.string().min(1),
+    ])
+    .optional()
+    .describe(
+      "modules to adapt: names (exact or dotted suffix, e.g. q_proj,v_proj), one regex (full match), or 'all-linear'; default: PEFT's per-architecture default",
+    ),
+  excludeModules: z
+    .union([z.array(z.string().min(1)), z.string().min(1)])
+    .optional()
+    .describe('modules never adapted: names (exact or dotted suffix) or one regex (full match)'),
+  layersToTransform: z
+    .union([z.number().int().min(0), z.array(z.number().int().min(0)).min(1)])
+    .optional()
+    .describe('only these transformer block indices (with a list of target names)'),
+  layersPattern: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+    .optional()
+    .describe('name of the block list in module paths (e.g. layers, h), used with layersToTransform'),
+};
+
+export type TargetFields = {
+  targetModules?: string[] | string;
+  excludeModules?: string[] | string;
+  layersToTransform?: number | number[];
+  layersPattern?: string | string[];
+};
+
+/** Cross-field rules of the target fields, as PEFT's config checks them. */
+export function refineTargetFields(value: TargetFields, ctx: z.RefinementCtx): void {
+  const isAllLinear =
+    typeof value.targetModules === 'string' && value.targetModules.toLowerCase() === 'all-linear';
+  if (typeof value.targetModules === 'string' && !isAllLinear) {
+    const problem = regexProblem(value.targetModules);
+    if (problem)
+      ctx.addIssue({ code: 'custom', path: ['targetModules'], message: `invalid regex: ${problem}` });
+    if (value.layersToTransform !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['layersToTransform'],
+        message:
+          'layersToTransform cannot be used when targetModules is a regex string; give a list of names',
+      });
+    }
+  }
+  if (typeof value.excludeModules === 'string') {
+    const problem = regexProblem(value.excludeModules);
+    if (problem)
+      ctx.addIssue({ code: 'custom', path: ['excludeModules'], message: `invalid regex: ${problem}` });
+  }
+  if (value.layersPattern !== undefined && value.layersToTransform === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['layersPattern'],
+      message: 'layersPattern only applies together with layersToTransform',
+    });
+  }
+}
+
+function regexProblem(pattern: string): string | null {
+  try {
+    new RegExp(pattern);
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** PEFT's default targets when `target_modules` is unset (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`). */
+const defaultTargets: Record<string, string[]> = {
+  llama: ['q_proj', 'v_proj'],
+  mistral: ['q_proj', 'v_proj'],
+  qwen2: ['q_proj', 'v_proj'],
+  gpt2: ['c_attn'],
+  bert: ['query', 'value'],
+  roberta: ['query', 'value'],
+};
+
+export function defaultTargetModules(modelType: string): string[] | null {
+  return defaultTargets[modelType] ? [...defaultTargets[modelType]] : null;
+}
+
+export class TargetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TargetError';
+  }
+}
+
+/** PEFT's list rule: the name itself or a dotted suffix of it. */
+export function matchesName(target: string, name: string): boolean {
+  return name === target || name.endsWith(`.${target}`);
+}
+
+/** PEFT's string rule: `re.fullmatch(pattern, name)`. */
+export function fullMatch(pattern: string, name: string): boolean {
+  return new RegExp(`^(?:${pattern})$`).test(name);
+}
+
+function matchesSpec(spec: string[] | string, name: string): boolean {
+  return typeof spec === 'string' ? fullMatch(spec, name) : spec.some((t) => matchesName(t, name));
+}
+
+/**
+ * The transformer block index in a module name, as PEFT reads it: `.*?\.[^.]*\.(\d+)\.` (the first number
+ * between dots), or after one of `layersPattern` when given.
+ */
+export function layerIndexOf(name: string, layersPattern?: string | string[]): number | null {
+  const patterns =
+    layersPattern === undefined ? [] : Array.isArray(layersPattern) ? layersPattern : [layersPattern];
+  if (patterns.length === 0) {
+    const m = /^.*?\.[^.]*\.(\d+)\./.exec(name);
+    return m ? Number(m[1]) : null;
+  }
+  for (const pattern of patterns) {
+    const m = new RegExp(`^.*?\\.(?:${pattern})\\.(\\d+)\\.`).exec(name);
+    if (m) return Number(m[1]);
+  }
+  return null;
+}
+
+/** The modules `all-linear` expands to (PEFT's `_maybe_include_all_linear_layers`). */
+export function allLinearModules(spec: ModelSpec): ModuleInfo[] {
+  let excluded: string | null = null;
+  if (spec.task === 'seq-cls') {
+    // PEFT removes only the first existing top-level `score`/`classifier` name; the Linear layers inside a
+    // container head (RoBERTa's classifier.dense/out_proj) still match.
+    excluded = ['score', 'classifier'].find((n) => spec.modules.some((m) => m.name === n)) ?? null;
+  }
+  return spec.modules.filter(
+    (m) =>
+      (m.type === 'Linear' || m.type === 'Conv1D') &&
+      m.name !== excluded &&
+      !(spec.task === 'causal-lm' && m.isOutputHead),
+  );
+}
+
+/**
+ * The modules a config adapts, in `named_modules()` order, by PEFT's rules (`check_target_module_exists`):
+ * a list matches a name exactly or as a dotted suffix; a string is a full-match regex; `all-linear` is every
+ * Linear/Conv1D but the output head. Stricter than PEFT in one way: a list entry that matches no module is an
+ * error (a typo would otherwise go unnoticed), with the nearest module names in the message.
+ */
+export function resolveTargets(
+  spec: ModelSpec,
+  fields: TargetFields,
+  options: { supportedKinds?: readonly AdaptableKind[]; method?: string } = {},
+): TargetModule[] {
+  const method = options.method ?? 'adapter';
+  const supported = options.supportedKinds ?? ['Linear', 'Conv1D', 'Embedding'];
+  let targetSpec = fields.targetModules;
+  if (targetSpec === undefined) {
+    const defaults = defaultTargetModules(spec.modelType);
+    if (!defaults) {
+      throw new TargetError(
+        `${method}: no default target modules for model type "${spec.modelType}"; set targetModules`,
+      );
+    }
+    targetSpec = defaults;
+  }
+  const isAllLinear = typeof targetSpec === 'string' && targetSpec.toLowerCase() === 'all-linear';
+  const usesLayers = fields.layersToTransform !== undefined && typeof targetSpec !== 'string';
+
+  let candidates: ModuleInfo[];
+  if (isAllLinear) {
+    candidates = allLinearModules(spec);
+  } else if (typeof targetSpec === 'string') {
+    const pattern = targetSpec;
+    candidates = spec.modules.filter((m) => fullMatch(pattern, m.name));
+    if (candidates.length === 0) {
+      throw new TargetError(
+        `${method}: targetModules regex "${pattern}" matches no module (it must match the whole name); ` +
+          `module names look like: ${spec.modules
+            .slice(0, 5)
+            .map((m) => m.name)
+            .join(', ')}`,
+      );
+    }
+  } else {
+    const list = targetSpec;
+    for (const t of list) {
+      if (!spec.modules.some((m) => matchesName(t, m.name))) {
+        throw new TargetError(
+          `${method}: target module "${t}" matches no module of ${spec.architecture}; nearest names: ${nearestNames(
+            t,
+            spec.modules.map((m) => m.name),
+          ).join(', ')}`,
+        );
+      }
+    }
+    candidates = spec.modules.filter((m) => list.some((t) => matchesName(t, m.name)));
+  }
+  if (isAllLinear) candidates = candidates.filter((m) => m.adaptable);
+
+  if (usesLayers || (isAllLinear && fields.layersToTransform !== undefined)) {
+    const wanted = Array.isArray(fields.layersToTransform)
+      ? fields.layersToTransform
+      : [fields.layersToTransform!];
+    candidates = candidates.filter((m) => {
+      const index = layerIndexOf(m.name, fields.layersPattern);
+      return index !== null && wanted.includes(index);
+    });
+  }
+  if (fields.excludeModules !== undefined) {
+    const exclude = fields.excludeModules;
+    candidates = candidates.filter((m) => !matchesSpec(exclude, m.name));
+  }
+
+  const targets: TargetModule[] = [];
+  for (const m of candidates) {
+    if (!m.adaptable || !supported.includes(m.adaptable)) {
+      const kinds = supported.join('/');
+      throw new TargetError(
+        `${method}: module "${m.name}" is a ${m.type}; ${method} adapts ${kinds} modules only (check targetModules)`,
+      );
+    }
+    if (m.inFeatures === undefined || m.outFeatures === undefined) {
+      throw new TargetError(`${method}: module "${m.name}" has no in/out features in the model spec`);
+    }
+    targets.push({ name: m.name, kind: m.adaptable, inFeatures: m.inFeatures, outFeatures: m.outFeatures });
+  }
+  if (targets.length === 0) {
+    throw new TargetError(
+      `${method}: no module left to adapt after layersToTransform/excludeModules (targets: ${JSON.stringify(targetSpec)})`,
+    );
+  }
+  return targets;
+}
+
+/** Levenshtein distance. */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/**
+ * The module names closest to `query`: compared with dotted suffixes of as many parts as the query has
+ * (so `q_prj` is compared with `q_proj`, not with the full path), distinct suffixes, best first.
+ */
+export function nearestNames(query: string, names: string[], limit = 5): string[] {
+  const parts = query.split('.').length;
+  const suffixes = new Set(names.map((n) => n.split('.').slice(-parts).join('.')));
+  return [...suffixes]
+    .map((s) => ({ s, d: editDistance(query, s) }))
+    .sort((x, y) => x.d - y.d || x.s.localeCompare(y.s))
+    .slice(0, limit)
+    .map((x) => x.s);
+}
+
+/**
+ * PEFT's `_find_minimal_target_modules`: the shortest dotted suffixes that match every target and no other
+ * module, used when 20 or more modules are targeted so adapter_config.json stays short.
+ */
+export function minimalTargetModules(targets: string[], allNames: string[]): string[] {
+  const targetSet = new Set(targets);
+  const others = allNames.filter((n) => !targetSet.has(n));
+  const otherSuffixes = new Set<string>();
+  for (const n of others) {
+    const parts = n.split('.');
+    for (let i = 0; i < parts.length; i++) otherSuffixes.add(parts.slice(i).join('.'));
+  }
+  const chosen = new Set<string>();
+  for (const t of targets) {
+    const parts = t.split('.');
+    if ([...chosen].some((c) => matchesName(c, t))) continue;
+    for (let k = 1; k <= parts.length; k++) {
+      const suffix = parts.slice(-k).join('.');
+      if (!otherSuffixes.has(suffix)) {
+        chosen.add(suffix);
+        break;
+      }
+    }
+  }
+  return [...chosen].sort();
+}
