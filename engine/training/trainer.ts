@@ -1,0 +1,278 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { AdapterInstance, TrainableParam } from '../adapters/types.ts';
+import { DataCursor, type DataPosition, padBatch } from '../data/batches.ts';
+import type { EncodedExample } from '../data/tokenize.ts';
+import { inferenceContext, trainingContext } from '../models/layers.ts';
+import type { LoadedModel, TaskKind } from '../models/types.ts';
+import type { TrainingSettings } from '../project/schema.ts';
+import { batchTensors, disposeBatch } from './batch.ts';
+import { causalLmLossSum, classificationLossSum } from './loss.ts';
+import { accuracy, binaryF1, exactMatch } from './metrics.ts';
+import { AdamW, clipFactor, globalNorm } from './optimizer.ts';
+import { lrFactor } from './schedule.ts';
+
+/** Everything besides tensors that a checkpoint needs to continue a run bit for bit. */
+export interface TrainerState {
+  /** Optimizer steps completed. */
+  step: number;
+  position: DataPosition;
+  /** Consecutive steps skipped for a non-finite loss or gradient. */
+  nonFiniteInARow: number;
+  best: number | null;
+  evalsWithoutImprovement: number;
+  tokensSeen: number;
+}
+
+export interface StepResult {
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number;
+  /** Set when the update was skipped for a non-finite value. */
+  skipped: boolean;
+}
+
+/** Greedy continuation of a prompt, for exact-match evaluation. */
+export type Generator = (prompt: string, maxNewTokens: number) => Promise<string>;
+
+export interface TrainerSetup {
+  model: LoadedModel;
+  instance: AdapterInstance;
+  task: TaskKind;
+  train: EncodedExample[];
+  validation: EncodedExample[];
+  settings: TrainingSettings;
+  padTokenId: number;
+  generate?: Generator;
+}
+
+/** Optimizer steps a run takes: `maxSteps`, or `epochs` passes of ⌈examples / (batch · accumulation)⌉ steps. */
+export function totalStepsFor(settings: TrainingSettings, trainExamples: number): number {
+  if (settings.maxSteps) return settings.maxSteps;
+  const microPerEpoch = Math.ceil(trainExamples / settings.batchSize);
+  return Math.max(1, Math.ceil((settings.epochs * microPerEpoch) / settings.gradAccumSteps));
+}
+
+const LOWER_IS_BETTER = new Set(['loss', 'perplexity']);
+
+/**
+ * One run's training state: optimizer, data cursor and counters. `step()` does one optimizer step
+ * (gradient accumulation, clipping, non-finite guard); `evaluate()` scores the validation data.
+ */
+export class Trainer {
+  readonly params: TrainableParam[];
+  readonly optimizer: AdamW;
+  readonly cursor: DataCursor;
+  readonly totalSteps: number;
+  state: TrainerState;
+
+  constructor(readonly setup: TrainerSetup) {
+    const s = setup.settings;
+    this.params = setup.instance.trainable();
+    if (this.params.length === 0)
+      throw new Error(`adapter "${setup.instance.name}" has no trainable parameters`);
+    this.optimizer = new AdamW(this.params, {
+      beta1: s.beta1,
+      beta2: s.beta2,
+      eps: s.eps,
+      groups: {
+        adapter: { lr: s.learningRate, weightDecay: s.weightDecay },
+        scaling: { lr: s.scalingLearningRate ?? s.learningRate, weightDecay: s.scalingWeightDecay },
+      },
+    });
+    this.cursor = new DataCursor(setup.train.length, s.batchSize, s.seed, s.shuffle);
+    this.totalSteps = totalStepsFor(s, setup.train.length);
+    this.state = {
+      step: 0,
+      position: { epoch: 0, offset: 0 },
+      nonFiniteInARow: 0,
+      best: null,
+      evalsWithoutImprovement: 0,
+      tokensSeen: 0,
+    };
+  }
+
+  get warmupSteps(): number {
+    const s = this.setup.settings;
+    return s.warmupSteps > 0 ? s.warmupSteps : Math.ceil(s.warmupRatio * this.totalSteps);
+  }
+
+  /** The schedule factor for the next step. */
+  lrFactor(): number {
+    return lrFactor(
+      { kind: this.setup.settings.schedule, warmupSteps: this.warmupSteps, totalSteps: this.totalSteps },
+      this.state.step,
+    );
+  }
+
+  restore(state: TrainerState): void {
+    this.state = { ...state, position: { ...state.position } };
+    this.cursor.position = { ...state.position };
+  }
+
+  /** Fractional epochs done. */
+  epochProgress(): number {
+    const p = this.cursor.position;
+    return p.epoch + p.offset / this.setup.train.length;
+  }
+
+  /** Summed loss of one micro-batch and its gradients (summed, not averaged). */
+  private microBatch(
+    indices: number[],
+    microIndex: number,
+  ): { lossSum: number; grads: tf.NamedTensorMap; targets: number; tokens: number } {
+    const { model, task, train, padTokenId, settings } = this.setup;
+    const padded = padBatch(
+      indices.map((i) => train[i]),
+      padTokenId,
+    );
+    const tensors = batchTensors(padded);
+    const ctx = trainingContext(settings.seed, microIndex);
+    try {
+      const { value, grads } = tf.variableGrads(
+        () => {
+          const logits = model.forward(tensors.batch, ctx);
+          return task === 'seq-cls'
+            ? classificationLossSum(logits as tf.Tensor2D, tensors.labels!)
+            : causalLmLossSum(logits as tf.Tensor3D, tensors.batch.inputIds, tensors.lossMask);
+        },
+        this.params.map((p) => p.variable),
+      );
+      const lossSum = value.dataSync()[0];
+      value.dispose();
+      return { lossSum, grads, targets: padded.targetCount, tokens: padded.tokenCount };
+    } finally {
+      disposeBatch(tensors);
+    }
+  }
+
+  /** One optimizer step over `gradAccumSteps` micro-batches. */
+  step(): StepResult {
+    const { settings } = this.setup;
+    const accumulated = new Map<string, tf.Tensor>();
+    let lossSum = 0;
+    let targets = 0;
+    let tokens = 0;
+    for (let k = 0; k < settings.gradAccumSteps; k++) {
+      const { indices } = this.cursor.next();
+      const micro = this.microBatch(indices, this.state.step * settings.gradAccumSteps + k);
+      lossSum += micro.lossSum;
+      targets += micro.targets;
+      tokens += micro.tokens;
+      for (const p of this.params) {
+        const g = micro.grads[p.variable.name];
+        if (!g) continue;
+        const prev = accumulated.get(p.name);
+        if (prev) {
+          accumulated.set(p.name, tf.add(prev, g));
+          prev.dispose();
+          g.dispose();
+        } else {
+          accumulated.set(p.name, g);
+        }
+      }
+    }
+    const lrNow = this.optimizer.lr('adapter', this.lrFactor());
+    const count = Math.max(1, targets);
+    const loss = lossSum / count;
+    const grads: Record<string, tf.Tensor> = {};
+    for (const [name, g] of accumulated) {
+      grads[name] = tf.div(g, count);
+      g.dispose();
+    }
+    const gradNorm = globalNorm(Object.values(grads));
+    const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
+    if (!skipped) {
+      const clip = clipFactor(gradNorm, settings.maxGradNorm);
+      if (clip < 1) {
+        for (const name of Object.keys(grads)) {
+          const clipped = tf.mul(grads[name], clip);
+          grads[name].dispose();
+          grads[name] = clipped;
+        }
+      }
+      this.optimizer.step(grads, this.lrFactor());
+      this.state.nonFiniteInARow = 0;
+    } else {
+      this.state.nonFiniteInARow++;
+    }
+    tf.dispose(Object.values(grads));
+    this.state.step++;
+    this.state.tokensSeen += tokens;
+    this.state.position = { ...this.cursor.position };
+    return { step: this.state.step, epoch: this.epochProgress(), loss, lr: lrNow, gradNorm, tokens, skipped };
+  }
+
+  /** Validation metrics: causal LM loss, perplexity and exact match; classification loss, accuracy and F1. */
+  async evaluate(examples: EncodedExample[] = this.setup.validation): Promise<Record<string, number>> {
+    const { model, task, padTokenId, settings } = this.setup;
+    const batchSize = settings.evalBatchSize ?? settings.batchSize;
+    let lossSum = 0;
+    let targets = 0;
+    const preds: number[] = [];
+    const gold: number[] = [];
+    const ctx = inferenceContext();
+    for (let i = 0; i < examples.length; i += batchSize) {
+      const padded = padBatch(examples.slice(i, i + batchSize), padTokenId);
+      const tensors = batchTensors(padded);
+      try {
+        const [loss, argmax] = tf.tidy(() => {
+          const logits = model.forward(tensors.batch, ctx);
+          if (task === 'seq-cls') {
+            return [classificationLossSum(logits as tf.Tensor2D, tensors.labels!), tf.argMax(logits, 1)];
+          }
+          return [causalLmLossSum(logits as tf.Tensor3D, tensors.batch.inputIds, tensors.lossMask), null];
+        });
+        lossSum += (await loss.data())[0];
+        loss.dispose();
+        if (argmax) {
+          preds.push(...(await argmax.data()));
+          argmax.dispose();
+          gold.push(...padded.labels!);
+        }
+        targets += padded.targetCount;
+      } finally {
+        disposeBatch(tensors);
+      }
+    }
+    const loss = lossSum / Math.max(1, targets);
+    if (task === 'seq-cls') {
+      const metrics: Record<string, number> = { loss, accuracy: accuracy(preds, gold) };
+      if ((model.spec.numLabels ?? 0) === 2) metrics.f1 = binaryF1(preds, gold);
+      return metrics;
+    }
+    const metrics: Record<string, number> = { loss, perplexity: Math.exp(loss) };
+    const withAnswers = examples.filter((e) => e.prompt !== undefined && e.answer !== undefined);
+    if (this.setup.generate && settings.exactMatchExamples > 0 && withAnswers.length > 0) {
+      const subset = withAnswers.slice(0, settings.exactMatchExamples);
+      let hits = 0;
+      for (const e of subset) {
+        if (exactMatch(await this.setup.generate(e.prompt!, settings.maxNewTokens), e.answer!)) hits++;
+      }
+      metrics.exactMatch = hits / subset.length;
+    }
+    return metrics;
+  }
+
+  /** Updates early-stopping state from an evaluation; true when training should stop. */
+  observeEval(metrics: Record<string, number>): boolean {
+    const s = this.setup.settings;
+    const value = metrics[s.earlyStoppingMetric];
+    if (value === undefined || !Number.isFinite(value)) return false;
+    const sign = LOWER_IS_BETTER.has(s.earlyStoppingMetric) ? -1 : 1;
+    const best = this.state.best;
+    if (best === null || sign * (value - best) > s.earlyStoppingMinDelta) {
+      this.state.best = value;
+      this.state.evalsWithoutImprovement = 0;
+      return false;
+    }
+    this.state.evalsWithoutImprovement++;
+    return s.earlyStoppingPatience > 0 && this.state.evalsWithoutImprovement >= s.earlyStoppingPatience;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
