@@ -7,7 +7,10 @@ export interface TruncatedSvdOptions {
   /** `auto` (default): exact Jacobi when min(m, n) ≤ `exactLimit`, subspace iteration above. */
   method?: 'auto' | 'exact' | 'subspace';
   exactLimit?: number;
-  /** Extra subspace columns beyond the rank; more columns converge faster when σ_r ≈ σ_{r+1}. */
+  /**
+   * Extra subspace columns beyond the rank (default max(10, rank)): the error shrinks per iteration by about
+   * σ_{rank+oversample+1}/σ_rank, so more columns converge in fewer (costlier) iterations.
+   */
   oversample?: number;
   maxIterations?: number;
   /**
@@ -24,6 +27,8 @@ export interface TruncatedSvd extends Svd {
   iterations: number;
   /** The largest top-r residual ‖a·vᵢ − sᵢ·uᵢ‖ / s₀ reached (0 for the exact route). */
   residual: number;
+  /** False when iteration stopped (limit or float32 stagnation) above `tolerance`. */
+  converged: boolean;
 }
 
 /** Products with a, where a is float64 data or a (possibly large) tensor multiplied on its backend. */
@@ -98,14 +103,16 @@ export function truncatedSvd(
       method: 'exact',
       iterations: 0,
       residual: 0,
+      converged: true,
     };
   }
 
-  const k = Math.min(short, rank + (options.oversample ?? 10));
+  const k = Math.min(short, rank + (options.oversample ?? Math.max(10, rank)));
   const maxIterations = options.maxIterations ?? 100;
   const tolerance = options.tolerance ?? (op.float32 ? 2e-5 : 1e-10);
   let q = orthonormalize(op.apply(gaussian(n, k, options.seed ?? 0)));
   let best: TruncatedSvd | null = null;
+  let sinceImprovement = 0;
   for (let iteration = 1; iteration <= maxIterations; iteration++) {
     // Z = aᵀQ = Bᵀ for the projected B = Qᵀa; Z = Uz Sz Vzᵀ gives a ≈ (Q Vz) Sz Uzᵀ.
     const z = svd(op.applyT(q));
@@ -121,13 +128,26 @@ export function truncatedSvd(
       }
       residual = Math.max(residual, s0 > 0 ? Math.sqrt(r2) / s0 : 0);
     }
+    const converged = residual <= tolerance;
     if (!best || residual < best.residual) {
+      // Rounding (float32 products) puts a floor under the residual: stop once it no longer improves.
+      sinceImprovement = !best || residual < 0.9 * best.residual ? 0 : sinceImprovement + 1;
       const ut = sliceCols(u, 0, rank);
       const vt = sliceCols(z.u, 0, rank);
       applySignConvention(ut, vt);
-      best = { u: ut, s: z.s.slice(0, rank), v: vt, method: 'subspace', iterations: iteration, residual };
+      best = {
+        u: ut,
+        s: z.s.slice(0, rank),
+        v: vt,
+        method: 'subspace',
+        iterations: iteration,
+        residual,
+        converged,
+      };
+    } else {
+      sinceImprovement++;
     }
-    if (residual <= tolerance) break;
+    if (converged || sinceImprovement >= 8) break;
     q = orthonormalize(av);
   }
   return best!;
