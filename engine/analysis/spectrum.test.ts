@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { matmul, matrix, svd } from '../linalg/index.ts';
+import {
+  effectiveRank,
+  energyFractions,
+  frobeniusOf,
+  lowRankSvd,
+  spectralNorm,
+  stableRank,
+  summarizeSpectrum,
+} from './spectrum.ts';
+import { seededValues } from './testing.ts';
+
+function random(rows: number, cols: number, seed: number) {
+  return matrix(rows, cols, seededValues(rows * cols, seed));
+}
+
+describe('lowRankSvd', () => {
+  // rows × k · k × cols: k below both sides, between them, above both, equal, and degenerate shapes.
+  const shapes: [number, number, number][] = [
+    [20, 3, 15],
+    [15, 3, 20],
+    [6, 10, 9],
+    [9, 10, 6],
+    [4, 12, 5],
+    [8, 8, 8],
+    [1, 3, 7],
+    [7, 3, 1],
+    [5, 1, 5],
+  ];
+  for (const [rows, k, cols] of shapes) {
+    it(`matches a dense SVD of left·right for ${rows} × ${k} · ${k} × ${cols}`, () => {
+      const left = random(rows, k, rows * 100 + k);
+      const right = random(k, cols, cols * 100 + k + 1);
+      const dense = svd(matmul(left, right)).s;
+      const got = lowRankSvd(left, right, true);
+      const p = Math.min(rows, k, cols);
+      expect(got.s.length).toBe(p);
+      for (let i = 0; i < p; i++) expect(got.s[i]).toBeCloseTo(dense[i], 12);
+      for (let i = p; i < dense.length; i++) expect(dense[i]).toBeLessThan(1e-12);
+      // U·diag(s)·Vᵀ reconstructs left·right
+      const { u, v } = got;
+      const product = matmul(left, right);
+      let err = 0;
+      for (let i = 0; i < rows; i++) {
+        for (let j = 0; j < cols; j++) {
+          let x = 0;
+          for (let q = 0; q < p; q++) x += u!.data[i * u!.cols + q] * got.s[q] * v!.data[j * v!.cols + q];
+          err = Math.max(err, Math.abs(x - product.data[i * cols + j]));
+        }
+      }
+      expect(err).toBeLessThan(1e-12);
+    });
+  }
+
+  it('gives zeros for a zero factor (LoRA at init: B = 0)', () => {
+    const got = lowRankSvd(matrix(10, 4), random(4, 12, 3));
+    expect(Array.from(got.s)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('rejects mismatched factors', () => {
+    expect(() => lowRankSvd(matrix(3, 2), matrix(3, 4))).toThrow(/left is 3 × 2 but right is 3 × 4/);
+  });
+});
+
+describe('spectrum summaries', () => {
+  it('computes effective rank, stable rank and energy shares from their definitions', () => {
+    const s = [4, 2, 1, 1];
+    const p = s.map((x) => x / 8);
+    expect(effectiveRank(s)).toBeCloseTo(Math.exp(-p.reduce((h, x) => h + x * Math.log(x), 0)), 14);
+    expect(stableRank(s)).toBeCloseTo(22 / 16, 14);
+    expect(energyFractions(s)).toEqual([
+      { k: 1, fraction: 16 / 22 },
+      { k: 2, fraction: 20 / 22 },
+      { k: 4, fraction: 1 },
+    ]);
+    expect(effectiveRank([1, 1, 1])).toBeCloseTo(3, 14);
+    const zero = summarizeSpectrum([0, 0], 'low-rank', 2);
+    expect(zero.effectiveRank).toBe(0);
+    expect(zero.stableRank).toBe(0);
+  });
+});
+
+describe('norms', () => {
+  it('spectral norm equals the top singular value of a dense SVD (exact and power-iteration paths)', () => {
+    for (const [rows, cols] of [
+      [7, 5],
+      [40, 60],
+      [90, 50],
+    ]) {
+      const a = random(rows, cols, rows + cols);
+      expect(spectralNorm(a.data, rows, cols)).toBeCloseTo(svd(a).s[0], 10);
+    }
+    expect(spectralNorm(new Float64Array(40 * 40), 40, 40)).toBe(0);
+  });
+
+  it('Frobenius norm is the root of the sum of squares', () => {
+    expect(frobeniusOf([3, 4, 12])).toBe(13);
+  });
+});

@@ -1,0 +1,157 @@
+import { type Matrix, matmul, matrix, qr, svd, transpose } from '../linalg/index.ts';
+import type { EnergyFraction, Spectrum } from './types.ts';
+
+/** Dense SVD fallback only below this many entries (one-sided Jacobi is O(n³) per sweep). */
+export const DENSE_SPECTRUM_LIMIT = 256 * 1024;
+/** Dense spectra keep this many leading singular values. */
+const DENSE_KEEP = 256;
+
+export interface LowRankSvd {
+  /** Descending singular values of left · right (length min(rows, k, cols)). */
+  s: Float64Array;
+  /** Left singular vectors (rows × p), right singular vectors (cols × p), when asked for. */
+  u?: Matrix;
+  v?: Matrix;
+}
+
+/**
+ * Exact SVD of ΔW = left (rows × k) · right (k × cols) without forming ΔW: left = Q₁R₁, rightᵀ = Q₂R₂ (thin
+ * QR), ΔW = Q₁ (R₁R₂ᵀ) Q₂ᵀ, and the SVD of the small core R₁R₂ᵀ = U S Vᵀ gives ΔW = (Q₁U) S (Q₂V)ᵀ.
+ * Cost O((rows + cols)·k² + k³).
+ */
+export function lowRankSvd(left: Matrix, right: Matrix, vectors = false): LowRankSvd {
+  if (left.cols !== right.rows) {
+    throw new Error(
+      `lowRankSvd: left is ${left.rows} × ${left.cols} but right is ${right.rows} × ${right.cols}`,
+    );
+  }
+  const ql = qr(left);
+  const qrt = qr(transpose(right));
+  const core = matmul(ql.r, transpose(qrt.r));
+  if (core.rows === 0 || core.cols === 0) return { s: new Float64Array(0) };
+  const d = svd(core);
+  if (!vectors) return { s: d.s };
+  return { s: d.s, u: matmul(ql.q, d.u), v: matmul(qrt.q, d.v) };
+}
+
+/** Singular values of a dense matrix (descending). */
+export function denseSingularValues(a: Matrix): Float64Array {
+  if (a.rows === 0 || a.cols === 0) return new Float64Array(0);
+  return svd(a).s;
+}
+
+/** Effective rank exp(−Σ pᵢ log pᵢ), pᵢ = σᵢ / Σσ (Roy & Vetterli 2007). */
+export function effectiveRank(s: ArrayLike<number>): number {
+  let total = 0;
+  for (let i = 0; i < s.length; i++) total += s[i];
+  if (total === 0) return 0;
+  let h = 0;
+  for (let i = 0; i < s.length; i++) {
+    const p = s[i] / total;
+    if (p > 0) h -= p * Math.log(p);
+  }
+  return Math.exp(h);
+}
+
+/** ‖·‖_F² / ‖·‖_2² from singular values. */
+export function stableRank(s: ArrayLike<number>): number {
+  if (s.length === 0 || s[0] === 0) return 0;
+  let f2 = 0;
+  for (let i = 0; i < s.length; i++) f2 += s[i] * s[i];
+  return f2 / (s[0] * s[0]);
+}
+
+/** Energy shares of the top 1, 2, 4, … singular directions, up to the full spectrum. */
+export function energyFractions(s: ArrayLike<number>): EnergyFraction[] {
+  let total = 0;
+  for (let i = 0; i < s.length; i++) total += s[i] * s[i];
+  const out: EnergyFraction[] = [];
+  let acc = 0;
+  let next = 1;
+  for (let i = 0; i < s.length; i++) {
+    acc += s[i] * s[i];
+    if (i + 1 === next || i + 1 === s.length) {
+      out.push({ k: i + 1, fraction: total === 0 ? 0 : acc / total });
+      next *= 2;
+    }
+  }
+  return out;
+}
+
+/** The `Spectrum` record for a set of singular values. */
+export function summarizeSpectrum(
+  s: ArrayLike<number>,
+  source: Spectrum['source'],
+  rank: number,
+  note?: string,
+): Spectrum {
+  const values = Array.from(s);
+  return {
+    source,
+    ...(note ? { note } : {}),
+    rank,
+    singularValues: source === 'dense' ? values.slice(0, DENSE_KEEP) : values,
+    effectiveRank: effectiveRank(values),
+    stableRank: stableRank(values),
+    energy: energyFractions(values),
+  };
+}
+
+export function frobeniusOf(data: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < data.length; i++) s += data[i] * data[i];
+  return Math.sqrt(s);
+}
+
+const POWER_ITERATIONS = 500;
+
+/**
+ * Largest singular value of a rows × cols row-major matrix. Exact (Jacobi SVD) when the short side is at
+ * most 32; above that, power iteration on AᵀA (the Rayleigh quotient converges to ε-accuracy even when the
+ * top two singular values are close, only the vector converges slowly).
+ */
+export function spectralNorm(data: ArrayLike<number>, rows: number, cols: number): number {
+  if (rows === 0 || cols === 0) return 0;
+  if (Math.min(rows, cols) <= 32) return denseSingularValues(matrix(rows, cols, data))[0];
+  const a = Float64Array.from(data);
+  let v = new Float64Array(cols);
+  // A deterministic start with no special structure (an all-ones vector can be orthogonal to v₁).
+  for (let j = 0; j < cols; j++) v[j] = 1 + ((j * 0.618033988749895) % 1);
+  normalize(v);
+  const u = new Float64Array(rows);
+  let sigma2 = 0;
+  for (let it = 0; it < POWER_ITERATIONS; it++) {
+    for (let i = 0; i < rows; i++) {
+      let s = 0;
+      const row = i * cols;
+      for (let j = 0; j < cols; j++) s += a[row + j] * v[j];
+      u[i] = s;
+    }
+    const w = new Float64Array(cols);
+    for (let i = 0; i < rows; i++) {
+      const ui = u[i];
+      const row = i * cols;
+      for (let j = 0; j < cols; j++) w[j] += a[row + j] * ui;
+    }
+    let uu = 0;
+    for (let i = 0; i < rows; i++) uu += u[i] * u[i];
+    const next = uu;
+    const norm = normalize(w);
+    if (norm === 0) return 0;
+    v = w;
+    if (Math.abs(next - sigma2) <= 1e-14 * next) {
+      sigma2 = next;
+      break;
+    }
+    sigma2 = next;
+  }
+  return Math.sqrt(sigma2);
+}
+
+function normalize(x: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  const n = Math.sqrt(s);
+  if (n > 0) for (let i = 0; i < x.length; i++) x[i] /= n;
+  return n;
+}
