@@ -49,7 +49,12 @@ export const jsonOption: OptionSpec = { type: 'boolean', description: 'machine-r
 export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const [name, spec] of Object.entries(command.options)) {
-    options[name] = { type: spec.type, short: spec.short, multiple: spec.multiple };
+    // node's parseArgs rejects `short: undefined`, so optional fields are set only when given
+    options[name] = {
+      type: spec.type,
+      ...(spec.short !== undefined ? { short: spec.short } : {}),
+      ...(spec.multiple !== undefined ? { multiple: spec.multiple } : {}),
+    };
   }
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });

@@ -65,6 +65,11 @@ export class AdaptableLayer {
   adaptersEnabled = true;
   /** Adapters currently folded into `weight`. */
   readonly merged: string[] = [];
+  /**
+   * Modules holding the same weight tensor (an input embedding and its tied `lm_head`, both vocab × dim):
+   * a merge replaces the tensor for all of them, as with PyTorch's shared Parameter.
+   */
+  readonly tiedWith: AdaptableLayer[] = [];
 
   constructor(
     /** Hugging Face module name, e.g. `model.layers.0.self_attn.q_proj`. */
@@ -95,6 +100,7 @@ export class AdaptableLayer {
     const stored = this.kind === 'Conv1D' ? tf.transpose(w) : w;
     const old = this.weight;
     this.weight = tf.keep(stored);
+    for (const peer of this.tiedWith) peer.weight = this.weight;
     if (stored !== w) w.dispose();
     old.dispose();
   }
@@ -102,11 +108,12 @@ export class AdaptableLayer {
   /** Forward pass of a Linear/Conv1D module on flattened rows x [N, in]. */
   forward(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
-      let y =
+      let y = (
         this.kind === 'Linear'
           ? tf.matMul(x, this.weight, false, true)
-          : tf.matMul(x, this.weight, false, false);
-      if (this.bias) y = tf.add(y, this.bias);
+          : tf.matMul(x, this.weight, false, false)
+      ) as tf.Tensor2D;
+      if (this.bias) y = tf.add(y, this.bias) as tf.Tensor2D;
       for (const name of this.liveAdapters()) y = this.adapters.get(name)!.forward(x, y, ctx);
       return y;
     });

@@ -22,6 +22,10 @@ export interface ModuleInfo {
   isOutputHead?: boolean;
   /** Transformer block index when the module sits in one. */
   layerIndex?: number;
+  /** The module has a bias vector (counted in `params`). */
+  hasBias?: boolean;
+  /** Set when this module's weight is the same tensor as another module's (`lm_head` tied to the input embedding). */
+  tiedTo?: string;
 }
 
 /** What is known from `config.json` alone, before any weight is read. */
@@ -60,4 +64,6 @@ export interface LoadedModel {
   /** causal-lm: logits [B, T, vocab]; seq-cls: logits [B, numLabels]. */
   forward(batch: Batch, ctx: ForwardContext): tf.Tensor;
   dispose(): void;
+  /** Head modules missing from the checkpoint and initialised at random (seq-cls from a base checkpoint). */
+  readonly newlyInitialized?: string[];
 }

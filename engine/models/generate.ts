@@ -1,0 +1,155 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { inferenceContext } from './layers.ts';
+import { type KvCache, TransformerModel } from './model.ts';
+import type { StudioTokenizer } from './tokenizer.ts';
+import type { LoadedModel } from './types.ts';
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** 0 (default) decodes greedily; above 0 samples from softmax(logits / temperature). */
+  temperature?: number;
+  /** Sample among the k most likely tokens only (0 = all). */
+  topK?: number;
+  /** Seed of the sampling generator: the same seed gives the same text. */
+  seed?: number;
+  /** Ids that end generation; default: the tokenizer's EOS ids. */
+  stopTokenIds?: number[];
+  /** Add the tokenizer's special tokens (e.g. BOS) to a text prompt (default true). */
+  addSpecialTokens?: boolean;
+  /** Called after each new token with the text decoded so far (streaming display). */
+  onToken?: (id: number, textSoFar: string) => void;
+}
+
+export interface GenerateResult {
+  /** The new text, special tokens skipped. */
+  text: string;
+  /** The new token ids, including a final stop token when one was produced (as transformers returns them). */
+  ids: number[];
+  finishReason: 'eos' | 'length';
+}
+
+/** mulberry32: a small seeded generator, enough for reproducible sampling. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Picks the next token from one row of logits: argmax, or a temperature / top-k sample. */
+export function pickToken(
+  logits: Float32Array,
+  temperature: number,
+  topK: number,
+  random: () => number,
+): number {
+  if (!(temperature > 0)) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  let candidates = Array.from(logits.keys());
+  if (topK > 0 && topK < logits.length) {
+    candidates.sort((x, y) => logits[y] - logits[x]);
+    candidates = candidates.slice(0, topK);
+  }
+  let max = Number.NEGATIVE_INFINITY;
+  for (const i of candidates) max = Math.max(max, logits[i]);
+  const weights = candidates.map((i) => Math.exp((logits[i] - max) / temperature));
+  const total = weights.reduce((s, w) => s + w, 0);
+  let r = random() * total;
+  for (let j = 0; j < candidates.length; j++) {
+    r -= weights[j];
+    if (r <= 0) return candidates[j];
+  }
+  return candidates[candidates.length - 1];
+}
+
+/** Maximum sequence length of a model with learned positions (GPT-2), else Infinity. */
+function positionLimit(model: LoadedModel): number {
+  const positions = model.spec.config.n_positions;
+  return model.spec.modelType === 'gpt2' && typeof positions === 'number'
+    ? positions
+    : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Continues a prompt with a causal language model, one token at a time, stopping at a stop token or after
+ * `maxNewTokens`. Models of this engine reuse a key/value cache; any other LoadedModel recomputes the
+ * whole sequence per token.
+ */
+export async function generate(
+  model: LoadedModel,
+  tokenizer: StudioTokenizer,
+  prompt: string | number[],
+  opts: GenerateOptions = {},
+): Promise<GenerateResult> {
+  if (model.spec.task !== 'causal-lm') {
+    throw new Error(`generate: ${model.spec.architecture} is not a causal language model`);
+  }
+  const promptIds =
+    typeof prompt === 'string'
+      ? tokenizer.encode(prompt, { addSpecialTokens: opts.addSpecialTokens ?? true })
+      : prompt;
+  if (promptIds.length === 0) throw new Error('generate: the prompt is empty');
+  const maxNew = Math.min(opts.maxNewTokens ?? 64, positionLimit(model) - promptIds.length);
+  const stop = new Set(opts.stopTokenIds ?? tokenizer.eosTokenIds);
+  const random = seededRandom(opts.seed ?? 0);
+  const temperature = opts.temperature ?? 0;
+  const topK = opts.topK ?? 0;
+  const ctx = inferenceContext();
+  const ids: number[] = [];
+  let finishReason: GenerateResult['finishReason'] = 'length';
+  let cache: KvCache | null = null;
+  try {
+    for (let step = 0; step < maxNew; step++) {
+      const all = [...promptIds, ...ids];
+      let last: Float32Array;
+      if (model instanceof TransformerModel) {
+        const fresh: number[] = cache === null ? all : all.slice(-1);
+        const past: KvCache | null = cache;
+        const result = tf.tidy(() => {
+          const out = model.decode(
+            tf.tensor2d([fresh], [1, fresh.length], 'int32'),
+            tf.ones([1, all.length], 'int32') as tf.Tensor2D,
+            past,
+            ctx,
+          );
+          const row = tf.reshape(tf.slice(out.logits, [0, fresh.length - 1, 0], [1, 1, -1]), [-1]);
+          return { row, keys: out.cache.keys, values: out.cache.values };
+        });
+        if (cache) for (const t of [...cache.keys, ...cache.values]) t.dispose();
+        cache = { keys: result.keys, values: result.values };
+        last = (await result.row.data()) as Float32Array;
+        result.row.dispose();
+      } else {
+        const row: tf.Tensor = tf.tidy(() => {
+          const logits = model.forward(
+            {
+              inputIds: tf.tensor2d([all], [1, all.length], 'int32'),
+              attentionMask: tf.ones([1, all.length], 'int32') as tf.Tensor2D,
+            },
+            ctx,
+          );
+          return tf.reshape(tf.slice(logits, [0, all.length - 1, 0], [1, 1, -1]), [-1]);
+        });
+        last = (await row.data()) as Float32Array;
+        row.dispose();
+      }
+      const next = pickToken(last, temperature, topK, random);
+      ids.push(next);
+      if (opts.onToken) opts.onToken(next, tokenizer.decode(ids, { skipSpecialTokens: true }));
+      if (stop.has(next)) {
+        finishReason = 'eos';
+        break;
+      }
+    }
+  } finally {
+    if (cache) for (const t of [...cache.keys, ...cache.values]) t.dispose();
+  }
+  return { text: tokenizer.decode(ids, { skipSpecialTokens: true }), ids, finishReason };
+}
