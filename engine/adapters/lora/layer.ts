@@ -221,6 +221,8 @@ export function setLogicalWeight(layer: AdaptableLayer, w: tf.Tensor2D): void {
   const stored = layer.kind === 'Conv1D' ? tf.transpose(w) : w;
   const old = layer.weight;
   layer.weight = tf.keep(stored);
+  // A tied lm_head / input embedding shares the tensor, as PyTorch's shared Parameter.
+  for (const peer of layer.tiedWith) peer.weight = layer.weight;
   if (stored !== w) w.dispose();
   old.dispose();
 }

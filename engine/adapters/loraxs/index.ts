@@ -1,0 +1,108 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { AdaptableLayer } from '../../models/layers.ts';
+import { type AdapterTensor, TensorTableInstance } from '../instance.ts';
+import { deriveSeed, normalTensor, Rng } from '../random.ts';
+import { svdFactors } from '../tinylora/factors.ts';
+import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
+import { ownedVariable } from '../vera/regenerable.ts';
+import { type LoraxsConfig, loraxsConfigSchema } from './config.ts';
+import { LoraxsLayer } from './layer.ts';
+
+export { type LoraxsConfig, loraxsConfigSchema } from './config.ts';
+export { LoraxsLayer } from './layer.ts';
+
+/** Native per-module keys, named as the reference code's modules (`<module>.<suffix>`). */
+export const loraxsSuffixes = {
+  a: 'lora_A.weight',
+  b: 'lora_B.weight',
+  core: 'lora_latent_mapping.weight',
+} as const;
+
+function rankAt(target: { inFeatures: number; outFeatures: number }, config: LoraxsConfig): number {
+  const limit = Math.min(target.inFeatures, target.outFeatures);
+  if (config.r > limit) {
+    throw new Error(`loraxs: r = ${config.r} exceeds min(in, out) = ${limit} of the target`);
+  }
+  return config.r;
+}
+
+function count(targets: TargetModule[], config: LoraxsConfig): ParameterCount {
+  const perModule = targets.map((target) => {
+    const r = rankAt(target, config);
+    const tensors: TensorCount[] = [
+      { name: loraxsSuffixes.a, shape: [r, target.inFeatures], trainable: false },
+      { name: loraxsSuffixes.b, shape: [target.outFeatures, r], trainable: false },
+      { name: loraxsSuffixes.core, shape: [r, r], trainable: true },
+    ];
+    return {
+      module: target.name,
+      trainable: r * r,
+      frozen: r * (target.inFeatures + target.outFeatures),
+      tensors,
+    };
+  });
+  return {
+    perModule,
+    shared: [],
+    trainable: perModule.reduce((s, m) => s + m.trainable, 0),
+    frozen: perModule.reduce((s, m) => s + m.frozen, 0),
+  };
+}
+
+function create(layers: AdaptableLayer[], config: LoraxsConfig, options: CreateOptions): TensorTableInstance {
+  const { adapterName, seed } = options;
+  const scaling = config.alpha / config.r;
+  const tensors: AdapterTensor[] = [];
+  const created: LoraxsLayer[] = [];
+  try {
+    for (const base of layers) {
+      if (base.adapters.has(adapterName)) {
+        throw new Error(`loraxs: module ${base.name} already has an adapter named "${adapterName}"`);
+      }
+      let r: number;
+      try {
+        r = rankAt(base, config);
+      } catch (error) {
+        throw new Error(`${(error as Error).message} ${base.name}`);
+      }
+      const { a, b } = svdFactors(base, r, 'right');
+      const av = ownedVariable(a, false);
+      const bv = ownedVariable(b, false);
+      const init = normalTensor([r, r], new Rng(deriveSeed(seed, base.name, 'loraxs')), 0, config.initStd);
+      const core = ownedVariable(init as tf.Tensor2D, true);
+      const key = (suffix: string) => `${base.name}.${suffix}`;
+      tensors.push(
+        { key: key(loraxsSuffixes.a), variable: av, trainable: false },
+        { key: key(loraxsSuffixes.b), variable: bv, trainable: false },
+        { key: key(loraxsSuffixes.core), variable: core, trainable: true, group: 'adapter' },
+      );
+      const layer = new LoraxsLayer(adapterName, base, av, bv, core, scaling, config.dropout);
+      created.push(layer);
+      base.adapters.set(adapterName, layer);
+    }
+  } catch (error) {
+    for (const layer of created) layer.base.adapters.delete(adapterName);
+    for (const t of tensors) t.variable.dispose();
+    throw error;
+  }
+  return new TensorTableInstance(
+    adapterName,
+    'loraxs',
+    config,
+    new Map(created.map((l) => [l.base.name, l])),
+    tensors,
+  );
+}
+
+export const loraxs: MethodDefinition<LoraxsConfig> = {
+  name: 'loraxs',
+  label: 'LoRA-XS',
+  description:
+    'LoRA-XS (Bałazy et al. 2024): frozen truncated-SVD factors of each weight with a trainable r × r core R ' +
+    'between them; ΔW = (alpha/r)·B·R·A, r² parameters per module.',
+  schema: loraxsConfigSchema,
+  supportedKinds: ['Linear', 'Conv1D'],
+  count,
+  create,
+  loraConversionRank: (_target, config) => config.r,
+};

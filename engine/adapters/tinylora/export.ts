@@ -1,0 +1,123 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { AdapterStateError } from '../instance.ts';
+import { PEFT_BASE_PREFIX, PEFT_MODEL_PREFIX, peftTargetModules } from '../peft.ts';
+import type { AdapterInstance, PeftContext, PeftFormat } from '../types.ts';
+import { type TinyloraConfig, tinyloraConfigSchema } from './config.ts';
+
+const moduleSuffixes = ['tinylora_A', 'tinylora_B', 'tinylora_P'];
+const vKey = /^tinylora_v\.(\d+)$/;
+
+/** TinyLoraConfig fields this engine cannot reproduce; a PEFT adapter that sets one is refused. */
+const unsupportedFields = ['modules_to_save'];
+
+/**
+ * PEFT TinyLoRA export: `base_model.model.<module>.tinylora_A/B` (always), `.tinylora_P` (with
+ * saveProjection) and `base_model.tinylora_v.<group>`; native keys are the same without the prefixes.
+ */
+export function tinyloraToPeft(
+  instance: AdapterInstance,
+  ctx: PeftContext,
+): { adapterConfig: Record<string, unknown>; tensors: Record<string, tf.Tensor> } {
+  const config = instance.config as TinyloraConfig;
+  const tensors: Record<string, tf.Tensor> = {};
+  for (const [key, tensor] of Object.entries(instance.state())) {
+    if (vKey.test(key)) {
+      tensors[`${PEFT_BASE_PREFIX}${key}`] = tensor;
+    } else if (!config.saveProjection && key.endsWith('.tinylora_P')) {
+      tensor.dispose();
+    } else {
+      tensors[`${PEFT_MODEL_PREFIX}${key}`] = tensor;
+    }
+  }
+  const adapterConfig: Record<string, unknown> = {
+    auto_mapping: null,
+    base_model_name_or_path: ctx.baseModelNameOrPath,
+    bias: 'none',
+    fan_in_fan_out: ctx.targets.some((t) => t.kind === 'Conv1D'),
+    inference_mode: true,
+    init_v_bound: config.initVBound,
+    init_weights: config.initWeights,
+    layers_pattern: config.layersPattern ?? null,
+    layers_to_transform: config.layersToTransform ?? null,
+    modules_to_save: null,
+    peft_type: 'TINYLORA',
+    projection_seed: config.projectionSeed,
+    r: config.r,
+    revision: null,
+    save_projection: config.saveProjection,
+    target_modules: peftTargetModules(config.targetModules, ctx),
+    task_type: ctx.taskType,
+    tinylora_dropout: config.dropout,
+    u: config.u,
+    weight_tying: config.weightTying,
+  };
+  if (config.excludeModules !== undefined) adapterConfig.exclude_modules = config.excludeModules;
+  return { adapterConfig, tensors };
+}
+
+/** Reads a PEFT TinyLoRA adapter into this engine's config and native state (tensors are passed through). */
+export function tinyloraFromPeft(
+  adapterConfig: Record<string, unknown>,
+  tensors: Record<string, tf.Tensor>,
+): { config: TinyloraConfig; state: Record<string, tf.Tensor> } {
+  const c = adapterConfig;
+  if (c.peft_type !== 'TINYLORA') {
+    throw new AdapterStateError(
+      `adapter_config.json: peft_type is ${JSON.stringify(c.peft_type)}, expected "TINYLORA"`,
+    );
+  }
+  for (const field of unsupportedFields) {
+    if (c[field] !== undefined && c[field] !== null && !(Array.isArray(c[field]) && c[field].length === 0)) {
+      throw new AdapterStateError(
+        `adapter_config.json: ${field} = ${JSON.stringify(c[field])} is not supported by this engine`,
+      );
+    }
+  }
+  if (c.bias !== undefined && c.bias !== 'none') {
+    throw new AdapterStateError(
+      `adapter_config.json: bias = "${c.bias}" trains base-model biases, which this engine does not load`,
+    );
+  }
+  const parsed = tinyloraConfigSchema.safeParse({
+    r: c.r ?? undefined,
+    u: c.u ?? undefined,
+    weightTying: c.weight_tying ?? undefined,
+    projectionSeed: c.projection_seed ?? undefined,
+    saveProjection: c.save_projection ?? undefined,
+    // init_weights only decides the initial v, which the file overrides; PEFT's false (uninitialised) loads as true.
+    initWeights: c.init_weights === 'uniform' ? 'uniform' : true,
+    initVBound: c.init_v_bound ?? undefined,
+    dropout: c.tinylora_dropout ?? undefined,
+    targetModules: c.target_modules ?? undefined,
+    excludeModules: c.exclude_modules ?? undefined,
+    layersToTransform: c.layers_to_transform ?? undefined,
+    layersPattern: c.layers_pattern ?? undefined,
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new AdapterStateError(`adapter_config.json: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  const state: Record<string, tf.Tensor> = {};
+  for (const [fileKey, tensor] of Object.entries(tensors)) {
+    let key: string | null = null;
+    if (fileKey.startsWith(PEFT_MODEL_PREFIX)) {
+      const rest = fileKey.slice(PEFT_MODEL_PREFIX.length);
+      if (moduleSuffixes.some((s) => rest.endsWith(`.${s}`))) key = rest;
+    } else {
+      const rest = fileKey.startsWith(PEFT_BASE_PREFIX) ? fileKey.slice(PEFT_BASE_PREFIX.length) : fileKey;
+      if (vKey.test(rest)) key = rest;
+      else if (moduleSuffixes.some((s) => rest.endsWith(`.${s}`))) key = rest;
+    }
+    if (key === null) {
+      throw new AdapterStateError(`adapter_model.safetensors: unexpected TinyLoRA tensor "${fileKey}"`);
+    }
+    state[key] = tensor;
+  }
+  return { config: parsed.data, state };
+}
+
+export const tinyloraPeft: PeftFormat<TinyloraConfig> = {
+  peftType: 'TINYLORA',
+  toPeft: tinyloraToPeft,
+  fromPeft: tinyloraFromPeft,
+};

@@ -1,0 +1,128 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { AdaptableLayer } from '../../models/layers.ts';
+import type { AdapterTensor } from '../instance.ts';
+import { deriveSeed, normalTensor, Rng } from '../random.ts';
+import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
+import { ownedVariable, RegenerableInstance } from '../vera/regenerable.ts';
+import { kaimingNormalStd, type TloraConfig, tloraConfigSchema } from './config.ts';
+import { TloraLayer } from './layer.ts';
+
+export { type TloraConfig, tloraConfigSchema } from './config.ts';
+export { TloraLayer } from './layer.ts';
+
+/** Native per-module keys, named as the reference's parameters (`<module>.<suffix>`). */
+export const tloraSuffixes = {
+  a: 'random_A',
+  b: 'lora_B',
+  c: 'random_C',
+  scaling: 'lora_scaling',
+} as const;
+
+function moduleTensors(target: TargetModule, r: number): TensorCount[] {
+  return [
+    { name: tloraSuffixes.a, shape: [target.inFeatures, r], trainable: false },
+    { name: tloraSuffixes.b, shape: [r, r], trainable: true },
+    { name: tloraSuffixes.c, shape: [r, target.outFeatures], trainable: false },
+    { name: tloraSuffixes.scaling, shape: [1], trainable: true },
+  ];
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+function count(targets: TargetModule[], config: TloraConfig): ParameterCount {
+  const perModule = targets.map((target) => {
+    const tensors = moduleTensors(target, config.r);
+    const sum = (trainable: boolean) =>
+      tensors.filter((t) => t.trainable === trainable).reduce((s, t) => s + size(t.shape), 0);
+    return { module: target.name, trainable: sum(true), frozen: sum(false), tensors };
+  });
+  return {
+    perModule,
+    shared: [],
+    trainable: perModule.reduce((s, m) => s + m.trainable, 0),
+    frozen: perModule.reduce((s, m) => s + m.frozen, 0),
+  };
+}
+
+/**
+ * The frozen A (in × r, std 1/√(3r)) and C (r × out, std 1/√(3·out)) of the module at `index`: kaiming-normal
+ * with a = √5 as the reference, drawn from seeds derived from (projectionSeed, module index), so they can
+ * be regenerated from the config alone.
+ */
+export function tloraProjections(
+  projectionSeed: number,
+  index: number,
+  inF: number,
+  outF: number,
+  r: number,
+): { a: tf.Tensor2D; c: tf.Tensor2D } {
+  const a = normalTensor(
+    [inF, r],
+    new Rng(deriveSeed(projectionSeed, index, 'tlora', tloraSuffixes.a)),
+    0,
+    kaimingNormalStd(r),
+  );
+  const c = normalTensor(
+    [r, outF],
+    new Rng(deriveSeed(projectionSeed, index, 'tlora', tloraSuffixes.c)),
+    0,
+    kaimingNormalStd(outF),
+  );
+  return { a: a as tf.Tensor2D, c: c as tf.Tensor2D };
+}
+
+function create(layers: AdaptableLayer[], parsed: TloraConfig, options: CreateOptions): RegenerableInstance {
+  const { adapterName } = options;
+  // Record the seed actually used, so the adapter config alone regenerates A and C.
+  const config: TloraConfig = { ...parsed, projectionSeed: parsed.projectionSeed ?? options.seed >>> 0 };
+  const { r } = config;
+  const created: TloraLayer[] = [];
+  const tensors: AdapterTensor[] = [];
+  try {
+    layers.forEach((base, index) => {
+      if (base.adapters.has(adapterName)) {
+        throw new Error(`tlora: module ${base.name} already has an adapter named "${adapterName}"`);
+      }
+      const { a, c } = tloraProjections(config.projectionSeed!, index, base.inFeatures, base.outFeatures, r);
+      const randomA = ownedVariable(a, false);
+      const randomC = ownedVariable(c, false);
+      const loraB = ownedVariable(tf.zeros([r, r]) as tf.Tensor2D, true);
+      const scaling = ownedVariable(tf.ones([1]) as tf.Tensor1D, true);
+      const key = (suffix: string) => `${base.name}.${suffix}`;
+      tensors.push(
+        { key: key(tloraSuffixes.a), variable: randomA, trainable: false },
+        { key: key(tloraSuffixes.b), variable: loraB, trainable: true, group: 'adapter' },
+        { key: key(tloraSuffixes.c), variable: randomC, trainable: false },
+        { key: key(tloraSuffixes.scaling), variable: scaling, trainable: true, group: 'scaling' },
+      );
+      const layer = new TloraLayer(adapterName, base, randomA, loraB, randomC, scaling, config.dropout);
+      created.push(layer);
+      base.adapters.set(adapterName, layer);
+    });
+  } catch (error) {
+    for (const layer of created) layer.base.adapters.delete(adapterName);
+    for (const t of tensors) t.variable.dispose();
+    throw error;
+  }
+  const instance = new RegenerableInstance(
+    adapterName,
+    'tlora',
+    config,
+    new Map(created.map((l) => [l.base.name, l])),
+    tensors,
+  );
+  return instance.allowMissing(tensors.filter((t) => !t.trainable).map((t) => t.key));
+}
+
+export const tlora: MethodDefinition<TloraConfig> = {
+  name: 'tlora',
+  label: 'TLoRA',
+  description:
+    'Tri-matrix LoRA (Islam 2025): ΔW = α·(A·B·C)ᵀ with frozen random A and C, a trainable r × r core B ' +
+    '(zero-init) and a trainable scalar α per module; r² + 1 parameters per module.',
+  schema: tloraConfigSchema,
+  supportedKinds: ['Linear', 'Conv1D'],
+  count,
+  create,
+  loraConversionRank: (_target, config) => config.r,
+};
