@@ -1,0 +1,241 @@
+/**
+ * Browser mode: the contract over HTTP (`POST /api/call/<method>`) and events over a WebSocket (`/api/events`),
+ * on 127.0.0.1 only, guarded by a random token. The page is opened as `/?token=…`; the server then sets an
+ * HttpOnly same-site cookie so the page's assets, calls and socket carry the token without exposing it to scripts
+ * of other origins.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import { WebSocketServer } from 'ws';
+import { type ApiErrorCode, isMethodId, type Reply } from './contract.ts';
+import type { EngineTransport } from './transport.ts';
+
+export interface ServeOptions {
+  transport: EngineTransport;
+  /** 0 or absent: a free port. */
+  port?: number;
+  /** The built renderer (index.html + assets); null serves the API only. */
+  staticDir: string | null;
+  token?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  token: string;
+  close(): Promise<void>;
+}
+
+const COOKIE = 'studio_token';
+const MAX_BODY = 8 * 1024 * 1024;
+const statusOf: Record<ApiErrorCode, number> = {
+  invalid_input: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  engine_error: 500,
+  host_down: 503,
+};
+const mimeTypes: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.woff2': 'font/woff2',
+  '.ico': 'image/x-icon',
+};
+
+function sameToken(a: string | undefined | null, b: string): boolean {
+  if (!a) return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function cookieToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.cookie;
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const [name, ...rest] = part.trim().split('=');
+    if (name === COOKIE) return rest.join('=');
+  }
+  return undefined;
+}
+
+function csp(port: number): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "font-src 'self'",
+    `connect-src 'self' ws://127.0.0.1:${port} ws://localhost:${port}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolveBody, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        reject(new Error(`request body over ${MAX_BODY} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolveBody(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const token = options.token ?? randomBytes(24).toString('base64url');
+  const { transport, staticDir } = options;
+  let port = 0;
+
+  const allowedHost = (req: IncomingMessage): boolean => {
+    // a DNS-rebinding page would send its own host name; only loopback names are ours
+    const host = req.headers.host ?? '';
+    return host === `127.0.0.1:${port}` || host === `localhost:${port}`;
+  };
+  const authorized = (req: IncomingMessage, url: URL): boolean =>
+    sameToken(req.headers['x-studio-token'] as string | undefined, token) ||
+    sameToken(cookieToken(req), token) ||
+    sameToken(url.searchParams.get('token'), token);
+
+  const refuse = (res: ServerResponse, status: number, message: string) => {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(`${status}: ${message}\n`);
+  };
+
+  const serveStatic = async (res: ServerResponse, url: URL) => {
+    if (!staticDir) return refuse(res, 404, 'this server has no UI (renderer not built)');
+    const root = resolve(staticDir);
+    const wanted = normalize(join(root, decodeURIComponent(url.pathname)));
+    if (wanted !== root && !wanted.startsWith(root + sep))
+      return refuse(res, 403, 'path outside the UI folder');
+    let file = wanted;
+    const stat = await fs.stat(file).catch(() => null);
+    // the UI is one page: unknown paths get index.html
+    if (!stat || stat.isDirectory()) file = join(root, 'index.html');
+    const body = await fs.readFile(file).catch(() => null);
+    if (!body) return refuse(res, 404, `${url.pathname} not found`);
+    const headers: Record<string, string> = {
+      'content-type': mimeTypes[extname(file)] ?? 'application/octet-stream',
+      'content-security-policy': csp(port),
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'cache-control': file.endsWith('index.html') ? 'no-store' : 'max-age=3600',
+    };
+    if (url.searchParams.has('token')) {
+      headers['set-cookie'] = `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`;
+    }
+    res.writeHead(200, headers);
+    res.end(body);
+  };
+
+  const handleCall = async (req: IncomingMessage, res: ServerResponse, method: string) => {
+    if (req.method !== 'POST')
+      return sendJson(res, 405, { ok: false, error: { code: 'invalid_input', message: 'use POST' } });
+    if (!isMethodId(method)) {
+      return sendJson(res, 404, {
+        ok: false,
+        error: { code: 'not_found', message: `unknown API method "${method}"` },
+      });
+    }
+    let payload: unknown;
+    try {
+      const text = await readBody(req);
+      payload = text.length > 0 ? JSON.parse(text) : {};
+    } catch (error) {
+      const message = `request body of ${method} is not JSON: ${(error as Error).message}`;
+      return sendJson(res, 400, { ok: false, error: { code: 'invalid_input', message } });
+    }
+    const reply: Reply = await transport.call(method, payload);
+    sendJson(res, reply.ok ? 200 : statusOf[reply.error.code], reply);
+  };
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (!allowedHost(req)) return refuse(res, 403, 'unexpected Host header');
+    if (!authorized(req, url)) {
+      return refuse(res, 401, 'this studio URL needs its token: open the URL printed by `studio serve`');
+    }
+    const done = (error: unknown) => {
+      if (!res.headersSent)
+        sendJson(res, 500, { ok: false, error: { code: 'engine_error', message: String(error) } });
+    };
+    if (url.pathname.startsWith('/api/call/')) {
+      handleCall(req, res, url.pathname.slice('/api/call/'.length)).catch(done);
+    } else if (url.pathname === '/api/restart-engine' && req.method === 'POST') {
+      transport
+        .restart()
+        .then(() => sendJson(res, 200, { ok: true, result: {} }))
+        .catch((error) =>
+          sendJson(res, 503, { ok: false, error: { code: 'host_down', message: String(error) } }),
+        );
+    } else if (req.method === 'GET' || req.method === 'HEAD') {
+      serveStatic(res, url).catch(done);
+    } else {
+      refuse(res, 405, `${req.method} not allowed`);
+    }
+  });
+
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const origin = req.headers.origin;
+    const originOk =
+      !origin || origin === `http://127.0.0.1:${port}` || origin === `http://localhost:${port}`;
+    if (url.pathname !== '/api/events' || !allowedHost(req) || !originOk || !authorized(req, url)) {
+      socket.write('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+      socket.destroy();
+      return;
+    }
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      ws.send(JSON.stringify(transport.hostState()));
+    });
+  });
+  const unsubscribe = transport.onEvent((event) => {
+    const text = JSON.stringify(event);
+    for (const client of sockets.clients) if (client.readyState === client.OPEN) client.send(text);
+  });
+
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolveListen());
+  });
+  port = (server.address() as AddressInfo).port;
+
+  return {
+    url: `http://127.0.0.1:${port}/?token=${token}`,
+    port,
+    token,
+    close: async () => {
+      unsubscribe();
+      for (const client of sockets.clients) client.terminate();
+      sockets.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

@@ -1,0 +1,172 @@
+import { useEffect, useState } from 'react';
+import type { ExportResult } from '../../../engine/api/contract.ts';
+import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
+import { useApi, useStudio } from '../context.ts';
+import { formatBytes, formatNumber } from '../lib/format.ts';
+
+type Format = ExportResult['format'];
+
+const formats: { id: Format; title: string; description: string }[] = [
+  {
+    id: 'peft',
+    title: 'PEFT adapter',
+    description: 'adapter_model.safetensors + adapter_config.json, loadable by Hugging Face PEFT',
+  },
+  {
+    id: 'merged',
+    title: 'Merged model',
+    description: 'the base model with the adapter folded in: a plain transformers checkpoint',
+  },
+  {
+    id: 'lora',
+    title: 'LoRA-converted',
+    description: 'any low-rank method rewritten as a plain LoRA (lora_A / lora_B)',
+  },
+  {
+    id: 'native',
+    title: 'Native checkpoint',
+    description: 'the studio’s own adapter state, to continue training elsewhere',
+  },
+];
+
+function Result({ result }: { result: ExportResult }) {
+  return (
+    <div
+      className={`export-result ${result.verification.ok ? 'ok' : 'bad'}`}
+      data-testid={`export-result-${result.format}`}
+    >
+      <div className="row">
+        <strong>{formats.find((f) => f.id === result.format)?.title}</strong>
+        <span
+          className={`badge ${result.verification.ok ? 'badge-completed' : 'badge-failed'}`}
+          data-testid="verification"
+        >
+          {result.verification.ok ? 'verified' : 'verification failed'}
+        </span>
+        <span className="muted small">max |Δ| {formatNumber(result.verification.maxAbsDiff)}</span>
+      </div>
+      {result.verification.detail && <p className="small muted">{result.verification.detail}</p>}
+      <p className="mono small">{result.out}</p>
+      <ul className="files small mono">
+        {result.files.map((f) => (
+          <li key={f.path}>
+            {f.path} <span className="muted">{formatBytes(f.bytes)}</span>
+          </li>
+        ))}
+      </ul>
+      <p className="small">Total {formatBytes(result.bytes)}</p>
+    </div>
+  );
+}
+
+export function ExportView() {
+  const api = useApi();
+  const selected = useStudio((s) => s.selectedRun);
+  const run = useStudio((s) => s.runs.find((r) => r.dir === s.selectedRun));
+  const busy = useStudio((s) => s.busy);
+  const exports = useStudio((s) => s.exports);
+  const runExport = useStudio((s) => s.runExport);
+  const [format, setFormat] = useState<Format>('peft');
+  const [estimate, setEstimate] = useState<Record<string, number> | null>(null);
+  const [estimateError, setEstimateError] = useState<string | null>(null);
+  const [out, setOut] = useState('');
+  useEffect(() => {
+    if (!selected) return;
+    setEstimate(null);
+    setEstimateError(null);
+    api
+      .call('export.estimate', { runDir: selected })
+      .then(setEstimate, (e: Error) => setEstimateError(e.message));
+  }, [api, selected]);
+  useEffect(() => {
+    if (selected) setOut(`${selected}/exports/${format}`);
+  }, [selected, format]);
+  if (!selected || !run) {
+    return (
+      <div className="view">
+        <header className="view-head">
+          <h1>Export</h1>
+        </header>
+        <Empty title="No run to export">Train a run first; any checkpoint can be exported.</Empty>
+      </div>
+    );
+  }
+  const area = `export-${format}`;
+  return (
+    <div className="view">
+      <header className="view-head">
+        <h1>Export</h1>
+        <div className="head-actions">
+          <RunPicker />
+        </div>
+      </header>
+      <div className="format-picker">
+        {formats.map((f) => (
+          <button
+            type="button"
+            aria-pressed={format === f.id}
+            key={f.id}
+            className={`method ${format === f.id ? 'on' : ''}`}
+            onClick={() => setFormat(f.id)}
+            data-testid={`format-${f.id}`}
+          >
+            <span className="method-label">{f.title}</span>
+            <span className="method-desc">{f.description}</span>
+            <span className="method-size mono">{estimate ? formatBytes(estimate[f.id]) : '…'}</span>
+          </button>
+        ))}
+      </div>
+      {estimateError && <div className="error-note">{estimateError}</div>}
+      <Card title="Destination">
+        <form
+          className="row"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void runExport(selected, format, out.trim());
+          }}
+        >
+          <input
+            className="grow mono"
+            aria-label="export folder"
+            value={out}
+            onChange={(e) => setOut(e.target.value)}
+            spellCheck={false}
+          />
+          {api.desktop && (
+            <button
+              type="button"
+              onClick={async () => {
+                const picked = await api.desktop?.saveFolder('Export to', out);
+                if (picked) setOut(picked);
+              }}
+            >
+              Browse…
+            </button>
+          )}
+          <button
+            type="submit"
+            className="primary"
+            disabled={busy[area] || !out.trim()}
+            data-testid="export-run"
+          >
+            {busy[area]
+              ? 'Exporting and verifying…'
+              : `Export ${formats.find((f) => f.id === format)?.title}`}
+          </button>
+        </form>
+        <p className="muted small">
+          Size before export: <strong>{estimate ? formatBytes(estimate[format]) : '…'}</strong>. After
+          writing, the export is reloaded and its outputs are compared with the trained adapter’s.
+        </p>
+        <ErrorNote area={area} />
+      </Card>
+      {exports.length > 0 && (
+        <Card title="Exports">
+          {exports.map((r) => (
+            <Result key={r.out} result={r} />
+          ))}
+        </Card>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,289 @@
+import { useMemo, useState } from 'react';
+import { CurveChart } from '../components/charts.tsx';
+import { Card, Empty, ErrorNote, ProgressBar, RunPicker, Stat, StatusBadge } from '../components/common.tsx';
+import { useStudio } from '../context.ts';
+import { formatCount, formatDuration, formatNumber } from '../lib/format.ts';
+import { isActive } from '../store.ts';
+
+const palette = ['var(--c1)', 'var(--c2)', 'var(--c3)', 'var(--c4)', 'var(--c5)'];
+
+/** Editable scalar training settings of the project, sent as overrides of the next run. */
+function TrainingOverrides({
+  value,
+  onChange,
+}: {
+  value: Record<string, unknown>;
+  onChange: (v: Record<string, unknown>) => void;
+}) {
+  const training = useStudio((s) => s.project?.training ?? {});
+  const entries = Object.entries(training).filter(([, v]) =>
+    ['number', 'boolean', 'string'].includes(typeof v),
+  );
+  if (entries.length === 0) return null;
+  return (
+    <details className="overrides">
+      <summary>Training settings for the next run</summary>
+      <div className="schema-form">
+        {entries.map(([key, def]) => {
+          const current = key in value ? value[key] : def;
+          return (
+            <div className="field" key={key}>
+              <label htmlFor={`train-${key}`}>{key}</label>
+              {typeof def === 'boolean' ? (
+                <input
+                  id={`train-${key}`}
+                  type="checkbox"
+                  checked={Boolean(current)}
+                  onChange={(e) => onChange({ ...value, [key]: e.target.checked })}
+                />
+              ) : (
+                <input
+                  id={`train-${key}`}
+                  type={typeof def === 'number' ? 'number' : 'text'}
+                  step="any"
+                  value={String(current)}
+                  onChange={(e) =>
+                    onChange({
+                      ...value,
+                      [key]: typeof def === 'number' ? Number(e.target.value) : e.target.value,
+                    })
+                  }
+                />
+              )}
+            </div>
+          );
+        })}
+      </div>
+    </details>
+  );
+}
+
+export function TrainView() {
+  const project = useStudio((s) => s.project);
+  const backend = useStudio((s) => s.backend);
+  const selected = useStudio((s) => s.selectedRun);
+  const detail = useStudio((s) => (s.selectedRun ? s.details[s.selectedRun] : undefined));
+  const busy = useStudio((s) => s.busy.train);
+  const startRun = useStudio((s) => s.startRun);
+  const pauseRun = useStudio((s) => s.pauseRun);
+  const resumeRun = useStudio((s) => s.resumeRun);
+  const cancelRun = useStudio((s) => s.cancelRun);
+  const setView = useStudio((s) => s.setView);
+  const [overrides, setOverrides] = useState<Record<string, unknown>>({});
+
+  const rows = useMemo(() => detail?.metrics.steps ?? [], [detail]);
+  const evalRows = useMemo(() => {
+    if (!detail) return [];
+    return detail.metrics.evals.map((e) => ({ step: e.step, evalLoss: e.evalLoss, ...e.metrics }));
+  }, [detail]);
+  const metricKeys = useMemo(() => {
+    const keys = new Set<string>();
+    for (const e of detail?.metrics.evals ?? []) for (const k of Object.keys(e.metrics)) keys.add(k);
+    return [...keys];
+  }, [detail]);
+
+  if (!project) {
+    return (
+      <div className="view">
+        <Empty title="No project open">
+          <button type="button" onClick={() => setView('project')}>
+            Open or create a project
+          </button>
+        </Empty>
+      </div>
+    );
+  }
+  const run = detail?.run;
+  const progress = detail?.progress;
+  const active = isActive(run);
+  const canResume =
+    run &&
+    !run.live &&
+    (run.status === 'interrupted' || run.status === 'paused' || run.status === 'failed') &&
+    run.lastCheckpoint;
+  return (
+    <div className="view">
+      <header className="view-head">
+        <h1>Train</h1>
+        <div className="head-actions">
+          <RunPicker />
+          <button
+            type="button"
+            className="primary"
+            onClick={() => void startRun(Object.keys(overrides).length > 0 ? { training: overrides } : {})}
+            disabled={busy || active}
+            data-testid="start-run"
+            title={
+              active
+                ? 'a run of this project is in progress'
+                : 'start a new run with the current adapter settings'
+            }
+          >
+            Start new run
+          </button>
+        </div>
+      </header>
+      <ErrorNote area="train" />
+      <div className="grid-train">
+        <Card title="Backend" testId="backend-card">
+          <ErrorNote area="backend" />
+          {backend ? (
+            <>
+              <div className="backend-chosen">
+                <span className="badge badge-running">{backend.chosen}</span>{' '}
+                <span className="small">{backend.reason}</span>
+              </div>
+              <details>
+                <summary className="small">Other backends</summary>
+                <ul className="small plain">
+                  {backend.candidates.map((c) => (
+                    <li key={c.name}>
+                      <strong>{c.name}</strong> {c.available ? '✓' : '✗'}{' '}
+                      <span className="muted">{c.detail}</span>
+                    </li>
+                  ))}
+                </ul>
+              </details>
+            </>
+          ) : (
+            <Empty title="Checking backends…" />
+          )}
+          <TrainingOverrides value={overrides} onChange={setOverrides} />
+        </Card>
+        <Card
+          title={
+            run ? (
+              <>
+                Run {run.id} <StatusBadge status={run.status} />
+              </>
+            ) : (
+              'No run yet'
+            )
+          }
+          testId="run-card"
+          actions={
+            run && (
+              <div className="btn-row">
+                {active && run.status === 'running' && (
+                  <button
+                    type="button"
+                    onClick={() => void pauseRun(run.dir)}
+                    disabled={busy}
+                    data-testid="pause"
+                  >
+                    Pause
+                  </button>
+                )}
+                {((active && run.status === 'paused') || canResume) && (
+                  <button
+                    type="button"
+                    className="primary"
+                    onClick={() => void resumeRun(run.dir)}
+                    disabled={busy}
+                    data-testid="resume"
+                  >
+                    {run.live ? 'Resume' : 'Resume from checkpoint'}
+                  </button>
+                )}
+                {active && (
+                  <button
+                    type="button"
+                    className="danger"
+                    onClick={() => void cancelRun(run.dir)}
+                    disabled={busy}
+                    data-testid="cancel"
+                  >
+                    Cancel
+                  </button>
+                )}
+              </div>
+            )
+          }
+        >
+          {run && progress ? (
+            <>
+              <ProgressBar
+                fraction={progress.totalSteps > 0 ? progress.step / progress.totalSteps : 0}
+                label="training progress"
+              />
+              <div className="stats">
+                <Stat
+                  label="Step"
+                  value={
+                    <span data-testid="progress-step">{`${progress.step} / ${progress.totalSteps}`}</span>
+                  }
+                />
+                <Stat label="Epoch" value={formatNumber(progress.epoch, 3)} />
+                <Stat
+                  label="Tokens/s"
+                  value={formatCount(
+                    progress.tokensPerSec === null ? null : Math.round(progress.tokensPerSec),
+                  )}
+                />
+                <Stat label="ETA" value={run.status === 'running' ? formatDuration(progress.etaSec) : '—'} />
+                <Stat label="Loss" value={formatNumber(run.lastLoss)} />
+                <Stat label="Eval loss" value={formatNumber(run.lastEvalLoss)} />
+              </div>
+              {run.error && <div className="error-note">{run.error}</div>}
+              <p className="muted small">
+                {run.method} · backend {run.backend ?? '—'} · last checkpoint{' '}
+                {run.lastCheckpoint ?? 'none yet'}
+              </p>
+            </>
+          ) : (
+            <Empty title="No run selected">Start a run: its progress and curves appear here, live.</Empty>
+          )}
+        </Card>
+      </div>
+      {run && selected && (
+        <div className="grid-2">
+          <Card>
+            <CurveChart
+              title="Training loss"
+              rows={rows}
+              series={[{ key: 'loss', name: 'loss', color: palette[0] }]}
+              smoothing
+              logToggle
+              testId="chart-loss"
+            />
+          </Card>
+          <Card>
+            <CurveChart
+              title="Validation"
+              rows={evalRows}
+              series={[
+                { key: 'evalLoss', name: 'eval loss', color: palette[1] },
+                ...metricKeys.map((k, i) => ({
+                  key: k,
+                  name: k,
+                  color: palette[(i + 2) % palette.length],
+                  dashed: true,
+                })),
+              ]}
+              logToggle
+              testId="chart-eval"
+            />
+          </Card>
+          <Card>
+            <CurveChart
+              title="Learning rate"
+              rows={rows}
+              series={[{ key: 'lr', name: 'lr', color: palette[2] }]}
+              testId="chart-lr"
+            />
+          </Card>
+          <Card>
+            <CurveChart
+              title="Gradient norm"
+              rows={rows}
+              series={[{ key: 'gradNorm', name: 'grad norm', color: palette[3] }]}
+              smoothing
+              logToggle
+              testId="chart-grad"
+            />
+          </Card>
+        </div>
+      )}
+    </div>
+  );
+}
