@@ -1,5 +1,9 @@
 import type { z } from 'zod';
 import { lora } from './lora/index.ts';
+import { loraxs } from './loraxs/index.ts';
+import { tinylora } from './tinylora/index.ts';
+import { tlora } from './tlora/index.ts';
+import { vera } from './vera/index.ts';
 import type { MethodDefinition, MethodName } from './types.ts';
 
 /**
@@ -8,6 +12,10 @@ import type { MethodDefinition, MethodName } from './types.ts';
  */
 export const methods: Partial<Record<MethodName, MethodDefinition>> = {
   lora,
+  tlora: tlora as unknown as MethodDefinition,
+  tinylora: tinylora as unknown as MethodDefinition,
+  vera: vera as unknown as MethodDefinition,
+  loraxs: loraxs as unknown as MethodDefinition,
 };
 
 export const allMethodNames: readonly MethodName[] = ['lora', 'tlora', 'tinylora', 'vera', 'loraxs'];

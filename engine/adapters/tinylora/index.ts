@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import type { AdapterTensor } from '../instance.ts';
-import { deriveSeed, normalTensor, Rng, uniformTensor } from '../random.ts';
+import { deriveSeed, Rng, uniformTensor } from '../random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
 import { ownedVariable, RegenerableInstance } from '../vera/regenerable.ts';
 import { TorchGenerator } from '../vera/torch-random.ts';
