@@ -1,0 +1,180 @@
+import { promises as fs } from 'node:fs';
+import { join, relative } from 'node:path';
+import { detachAdapter } from '../adapters/index.ts';
+import type { AdapterInstance } from '../adapters/types.ts';
+import { writeDirAtomic } from '../io/atomic.ts';
+import { loadModel } from '../models/index.ts';
+import type { LoadedModel } from '../models/types.ts';
+import { ExportError } from './errors.ts';
+import { buildLoraConversion } from './lora.ts';
+import { writeMergedModel } from './merged.ts';
+import { buildPeftAdapter, loadPeftAdapter, writePeftAdapter } from './peft.ts';
+import {
+  disposeBatch,
+  maxAbs,
+  maxAbsDiff,
+  probeBatch,
+  probeOutputs,
+  RELATIVE_TOLERANCE,
+  type Verification,
+} from './verify.ts';
+
+export { ExportError } from './errors.ts';
+export { buildLoraConversion } from './lora.ts';
+export { writeMergedModel } from './merged.ts';
+export {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  adapterConfigText,
+  buildPeftAdapter,
+  loadPeftAdapter,
+  readAdapterConfig,
+  writePeftAdapter,
+} from './peft.ts';
+export { pythonJsonDumps } from './pyjson.ts';
+export type { Verification } from './verify.ts';
+
+export const exportFormats = ['peft', 'lora', 'merged', 'native'] as const;
+export type ExportFormat = (typeof exportFormats)[number];
+
+export interface ExportOptions {
+  format: ExportFormat;
+  /** The output folder; built in a temp sibling and renamed into place once verified. */
+  out: string;
+  /** Which adapter to export (default: the run's adapter). */
+  adapterName?: string;
+  /** `base_model_name_or_path` in adapter_config.json (default: the model folder). */
+  baseModelNameOrPath?: string;
+  /** Largest shard of a merged model that was not sharded before. */
+  maxShardBytes?: number;
+}
+
+export interface ExportResult {
+  format: ExportFormat;
+  out: string;
+  /** Files written, as paths inside `out`. */
+  files: string[];
+  bytes: number;
+  verification: Verification;
+}
+
+/** Runs `fn` with exactly one adapter live on every layer (or none), then restores each layer's settings. */
+function withOnlyAdapter<T>(model: LoadedModel, adapterName: string | null, fn: () => T): T {
+  const saved = [...model.layers.values()].map((l) => ({
+    l,
+    active: l.activeAdapters,
+    enabled: l.adaptersEnabled,
+  }));
+  try {
+    for (const { l } of saved) {
+      l.activeAdapters = adapterName !== null && l.adapters.has(adapterName) ? [adapterName] : [];
+      l.adaptersEnabled = adapterName !== null;
+    }
+    return fn();
+  } finally {
+    for (const { l, active, enabled } of saved) {
+      l.activeAdapters = active;
+      l.adaptersEnabled = enabled;
+    }
+  }
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out.push(relative(dir, join(entry.parentPath, entry.name)));
+  }
+  return out.sort();
+}
+
+async function totalBytes(dir: string, files: string[]): Promise<number> {
+  let sum = 0;
+  for (const f of files) sum += (await fs.stat(join(dir, f))).size;
+  return sum;
+}
+
+/**
+ * Exports one adapter of an in-memory model as a PEFT adapter, a plain-LoRA conversion or a merged model
+ * folder, then verifies it by reloading (PEFT/LoRA: onto a freshly loaded base model through
+ * `loadPeftAdapter`; merged: `loadModel` of the written folder) and comparing logits on a probe batch
+ * with the in-memory adapted model. A failed verification is an error and leaves `out` untouched.
+ */
+export async function exportAdapter(
+  model: LoadedModel,
+  instance: AdapterInstance,
+  options: Omit<ExportOptions, 'format' | 'adapterName'> & { format: Exclude<ExportFormat, 'native'> },
+): Promise<ExportResult> {
+  const { format, out } = options;
+  const baseName = options.baseModelNameOrPath ?? model.dir;
+  const task = { task: model.spec.task, numLabels: model.spec.numLabels };
+  if (format !== 'merged' && (model.newlyInitialized?.length ?? 0) > 0) {
+    throw new ExportError(
+      `the model's ${model.newlyInitialized!.join(', ')} ${model.newlyInitialized!.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; export --format merged instead`,
+    );
+  }
+  const batch = probeBatch(model.spec.vocabSize);
+  try {
+    const reference = withOnlyAdapter(model, instance.name, () => probeOutputs(model, batch));
+    const base = withOnlyAdapter(model, null, () => probeOutputs(model, batch));
+    const adapterEffect = maxAbsDiff(reference, base);
+    let verification: Verification | null = null;
+    await writeDirAtomic(out, async (tmp) => {
+      let dtypes = ['F32'];
+      if (format === 'peft' || format === 'lora') {
+        const adapter =
+          format === 'peft'
+            ? buildPeftAdapter(model, instance, baseName)
+            : buildLoraConversion(model, instance, baseName);
+        await writePeftAdapter(tmp, adapter);
+      } else {
+        dtypes = (await writeMergedModel(model, instance, tmp, { maxShardBytes: options.maxShardBytes }))
+          .dtypes;
+      }
+      const candidate = await reloadOutputs(model, format, tmp, task, batch);
+      const diff = maxAbsDiff(reference, candidate);
+      const relative = Math.max(...dtypes.map((d) => RELATIVE_TOLERANCE[d] ?? RELATIVE_TOLERANCE.F32));
+      const tolerance = relative * Math.max(1, maxAbs(reference));
+      verification = {
+        maxAbsDiff: diff,
+        tolerance,
+        adapterEffect,
+        ok: diff <= tolerance,
+        method:
+          format === 'merged'
+            ? 'loadModel of the merged folder vs the in-memory adapted model, logits on a probe batch'
+            : 'loadPeftAdapter onto a freshly loaded base model vs the in-memory adapted model, logits on a probe batch',
+      };
+      if (!verification.ok) {
+        throw new ExportError(
+          `${format} export of adapter "${instance.name}" failed verification: reloaded logits differ by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)}); nothing was written to ${out}`,
+        );
+      }
+    });
+    const files = await listFiles(out);
+    return { format, out, files, bytes: await totalBytes(out, files), verification: verification! };
+  } finally {
+    disposeBatch(batch);
+  }
+}
+
+async function reloadOutputs(
+  model: LoadedModel,
+  format: Exclude<ExportFormat, 'native'>,
+  dir: string,
+  task: { task: LoadedModel['spec']['task']; numLabels?: number },
+  batch: ReturnType<typeof probeBatch>,
+): Promise<Float32Array> {
+  const fresh = await loadModel(format === 'merged' ? dir : model.dir, task);
+  try {
+    if (format === 'merged') return withOnlyAdapter(fresh, null, () => probeOutputs(fresh, batch));
+    const name = 'export-check';
+    await loadPeftAdapter(fresh, dir, { adapterName: name });
+    try {
+      return withOnlyAdapter(fresh, name, () => probeOutputs(fresh, batch));
+    } finally {
+      detachAdapter(fresh, name);
+    }
+  } finally {
+    fresh.dispose();
+  }
+}

@@ -1,0 +1,221 @@
+import { promises as fs } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { AdapterInstance } from '../adapters/types.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import type { AdaptableLayer } from '../models/layers.ts';
+import type { LoadedModel } from '../models/types.ts';
+import {
+  type CheckpointReader,
+  type Dtype,
+  encodeFromFloat32,
+  INDEX_FILE,
+  openCheckpoint,
+  type TensorEntry,
+  writeSafetensorsStreaming,
+  writeShardedSafetensors,
+} from '../safetensors/index.ts';
+import { ExportError } from './errors.ts';
+
+/** Weight files of other formats are never copied next to the merged safetensors. */
+const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt|h5|msgpack|onnx|gguf)$|\.(safetensors|bin)\.index\.json$/;
+
+export interface MergedOptions {
+  /** Largest shard of a merged model that was not sharded before (default 5 GB, as transformers). */
+  maxShardBytes?: number;
+}
+
+/** The merged values of one adapted module, in the checkpoint's stored orientation. */
+interface MergedModule {
+  weight: Float32Array;
+  /** Present when merging changed the bias (LoRA's lora_bias). */
+  bias: Float32Array | null;
+}
+
+/**
+ * Folds the adapter into a copy of one layer's weight via the layer's own `merge` (which knows DoRA's
+ * rescaling and lora_bias), reads the result in stored orientation, and puts the exact original tensors
+ * back so the in-memory model is bit-for-bit unchanged.
+ */
+function mergeOne(layer: AdaptableLayer, adapterName: string): MergedModule {
+  if (layer.merged.length > 0) {
+    throw new ExportError(
+      `${layer.name}: adapters [${layer.merged.join(', ')}] are merged in memory; unmerge first`,
+    );
+  }
+  const weight = layer.weight.clone();
+  const bias = layer.bias ? layer.bias.clone() : null;
+  const biasBefore = layer.bias;
+  try {
+    layer.merge(adapterName);
+    const mergedWeight = layer.weight.dataSync() as Float32Array;
+    const mergedBias =
+      layer.bias !== biasBefore && layer.bias ? (layer.bias.dataSync() as Float32Array) : null;
+    return {
+      weight: Float32Array.from(mergedWeight),
+      bias: mergedBias ? Float32Array.from(mergedBias) : null,
+    };
+  } finally {
+    layer.unmerge(adapterName);
+    layer.weight.dispose();
+    layer.weight = weight;
+    if (bias) {
+      if (layer.bias && layer.bias !== bias) layer.bias.dispose();
+      layer.bias = bias;
+    }
+  }
+}
+
+/** `x.weight` → `x.bias`. */
+function biasKeyOf(weightKey: string): string {
+  return weightKey.endsWith('.weight')
+    ? `${weightKey.slice(0, -'.weight'.length)}.bias`
+    : `${weightKey}.bias`;
+}
+
+function isFloatDtype(dtype: Dtype): dtype is 'F32' | 'F16' | 'BF16' | 'F64' {
+  return dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64';
+}
+
+/**
+ * Writes a complete Hugging Face model folder with the adapter folded in: every tensor of the input
+ * checkpoint under the same name and dtype (F16/BF16 kept; adapted weights rounded once after adding ΔW),
+ * the same shard layout when the input was sharded, and config/tokenizer files copied. Tensors are
+ * produced one at a time, so the model is never in memory twice.
+ */
+export async function writeMergedModel(
+  model: LoadedModel,
+  instance: AdapterInstance,
+  outDir: string,
+  options: MergedOptions = {},
+): Promise<{ files: string[]; dtypes: Dtype[] }> {
+  const byKey = new Map<string, AdaptableLayer>();
+  for (const name of instance.layers.keys()) {
+    const layer = model.layers.get(name);
+    if (!layer)
+      throw new ExportError(`adapter "${instance.name}" targets ${name}, which the model does not have`);
+    if (
+      layer.kind === 'Embedding' &&
+      model.spec.task === 'causal-lm' &&
+      model.spec.config.tie_word_embeddings !== false
+    ) {
+      throw new ExportError(
+        `cannot merge adapter "${instance.name}" into ${name}: config.json ties the input embedding to the output head (tie_word_embeddings), so the merged model would also change the head; export --format peft or lora instead`,
+      );
+    }
+    byKey.set(layer.weightKey, layer);
+  }
+  const ckpt = await openCheckpoint(model.dir);
+  try {
+    const keys = new Set(ckpt.keys());
+    const biasKeys = new Map<string, AdaptableLayer>();
+    for (const [key, layer] of byKey) {
+      if (!keys.has(key)) {
+        throw new ExportError(
+          `${ckpt.path}: adapted weight "${key}" (${layer.name}) is not in the model's checkpoint`,
+        );
+      }
+      if (layer.bias) biasKeys.set(biasKeyOf(key), layer);
+    }
+    const dtypes = new Set<Dtype>();
+    // One adapted module at a time: its merged weight (and changed bias) is kept only until written.
+    const cache = new Map<AdaptableLayer, { merged: MergedModule; remaining: number }>();
+    const take = (layer: AdaptableLayer, part: 'weight' | 'bias'): Float32Array | null => {
+      let c = cache.get(layer);
+      if (!c) {
+        const merged = mergeOne(layer, instance.name);
+        const biasKey = biasKeyOf(layer.weightKey);
+        if (merged.bias && !keys.has(biasKey)) {
+          throw new ExportError(
+            `${ckpt.path}: merging changes the bias of ${layer.name}, but "${biasKey}" is not in the checkpoint`,
+          );
+        }
+        c = { merged, remaining: merged.bias ? 2 : 1 };
+        cache.set(layer, c);
+      }
+      const values = part === 'weight' ? c.merged.weight : c.merged.bias;
+      if (values && --c.remaining === 0) cache.delete(layer);
+      return values;
+    };
+    const produce = async (entry: TensorEntry): Promise<ArrayBufferView> => {
+      dtypes.add(entry.dtype);
+      const weightLayer = byKey.get(entry.name);
+      const layer = weightLayer ?? biasKeys.get(entry.name);
+      const values = layer ? take(layer, weightLayer ? 'weight' : 'bias') : null;
+      if (!layer || !values) return ckpt.readRaw(entry.name);
+      if (!isFloatDtype(entry.dtype)) {
+        throw new ExportError(
+          `${ckpt.fileOf(entry.name)}: adapted tensor "${entry.name}" has dtype ${entry.dtype}`,
+        );
+      }
+      const expected = entry.shape.reduce((a, b) => a * b, 1);
+      if (values.length !== expected) {
+        throw new ExportError(
+          `${ckpt.fileOf(entry.name)}: "${entry.name}" has shape [${entry.shape}] but the model's ${layer.name} holds ${values.length} values`,
+        );
+      }
+      return encodeFromFloat32(entry.dtype, values);
+    };
+    const files = await writeWeights(ckpt, outDir, produce, options);
+    for (const file of await copyModelFiles(model.dir, outDir)) files.push(file);
+    return { files, dtypes: [...dtypes] };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+async function writeWeights(
+  ckpt: CheckpointReader,
+  outDir: string,
+  produce: (entry: TensorEntry) => Promise<ArrayBufferView>,
+  options: MergedOptions,
+): Promise<string[]> {
+  const entryOf = (key: string): TensorEntry => ({ name: key, ...ckpt.info(key) });
+  const metadata = Object.keys(ckpt.metadata).length > 0 ? ckpt.metadata : { format: 'pt' };
+  if (ckpt.sharded) {
+    // Same shard files and weight_map as the input, so tools that pinned shard names still work.
+    const groups = new Map<string, string[]>();
+    for (const key of ckpt.keys()) {
+      const file = basename(ckpt.fileOf(key));
+      groups.set(file, [...(groups.get(file) ?? []), key]);
+    }
+    const files: string[] = [];
+    const weightMap: Record<string, string> = {};
+    let total = 0;
+    for (const [file, keys] of groups) {
+      const path = join(outDir, file);
+      await writeSafetensorsStreaming(path, keys.map(entryOf), produce, metadata);
+      for (const key of keys) {
+        weightMap[key] = file;
+        total += ckpt.info(key).byteLength;
+      }
+      files.push(path);
+    }
+    const indexPath = join(outDir, INDEX_FILE);
+    await writeJsonAtomic(indexPath, {
+      metadata: { ...ckpt.indexMetadata, total_size: total },
+      weight_map: weightMap,
+    });
+    files.push(indexPath);
+    return files;
+  }
+  const result = await writeShardedSafetensors(outDir, ckpt.keys().map(entryOf), produce, {
+    maxShardBytes: options.maxShardBytes,
+    metadata,
+  });
+  return result.files;
+}
+
+/** Copies config.json, tokenizer and generation files (everything but weights and folders). */
+async function copyModelFiles(fromDir: string, toDir: string): Promise<string[]> {
+  const copied: string[] = [];
+  for (const entry of await fs.readdir(fromDir, { withFileTypes: true })) {
+    if (!entry.isFile() || entry.name.startsWith('.') || WEIGHT_FILE.test(entry.name)) continue;
+    const to = join(toDir, entry.name);
+    await fs.copyFile(join(fromDir, entry.name), to);
+    copied.push(to);
+  }
+  if (!copied.some((f) => basename(f) === 'config.json')) {
+    throw new ExportError(`${fromDir}: no config.json to copy into the merged model`);
+  }
+  return copied;
+}
