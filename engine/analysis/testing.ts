@@ -98,7 +98,9 @@ export class FakeInstance implements AdapterInstance {
   set(key: string, values: Float32Array): void {
     const t = this.tensors.find((x) => x.key === key);
     if (!t) throw new Error(`no tensor ${key}`);
-    t.variable.assign(tf.tensor(values, t.variable.shape));
+    const value = tf.tensor(values, t.variable.shape);
+    t.variable.assign(value);
+    value.dispose();
   }
 }
 

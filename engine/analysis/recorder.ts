@@ -1,0 +1,87 @@
+import type { AdapterInstance } from '../adapters/types.ts';
+import type { LoadedModel } from '../models/types.ts';
+import { collectMetrics, type MetricsCache, newMetricsCache } from './metrics.ts';
+import { analyzeAdapter } from './snapshot.ts';
+import { appendTimeSeries, writeSnapshot } from './store.ts';
+import { ANALYSIS_VERSION, type Histogram, type TimeSeriesRow } from './types.ts';
+
+export interface RecorderOptions {
+  /** The run folder (`runs/<id>`); files go to `<runDir>/analysis/`. */
+  runDir: string;
+  model: LoadedModel;
+  /** Record every N optimizer steps (default 10). */
+  every?: number;
+  /** Also write a full snapshot (histograms, dense spectra) at checkpoints and at the end (default true). */
+  snapshots?: boolean;
+}
+
+export type RecordTrigger = TimeSeriesRow['trigger'];
+
+/**
+ * Records the cheap scalar metrics (norms, scaling factors, low-rank spectra) of a training run into
+ * `analysis/timeseries.jsonl`, giving the layer × step heatmaps. The trainer calls `record` when
+ * `shouldRecord(step)` holds and at checkpoints; the time spent is tracked in `elapsedMs` (and in each row)
+ * so the overhead is measurable against the training time.
+ */
+export class AnalysisRecorder {
+  readonly runDir: string;
+  readonly every: number;
+  private readonly model: LoadedModel;
+  private readonly snapshots: boolean;
+  private readonly cache: MetricsCache = newMetricsCache();
+  private readonly baseHistograms = new Map<string, Histogram>();
+  /** Total wall time spent recording, in ms. */
+  elapsedMs = 0;
+  records = 0;
+
+  constructor(options: RecorderOptions) {
+    const every = options.every ?? 10;
+    if (!Number.isInteger(every) || every < 1)
+      throw new Error(`AnalysisRecorder: every must be a positive integer, got ${every}`);
+    this.runDir = options.runDir;
+    this.model = options.model;
+    this.every = every;
+    this.snapshots = options.snapshots ?? true;
+  }
+
+  /** True on the steps the recorder samples (multiples of `every`, and step 0 as the baseline). */
+  shouldRecord(step: number): boolean {
+    return step % this.every === 0;
+  }
+
+  /**
+   * Appends one time-series row for `step`; at a checkpoint (or the final step) also writes
+   * `snapshot-step-<step>.json`.
+   */
+  async record(
+    step: number,
+    instance: AdapterInstance,
+    trigger: RecordTrigger = 'interval',
+  ): Promise<TimeSeriesRow> {
+    const started = performance.now();
+    const { modules, shared } = await collectMetrics(instance, this.model, { cache: this.cache });
+    const row: TimeSeriesRow = {
+      version: ANALYSIS_VERSION,
+      kind: 'timeseries',
+      step,
+      trigger,
+      time: new Date().toISOString(),
+      elapsedMs: 0,
+      modules,
+      shared,
+    };
+    row.elapsedMs = performance.now() - started;
+    await appendTimeSeries(this.runDir, row);
+    if (this.snapshots && trigger !== 'interval') {
+      const snapshot = await analyzeAdapter(instance, this.model, {
+        step,
+        cache: this.cache,
+        baseHistograms: this.baseHistograms,
+      });
+      await writeSnapshot(this.runDir, snapshot);
+    }
+    this.elapsedMs += performance.now() - started;
+    this.records += 1;
+    return row;
+  }
+}
