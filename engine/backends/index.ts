@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { isMatMulPath, matMulPaths } from './gemm.ts';
+import { ensureGradients } from './gradients.ts';
 import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
 import { activateWasm } from './wasm.ts';
 import { initWebGpuBackend, probeWebGpu } from './webgpu.ts';
 
+export { ensureGradients } from './gradients.ts';
 export { getMatMulRoute, setMatMulRoute } from './matmul.ts';
 export type { BackendName, BackendReport, CandidateReport, MatMulPath, NativeGemm } from './types.ts';
 
@@ -98,6 +100,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
   const wanted = preference.backend;
   const allowSoftwareGpu = opts.allowSoftwareGpu ?? false;
 
+  await ensureGradients();
   const cuda = await probeCuda();
   const gpu = await probeWebGpu();
   const webgpu: CandidateReport = {

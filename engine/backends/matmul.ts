@@ -287,9 +287,14 @@ function batchMatMul(args: KernelArgs): TensorInfo {
   const transposeB = Boolean(attrs?.transposeB);
   const p = plan(a, b, transposeA, transposeB);
   const stock = stockBatchMatMul!;
+  if (route.path === 'wasm-stock') return stock(args);
+  if (p.k === 0 || p.batch * p.m * p.n === 0) {
+    // the stock kernel leaves an empty-inner-dimension product uninitialised
+    const out = backend.makeOutput(p.outShape, 'float32');
+    (backend.typedArrayFromHeap(out) as Float32Array).fill(0);
+    return out;
+  }
   switch (route.path) {
-    case 'wasm-stock':
-      return stock(args);
     case 'js-relayout':
       if (!transposeA && !transposeB && p.batch === 1) return stock(args);
       return relayoutMatMul(a, b, transposeA, transposeB, p, backend);

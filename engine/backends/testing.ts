@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { ensureGradients } from './gradients.ts';
 import { parsePreference } from './index.ts';
 import { activateWasm } from './wasm.ts';
 import { initWebGpuBackend } from './webgpu.ts';
@@ -13,6 +14,7 @@ let ready: Promise<string> | null = null;
  */
 export function useTestBackend(): Promise<string> {
   ready ??= (async () => {
+    await ensureGradients();
     const preference = parsePreference(process.env.STUDIO_TEST_BACKEND ?? 'wasm');
     switch (preference.backend) {
       case 'cpu':

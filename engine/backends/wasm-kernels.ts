@@ -39,16 +39,16 @@ function viaCpu(kernelName: string) {
     const config = tf.getKernel(kernelName, 'cpu');
     if (!cpu || !config)
       throw new Error(`${kernelName} on wasm needs the cpu backend (@tensorflow/tfjs-backend-cpu)`);
-    const cpuInputs: tf.NamedTensorInfoMap = {};
-    for (const [name, info] of Object.entries(inputs)) {
-      if (!info) continue;
+    const copy = (info: tf.TensorInfo): tf.TensorInfo => {
       const values = backend.readSync(info.dataId) as tf.backend_util.BackendValues;
-      cpuInputs[name] = {
-        dataId: cpu.write(values, info.shape, info.dtype),
-        shape: info.shape,
-        dtype: info.dtype,
-      };
-    }
+      return { dataId: cpu.write(values, info.shape, info.dtype), shape: info.shape, dtype: info.dtype };
+    };
+    // einsum passes its operands as an array, other kernels as a named map
+    const cpuInputs = (
+      Array.isArray(inputs)
+        ? inputs.map(copy)
+        : Object.fromEntries(Object.entries(inputs).flatMap(([k, v]) => (v ? [[k, copy(v)]] : [])))
+    ) as tf.NamedTensorInfoMap;
     const result = config.kernelFunc({ inputs: cpuInputs, backend: cpu, attrs }) as tf.TensorInfo;
     const values = cpu.readSync(result.dataId) as tf.backend_util.BackendValues;
     const out = backend.makeOutput(result.shape, result.dtype, undefined, values);

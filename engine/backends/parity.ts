@@ -1,0 +1,101 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+
+/**
+ * Helpers for kernel-parity tests: deterministic data, results computed on the tfjs `cpu` backend, and an
+ * independent float64 matmul for the broadcasting cases the cpu kernel gets wrong.
+ */
+
+/** Deterministic uniform values in [-1, 1) (mulberry32). */
+export function randomValues(size: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** Runs `fn` with `cpu` as the active backend and returns its plain-array results. */
+export async function onCpu<T>(fn: () => T): Promise<T> {
+  const previous = tf.getBackend();
+  const cpu = tf.engine().findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  // silences the cpu backend's one-time "install tfjs-node" banner
+  if (cpu) cpu.firstUse = false;
+  await tf.setBackend('cpu');
+  try {
+    return fn();
+  } finally {
+    await tf.setBackend(previous);
+  }
+}
+
+/** `op(a)·op(b)` with numpy batch broadcasting, accumulated in float64. Returns the values and the shape. */
+export function referenceMatMul(
+  a: Float32Array,
+  aShape: number[],
+  b: Float32Array,
+  bShape: number[],
+  transposeA: boolean,
+  transposeB: boolean,
+): { values: Float64Array; shape: number[] } {
+  const ra = aShape.length;
+  const rb = bShape.length;
+  const m = transposeA ? aShape[ra - 1] : aShape[ra - 2];
+  const k = transposeA ? aShape[ra - 2] : aShape[ra - 1];
+  const n = transposeB ? bShape[rb - 2] : bShape[rb - 1];
+  const aBatch = aShape.slice(0, -2);
+  const bBatch = bShape.slice(0, -2);
+  const rank = Math.max(aBatch.length, bBatch.length);
+  const pa = [...new Array(rank - aBatch.length).fill(1), ...aBatch];
+  const pb = [...new Array(rank - bBatch.length).fill(1), ...bBatch];
+  const batchShape = pa.map((d, i) => Math.max(d, pb[i]));
+  const batch = batchShape.reduce((p, d) => p * d, 1);
+  const out = new Float64Array(batch * m * n);
+  for (let bi = 0; bi < batch; bi++) {
+    let rest = bi;
+    let ia = 0;
+    let ib = 0;
+    let sa = 1;
+    let sb = 1;
+    for (let d = rank - 1; d >= 0; d--) {
+      const c = rest % batchShape[d];
+      rest = Math.floor(rest / batchShape[d]);
+      if (pa[d] !== 1) ia += c * sa;
+      if (pb[d] !== 1) ib += c * sb;
+      sa *= pa[d];
+      sb *= pb[d];
+    }
+    const ao = ia * m * k;
+    const bo = ib * k * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) {
+          const av = transposeA ? a[ao + p * m + i] : a[ao + i * k + p];
+          const bv = transposeB ? b[bo + j * k + p] : b[bo + p * n + j];
+          acc += av * bv;
+        }
+        out[(bi * m + i) * n + j] = acc;
+      }
+    }
+  }
+  return { values: out, shape: [...batchShape, m, n] };
+}
+
+/** Largest absolute difference, scaled by max(1, |expected|) so large accumulations are judged relatively. */
+export function maxRelativeDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) {
+    throw new Error(`length mismatch: ${actual.length} vs ${expected.length}`);
+  }
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]) / Math.max(1, Math.abs(expected[i]));
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
+  }
+  return worst;
+}
