@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -31,12 +31,20 @@ describe('AnalysisRecorder', () => {
     const instance = fakeTlora(model, 2, [1, 1, 1, 1]);
     const recorder = new AnalysisRecorder({ runDir, model, every: 5 });
     expect([0, 3, 5, 10].map((s) => recorder.shouldRecord(s))).toEqual([true, false, true, true]);
+    // the trainer writes checkpoints/step-10 before recording: the recorder takes it as a checkpoint
+    await mkdir(join(runDir, 'checkpoints', 'step-10'), { recursive: true });
     const before = tf.memory().numTensors;
+    const written: string[] = [];
     for (const step of [0, 5, 10]) {
       // "training": α of layer 1's query grows with the step
       instance.set(`${modules[2].name}.lora_scaling`, Float32Array.of(1 + step / 10));
-      await recorder.record(step, instance, step === 10 ? 'checkpoint' : 'interval');
+      written.push(await recorder.record(step, instance));
     }
+    expect(written.map((p) => p.slice(runDir.length + 1))).toEqual([
+      'analysis/timeseries.jsonl',
+      'analysis/timeseries.jsonl',
+      'analysis/snapshot-step-10.json',
+    ]);
     expect(tf.memory().numTensors).toBe(before);
     expect(recorder.records).toBe(3);
     expect(recorder.elapsedMs).toBeGreaterThan(0);

@@ -1,8 +1,10 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
 import type { AdapterInstance } from '../adapters/types.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { collectMetrics, type MetricsCache, newMetricsCache } from './metrics.ts';
 import { analyzeAdapter } from './snapshot.ts';
-import { appendTimeSeries, writeSnapshot } from './store.ts';
+import { analysisDir, appendTimeSeries, TIMESERIES_FILE, writeSnapshot } from './store.ts';
 import { ANALYSIS_VERSION, type Histogram, type TimeSeriesRow } from './types.ts';
 
 export interface RecorderOptions {
@@ -33,6 +35,8 @@ export class AnalysisRecorder {
   /** Total wall time spent recording, in ms. */
   elapsedMs = 0;
   records = 0;
+  /** The last row written. */
+  lastRow: TimeSeriesRow | null = null;
 
   constructor(options: RecorderOptions) {
     const every = options.every ?? 10;
@@ -51,20 +55,18 @@ export class AnalysisRecorder {
 
   /**
    * Appends one time-series row for `step`; at a checkpoint (or the final step) also writes
-   * `snapshot-step-<step>.json`.
+   * `snapshot-step-<step>.json`. Without `trigger`, a step whose checkpoint folder (`checkpoints/step-<N>`,
+   * the run layout) exists counts as a checkpoint. Returns the path of the file written last.
    */
-  async record(
-    step: number,
-    instance: AdapterInstance,
-    trigger: RecordTrigger = 'interval',
-  ): Promise<TimeSeriesRow> {
+  async record(step: number, instance: AdapterInstance, trigger?: RecordTrigger): Promise<string> {
     const started = performance.now();
+    const cause = trigger ?? ((await isCheckpoint(this.runDir, step)) ? 'checkpoint' : 'interval');
     const { modules, shared } = await collectMetrics(instance, this.model, { cache: this.cache });
     const row: TimeSeriesRow = {
       version: ANALYSIS_VERSION,
       kind: 'timeseries',
       step,
-      trigger,
+      trigger: cause,
       time: new Date().toISOString(),
       elapsedMs: 0,
       modules,
@@ -72,16 +74,26 @@ export class AnalysisRecorder {
     };
     row.elapsedMs = performance.now() - started;
     await appendTimeSeries(this.runDir, row);
-    if (this.snapshots && trigger !== 'interval') {
+    this.lastRow = row;
+    let written = join(analysisDir(this.runDir), TIMESERIES_FILE);
+    if (this.snapshots && cause !== 'interval') {
       const snapshot = await analyzeAdapter(instance, this.model, {
         step,
         cache: this.cache,
         baseHistograms: this.baseHistograms,
       });
-      await writeSnapshot(this.runDir, snapshot);
+      written = await writeSnapshot(this.runDir, snapshot);
     }
     this.elapsedMs += performance.now() - started;
     this.records += 1;
-    return row;
+    return written;
+  }
+}
+
+async function isCheckpoint(runDir: string, step: number): Promise<boolean> {
+  try {
+    return (await fs.stat(join(runDir, 'checkpoints', `step-${step}`))).isDirectory();
+  } catch {
+    return false;
   }
 }
