@@ -3,8 +3,8 @@ import { lora } from './lora/index.ts';
 import { loraxs } from './loraxs/index.ts';
 import { tinylora } from './tinylora/index.ts';
 import { tlora } from './tlora/index.ts';
-import { vera } from './vera/index.ts';
 import type { MethodDefinition, MethodName } from './types.ts';
+import { vera } from './vera/index.ts';
 
 /**
  * Every registered method. One line per method folder; a method not listed here is unknown to the CLI,
@@ -12,10 +12,10 @@ import type { MethodDefinition, MethodName } from './types.ts';
  */
 export const methods: Partial<Record<MethodName, MethodDefinition>> = {
   lora,
-  tlora: tlora as unknown as MethodDefinition,
-  tinylora: tinylora as unknown as MethodDefinition,
-  vera: vera as unknown as MethodDefinition,
-  loraxs: loraxs as unknown as MethodDefinition,
+  tlora,
+  tinylora,
+  vera,
+  loraxs,
 };
 
 export const allMethodNames: readonly MethodName[] = ['lora', 'tlora', 'tinylora', 'vera', 'loraxs'];

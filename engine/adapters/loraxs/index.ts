@@ -4,7 +4,7 @@ import { type AdapterTensor, TensorTableInstance } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
 import { svdFactors } from '../tinylora/factors.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { ownedVariable } from '../vera/regenerable.ts';
+import { ownedVariable, trainableFirst } from '../vera/regenerable.ts';
 import { type LoraxsConfig, loraxsConfigSchema } from './config.ts';
 import { LoraxsLayer } from './layer.ts';
 
@@ -90,7 +90,7 @@ function create(layers: AdaptableLayer[], config: LoraxsConfig, options: CreateO
     'loraxs',
     config,
     new Map(created.map((l) => [l.base.name, l])),
-    tensors,
+    trainableFirst(tensors),
   );
 }
 

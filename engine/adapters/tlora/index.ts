@@ -3,7 +3,7 @@ import type { AdaptableLayer } from '../../models/layers.ts';
 import type { AdapterTensor } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { ownedVariable, RegenerableInstance } from '../vera/regenerable.ts';
+import { ownedVariable, RegenerableInstance, trainableFirst } from '../vera/regenerable.ts';
 import { kaimingNormalStd, type TloraConfig, tloraConfigSchema } from './config.ts';
 import { TloraLayer } from './layer.ts';
 
@@ -109,7 +109,7 @@ function create(layers: AdaptableLayer[], parsed: TloraConfig, options: CreateOp
     'tlora',
     config,
     new Map(created.map((l) => [l.base.name, l])),
-    tensors,
+    trainableFirst(tensors),
   );
   return instance.allowMissing(tensors.filter((t) => !t.trainable).map((t) => t.key));
 }

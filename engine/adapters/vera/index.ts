@@ -6,7 +6,7 @@ import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, Ten
 import { projectionDims, type VeraConfig, veraBound, veraConfigSchema } from './config.ts';
 import { veraPeft } from './export.ts';
 import { VeraLayer } from './layer.ts';
-import { ownedVariable, RegenerableInstance } from './regenerable.ts';
+import { ownedVariable, RegenerableInstance, trainableFirst } from './regenerable.ts';
 import { TorchGenerator } from './torch-random.ts';
 
 export { type VeraConfig, veraConfigSchema } from './config.ts';
@@ -106,7 +106,7 @@ function create(layers: AdaptableLayer[], config: VeraConfig, options: CreateOpt
     'vera',
     config,
     new Map(created.map((l) => [l.base.name, l])),
-    tensors,
+    trainableFirst(tensors),
   );
   return instance.allowMissing([veraSharedKeys.a, veraSharedKeys.b]);
 }

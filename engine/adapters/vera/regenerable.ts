@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { TensorTableInstance } from '../instance.ts';
+import { type AdapterTensor, TensorTableInstance } from '../instance.ts';
 
 /**
  * An instance whose frozen random tensors are regenerated from a recorded seed at `create` (VeRA's
@@ -38,4 +38,9 @@ export function ownedVariable<R extends tf.Rank>(value: tf.Tensor<R>, trainable:
   const v = tf.variable(value, trainable);
   value.dispose();
   return v;
+}
+
+/** Trainable tensors first in the native state, then the frozen ones (a stable, readable order). */
+export function trainableFirst(tensors: AdapterTensor[]): AdapterTensor[] {
+  return [...tensors.filter((t) => t.trainable), ...tensors.filter((t) => !t.trainable)];
 }
