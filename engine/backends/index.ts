@@ -168,7 +168,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     if (wanted !== 'auto')
       c.reason = `not requested (${wanted} was requested)${c.reason ? `; ${c.reason}` : ''}`;
     else if (c === webgpu && gpu.software)
-      c.reason = `${gpu.reason}; pass allowSoftwareGpu or prefer webgpu to use it`;
+      c.reason = `${gpu.reason}; allowSoftwareGpu (--allow-software-gpu) or preferring webgpu uses it`;
     else if (c === cpu) c.reason = `${picked} was available: ${cpu.reason}`;
     else c.reason = `${picked} comes first in the order${c.reason ? `; ${c.reason}` : ''}`;
   }

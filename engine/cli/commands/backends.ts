@@ -1,0 +1,76 @@
+import { type BackendReport, selectBackend } from '../../backends/index.ts';
+import { CliError, type Command, jsonOption, stringArg } from '../command.ts';
+
+function formatReport(report: BackendReport): string {
+  const rows = report.candidates.map((c) => [
+    c.used ? '*' : ' ',
+    c.name,
+    c.available ? 'yes' : 'no',
+    c.reason,
+  ]);
+  const header = ['', 'backend', 'available', 'why'];
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.slice(0, 3).map((r) => (i < 3 ? r[i].length : 0))),
+  );
+  const line = (r: string[]) =>
+    r
+      .map((cell, i) => (i < 3 ? cell.padEnd(widths[i]) : cell))
+      .join('  ')
+      .trimEnd();
+  const out = [
+    `chosen: ${report.chosen}${report.matmul ? ` (matmul: ${report.matmul})` : ''}`,
+    `reason: ${report.reason}`,
+    '',
+    line(header),
+    ...rows.map(line),
+  ];
+  const wasm = report.candidates.find((c) => c.name === 'wasm');
+  const routes = wasm?.details.matmulCandidates as
+    | { path: string; available: boolean; reason: string }[]
+    | undefined;
+  if (routes?.length) {
+    out.push('', 'native matmul libraries:');
+    for (const r of routes) out.push(`  ${r.path.padEnd(18)}${r.available ? 'loaded' : r.reason}`);
+    const gemm = wasm?.details.gemm as Record<string, unknown> | undefined;
+    if (gemm)
+      out.push(
+        `  in use: ${Object.entries(gemm)
+          .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+          .join(', ')}`,
+      );
+  }
+  const gpu = report.candidates.find((c) => c.name === 'webgpu');
+  const attempts = gpu?.details.attempts as string[] | undefined;
+  if (attempts?.length) out.push('', `webgpu adapters tried: ${attempts.join('; ')}`);
+  return out.join('\n');
+}
+
+export const command: Command = {
+  name: 'backends',
+  summary: 'List compute backends, the one chosen and why the others were skipped.',
+  usage: '[--backend <name>] [--allow-software-gpu] [--json]',
+  options: {
+    backend: {
+      type: 'string',
+      value: '<name>',
+      description:
+        'auto, cuda, webgpu, wasm, cpu, or wasm:<onnxruntime-mlas|koffi-blas|js-relayout|wasm-stock> (default: STUDIO_BACKEND, then auto)',
+    },
+    'allow-software-gpu': {
+      type: 'boolean',
+      description: 'let automatic choice take a software WebGPU adapter (llvmpipe, lavapipe, SwiftShader)',
+    },
+    json: jsonOption,
+  },
+  async run(args, io) {
+    const prefer = stringArg(args, 'backend');
+    let report: BackendReport;
+    try {
+      report = await selectBackend({ prefer, allowSoftwareGpu: Boolean(args.values['allow-software-gpu']) });
+    } catch (error) {
+      throw new CliError((error as Error).message);
+    }
+    io.out(args.values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    return 0;
+  },
+};
