@@ -28,6 +28,10 @@ const variants: Partial<Record<MethodName, Record<string, unknown>[]>> = {
     { r: 2, initLoraWeights: 'gaussian', dropout: 0.2 },
     { r: 4, rankPattern: { 'layers\\.0\\..*': 2 }, alphaPattern: { linear: 3 } },
   ],
+  tlora: [{ r: 4 }, { r: 2, projectionSeed: 123 }],
+  tinylora: [{ r: 3 }, { r: 2, u: 5, initWeights: 'uniform' }, { r: 2, u: 3 }],
+  vera: [{ r: 3 }, { r: 4, dInitial: 0.5, initWeights: false }],
+  loraxs: [{ r: 3 }, { r: 2, alpha: 5, initStd: 0.1 }],
 };
 
 function configsFor(method: MethodName): Record<string, unknown>[] {
