@@ -112,7 +112,8 @@ export function repeatKv(x: tf.Tensor4D, repeats: number): tf.Tensor4D {
   if (repeats === 1) return x;
   return tf.tidy(() => {
     const [batch, kvHeads, length, dim] = x.shape;
-    const expanded = tf.tile(tf.reshape(x, [batch, kvHeads, 1, length, dim]), [1, 1, repeats, 1, 1]);
+    // tiled as rank 3: tfjs has no gradient for tile above rank 4
+    const expanded = tf.tile(tf.reshape(x, [batch * kvHeads, 1, length * dim]), [1, repeats, 1]);
     return tf.reshape(expanded, [batch, kvHeads * repeats, length, dim]) as tf.Tensor4D;
   });
 }

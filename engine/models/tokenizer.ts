@@ -173,9 +173,12 @@ export async function loadTokenizer(dir: string): Promise<StudioTokenizer> {
     }
     return null;
   };
-  const bos = idOf('bos_token') ?? firstId(generationConfig.bos_token_id, modelConfig.bos_token_id);
-  const eos = idOf('eos_token') ?? firstId(generationConfig.eos_token_id, modelConfig.eos_token_id);
-  const pad = idOf('pad_token') ?? firstId(generationConfig.pad_token_id, modelConfig.pad_token_id);
+  // an explicit `"bos_token": null` (Qwen2) means none, whatever config.json says
+  const special = (name: SpecialName, key: string): number | null =>
+    name in tokenizerConfig ? idOf(name) : firstId(generationConfig[key], modelConfig[key]);
+  const bos = special('bos_token', 'bos_token_id');
+  const eos = special('eos_token', 'eos_token_id');
+  const pad = special('pad_token', 'pad_token_id');
   const eosIds = [...new Set([...(eos === null ? [] : [eos]), ...idList(generationConfig.eos_token_id)])];
   const template = await chatTemplateOf(dir, tokenizerConfig);
   return new StudioTokenizer(tokenizer, dir, tokenizerConfig, template, bos, eos, pad, eosIds);
