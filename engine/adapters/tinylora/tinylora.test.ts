@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../../backends/testing.ts';
-import { identity, matmul, matrix, maxAbsDiff, svd, transpose } from '../../linalg/index.ts';
-import { AdaptableLayer, inferenceContext, trainingContext } from '../../models/layers.ts';
+import { matmul, matrix, maxAbsDiff, svd, transpose } from '../../linalg/index.ts';
+import { inferenceContext, trainingContext } from '../../models/layers.ts';
 import { parseMethodConfig } from '../registry.ts';
 import { baseOutput, randomAdaptableLayer, randomInput, randomizeVariables } from '../testing.ts';
 import type { PeftContext, TargetModule } from '../types.ts';
@@ -30,7 +30,9 @@ const parse = (raw: Record<string, unknown>) => parseMethodConfig('tinylora', ra
 
 describe('tinylora groups', () => {
   it('rounds half to even like Python', () => {
-    expect([0.5, 1.5, 2.5, 3.5, 4.5, -0.5, 2.4999, 2.5001].map(pythonRound)).toEqual([0, 2, 2, 4, 4, -0, 2, 3]);
+    expect([0.5, 1.5, 2.5, 3.5, 4.5, -0.5, 2.4999, 2.5001].map(pythonRound)).toEqual([
+      0, 2, 2, 4, 4, -0, 2, 3,
+    ]);
   });
 
   // Expected values computed with Python 3 from PEFT's formulas.
@@ -122,8 +124,13 @@ describe('tinylora', () => {
   });
 
   it('ties v across consecutive modules (N = 3, weightTying 0.5 → groups [0, 1, 1])', () => {
-    const layers = [0, 1, 2].map((i) => randomAdaptableLayer('Linear', 6, 5, { name: `m.${i}.q`, seed: i + 1 }));
-    const instance = tinylora.create(layers, parse({ weightTying: 0.5, u: 4 }), { adapterName: 'a', seed: 0 });
+    const layers = [0, 1, 2].map((i) =>
+      randomAdaptableLayer('Linear', 6, 5, { name: `m.${i}.q`, seed: i + 1 }),
+    );
+    const instance = tinylora.create(layers, parse({ weightTying: 0.5, u: 4 }), {
+      adapterName: 'a',
+      seed: 0,
+    });
     const vOf = (i: number) => (layers[i].adapters.get('a') as TinyloraLayer).v;
     expect(vOf(1)).toBe(vOf(2));
     expect(vOf(0)).not.toBe(vOf(1));
@@ -136,7 +143,13 @@ describe('tinylora', () => {
   });
 
   it("initWeights 'uniform' draws v in ±initVBound", () => {
-    const { layer, dispose } = attached(tinylora, { initWeights: 'uniform', initVBound: 0.05 }, 'Linear', 6, 5);
+    const { layer, dispose } = attached(
+      tinylora,
+      { initWeights: 'uniform', initVBound: 0.05 },
+      'Linear',
+      6,
+      5,
+    );
     const v = Array.from((layer.adapters.get('test') as TinyloraLayer).v.dataSync());
     expect(v.every((x) => Math.abs(x) <= 0.05)).toBe(true);
     expect(v.some((x) => x !== 0)).toBe(true);
@@ -174,12 +187,19 @@ describe('tinylora', () => {
     const rows = tf.dropout(tf.gather(e.b, ids), 0.5, undefined, trainingContext(4, 1).nextSeed());
     const expectedE = tf.matMul(tf.matMul(rows, e.core()), e.a);
     expect(maxAbsDiff(dense(gotE), dense(expectedE))).toBeLessThan(1e-5);
-    expect(maxAbsDiff(dense(emb.layer.embed(ids, inferenceContext())), dense(tf.add(baseOutput(emb.layer, ids), tf.gather(e.deltaWeight(), ids))))).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(
+        dense(emb.layer.embed(ids, inferenceContext())),
+        dense(tf.add(baseOutput(emb.layer, ids), tf.gather(e.deltaWeight(), ids))),
+      ),
+    ).toBeLessThan(1e-5);
     emb.dispose();
   });
 
   it('PEFT export: key names, config fields, saveProjection, and a round trip through fromPeft', () => {
-    const layers = [0, 1, 2].map((i) => randomAdaptableLayer('Linear', 6, 5, { name: `model.layers.${i}.q_proj`, seed: i + 1 }));
+    const layers = [0, 1, 2].map((i) =>
+      randomAdaptableLayer('Linear', 6, 5, { name: `model.layers.${i}.q_proj`, seed: i + 1 }),
+    );
     const config = parse({ weightTying: 0.5, u: 4, targetModules: ['q_proj'] });
     const instance = tinylora.create(layers, config, { adapterName: 'a', seed: 0 });
     randomizeVariables(instance.trainable().map((t) => t.variable));
@@ -232,10 +252,12 @@ describe('tinylora', () => {
     expect(maxAbsDiff(dense(layers[2].forward(x, inferenceContext())), before)).toBeLessThan(1e-6);
     const noP = tinylora.peft!.toPeft(again, ctx);
     expect(Object.keys(noP.tensors).some((k) => k.endsWith('tinylora_P'))).toBe(false);
-    expect(() => tinylora.peft!.fromPeft({ ...adapterConfig, peft_type: 'VERA' }, {})).toThrow(/expected "TINYLORA"/);
-    expect(() => tinylora.peft!.fromPeft(adapterConfig, { 'base_model.model.x.lora_A.weight': tf.zeros([1]) })).toThrow(
-      /unexpected TinyLoRA tensor "base_model.model.x.lora_A.weight"/,
+    expect(() => tinylora.peft!.fromPeft({ ...adapterConfig, peft_type: 'VERA' }, {})).toThrow(
+      /expected "TINYLORA"/,
     );
+    expect(() =>
+      tinylora.peft!.fromPeft(adapterConfig, { 'base_model.model.x.lora_A.weight': tf.zeros([1]) }),
+    ).toThrow(/unexpected TinyLoRA tensor "base_model.model.x.lora_A.weight"/);
     tf.dispose([...Object.values(tensors), ...Object.values(noP.tensors), x]);
     again.dispose();
     for (const l of layers) l.weight.dispose();
@@ -255,11 +277,13 @@ describe('tinylora', () => {
     const delta = dense((layer.adapters.get('test') as TinyloraLayer).deltaWeight());
     layer.merge('test');
     const after = dense(layer.logicalWeight());
-    const expected = matrix(before.rows, before.cols, before.data.map((v, i) => v + delta.data[i]));
+    const expected = matrix(
+      before.rows,
+      before.cols,
+      before.data.map((v, i) => v + delta.data[i]),
+    );
     expect(maxAbsDiff(after, expected)).toBeLessThan(1e-6);
     expect(layer.weight.shape).toEqual([6, 4]);
-    expect(identity(1).data[0]).toBe(1);
-    expect(layer).toBeInstanceOf(AdaptableLayer);
     dispose();
   });
 });

@@ -80,7 +80,12 @@ describe('tlora', () => {
     const x = randomInput(first.layer, 3);
     const y1 = first.layer.forward(x as tf.Tensor2D, inferenceContext());
     const y2 = second.layer.forward(x as tf.Tensor2D, inferenceContext());
-    expect(maxAbsDiff(dense(tf.sub(y1, baseOutput(first.layer, x))), dense(tf.sub(y2, baseOutput(second.layer, x))))).toBeLessThan(1e-6);
+    expect(
+      maxAbsDiff(
+        dense(tf.sub(y1, baseOutput(first.layer, x))),
+        dense(tf.sub(y2, baseOutput(second.layer, x))),
+      ),
+    ).toBeLessThan(1e-6);
     const withoutB = { ...state };
     delete withoutB['model.layers.0.linear.lora_B'];
     expect(() => second.instance.loadState(withoutB)).toThrow(/missing "model.layers.0.linear.lora_B"/);
@@ -138,7 +143,11 @@ describe('tlora', () => {
     const l = layer.adapters.get('test') as TloraLayer;
     const alpha = l.scaling.dataSync()[0];
     const xa = matmul(matmul(matmul(dense(x), dense(l.randomA)), dense(l.loraB)), dense(l.randomC));
-    const ref = matrix(xa.rows, xa.cols, xa.data.map((v) => v * alpha));
+    const ref = matrix(
+      xa.rows,
+      xa.cols,
+      xa.data.map((v) => v * alpha),
+    );
     const got = dense(tf.sub(layer.forward(x, inferenceContext()), baseOutput(layer, x)));
     expect(maxAbsDiff(got, ref)).toBeLessThan(1e-5);
     dispose();

@@ -12,7 +12,6 @@ export function dense(t: tf.Tensor): Matrix {
   return t.rank === 1 ? matrix(1, t.size, t.dataSync()) : fromTensor(t);
 }
 
-
 /** Mean and standard deviation of a tensor's entries. */
 export function moments(t: tf.Tensor): { mean: number; std: number } {
   const d = t.dataSync();
