@@ -231,6 +231,47 @@ describe('merged model export', () => {
   });
 });
 
+describe('merged model edge cases', () => {
+  it('a classification head missing from a causal checkpoint is written from memory; PEFT refuses it', async () => {
+    const model = await loadModel(join(FIXTURES, 'gpt2'), { task: 'seq-cls', numLabels: 3, seed: 5 });
+    expect(model.newlyInitialized).toEqual(['score']);
+    const instance = attachAdapter(model, 'lora', { r: 2, targetModules: ['c_attn', 'score'] }, { seed: 3 });
+    const state = instance.state();
+    const random = Object.fromEntries(
+      Object.entries(state).map(([k, t], i) => [k, tf.randomNormal(t.shape, 0, 0.2, 'float32', i)]),
+    );
+    instance.loadState(random);
+    tf.dispose([...Object.values(state), ...Object.values(random)]);
+    const out = join(tmp, 'gpt2-cls-merged');
+    const result = await exportAdapter(model, instance, { format: 'merged', out });
+    expect(result.verification.ok).toBe(true);
+    const ckpt = await openCheckpoint(out);
+    expect(ckpt.info('score.weight')).toEqual({ dtype: 'F32', shape: [3, 16], byteLength: 192 });
+    await ckpt.close();
+    await expect(
+      exportAdapter(model, instance, { format: 'peft', out: join(tmp, 'gpt2-cls-peft') }),
+    ).rejects.toThrow(/score was initialised at random .* export --format merged instead/);
+    model.dispose();
+  });
+
+  it('refuses to merge into an embedding tied to the output head', async () => {
+    const { model, instance } = await adapted('gpt2', 'lora', { r: 2, targetModules: ['wte'] });
+    await expect(
+      exportAdapter(model, instance, { format: 'merged', out: join(tmp, 'tied') }),
+    ).rejects.toThrow(/transformer\.wte: its weight is shared with lm_head \(tie_word_embeddings\)/);
+    const peft = await exportAdapter(model, instance, { format: 'peft', out: join(tmp, 'tied-peft') });
+    expect(peft.verification.ok).toBe(true);
+    const lora = await exportAdapter(model, instance, { format: 'lora', out: join(tmp, 'tied-lora') });
+    expect(lora.verification.ok).toBe(true);
+    const keys = await sortedKeys(join(tmp, 'tied-lora', 'adapter_model.safetensors'));
+    expect(keys).toEqual([
+      'base_model.model.transformer.wte.lora_embedding_A',
+      'base_model.model.transformer.wte.lora_embedding_B',
+    ]);
+    model.dispose();
+  });
+});
+
 describe('loadPeftAdapter errors', () => {
   let model: LoadedModel;
   let dir: string;

@@ -5,9 +5,11 @@ import type { AdapterInstance } from '../adapters/types.ts';
 import { writeDirAtomic } from '../io/atomic.ts';
 import { loadModel } from '../models/index.ts';
 import type { LoadedModel } from '../models/types.ts';
+import { loadRunAdapter } from '../training/run.ts';
 import { ExportError } from './errors.ts';
 import { buildLoraConversion } from './lora.ts';
 import { writeMergedModel } from './merged.ts';
+import { writeNativeCheckpoint } from './native.ts';
 import { buildPeftAdapter, loadPeftAdapter, writePeftAdapter } from './peft.ts';
 import {
   disposeBatch,
@@ -22,6 +24,7 @@ import {
 export { ExportError } from './errors.ts';
 export { buildLoraConversion } from './lora.ts';
 export { writeMergedModel } from './merged.ts';
+export { writeNativeCheckpoint } from './native.ts';
 export {
   ADAPTER_CONFIG,
   ADAPTER_WEIGHTS,
@@ -176,5 +179,86 @@ async function reloadOutputs(
     }
   } finally {
     fresh.dispose();
+  }
+}
+
+/** `base_model_name_or_path`: the config's `_name_or_path` when it names a model, else the model folder. */
+function defaultBaseName(model: LoadedModel): string {
+  const name = model.spec.config._name_or_path;
+  return typeof name === 'string' && name.trim() !== '' ? name : model.dir;
+}
+
+/**
+ * Exports a run's adapter (its latest checkpoint) or one checkpoint: `peft` (PEFT adapter folder),
+ * `lora` (plain-LoRA conversion), `merged` (full model folder) or `native` (a self-contained run folder
+ * that `resumeRun` continues). Every format is written to a temp folder, verified by reloading, then
+ * renamed to `out`.
+ */
+export async function exportRun(runOrCheckpointDir: string, options: ExportOptions): Promise<ExportResult> {
+  if (!(exportFormats as readonly string[]).includes(options.format)) {
+    throw new ExportError(`unknown export format "${options.format}"; formats: ${exportFormats.join(', ')}`);
+  }
+  const loaded = await loadRunAdapter(runOrCheckpointDir);
+  const { model, instance } = loaded;
+  try {
+    if (options.adapterName !== undefined && options.adapterName !== instance.name) {
+      throw new ExportError(
+        `${loaded.checkpoint}: the run's adapter is named "${instance.name}", not "${options.adapterName}"`,
+      );
+    }
+    if (options.format !== 'native') {
+      return await exportAdapter(model, instance, {
+        ...options,
+        format: options.format,
+        baseModelNameOrPath: options.baseModelNameOrPath ?? defaultBaseName(model),
+      });
+    }
+    return await exportNative(loaded.checkpoint, model, instance.name, options.out);
+  } finally {
+    detachAdapter(model, instance.name);
+    model.dispose();
+  }
+}
+
+/** Native export, verified by loading the copy with `loadRunAdapter` and comparing logits (bit-identical expected). */
+async function exportNative(
+  checkpoint: string,
+  model: LoadedModel,
+  adapterName: string,
+  out: string,
+): Promise<ExportResult> {
+  const batch = probeBatch(model.spec.vocabSize);
+  try {
+    const reference = withOnlyAdapter(model, adapterName, () => probeOutputs(model, batch));
+    const base = withOnlyAdapter(model, null, () => probeOutputs(model, batch));
+    let verification: Verification | null = null;
+    await writeDirAtomic(out, async (tmp) => {
+      await writeNativeCheckpoint(checkpoint, tmp);
+      const copy = await loadRunAdapter(tmp);
+      let candidate: Float32Array;
+      try {
+        candidate = withOnlyAdapter(copy.model, copy.instance.name, () => probeOutputs(copy.model, batch));
+      } finally {
+        detachAdapter(copy.model, copy.instance.name);
+        copy.model.dispose();
+      }
+      const diff = maxAbsDiff(reference, candidate);
+      verification = {
+        maxAbsDiff: diff,
+        tolerance: 0,
+        adapterEffect: maxAbsDiff(reference, base),
+        ok: diff === 0,
+        method: 'loadRunAdapter of the exported run folder vs the source checkpoint, logits on a probe batch',
+      };
+      if (!verification.ok) {
+        throw new ExportError(
+          `native export of ${checkpoint} failed verification: reloaded logits differ by ${diff.toExponential(3)}; nothing was written to ${out}`,
+        );
+      }
+    });
+    const files = await listFiles(out);
+    return { format: 'native', out, files, bytes: await totalBytes(out, files), verification: verification! };
+  } finally {
+    disposeBatch(batch);
   }
 }

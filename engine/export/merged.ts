@@ -11,6 +11,7 @@ import {
   INDEX_FILE,
   openCheckpoint,
   type TensorEntry,
+  tensorByteLength,
   writeSafetensorsStreaming,
   writeShardedSafetensors,
 } from '../safetensors/index.ts';
@@ -93,20 +94,43 @@ export async function writeMergedModel(
     const layer = model.layers.get(name);
     if (!layer)
       throw new ExportError(`adapter "${instance.name}" targets ${name}, which the model does not have`);
-    if (
-      layer.kind === 'Embedding' &&
-      model.spec.task === 'causal-lm' &&
-      model.spec.config.tie_word_embeddings !== false
-    ) {
+    if (layer.tiedWith.length > 0) {
+      const peers = layer.tiedWith.map((l) => l.name).join(', ');
       throw new ExportError(
-        `cannot merge adapter "${instance.name}" into ${name}: config.json ties the input embedding to the output head (tie_word_embeddings), so the merged model would also change the head; export --format peft or lora instead`,
+        `cannot merge adapter "${instance.name}" into ${name}: its weight is shared with ${peers} (tie_word_embeddings), so the merged model would change ${peers} too; export --format peft or lora instead`,
       );
     }
     byKey.set(layer.weightKey, layer);
   }
   const ckpt = await openCheckpoint(model.dir);
   try {
-    const keys = new Set(ckpt.keys());
+    const floatDtype =
+      ckpt
+        .keys()
+        .map((k) => ckpt.info(k).dtype)
+        .find(isFloatDtype) ?? 'F32';
+    // Task heads the checkpoint lacks (initialised from the run's seed) are written from memory, so the
+    // merged folder loads as the same model.
+    const heads = new Map<string, { layer: AdaptableLayer; part: 'weight' | 'bias'; entry: TensorEntry }>();
+    for (const name of model.newlyInitialized ?? []) {
+      const layer = model.layers.get(name);
+      if (!layer) throw new ExportError(`the model's randomly initialised module ${name} cannot be exported`);
+      const weightKey = `${name}.weight`;
+      heads.set(weightKey, {
+        layer,
+        part: 'weight',
+        entry: { name: weightKey, dtype: floatDtype, shape: layer.weight.shape },
+      });
+      if (layer.bias) {
+        const biasKey = `${name}.bias`;
+        heads.set(biasKey, {
+          layer,
+          part: 'bias',
+          entry: { name: biasKey, dtype: floatDtype, shape: layer.bias.shape },
+        });
+      }
+    }
+    const keys = new Set([...ckpt.keys(), ...heads.keys()]);
     const biasKeys = new Map<string, AdaptableLayer>();
     for (const [key, layer] of byKey) {
       if (!keys.has(key)) {
@@ -140,22 +164,27 @@ export async function writeMergedModel(
       dtypes.add(entry.dtype);
       const weightLayer = byKey.get(entry.name);
       const layer = weightLayer ?? biasKeys.get(entry.name);
-      const values = layer ? take(layer, weightLayer ? 'weight' : 'bias') : null;
-      if (!layer || !values) return ckpt.readRaw(entry.name);
+      let values = layer ? take(layer, weightLayer ? 'weight' : 'bias') : null;
+      const head = heads.get(entry.name);
+      if (head && !values) {
+        const t = head.part === 'weight' ? head.layer.weight : head.layer.bias!;
+        values = Float32Array.from(t.dataSync() as Float32Array);
+      }
+      if (!values) return ckpt.readRaw(entry.name);
+      const where = head ? 'the model in memory' : ckpt.fileOf(entry.name);
       if (!isFloatDtype(entry.dtype)) {
-        throw new ExportError(
-          `${ckpt.fileOf(entry.name)}: adapted tensor "${entry.name}" has dtype ${entry.dtype}`,
-        );
+        throw new ExportError(`${where}: adapted tensor "${entry.name}" has dtype ${entry.dtype}`);
       }
       const expected = entry.shape.reduce((a, b) => a * b, 1);
       if (values.length !== expected) {
         throw new ExportError(
-          `${ckpt.fileOf(entry.name)}: "${entry.name}" has shape [${entry.shape}] but the model's ${layer.name} holds ${values.length} values`,
+          `${where}: "${entry.name}" has shape [${entry.shape}] but the model's ${(layer ?? head!.layer).name} holds ${values.length} values`,
         );
       }
       return encodeFromFloat32(entry.dtype, values);
     };
-    const files = await writeWeights(ckpt, outDir, produce, options);
+    const extra = [...heads.values()].map((h) => h.entry);
+    const files = await writeWeights(ckpt, extra, outDir, produce, options);
     for (const file of await copyModelFiles(model.dir, outDir)) files.push(file);
     return { files, dtypes: [...dtypes] };
   } finally {
@@ -165,40 +194,52 @@ export async function writeMergedModel(
 
 async function writeWeights(
   ckpt: CheckpointReader,
+  extra: TensorEntry[],
   outDir: string,
   produce: (entry: TensorEntry) => Promise<ArrayBufferView>,
   options: MergedOptions,
 ): Promise<string[]> {
-  const entryOf = (key: string): TensorEntry => ({ name: key, ...ckpt.info(key) });
+  const entryOf = (key: string): TensorEntry => {
+    const { dtype, shape } = ckpt.info(key);
+    return { name: key, dtype, shape };
+  };
   const metadata = Object.keys(ckpt.metadata).length > 0 ? ckpt.metadata : { format: 'pt' };
   if (ckpt.sharded) {
-    // Same shard files and weight_map as the input, so tools that pinned shard names still work.
-    const groups = new Map<string, string[]>();
+    // Same shard files and weight_map as the input (extra head tensors go into the last shard), so tools
+    // that pinned shard names still work.
+    const groups = new Map<string, TensorEntry[]>();
     for (const key of ckpt.keys()) {
       const file = basename(ckpt.fileOf(key));
-      groups.set(file, [...(groups.get(file) ?? []), key]);
+      groups.set(file, [...(groups.get(file) ?? []), entryOf(key)]);
     }
+    const last = [...groups.keys()].pop()!;
+    groups.get(last)!.push(...extra);
     const files: string[] = [];
     const weightMap: Record<string, string> = {};
     let total = 0;
-    for (const [file, keys] of groups) {
+    for (const [file, entries] of groups) {
       const path = join(outDir, file);
-      await writeSafetensorsStreaming(path, keys.map(entryOf), produce, metadata);
-      for (const key of keys) {
-        weightMap[key] = file;
-        total += ckpt.info(key).byteLength;
+      await writeSafetensorsStreaming(path, entries, produce, metadata);
+      for (const e of entries) {
+        weightMap[e.name] = file;
+        total += tensorByteLength(e.dtype, e.shape, path, e.name);
       }
       files.push(path);
     }
+    const sortedMap = Object.fromEntries(
+      Object.keys(weightMap)
+        .sort()
+        .map((k) => [k, weightMap[k]]),
+    );
     const indexPath = join(outDir, INDEX_FILE);
     await writeJsonAtomic(indexPath, {
       metadata: { ...ckpt.indexMetadata, total_size: total },
-      weight_map: weightMap,
+      weight_map: sortedMap,
     });
     files.push(indexPath);
     return files;
   }
-  const result = await writeShardedSafetensors(outDir, ckpt.keys().map(entryOf), produce, {
+  const result = await writeShardedSafetensors(outDir, [...ckpt.keys().map(entryOf), ...extra], produce, {
     maxShardBytes: options.maxShardBytes,
     metadata,
   });

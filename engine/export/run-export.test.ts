@@ -1,0 +1,102 @@
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { detachAdapter } from '../adapters/index.ts';
+import { useTestBackend } from '../backends/testing.ts';
+import { main } from '../cli/main.ts';
+import { createProject } from '../project/store.ts';
+import { loadRunAdapter, startRun } from '../training/run.ts';
+import { exportRun } from './index.ts';
+
+const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures');
+
+let tmp: string;
+let runDir: string;
+
+beforeAll(async () => {
+  await useTestBackend();
+  tmp = await fs.mkdtemp(join(tmpdir(), 'run-export-'));
+  const lines = Array.from({ length: 6 }, (_, i) =>
+    JSON.stringify({ prompt: `count ${i}`, completion: ` to ${i + 1}` }),
+  );
+  await fs.writeFile(join(tmp, 'train.jsonl'), `${lines.join('\n')}\n`);
+  await createProject(join(tmp, 'p'), {
+    model: join(FIXTURES, 'gpt2'),
+    task: 'causal-lm',
+    data: { train: join(tmp, 'train.jsonl') },
+    method: { name: 'lora', config: { r: 2, loraAlpha: 4 } },
+    training: {
+      batchSize: 2,
+      learningRate: 0.05,
+      maxSeqLen: 16,
+      maxSteps: 2,
+      checkpointEvery: 2,
+      evalEvery: 0,
+      exactMatchExamples: 0,
+    },
+  });
+  const summary = await (await startRun(join(tmp, 'p'), { backend: 'current', analysis: false })).done;
+  runDir = summary.runDir;
+});
+
+afterAll(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe('exportRun', () => {
+  it('native: a self-contained run folder whose adapter and optimizer state are byte-identical', async () => {
+    const out = join(tmp, 'native');
+    const result = await exportRun(runDir, { format: 'native', out });
+    expect(result.verification).toMatchObject({ ok: true, maxAbsDiff: 0 });
+    expect(result.files).toEqual(
+      expect.arrayContaining([
+        'checkpoints/step-2/adapter.safetensors',
+        'checkpoints/step-2/optimizer.safetensors',
+        'checkpoints/step-2/state.json',
+        'run.json',
+      ]),
+    );
+    for (const f of ['adapter.safetensors', 'optimizer.safetensors', 'state.json']) {
+      const a = await fs.readFile(join(runDir, 'checkpoints', 'step-2', f));
+      const b = await fs.readFile(join(out, 'checkpoints', 'step-2', f));
+      expect(Buffer.compare(a, b), f).toBe(0);
+    }
+    const record = JSON.parse(await fs.readFile(join(out, 'run.json'), 'utf8'));
+    expect(record.config.model).toBe(join(FIXTURES, 'gpt2'));
+    const restored = await loadRunAdapter(out);
+    expect(restored.state.step).toBe(2);
+    detachAdapter(restored.model, restored.instance.name);
+    restored.model.dispose();
+  });
+
+  it('peft, lora and merged from a trained run all verify; memory stays flat', async () => {
+    const before = tf.memory().numTensors;
+    for (const format of ['peft', 'lora', 'merged'] as const) {
+      const result = await exportRun(runDir, { format, out: join(tmp, format) });
+      expect(result.verification.ok, format).toBe(true);
+      expect(result.verification.adapterEffect, format).toBeGreaterThan(0);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    const config = JSON.parse(await fs.readFile(join(tmp, 'peft', 'adapter_config.json'), 'utf8'));
+    expect(config.base_model_name_or_path).toBe(join(FIXTURES, 'gpt2'));
+  });
+
+  it('the CLI: studio export --format peft --json, and a usage error for an unknown format', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), isTTY: false };
+    const code = await main(
+      ['export', runDir, '--format', 'peft', '--out', join(tmp, 'cli-peft'), '--json'],
+      io,
+    );
+    expect(code).toBe(0);
+    const result = JSON.parse(out.join('\n'));
+    expect(result.files).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect(result.verification.ok).toBe(true);
+    const bad = await main(['export', runDir, '--format', 'gguf', '--out', join(tmp, 'x')], io);
+    expect(bad).toBe(2);
+    expect(err.join('\n')).toMatch(/--format must be one of peft, lora, merged, native, got "gguf"/);
+  });
+});
