@@ -109,14 +109,26 @@ export class AdaptableLayer {
   forward(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
       let y = (
-        this.kind === 'Linear'
-          ? tf.matMul(x, this.weight, false, true)
-          : tf.matMul(x, this.weight, false, false)
+        this.kind === 'Linear' ? this.linearProduct(x) : tf.matMul(x, this.weight, false, false)
       ) as tf.Tensor2D;
       if (this.bias) y = tf.add(y, this.bias) as tf.Tensor2D;
       for (const name of this.liveAdapters()) y = this.adapters.get(name)!.forward(x, y, ctx);
       return y;
     });
+  }
+
+  /**
+   * x·Wᵀ for a Linear weight W (out × in). Backends without native transposed GEMM re-lay a transposed
+   * operand out on every call, so with few rows (generation) the product is taken as (W·xᵀ)ᵀ, which moves
+   * x and y through the transposes instead of the whole weight.
+   */
+  private linearProduct(x: tf.Tensor2D): tf.Tensor {
+    const [rows, inFeatures] = x.shape;
+    const outFeatures = this.weight.shape[0];
+    if (rows * (inFeatures + outFeatures) < inFeatures * outFeatures) {
+      return tf.transpose(tf.matMul(this.weight, x, false, true));
+    }
+    return tf.matMul(x, this.weight, false, true);
   }
 
   /** Embedding lookup of ids [N] → [N, dim]. */
