@@ -30,8 +30,8 @@ const parse = (raw: Record<string, unknown>) => parseMethodConfig('tinylora', ra
 
 describe('tinylora groups', () => {
   it('rounds half to even like Python', () => {
-    expect([0.5, 1.5, 2.5, 3.5, 4.5, -0.5, 2.4999, 2.5001].map(pythonRound)).toEqual([
-      0, 2, 2, 4, 4, -0, 2, 3,
+    expect([0.5, 1.5, 2.5, 3.5, 4.5, -1.5, -2.5, 2.4999, 2.5001].map(pythonRound)).toEqual([
+      0, 2, 2, 4, 4, -2, -2, 2, 3,
     ]);
   });
 
