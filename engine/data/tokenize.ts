@@ -34,8 +34,9 @@ export interface EncodedExample {
   line: number;
   /** True when tokens past `maxSeqLen` were dropped. */
   truncated: boolean;
-  /** For exact-match evaluation: the prompt text the model continues, and the expected answer. */
+  /** For exact-match evaluation: the prompt the model continues (text and the exact ids trained on), and the expected answer. */
   prompt?: string;
+  promptIds?: number[];
   answer?: string;
 }
 
@@ -79,6 +80,7 @@ export function encodeExample(
   let segments: Segment[];
   let specialsInText = false;
   let prompt: string | undefined;
+  let promptIds: number[] | undefined;
   let answer: string | undefined;
   if (e.kind === 'prompt-completion') {
     segments = [
@@ -98,6 +100,7 @@ export function encodeExample(
     const last = e.messages.length - 1;
     if (e.messages[last].role === 'assistant' && tokenizer.applyChatTemplate) {
       prompt = tokenizer.applyChatTemplate(e.messages.slice(0, last), { addGenerationPrompt: true });
+      promptIds = tokenizer.encode(prompt, { addSpecialTokens: false });
       answer = e.messages[last].content;
     }
   }
@@ -105,6 +108,7 @@ export function encodeExample(
   const lossMask: number[] = [];
   segments.forEach((s, i) => {
     const ids = tokenizer.encode(s.text, { addSpecialTokens: i === 0 && !specialsInText });
+    if (i === 0 && e.kind === 'prompt-completion') promptIds = ids;
     for (const id of ids) {
       inputIds.push(id);
       lossMask.push(s.train || options.lossOn === 'all' ? 1 : 0);
@@ -125,6 +129,7 @@ export function encodeExample(
     line: e.line,
     truncated,
     prompt,
+    promptIds,
     answer,
   };
 }

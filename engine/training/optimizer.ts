@@ -35,8 +35,8 @@ export class AdamW {
     for (const p of params) {
       if (seen.has(p.name)) throw new Error(`AdamW: duplicate parameter name "${p.name}"`);
       seen.add(p.name);
-      this.m.set(p.name, tf.variable(tf.zerosLike(p.variable), false));
-      this.v.set(p.name, tf.variable(tf.zerosLike(p.variable), false));
+      this.m.set(p.name, zerosVariable(p.variable));
+      this.v.set(p.name, zerosVariable(p.variable));
     }
   }
 
@@ -106,6 +106,14 @@ export class AdamW {
     this.m.clear();
     this.v.clear();
   }
+}
+
+/** A non-trainable zero variable shaped like `like` (tf.variable shares, not owns, its initial tensor). */
+function zerosVariable(like: tf.Tensor): tf.Variable {
+  const zeros = tf.zerosLike(like);
+  const v = tf.variable(zeros, false);
+  zeros.dispose();
+  return v;
 }
 
 /** √(Σ‖g‖²) over every gradient. */

@@ -82,13 +82,14 @@ export function tinyAdapter(
   const rank = opts.rank ?? 2;
   const rate = opts.dropout ?? 0;
   const head = model.layers.get('head')!;
-  const a = tf.variable(
-    tf.randomNormal([rank, head.inFeatures], 0, 0.3, 'float32', seed),
-    true,
-    `tiny.${seed}.A.${Math.random()}`,
-  );
-  const b = tf.variable(tf.zeros([head.outFeatures, rank]));
-  const scale = tf.variable(tf.scalar(1));
+  const owned = (t: tf.Tensor) => {
+    const v = tf.variable(t);
+    t.dispose();
+    return v;
+  };
+  const a = owned(tf.randomNormal([rank, head.inFeatures], 0, 0.3, 'float32', seed));
+  const b = owned(tf.zeros([head.outFeatures, rank]));
+  const scale = owned(tf.scalar(1));
   const layer: AdapterLayer = {
     adapterName: 'default',
     forward(x, base, ctx) {
@@ -115,7 +116,7 @@ export function tinyAdapter(
     config: { r: rank },
     layers: new Map([['head', layer]]),
     trainable: () => params,
-    state: () => Object.fromEntries(params.map((p) => [p.name, p.variable])),
+    state: () => Object.fromEntries(params.map((p) => [p.name, p.variable.clone()])),
     loadState(state) {
       for (const p of params) {
         const v = state[p.name];

@@ -120,9 +120,7 @@ describe('Trainer', () => {
       const losses: number[] = [];
       for (let i = 0; i < 10; i++) {
         if (stopAt !== null && i === stopAt) {
-          const adapter = Object.fromEntries(
-            Object.entries(s.instance.state()).map(([k, v]) => [k, v.clone()]),
-          );
+          const adapter = s.instance.state();
           const opt = t.optimizer.state();
           const optTensors = Object.fromEntries(Object.entries(opt.tensors).map(([k, v]) => [k, v.clone()]));
           const state = structuredClone(t.state);

@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance, TrainableParam } from '../adapters/types.ts';
 import { DataCursor, type DataPosition, padBatch } from '../data/batches.ts';
 import type { EncodedExample } from '../data/tokenize.ts';
-import { inferenceContext, trainingContext } from '../models/layers.ts';
+import { trainingContext } from '../models/layers.ts';
 import type { LoadedModel, TaskKind } from '../models/types.ts';
 import type { TrainingSettings } from '../project/schema.ts';
 import { batchTensors, disposeBatch } from './batch.ts';
+import { evaluateExamples, type Generator } from './evaluate.ts';
 import { causalLmLossSum, classificationLossSum } from './loss.ts';
-import { accuracy, binaryF1, exactMatch } from './metrics.ts';
 import { AdamW, clipFactor, globalNorm } from './optimizer.ts';
 import { lrFactor } from './schedule.ts';
 
@@ -33,9 +33,6 @@ export interface StepResult {
   /** Set when the update was skipped for a non-finite value. */
   skipped: boolean;
 }
-
-/** Greedy continuation of a prompt, for exact-match evaluation. */
-export type Generator = (prompt: string, maxNewTokens: number) => Promise<string>;
 
 export interface TrainerSetup {
   model: LoadedModel;
@@ -205,55 +202,16 @@ export class Trainer {
     return { step: this.state.step, epoch: this.epochProgress(), loss, lr: lrNow, gradNorm, tokens, skipped };
   }
 
-  /** Validation metrics: causal LM loss, perplexity and exact match; classification loss, accuracy and F1. */
-  async evaluate(examples: EncodedExample[] = this.setup.validation): Promise<Record<string, number>> {
-    const { model, task, padTokenId, settings } = this.setup;
-    const batchSize = settings.evalBatchSize ?? settings.batchSize;
-    let lossSum = 0;
-    let targets = 0;
-    const preds: number[] = [];
-    const gold: number[] = [];
-    const ctx = inferenceContext();
-    for (let i = 0; i < examples.length; i += batchSize) {
-      const padded = padBatch(examples.slice(i, i + batchSize), padTokenId);
-      const tensors = batchTensors(padded);
-      try {
-        const [loss, argmax] = tf.tidy(() => {
-          const logits = model.forward(tensors.batch, ctx);
-          if (task === 'seq-cls') {
-            return [classificationLossSum(logits as tf.Tensor2D, tensors.labels!), tf.argMax(logits, 1)];
-          }
-          return [causalLmLossSum(logits as tf.Tensor3D, tensors.batch.inputIds, tensors.lossMask), null];
-        });
-        lossSum += (await loss.data())[0];
-        loss.dispose();
-        if (argmax) {
-          preds.push(...(await argmax.data()));
-          argmax.dispose();
-          gold.push(...padded.labels!);
-        }
-        targets += padded.targetCount;
-      } finally {
-        disposeBatch(tensors);
-      }
-    }
-    const loss = lossSum / Math.max(1, targets);
-    if (task === 'seq-cls') {
-      const metrics: Record<string, number> = { loss, accuracy: accuracy(preds, gold) };
-      if ((model.spec.numLabels ?? 0) === 2) metrics.f1 = binaryF1(preds, gold);
-      return metrics;
-    }
-    const metrics: Record<string, number> = { loss, perplexity: Math.exp(loss) };
-    const withAnswers = examples.filter((e) => e.prompt !== undefined && e.answer !== undefined);
-    if (this.setup.generate && settings.exactMatchExamples > 0 && withAnswers.length > 0) {
-      const subset = withAnswers.slice(0, settings.exactMatchExamples);
-      let hits = 0;
-      for (const e of subset) {
-        if (exactMatch(await this.setup.generate(e.prompt!, settings.maxNewTokens), e.answer!)) hits++;
-      }
-      metrics.exactMatch = hits / subset.length;
-    }
-    return metrics;
+  /** Validation metrics of the current adapter. */
+  evaluate(examples: EncodedExample[] = this.setup.validation): Promise<Record<string, number>> {
+    const { model, task, padTokenId, settings, generate } = this.setup;
+    return evaluateExamples(model, task, examples, {
+      batchSize: settings.evalBatchSize ?? settings.batchSize,
+      padTokenId,
+      generate,
+      exactMatchExamples: settings.exactMatchExamples,
+      maxNewTokens: settings.maxNewTokens,
+    });
   }
 
   /** Updates early-stopping state from an evaluation; true when training should stop. */

@@ -1,0 +1,243 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { basename, isAbsolute, join, relative, resolve } from 'node:path';
+import { z } from 'zod';
+import { parseMethodConfig } from '../adapters/index.ts';
+import { readData } from '../data/prepare.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { readModelConfig } from '../models/index.ts';
+import {
+  describeIssues,
+  PROJECT_FILE,
+  PROJECT_SCHEMA_VERSION,
+  ProjectSettings,
+  type ProjectSettingsInput,
+  TaskKindSchema,
+  TrainingSettings,
+} from './schema.ts';
+
+/** A problem with a project folder or its project.json; the message names the file. */
+export class ProjectError extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+    this.name = 'ProjectError';
+  }
+}
+
+export interface Project {
+  dir: string;
+  settings: ProjectSettings;
+}
+
+/** An absolute path for a project-relative one. */
+export function projectPath(projectDir: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(projectDir, path);
+}
+
+function relativeTo(projectDir: string, path: string, base: string): string {
+  const abs = isAbsolute(path) ? path : resolve(base, path);
+  return relative(projectDir, abs) || '.';
+}
+
+/**
+ * Validates settings against the schema and the method's own config schema. Upgrades older schema versions
+ * or refuses them with the reason; unknown keys are errors.
+ */
+export function parseProjectSettings(raw: unknown, file: string): ProjectSettings {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ProjectError(file, 'must be a JSON object');
+  const version = (raw as { schemaVersion?: unknown }).schemaVersion;
+  if (version === undefined)
+    throw new ProjectError(file, `missing "schemaVersion" (current: ${PROJECT_SCHEMA_VERSION})`);
+  if (typeof version !== 'number' || !Number.isInteger(version)) {
+    throw new ProjectError(file, `"schemaVersion" must be an integer, got ${JSON.stringify(version)}`);
+  }
+  if (version > PROJECT_SCHEMA_VERSION) {
+    throw new ProjectError(
+      file,
+      `schemaVersion ${version} was written by a newer Adapter Studio (this one reads up to ${PROJECT_SCHEMA_VERSION}); upgrade the studio`,
+    );
+  }
+  if (version < PROJECT_SCHEMA_VERSION) {
+    throw new ProjectError(
+      file,
+      `schemaVersion ${version} is older than any released format (${PROJECT_SCHEMA_VERSION}) and cannot be read`,
+    );
+  }
+  const parsed = ProjectSettings.safeParse(raw);
+  if (!parsed.success) throw new ProjectError(file, `invalid project: ${describeIssues(parsed.error)}`);
+  const settings = parsed.data;
+  try {
+    settings.method.config = parseMethodConfig(settings.method.name, settings.method.config);
+  } catch (error) {
+    throw new ProjectError(file, (error as Error).message);
+  }
+  return settings;
+}
+
+export async function openProject(dir: string): Promise<Project> {
+  const file = join(dir, PROJECT_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ProjectError(
+      file,
+      code === 'ENOENT'
+        ? 'not a project folder (no project.json; create one with `studio init`)'
+        : `cannot read (${code})`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ProjectError(file, `malformed JSON (${(error as Error).message})`);
+  }
+  return { dir: resolve(dir), settings: parseProjectSettings(raw, file) };
+}
+
+export interface CreateProjectInput extends Omit<ProjectSettingsInput, 'schemaVersion' | 'name'> {
+  name?: string;
+}
+
+/**
+ * Creates a project folder: checks the model folder and reads the data (a malformed file fails here, with its
+ * line), records classification label names, and writes project.json with paths relative to the project.
+ * Relative input paths are taken from `baseDir` (default: the working directory).
+ */
+export async function createProject(
+  dir: string,
+  input: CreateProjectInput,
+  options: { baseDir?: string; overwrite?: boolean } = {},
+): Promise<Project> {
+  const projectDir = resolve(dir);
+  const base = options.baseDir ?? process.cwd();
+  const file = join(projectDir, PROJECT_FILE);
+  if (!options.overwrite) {
+    const exists = await fs
+      .access(file)
+      .then(() => true)
+      .catch(() => false);
+    if (exists) throw new ProjectError(file, 'a project already exists here');
+  }
+  const data = { ...input.data };
+  data.train = relativeTo(projectDir, data.train, base);
+  if (data.validation) data.validation = relativeTo(projectDir, data.validation, base);
+  const raw = {
+    schemaVersion: PROJECT_SCHEMA_VERSION,
+    name: input.name ?? basename(projectDir),
+    model: relativeTo(projectDir, input.model, base),
+    task: input.task,
+    data,
+    method: input.method,
+    training: input.training ?? {},
+    backend: input.backend ?? 'auto',
+  };
+  const settings = parseProjectSettings(raw, file);
+  const modelDir = projectPath(projectDir, settings.model);
+  await readModelConfig(modelDir);
+  const read = await readData({
+    task: TaskKindSchema.parse(settings.task),
+    train: projectPath(projectDir, settings.data.train),
+    validation: settings.data.validation ? projectPath(projectDir, settings.data.validation) : undefined,
+    valFraction: settings.data.valFraction,
+    format: settings.data.format,
+    labels: settings.data.labels,
+    seed: settings.training.seed,
+  });
+  if (read.labels) settings.data.labels = read.labels;
+  await fs.mkdir(join(projectDir, 'runs'), { recursive: true });
+  await writeJsonAtomic(file, settings);
+  return { dir: projectDir, settings };
+}
+
+/** Applies training overrides (validated by the same schema as project.json). */
+export function withTrainingOverrides(
+  settings: ProjectSettings,
+  overrides: Record<string, unknown>,
+): ProjectSettings {
+  const merged = TrainingSettings.safeParse({ ...settings.training, ...overrides });
+  if (!merged.success) throw new Error(`invalid training settings: ${describeIssues(merged.error)}`);
+  return { ...settings, training: merged.data };
+}
+
+export const RUNS_DIR = 'runs';
+export const RUN_FILE = 'run.json';
+export const METRICS_FILE = 'metrics.jsonl';
+
+export const RunStatus = z.enum(['created', 'running', 'paused', 'cancelled', 'failed', 'finished']);
+export type RunStatus = z.infer<typeof RunStatus>;
+
+/** `run.json`: the frozen configuration of one run, its status and timings. */
+export const RunRecord = z.object({
+  schemaVersion: z.literal(1),
+  runId: z.string(),
+  /** The project settings as they were when the run started (paths relative to the project folder). */
+  config: ProjectSettings,
+  status: RunStatus,
+  /** Why the run ended, when it did. */
+  reason: z.string().optional(),
+  totalSteps: z.number().int().positive(),
+  step: z.number().int().nonnegative(),
+  backend: z.string(),
+  labels: z.array(z.string()).optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  finishedAt: z.string().optional(),
+  /** Seconds spent training (wall clock, summed over resumes). */
+  trainSeconds: z.number().nonnegative(),
+  lastCheckpoint: z.string().nullable(),
+  finalMetrics: z.record(z.string(), z.number()).optional(),
+  error: z.string().optional(),
+});
+export type RunRecord = z.infer<typeof RunRecord>;
+
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+export async function writeRunRecord(runDir: string, record: RunRecord): Promise<void> {
+  await writeJsonAtomic(join(runDir, RUN_FILE), record);
+}
+
+export async function readRunRecord(runDir: string): Promise<RunRecord> {
+  const file = join(runDir, RUN_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ProjectError(
+      file,
+      code === 'ENOENT' ? 'not a run folder (no run.json)' : `cannot read (${(error as Error).message})`,
+    );
+  }
+  const parsed = RunRecord.safeParse(raw);
+  if (!parsed.success) throw new ProjectError(file, `invalid run record: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** The project folder of a run folder (`<project>/runs/<id>`). */
+export function projectOfRun(runDir: string): string {
+  return resolve(runDir, '..', '..');
+}
+
+/** Run ids of a project, oldest first. */
+export async function listRuns(projectDir: string): Promise<string[]> {
+  try {
+    const names = await fs.readdir(join(projectDir, RUNS_DIR), { withFileTypes: true });
+    return names
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
+      .map((d) => d.name)
+      .sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+}
