@@ -10,7 +10,7 @@ import { vera } from './vera/index.ts';
  * Every registered method. One line per method folder; a method not listed here is unknown to the CLI,
  * the project file, the API and the conformance test.
  */
-export const methods: Partial<Record<MethodName, MethodDefinition>> = {
+export const methods: Record<MethodName, MethodDefinition> = {
   lora,
   tlora,
   tinylora,
@@ -18,11 +18,9 @@ export const methods: Partial<Record<MethodName, MethodDefinition>> = {
   loraxs,
 };
 
-export const allMethodNames: readonly MethodName[] = ['lora', 'tlora', 'tinylora', 'vera', 'loraxs'];
-
 /** Registered method names, in a stable order. */
 export function methodNames(): MethodName[] {
-  return allMethodNames.filter((name) => methods[name] !== undefined);
+  return Object.keys(methods) as MethodName[];
 }
 
 /** A method config that does not validate: the message lists every problem with its field path. */
@@ -37,7 +35,7 @@ export class AdapterConfigError extends Error {
 }
 
 export function getMethod(name: string): MethodDefinition {
-  const method = methods[name as MethodName];
+  const method = Object.hasOwn(methods, name) ? methods[name as MethodName] : undefined;
   if (!method) {
     throw new AdapterConfigError(`unknown adapter method "${name}"; available: ${methodNames().join(', ')}`);
   }

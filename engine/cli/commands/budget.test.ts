@@ -1,0 +1,53 @@
+import { describe, expect, test } from 'vitest';
+import { main } from '../main.ts';
+
+async function run(argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t), isTTY: false });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const llama = 'engine/adapters/fixtures/configs/llama-3.2-3b/config.json';
+
+describe('studio budget', () => {
+  test('LoRA r=32 on Llama-3.2-3B from config.json, as text and JSON', async () => {
+    const text = await run([
+      'budget',
+      llama,
+      '--r',
+      '32',
+      '--lora-alpha',
+      '64',
+      '--target-modules',
+      'q_proj,v_proj',
+    ]);
+    expect(text.code).toBe(0);
+    expect(text.out).toContain(
+      'trainable params: 9,175,040 || all params: 3,221,924,864 || trainable%: 0.2848',
+    );
+    expect(text.out).toMatch(/self_attn\.q_proj\s+×28\s+Linear 3072→3072\s+196,608 each/);
+    const json = await run([
+      'budget',
+      'engine/adapters/fixtures/configs/llama-3.2-3b',
+      '--r',
+      '32',
+      '--use-dora',
+      '--json',
+    ]);
+    const budget = JSON.parse(json.out);
+    expect(budget.trainable).toBe(9_289_728);
+    expect(budget.files.peft).toBe(37_181_760);
+  });
+
+  test('usage and config errors are one clear line', async () => {
+    const wrongMethod = await run(['budget', llama, '--u', '4']);
+    expect(wrongMethod.code).toBe(2);
+    expect(wrongMethod.err).toMatch(/--u is not an option of lora \(it belongs to tinylora\)/);
+    const bad = await run(['budget', llama, '--r', '0']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('invalid lora config: r: r must be at least 1');
+    const typo = await run(['budget', llama, '--target-modules', 'q_prj']);
+    expect(typo.err).toMatch(/nearest names: q_proj/);
+  });
+});

@@ -1,0 +1,185 @@
+import { type Budget, computeBudget } from '../../adapters/budget.ts';
+import { configFromFlags, FlagError, type SchemaFlag, schemaFlags } from '../../adapters/flags.ts';
+import { getMethod, methodNames } from '../../adapters/registry.ts';
+import { readModelConfig, specFromConfig, type TaskKind } from '../../models/index.ts';
+import {
+  CliError,
+  type Command,
+  jsonOption,
+  numberArg,
+  type OptionSpec,
+  positional,
+  stringArg,
+} from '../command.ts';
+
+const own: Record<string, OptionSpec> = {
+  method: {
+    type: 'string',
+    description: `adapter method (${methodNames().join(', ')})`,
+    default: 'lora',
+    value: '<name>',
+  },
+  'batch-size': {
+    type: 'string',
+    description: 'sequences per step, for the memory estimate',
+    default: '1',
+    value: '<n>',
+  },
+  'seq-len': {
+    type: 'string',
+    description: 'tokens per sequence, for the memory estimate',
+    default: '512',
+    value: '<n>',
+  },
+  task: { type: 'string', description: 'causal-lm or seq-cls (default: from config.json)', value: '<task>' },
+  'num-labels': { type: 'string', description: 'labels of a seq-cls head', value: '<n>' },
+  json: jsonOption,
+};
+
+/** Method flags of every registered method, generated from their schemas (a shared flag is listed once). */
+function methodFlags(): Map<string, { spec: SchemaFlag; methods: string[] }> {
+  const flags = new Map<string, { spec: SchemaFlag; methods: string[] }>();
+  for (const name of methodNames()) {
+    for (const spec of schemaFlags(getMethod(name).schema)) {
+      if (spec.flag in own)
+        throw new Error(`budget: method flag --${spec.flag} collides with a command option`);
+      const existing = flags.get(spec.flag);
+      if (existing) {
+        existing.methods.push(name);
+        if (existing.spec.type !== spec.type) existing.spec = { ...existing.spec, type: 'string' };
+      } else {
+        flags.set(spec.flag, { spec, methods: [name] });
+      }
+    }
+  }
+  return flags;
+}
+
+const generated = methodFlags();
+
+const options: Record<string, OptionSpec> = { ...own };
+for (const [flag, { spec, methods }] of generated) {
+  const scope = methods.length === methodNames().length ? '' : ` [${methods.join(', ')}]`;
+  const def = spec.defaultText !== undefined ? ` (default ${spec.defaultText})` : '';
+  options[flag] = { type: spec.type, description: `${spec.description}${scope}${def}`, value: spec.value };
+}
+
+function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function bytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** Modules grouped by their last two name parts and count (28 × q_proj …), in first-seen order. */
+function groupModules(budget: Budget): string[][] {
+  const groups = new Map<string, { n: number; trainable: number; frozen: number; shape: string }>();
+  for (const m of budget.targets) {
+    const short = m.name.split('.').slice(-2).join('.');
+    const key = `${short}|${m.trainable}|${m.frozen}`;
+    const g = groups.get(key);
+    if (g) g.n++;
+    else
+      groups.set(key, {
+        n: 1,
+        trainable: m.trainable,
+        frozen: m.frozen,
+        shape: `${m.kind} ${m.inFeatures}→${m.outFeatures}`,
+      });
+  }
+  return [...groups].map(([key, g]) => [
+    `  ${key.split('|')[0]}`,
+    `×${g.n}`,
+    g.shape,
+    `${count(g.trainable)} each`,
+    g.frozen ? `(+${count(g.frozen)} frozen)` : '',
+  ]);
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+export function renderBudget(budget: Budget): string {
+  const { model, files, memory } = budget;
+  const fileParts = [
+    files.peft !== null ? `PEFT ${bytes(files.peft)} (${count(files.peft)} B)` : 'PEFT: not a PEFT method',
+    files.lora !== null ? `LoRA ${bytes(files.lora)}` : 'LoRA: not low-rank',
+    `native ${bytes(files.native)}`,
+    `merged model ${bytes(files.merged)}`,
+  ];
+  return [
+    `model      ${model.architecture} (${model.modelType}, ${model.task}), ${count(model.numParameters)} parameters`,
+    `method     ${budget.method} ${JSON.stringify(budget.config)}`,
+    `targets    ${budget.targets.length} modules`,
+    ...table(groupModules(budget)),
+    ...budget.shared.map(
+      (t) => `  shared ${t.name} [${t.shape.join(', ')}]${t.trainable ? '' : ' (frozen)'}`,
+    ),
+    `trainable  ${count(budget.trainable)} (${budget.trainablePercent.toFixed(4)}% of ${count(budget.allParameters)})`,
+    `frozen     ${count(budget.frozen)} adapter values (buffers, not counted as trainable)`,
+    `PEFT       ${budget.peftLine}`,
+    `files      ${fileParts.join(' · ')}`,
+    `memory     ~${bytes(memory.total)} for batch ${memory.batchSize} × ${memory.seqLen} tokens: weights ${bytes(
+      memory.weights,
+    )}, adapter ${bytes(memory.adapter)}, gradients ${bytes(memory.gradients)}, AdamW ${bytes(
+      memory.optimizer,
+    )}, activations ~${bytes(memory.activations)}`,
+  ].join('\n');
+}
+
+export const command: Command = {
+  name: 'budget',
+  summary:
+    'Trainable parameters, adapter file sizes and a training-memory estimate for a method on a model, from config.json alone. Method options are the fields of the method config, as kebab-case flags.',
+  usage:
+    '<model-dir|config.json> [--method <name>] [method options] [--batch-size <n>] [--seq-len <n>] [--json]',
+  options,
+  async run(args, io) {
+    const path = positional(args, 0, 'model folder or config.json');
+    const method = getMethod(stringArg(args, 'method') ?? 'lora');
+    const ownFlags = new Set(schemaFlags(method.schema).map((f) => f.flag));
+    for (const [flag, { methods }] of generated) {
+      const value = args.values[flag];
+      if (value !== undefined && value !== false && !ownFlags.has(flag)) {
+        throw new CliError(
+          `--${flag} is not an option of ${method.name} (it belongs to ${methods.join(', ')})`,
+          2,
+        );
+      }
+    }
+    const taskArg = stringArg(args, 'task');
+    if (taskArg !== undefined && taskArg !== 'causal-lm' && taskArg !== 'seq-cls') {
+      throw new CliError(`--task must be causal-lm or seq-cls, got "${taskArg}"`, 2);
+    }
+    const numLabels = numberArg(args, 'num-labels');
+    let config: Record<string, unknown>;
+    try {
+      config = configFromFlags(method.schema, args.values);
+    } catch (error) {
+      if (error instanceof FlagError) throw new CliError(error.message, 2);
+      throw error;
+    }
+    const modelConfig = await readModelConfig(path);
+    const spec = specFromConfig(modelConfig, {
+      ...(taskArg ? { task: taskArg as TaskKind } : {}),
+      ...(numLabels !== undefined ? { numLabels } : {}),
+    });
+    const budget = computeBudget(spec, method.name, config, {
+      batchSize: numberArg(args, 'batch-size'),
+      seqLen: numberArg(args, 'seq-len'),
+    });
+    io.out(args.values.json ? JSON.stringify(budget, null, 2) : renderBudget(budget));
+    return 0;
+  },
+};
