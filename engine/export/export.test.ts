@@ -272,6 +272,38 @@ describe('merged model edge cases', () => {
   });
 });
 
+describe('output folder safety and sharding', () => {
+  it('refuses to replace the base model folder or an unrelated non-empty folder', async () => {
+    const { model, instance } = await adapted('llama', 'lora', { r: 2 });
+    await expect(exportAdapter(model, instance, { format: 'merged', out: model.dir })).rejects.toThrow(
+      /would replace .*llama, which the export reads/,
+    );
+    await expect(exportAdapter(model, instance, { format: 'merged', out: FIXTURES })).rejects.toThrow(
+      /which the export reads/,
+    );
+    const unrelated = join(tmp, 'documents');
+    await fs.mkdir(unrelated, { recursive: true });
+    await fs.writeFile(join(unrelated, 'notes.txt'), 'keep me');
+    await expect(exportAdapter(model, instance, { format: 'peft', out: unrelated })).rejects.toThrow(
+      /non-empty folder that is not an earlier export/,
+    );
+    expect(await fs.readFile(join(unrelated, 'notes.txt'), 'utf8')).toBe('keep me');
+    model.dispose();
+  });
+
+  it('a single-file model larger than maxShardBytes is written as shards + index and reloads', async () => {
+    const { model, instance } = await adapted('llama', 'lora', { r: 2 });
+    const out = join(tmp, 'llama-resharded');
+    const result = await exportAdapter(model, instance, { format: 'merged', out, maxShardBytes: 20_000 });
+    expect(result.verification.ok).toBe(true);
+    expect(result.files).toContain('model.safetensors.index.json');
+    expect(result.files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(
+      1,
+    );
+    model.dispose();
+  });
+});
+
 describe('loadPeftAdapter errors', () => {
   let model: LoadedModel;
   let dir: string;

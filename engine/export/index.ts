@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { detachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import { writeDirAtomic } from '../io/atomic.ts';
@@ -82,6 +82,39 @@ function withOnlyAdapter<T>(model: LoadedModel, adapterName: string | null, fn: 
   }
 }
 
+/** Files that mark a folder as an earlier export (which may be replaced). */
+const EXPORT_MARKERS = ['adapter_config.json', 'config.json', 'run.json'];
+
+/**
+ * The output folder is replaced as a whole, so it must not hold the sources (the base model, the run) and
+ * must be new, empty, or an earlier export: never an unrelated folder full of someone's files.
+ */
+async function checkOutDir(out: string, sources: string[]): Promise<void> {
+  const target = resolve(out);
+  for (const source of sources) {
+    const s = resolve(source);
+    if (s === target || s.startsWith(target + sep)) {
+      throw new ExportError(
+        `--out ${out} would replace ${source}, which the export reads; choose another folder`,
+      );
+    }
+  }
+  let entries: string[];
+  try {
+    const stat = await fs.stat(target);
+    if (!stat.isDirectory()) throw new ExportError(`${out} exists and is not a folder`);
+    entries = await fs.readdir(target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (entries.length > 0 && !entries.some((e) => EXPORT_MARKERS.includes(e))) {
+    throw new ExportError(
+      `${out} is a non-empty folder that is not an earlier export (no ${EXPORT_MARKERS.join(', ')}); it would be replaced, so choose a new or empty folder`,
+    );
+  }
+}
+
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -108,6 +141,7 @@ export async function exportAdapter(
   options: Omit<ExportOptions, 'format' | 'adapterName'> & { format: Exclude<ExportFormat, 'native'> },
 ): Promise<ExportResult> {
   const { format, out } = options;
+  await checkOutDir(out, [model.dir]);
   const baseName = options.baseModelNameOrPath ?? model.dir;
   const task = { task: model.spec.task, numLabels: model.spec.numLabels };
   if (format !== 'merged' && (model.newlyInitialized?.length ?? 0) > 0) {
@@ -198,6 +232,7 @@ export async function exportRun(runOrCheckpointDir: string, options: ExportOptio
   if (!(exportFormats as readonly string[]).includes(options.format)) {
     throw new ExportError(`unknown export format "${options.format}"; formats: ${exportFormats.join(', ')}`);
   }
+  await checkOutDir(options.out, [runOrCheckpointDir]);
   const loaded = await loadRunAdapter(runOrCheckpointDir);
   const { model, instance } = loaded;
   try {
@@ -213,6 +248,7 @@ export async function exportRun(runOrCheckpointDir: string, options: ExportOptio
         baseModelNameOrPath: options.baseModelNameOrPath ?? defaultBaseName(model),
       });
     }
+    await checkOutDir(options.out, [model.dir]);
     return await exportNative(loaded.checkpoint, model, instance.name, options.out);
   } finally {
     detachAdapter(model, instance.name);
