@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { useTestBackend } from '../backends/testing.ts';
 import type { AdaptableKind, AdaptableLayer } from '../models/layers.ts';
+import { escapeRegex } from './peft.ts';
 import { Rng } from './random.ts';
 import { getMethod, methodNames, parseMethodConfig } from './registry.ts';
 import {
@@ -160,10 +161,10 @@ for (const method of methodNames()) {
             const keys = Object.keys(saved);
             const missing = { ...saved };
             delete missing[keys[0]];
-            expect(() => instance.loadState(missing)).toThrow(new RegExp(`missing.*${escape(keys[0])}`));
+            expect(() => instance.loadState(missing)).toThrow(new RegExp(`missing.*${escapeRegex(keys[0])}`));
             const wrong = tf.zeros([saved[keys[0]].shape[0] + 1, 2]);
             expect(() => instance.loadState({ ...saved, [keys[0]]: wrong })).toThrow(
-              new RegExp(`${escape(keys[0])}.*shape`),
+              new RegExp(`${escapeRegex(keys[0])}.*shape`),
             );
             const extra = tf.zeros([1]);
             expect(() => instance.loadState({ ...saved, 'nope.weight': extra })).toThrow(
@@ -185,8 +186,4 @@ for (const method of methodNames()) {
       });
     }
   });
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
