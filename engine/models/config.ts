@@ -225,6 +225,12 @@ export function archConfig(
   const padTokenId = optionalId(config, 'pad_token_id');
 
   if (type === 'gpt2') {
+    if (config.scale_attn_weights === false || config.scale_attn_by_inverse_layer_idx === true) {
+      throw new ModelError(
+        CONFIG_FILE,
+        'GPT-2 attention scaling options scale_attn_weights=false / scale_attn_by_inverse_layer_idx=true are not supported',
+      );
+    }
     const hiddenSize = positiveInt(config, 'n_embd');
     const numHeads = positiveInt(config, 'n_head');
     return {
@@ -312,6 +318,9 @@ export function archConfig(
   const partial = config.partial_rotary_factor;
   if (typeof partial === 'number' && partial !== 1) {
     throw new ModelError(CONFIG_FILE, `partial_rotary_factor ${partial} is not supported (only 1)`);
+  }
+  if (type === 'qwen2' && config.use_sliding_window === true) {
+    throw new ModelError(CONFIG_FILE, 'Qwen2 with use_sliding_window=true is not supported');
   }
   const attentionBias = config.attention_bias === true;
   const sliding =

@@ -86,7 +86,8 @@ export class TransformerModel implements LoadedModel {
     return tf.tidy(() => {
       const { inputIds, attentionMask } = batch;
       const [b, t] = inputIds.shape;
-      if (this.arch.family === 'bert') return this.encoderClassify(inputIds, attentionMask, ctx);
+      if (this.arch.family === 'bert')
+        return this.encoderClassify(inputIds, attentionMask, batch.tokenTypeIds, ctx);
       const { hidden } = this.decoderHidden(inputIds, attentionMask, null, ctx);
       if (this.arch.task === 'causal-lm') {
         return tf.reshape(this.linear('lm_head', hidden, ctx), [b, t, this.arch.vocabSize]);
@@ -230,7 +231,12 @@ export class TransformerModel implements LoadedModel {
   }
 
   /** BERT / RoBERTa encoder and classification head: logits [B, numLabels]. */
-  private encoderClassify(inputIds: tf.Tensor2D, mask: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+  private encoderClassify(
+    inputIds: tf.Tensor2D,
+    mask: tf.Tensor2D,
+    tokenTypeIds: tf.Tensor2D | undefined,
+    ctx: ForwardContext,
+  ): tf.Tensor2D {
     const a = this.arch;
     const p = a.basePrefix;
     const [b, t] = inputIds.shape;
@@ -254,7 +260,10 @@ export class TransformerModel implements LoadedModel {
     const embedded = tf.add(
       tf.add(
         this.layer(`${e}.word_embeddings`).embed(ids, ctx),
-        this.layer(`${e}.token_type_embeddings`).embed(tf.zeros([b * t], 'int32') as tf.Tensor1D, ctx),
+        this.layer(`${e}.token_type_embeddings`).embed(
+          (tokenTypeIds ? tf.reshape(tokenTypeIds, [-1]) : tf.zeros([b * t], 'int32')) as tf.Tensor1D,
+          ctx,
+        ),
       ),
       this.layer(`${e}.position_embeddings`).embed(tf.reshape(positions, [-1]) as tf.Tensor1D, ctx),
     ) as tf.Tensor2D;

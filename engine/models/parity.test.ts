@@ -82,3 +82,25 @@ describe('logits match the numpy reference (fixed random weights, padded batch)'
     });
   }
 });
+
+describe('BERT sentence pairs', () => {
+  it('token_type_ids select the segment embedding', async () => {
+    await useTestBackend();
+    const exp = JSON.parse(readFileSync(join(FIXTURES, 'bert', 'expected.json'), 'utf8'));
+    const model = await loadModel(join(FIXTURES, 'bert'));
+    const logits = tf.tidy(() =>
+      model.forward(
+        {
+          inputIds: tf.tensor2d(exp.input_ids, undefined, 'int32'),
+          attentionMask: tf.tensor2d(exp.attention_mask, undefined, 'int32'),
+          tokenTypeIds: tf.tensor2d(exp.pair.token_type_ids, undefined, 'int32'),
+        },
+        inferenceContext(),
+      ),
+    );
+    const err = relativeError((await logits.data()) as Float32Array, { ...exp, logits: exp.pair.logits });
+    expect(err).toBeLessThan(1e-4);
+    logits.dispose();
+    model.dispose();
+  });
+});

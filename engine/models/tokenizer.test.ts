@@ -46,6 +46,9 @@ describe('loadTokenizer on the fixture tokenizers (ids computed by the python ge
     const pair = tok.encode('hello', { textPair: 'world' });
     expect(pair[0]).toBe(tok.tokenToId('[CLS]'));
     expect(pair.filter((id) => id === tok.tokenToId('[SEP]'))).toHaveLength(2);
+    const typed = tok.encodeWithTypeIds('hello', { textPair: 'world' });
+    expect(typed.ids).toEqual(pair);
+    expect(typed.typeIds).toEqual([0, 0, 0, 1, 1]);
   });
 
   it('reads generation_config.json stop ids and a chat_template.jinja file', async () => {

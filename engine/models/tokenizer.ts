@@ -90,6 +90,16 @@ export class StudioTokenizer {
     }).ids;
   }
 
+  /** Ids with their segment ids (0 for the first text, 1 for `textPair`), for BERT's token_type_ids. */
+  encodeWithTypeIds(text: string, options: EncodeOptions = {}): { ids: number[]; typeIds: number[] } {
+    const encoding = this.tokenizer.encode(text, {
+      add_special_tokens: options.addSpecialTokens ?? true,
+      text_pair: options.textPair ?? null,
+      return_token_type_ids: true,
+    });
+    return { ids: encoding.ids, typeIds: encoding.token_type_ids };
+  }
+
   decode(ids: number[], options: { skipSpecialTokens?: boolean } = {}): string {
     return this.tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
   }

@@ -52,6 +52,8 @@ export interface Batch {
   inputIds: tf.Tensor2D;
   /** int32 [B, T], 1 for real tokens, 0 for padding */
   attentionMask: tf.Tensor2D;
+  /** int32 [B, T] segment ids of sentence pairs (BERT); zeros when absent. */
+  tokenTypeIds?: tf.Tensor2D;
 }
 
 /** A loaded model with frozen base weights and adaptable modules. */
