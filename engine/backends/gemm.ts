@@ -38,13 +38,21 @@ export function loadGemm(path: NativeGemmPath): NativeGemm {
   return result;
 }
 
-/** Tries every native GEMM and says why each one loaded or not. */
-export function probeGemms(): GemmProbe[] {
+/**
+ * Tries the native GEMMs in order and stops at the first that loads (each loaded library costs memory and
+ * threads); the rest are reported as not tried. `all` tries every one, for benchmarks and diagnostics.
+ */
+export function probeGemms(opts: { all?: boolean } = {}): GemmProbe[] {
+  let found: NativeGemmPath | null = null;
   return nativeGemmOrder.map((path) => {
+    if (found && !opts.all) {
+      return { path, available: false, reason: `not tried: ${found} loaded first`, details: {} };
+    }
     const result = attempt(path);
-    return result instanceof Error
-      ? { path, available: false, reason: result.message.split('\n')[0], details: {} }
-      : { path, available: true, reason: 'loaded', details: result.details };
+    if (result instanceof Error)
+      return { path, available: false, reason: result.message.split('\n')[0], details: {} };
+    found ??= path;
+    return { path, available: true, reason: 'loaded', details: result.details };
   });
 }
 
