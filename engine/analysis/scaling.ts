@@ -1,3 +1,5 @@
+import { type LoraConfig, loraScaling, moduleRankAlpha } from '../adapters/lora/config.ts';
+import { tyingGroups } from '../adapters/tinylora/config.ts';
 import type { MethodName } from '../adapters/types.ts';
 import type { HostTensor } from './tensors.ts';
 import type { ScalingFactors, VectorStats } from './types.ts';
@@ -50,15 +52,6 @@ function num(config: Record<string, unknown>, key: string): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-/** PEFT's rank_pattern / alpha_pattern rule: the first key with `re.match(rf"(.*\.)?({key})$", name)`. */
-function patternValue(patterns: unknown, module: string): number | undefined {
-  if (!patterns || typeof patterns !== 'object') return undefined;
-  for (const [key, value] of Object.entries(patterns as Record<string, unknown>)) {
-    if (typeof value === 'number' && new RegExp(`^(.*\\.)?(${key})$`).test(module)) return value;
-  }
-  return undefined;
-}
-
 /** The trainable per-module vectors that scale the update (not biases). */
 function moduleVectors(input: ScalingInput): VectorStats[] {
   const out: VectorStats[] = [];
@@ -76,15 +69,9 @@ function learnedScalar(input: ScalingInput): { name: string; value: number } | n
   return pick ? { name: pick[0], value: pick[1].data[0] } : null;
 }
 
-/** TinyLoRA's tying groups (PEFT: round() is half-to-even, consecutive modules share a v). */
+/** TinyLoRA's tying group of module `moduleIndex` among `moduleCount` targets (the method's own rule). */
 export function tinyLoraGroup(moduleIndex: number, moduleCount: number, weightTying: number): number {
-  const x = moduleCount * (1 - weightTying);
-  const floor = Math.floor(x);
-  const diff = x - floor;
-  const rounded = diff > 0.5 || (diff === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
-  const numGroups = Math.max(1, rounded);
-  const groupSize = Math.max(1, Math.floor(moduleCount / numGroups));
-  return Math.min(Math.floor(moduleIndex / groupSize), numGroups - 1);
+  return tyingGroups(moduleCount, weightTying).groupOf[moduleIndex];
 }
 
 /** The model-level trainable vector of tying group `g`: the key whose last numeric segment is g. */
@@ -107,20 +94,27 @@ export function scalingFactors(input: ScalingInput): ScalingFactors {
   const learned = learnedScalar(input);
   const { config, module } = input;
   switch (input.method) {
-    case 'lora':
-    case 'loraxs': {
-      const r = patternValue(config.rankPattern, module) ?? num(config, 'r');
-      const alpha = patternValue(config.alphaPattern, module) ?? num(config, 'loraAlpha');
-      if (r === undefined || alpha === undefined) {
-        return { scale: null, kind: 'none', formula: 'no loraAlpha / r in the config', vectors };
-      }
+    case 'lora': {
+      // Configs written before a field existed lack its default: patterns then match nothing.
+      const { r, alpha } = moduleRankAlpha(
+        { rankPattern: {}, alphaPattern: {}, ...config } as LoraConfig,
+        module,
+      );
       const rs = config.useRslora === true;
       return {
-        scale: rs ? alpha / Math.sqrt(r) : alpha / r,
+        scale: loraScaling(alpha, r, rs),
         kind: 'fixed',
         formula: rs ? `loraAlpha / √r = ${alpha} / √${r}` : `loraAlpha / r = ${alpha} / ${r}`,
         vectors,
       };
+    }
+    case 'loraxs': {
+      const r = num(config, 'r');
+      const alpha = num(config, 'alpha');
+      if (r === undefined || alpha === undefined) {
+        return { scale: null, kind: 'none', formula: 'no alpha / r in the config', vectors };
+      }
+      return { scale: alpha / r, kind: 'fixed', formula: `alpha / r = ${alpha} / ${r}`, vectors };
     }
     case 'tlora':
       return learned
@@ -134,8 +128,7 @@ export function scalingFactors(input: ScalingInput): ScalingFactors {
         vectors,
       };
     case 'tinylora': {
-      const tying = num(config, 'weightTying') ?? 0;
-      const group = tinyLoraGroup(input.moduleIndex, input.moduleCount, tying);
+      const group = tinyLoraGroup(input.moduleIndex, input.moduleCount, num(config, 'weightTying') ?? 0);
       const v = groupVector(input.shared, group);
       return {
         scale: null,
