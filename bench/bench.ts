@@ -16,6 +16,7 @@ const sections: Record<string, () => Promise<{ section: BenchSection }>> = {
   matmul: () => import('./sections/matmul.ts'),
   lora: () => import('./sections/lora.ts'),
   load: () => import('./sections/load.ts'),
+  export: () => import('./sections/export.ts'),
 };
 
 function table(rows: BenchRow[]): string {

@@ -54,7 +54,8 @@ async function readExactly(
   const out = new Uint8Array(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(out, done, length - done, position + done);
+    // Node's file reads take at most 2 GiB per call; big tensors come in chunks.
+    const { bytesRead } = await handle.read(out, done, Math.min(1 << 30, length - done), position + done);
     if (bytesRead === 0)
       throw new SafetensorsError(file, `unexpected end of file at byte ${position + done}`);
     done += bytesRead;

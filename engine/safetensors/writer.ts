@@ -82,10 +82,13 @@ function asBytes(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
+/** Node's file writes take at most 2 GiB per call; big tensors go out in chunks. */
+const IO_CHUNK = 1 << 30;
+
 async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
   let done = 0;
   while (done < bytes.byteLength) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done);
+    const { bytesWritten } = await handle.write(bytes, done, Math.min(IO_CHUNK, bytes.byteLength - done));
     done += bytesWritten;
   }
 }
