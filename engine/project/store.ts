@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { basename, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { parseMethodConfig } from '../adapters/index.ts';
 import { readData } from '../data/prepare.ts';
@@ -37,9 +37,14 @@ export function projectPath(projectDir: string, path: string): string {
   return isAbsolute(path) ? path : resolve(projectDir, path);
 }
 
+/**
+ * Paths near the project (inside it or beside it) are stored relative, so the project folder can move with
+ * its data; paths further away (a shared model cache) stay absolute.
+ */
 function relativeTo(projectDir: string, path: string, base: string): string {
   const abs = isAbsolute(path) ? path : resolve(base, path);
-  return relative(projectDir, abs) || '.';
+  const rel = relative(projectDir, abs) || '.';
+  return rel.startsWith(`..${sep}..${sep}`) || rel === `..${sep}..` || isAbsolute(rel) ? abs : rel;
 }
 
 /**

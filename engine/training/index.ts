@@ -11,6 +11,7 @@ export {
   STATE_FILE,
   saveCheckpoint,
 } from './checkpoint.ts';
+export { type EvalRunOptions, type EvalRunResult, evaluateRun } from './eval-run.ts';
 export { type EvaluateOptions, evaluateExamples, type Generator } from './evaluate.ts';
 export * from './events.ts';
 export { causalLmLossSum, classificationLossSum } from './loss.ts';

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 
 /** Σ of −log p(target) over rows; logits [N, C], targets int32 [N]. Gathers from the flat logits so no [N, C] one-hot is built. */
 function crossEntropyRows(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {

@@ -95,7 +95,7 @@ describe('startRun / resumeRun', () => {
     expect(resumed.status).toBe('finished');
     const got = losses(await readRunEvents(cancelled.runDir));
     expect(got.length).toBe(8);
-    got.forEach((l, i) => expect(Math.abs(l - reference[i])).toBeLessThanOrEqual(1e-6));
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - reference[i])).toBeLessThanOrEqual(1e-6);
   });
 
   it('pauses and resumes in the same process', async () => {

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { attachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import { AnalysisRecorder } from '../analysis/index.ts';
-import { selectBackend } from '../backends/index.ts';
+import { ensureGradients, selectBackend } from '../backends/index.ts';
 import { type PreparedData, prepareData } from '../data/prepare.ts';
 import { appendLine, writeFileAtomic } from '../io/atomic.ts';
 import {
@@ -92,6 +92,7 @@ function positionLimit(model: LoadedModel): number {
 
 async function activateBackend(preference: string): Promise<string> {
   if (preference === 'current') {
+    await ensureGradients();
     await tf.ready();
     return tf.getBackend();
   }

@@ -1,0 +1,29 @@
+import { trainingFromArgs, trainingOptions } from '../../project/cli-options.ts';
+import { exitCodeOf, followRun } from '../../project/progress.ts';
+import { startRun } from '../../training/run.ts';
+import { type Command, jsonOption, type OptionSpec, positional, stringArg } from '../command.ts';
+
+const own: Record<string, OptionSpec> = {
+  backend: { type: 'string', description: "compute backend (default: the project's)", value: '<name>' },
+  'no-analysis': { type: 'boolean', description: 'do not record adapter analysis during training' },
+  json: { ...jsonOption, description: 'one JSON event per line instead of a progress display' },
+};
+
+export const command: Command = {
+  name: 'train',
+  summary:
+    'Train a project: a new run in runs/<run-id>/ with metrics.jsonl, checkpoints and analysis. Training options override project.json for this run. Ctrl-C cancels and leaves a resumable checkpoint.',
+  usage: '<project> [training options] [--backend <name>] [--json]',
+  options: { ...trainingOptions(), ...own },
+  async run(args, io) {
+    const dir = positional(args, 0, 'project folder');
+    const handle = await startRun(dir, {
+      training: trainingFromArgs(args),
+      backend: stringArg(args, 'backend'),
+      analysis: args.values['no-analysis'] !== true,
+    });
+    const summary = await followRun(handle, io, args.values.json === true);
+    if (!args.values.json) io.out(`run folder: ${summary.runDir}`);
+    return exitCodeOf(summary);
+  },
+};
