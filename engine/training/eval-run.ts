@@ -1,15 +1,17 @@
 import { resolve } from 'node:path';
 import { prepareData } from '../data/prepare.ts';
 import { generate } from '../models/generate.ts';
-import { projectOfRun, projectPath } from '../project/store.ts';
+import { projectOfRun, projectPath, readRunRecord } from '../project/store.ts';
 import { evaluateExamples } from './evaluate.ts';
-import { loadRunAdapter } from './run.ts';
+import { activateBackend, loadRunAdapter, locateCheckpoint } from './run.ts';
 
 export interface EvalRunOptions {
   /** Evaluate on this file instead of the run's validation data. */
   data?: string;
   /** Limit of exact-match generations (default: the run's setting). */
   exactMatchExamples?: number;
+  /** Backend preference (default: the run's); `current` keeps the active one. */
+  backend?: string;
 }
 
 export interface EvalRunResult {
@@ -26,6 +28,8 @@ export async function evaluateRun(
   runOrCheckpointDir: string,
   options: EvalRunOptions = {},
 ): Promise<EvalRunResult> {
+  const { runDir: located } = await locateCheckpoint(runOrCheckpointDir);
+  await activateBackend(options.backend ?? (await readRunRecord(located)).config.backend);
   const loaded = await loadRunAdapter(runOrCheckpointDir);
   try {
     const settings = loaded.runConfig;

@@ -90,7 +90,8 @@ function positionLimit(model: LoadedModel): number {
   return model.spec.modelType === 'roberta' ? arch.maxPositions - 2 : arch.maxPositions;
 }
 
-async function activateBackend(preference: string): Promise<string> {
+/** Activates a backend preference (`current` keeps the active one) and names what runs, e.g. `wasm:onnxruntime-mlas`. */
+export async function activateBackend(preference: string): Promise<string> {
   if (preference === 'current') {
     await ensureGradients();
     await tf.ready();

@@ -17,6 +17,7 @@ export const command: Command = {
       description: "examples scored by greedy exact match (default: the run's setting)",
       value: '<n>',
     },
+    backend: { type: 'string', description: "compute backend (default: the run's)", value: '<name>' },
     json: jsonOption,
   },
   async run(args, io) {
@@ -24,6 +25,7 @@ export const command: Command = {
     const result = await evaluateRun(target, {
       data: stringArg(args, 'data'),
       exactMatchExamples: numberArg(args, 'exact-match-examples'),
+      backend: stringArg(args, 'backend'),
     });
     if (args.values.json) {
       io.out(JSON.stringify(result, null, 2));
