@@ -3,7 +3,7 @@
 Same work as the studio bench: 12 layers, d=768, 12 heads, vocab 50257, batch 4 x 128 tokens, random frozen
 weights, LoRA r=8 (alpha 16) on attn.c_attn, causal-LM cross entropy, AdamW on the adapter only.
 
-    python3 bench/torch_lora_step.py [--steps 3] [--json] [--studio-ms 1234]
+    python3 bench/torch_lora_step.py [--steps 3] [--batch 4] [--json] [--studio-ms 1234]
 
 With --studio-ms it prints the ratio studio / PyTorch.
 """
@@ -88,13 +88,14 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--studio-ms", type=float, default=None)
+    ap.add_argument("--batch", type=int, default=BATCH)
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count() or 1)
     model = Gpt2()
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.01)
-    ids = (torch.arange(BATCH * SEQ) * 7919 + 13).remainder(VOCAB).view(BATCH, SEQ)
+    ids = (torch.arange(args.batch * SEQ) * 7919 + 13).remainder(VOCAB).view(args.batch, SEQ)
     step_ms, fwd_ms = [], []
     for step in range(args.steps + 1):
         t0 = time.perf_counter()

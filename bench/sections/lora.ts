@@ -1,23 +1,17 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs-core';
-import { attachAdapter } from '../../engine/adapters/index.ts';
-import { loadGemm, nativeGemmOrder } from '../../engine/backends/gemm.ts';
-import { ensureGradients } from '../../engine/backends/gradients.ts';
-import { setMatMulRoute } from '../../engine/backends/matmul.ts';
-import type { MatMulPath, NativeGemm } from '../../engine/backends/types.ts';
-import { initWasmBackend } from '../../engine/backends/wasm.ts';
-import { loadModel, trainingContext } from '../../engine/models/index.ts';
-import { AdamW, causalLmLossSum } from '../../engine/training/index.ts';
+import { probeGemms } from '../../engine/backends/gemm.ts';
+import type { MatMulPath } from '../../engine/backends/types.ts';
 import { gpt2Small, parameterCount, writeGpt2Checkpoint } from '../gpt2-checkpoint.ts';
 import type { BenchContext, BenchRow, BenchSection } from '../types.ts';
 
 const BATCH = 4;
 const SEQ = 128;
-const RANK = 8;
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const NAME = 'LoRA training step (forward + backward + AdamW)';
 
 /** A python with PyTorch: the first of `python3` and the system one that imports torch. */
 function torchPython(): string | null {
@@ -30,83 +24,47 @@ function torchPython(): string | null {
   return null;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-interface StepTimes {
+interface ChildResult {
   stepMs: number;
   forwardMs: number;
   loss: number;
+  trainable: number;
+  wasmHeapBytes: number;
 }
 
-async function timeSteps(dir: string, steps: number, ctx: BenchContext, label: string): Promise<StepTimes> {
-  const model = await loadModel(dir);
-  const instance = attachAdapter(
-    model,
-    'lora',
-    { r: RANK, loraAlpha: 16, targetModules: ['c_attn'] },
-    { adapterName: 'default', seed: 0 },
+function runChild(dir: string, route: MatMulPath, batch: number, steps: number, ctx: BenchContext) {
+  const child = spawnSync(
+    process.execPath,
+    [
+      join(root, 'bin/run-ts.mjs'),
+      join(root, 'bench/lora-child.ts'),
+      dir,
+      route,
+      String(batch),
+      String(SEQ),
+      String(steps),
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
   );
-  const params = instance.trainable();
-  const optimizer = new AdamW(params, {
-    beta1: 0.9,
-    beta2: 0.999,
-    eps: 1e-8,
-    groups: { adapter: { lr: 1e-4, weightDecay: 0.01 }, scaling: { lr: 1e-4, weightDecay: 0 } },
-  });
-  const ids = new Int32Array(BATCH * SEQ);
-  for (let i = 0; i < ids.length; i++) ids[i] = (i * 7919 + 13) % gpt2Small.vocab;
-  const inputIds = tf.tensor2d(ids, [BATCH, SEQ], 'int32');
-  const attentionMask = tf.ones([BATCH, SEQ], 'int32') as tf.Tensor2D;
-  const lossMask = tf.ones([BATCH, SEQ], 'float32') as tf.Tensor2D;
-  const targets = BATCH * (SEQ - 1);
-  const byVariable = new Map(params.map((p) => [p.variable.name, p.name]));
-  const stepTimes: number[] = [];
-  const forwardTimes: number[] = [];
-  let loss = Number.NaN;
-  try {
-    for (let step = 0; step <= steps; step++) {
-      const f0 = performance.now();
-      tf.tidy(() => {
-        model.forward({ inputIds, attentionMask }, trainingContext(0, step));
-      });
-      const f1 = performance.now();
-      const { value, grads } = tf.variableGrads(
-        () => {
-          const logits = model.forward({ inputIds, attentionMask }, trainingContext(0, step)) as tf.Tensor3D;
-          return tf.div(causalLmLossSum(logits, inputIds, lossMask), targets) as tf.Scalar;
-        },
-        params.map((p) => p.variable),
-      );
-      const named: Record<string, tf.Tensor> = {};
-      for (const [key, g] of Object.entries(grads)) named[byVariable.get(key) ?? key] = g;
-      optimizer.step(named, 1);
-      loss = value.dataSync()[0];
-      tf.dispose([value, ...Object.values(grads)]);
-      const f2 = performance.now();
-      // step 0 warms up kernels and allocations
-      if (step > 0) {
-        forwardTimes.push(f1 - f0);
-        stepTimes.push(f2 - f1);
-      }
-      ctx.log(`lora: ${label} step ${step}: ${(f2 - f1).toFixed(0)} ms (forward ${(f1 - f0).toFixed(0)} ms)`);
-    }
-  } finally {
-    tf.dispose([inputIds, attentionMask, lossMask]);
-    optimizer.dispose();
-    model.dispose();
-  }
-  return { stepMs: median(stepTimes), forwardMs: median(forwardTimes), loss };
+  for (const line of child.stderr.split('\n'))
+    if (line.startsWith('step ')) ctx.log(`lora: ${route} batch ${batch} ${line}`);
+  const last = child.stdout.trim().split('\n').pop() ?? '';
+  if (child.status === 0 && last.startsWith('{')) return JSON.parse(last) as ChildResult;
+  const aborted = /Aborted\(\)/.test(child.stderr);
+  return {
+    error: aborted
+      ? 'the wasm module aborted: its 4 GiB heap is exhausted (wasm32)'
+      : (child.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => /Error/.test(l))[0] ?? `exit code ${child.status}`),
+  };
 }
 
 export const section: BenchSection = {
   name: 'lora',
-  title: `LoRA step, GPT-2 small shape (12 layers, d=768, batch ${BATCH}×${SEQ}, r=${RANK} on c_attn, AdamW on the adapter)`,
+  title: `LoRA step, GPT-2 small shape (12 layers, d=768, ${SEQ} tokens, r=8 on c_attn, AdamW on the adapter only)`,
   async run(ctx) {
-    await ensureGradients();
-    await initWasmBackend();
     const dir = mkdtempSync(join(tmpdir(), 'studio-bench-lora-'));
     const rows: BenchRow[] = [];
     try {
@@ -114,59 +72,61 @@ export const section: BenchSection = {
         `lora: writing a random ${(parameterCount(gpt2Small) / 1e6).toFixed(0)}M-parameter GPT-2 to ${dir}`,
       );
       await writeGpt2Checkpoint(dir, gpt2Small);
-      const routes: { path: MatMulPath; gemm: NativeGemm | null }[] = [];
-      for (const path of nativeGemmOrder) {
-        try {
-          routes.push({ path, gemm: loadGemm(path) });
-        } catch (error) {
-          ctx.log(`lora: ${path} skipped (${(error as Error).message})`);
+      const routes: MatMulPath[] = probeGemms({ all: true })
+        .filter((p) => p.available)
+        .map((p) => p.path);
+      if (!ctx.quick) routes.push('js-relayout');
+      let best: { ms: number; batch: number } | null = null;
+      for (const route of routes) {
+        // batch 4 is the reference shape; batch 1 is measured when 4 does not fit the wasm heap
+        for (const batch of [BATCH, 1]) {
+          const steps = route === 'js-relayout' ? 1 : ctx.quick ? 2 : 3;
+          const r = runChild(dir, route, batch, steps, ctx);
+          const config = `wasm/${route}, batch ${batch}×${SEQ}`;
+          if ('error' in r) {
+            rows.push({ name: NAME, config, value: Number.NaN, unit: 'ms', details: { error: r.error } });
+            ctx.log(`lora: ${config} failed: ${r.error}`);
+            continue;
+          }
+          rows.push({
+            name: NAME,
+            config,
+            value: Math.round(r.stepMs),
+            unit: 'ms',
+            details: {
+              forwardMs: Math.round(r.forwardMs),
+              tokensPerSecond: Math.round((batch * SEQ) / (r.stepMs / 1000)),
+              trainable: r.trainable,
+              wasmHeapMB: Math.round(r.wasmHeapBytes / 2 ** 20),
+              loss: Number(r.loss.toFixed(4)),
+            },
+          });
+          if (!best || (batch === best.batch && r.stepMs < best.ms)) best = { ms: r.stepMs, batch };
+          break;
         }
       }
-      if (!ctx.quick) routes.push({ path: 'js-relayout', gemm: null });
-      let best = Number.POSITIVE_INFINITY;
-      for (const route of routes) {
-        setMatMulRoute(route.path, route.gemm);
-        const steps = route.gemm ? (ctx.quick ? 2 : 3) : 1;
-        const t = await timeSteps(dir, steps, ctx, `wasm/${route.path}`);
-        best = Math.min(best, t.stepMs);
-        rows.push({
-          name: 'LoRA training step (forward + backward + AdamW)',
-          config: `wasm/${route.path}`,
-          value: Math.round(t.stepMs),
-          unit: 'ms',
-          details: {
-            forwardMs: Math.round(t.forwardMs),
-            tokensPerSecond: Math.round((BATCH * SEQ) / (t.stepMs / 1000)),
-            loss: Number(t.loss.toFixed(4)),
-            steps,
-          },
-        });
-      }
       const py = torchPython();
-      if (!py) {
-        ctx.log('lora: PyTorch comparison skipped (no python3 imports torch)');
-      } else {
-        const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'torch_lora_step.py');
-        const out = execFileSync(py, [script, '--json', '--steps', ctx.quick ? '2' : '3'], {
-          encoding: 'utf8',
-        });
-        const torch = JSON.parse(out.trim().split('\n').pop()!) as {
+      if (!py) ctx.log('lora: PyTorch comparison skipped (no python3 imports torch)');
+      else if (best) {
+        const script = join(root, 'bench/torch_lora_step.py');
+        const args = [script, '--json', '--steps', ctx.quick ? '2' : '3', '--batch', String(best.batch)];
+        const torch = JSON.parse(execFileSync(py, args, { encoding: 'utf8' }).trim().split('\n').pop()!) as {
           step_ms: number;
           forward_ms: number;
           torch: string;
           threads: number;
         };
         rows.push({
-          name: 'LoRA training step (forward + backward + AdamW)',
-          config: `PyTorch ${torch.torch} CPU, ${torch.threads} threads`,
+          name: NAME,
+          config: `PyTorch ${torch.torch} CPU (${torch.threads} threads), batch ${best.batch}×${SEQ}`,
           value: Math.round(torch.step_ms),
           unit: 'ms',
           details: { forwardMs: Math.round(torch.forward_ms) },
         });
         rows.push({
           name: 'studio step time / PyTorch step time',
-          config: 'fastest wasm route vs PyTorch',
-          value: Number((best / torch.step_ms).toFixed(2)),
+          config: `fastest wasm route vs PyTorch, batch ${best.batch}`,
+          value: Number((best.ms / torch.step_ms).toFixed(2)),
           unit: '×',
         });
       }
