@@ -17,6 +17,7 @@ const sections: Record<string, () => Promise<{ section: BenchSection }>> = {
   lora: () => import('./sections/lora.ts'),
   load: () => import('./sections/load.ts'),
   export: () => import('./sections/export.ts'),
+  svd: () => import('./sections/svd.ts'),
 };
 
 function table(rows: BenchRow[]): string {
