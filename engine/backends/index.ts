@@ -125,16 +125,22 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
 
   if (wanted === 'cuda' || (wanted === 'auto' && cuda.available)) {
     if (!cuda.available) throw new Error(`backend cuda was requested but is unavailable: ${cuda.reason}`);
-    cuda.details = { ...cuda.details, ...(await activateCuda()) };
-    chosen = cuda;
-  } else if (
-    wanted === 'webgpu' ||
-    (wanted === 'auto' && gpu.available && (!gpu.software || allowSoftwareGpu))
-  ) {
+    try {
+      cuda.details = { ...cuda.details, ...(await activateCuda()) };
+      chosen = cuda;
+    } catch (error) {
+      if (wanted === 'cuda') throw error;
+      cuda.available = false;
+      cuda.reason = (error as Error).message.split('\n')[0];
+    }
+  }
+  const gpuWanted =
+    wanted === 'webgpu' || (wanted === 'auto' && gpu.available && (!gpu.software || allowSoftwareGpu));
+  if (!chosen && gpuWanted) {
     if (!gpu.available) throw new Error(`backend webgpu was requested but is unavailable: ${gpu.reason}`);
     await initWebGpuBackend();
     chosen = webgpu;
-  } else if (wanted === 'auto' || wanted === 'wasm') {
+  } else if (!chosen && (wanted === 'auto' || wanted === 'wasm')) {
     try {
       const setup = await activateWasm(preference.matmul);
       matmul = setup.matmul;
@@ -145,7 +151,9 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
         gemm: setup.gemm?.details,
         matmulCandidates: setup.gemmProbes,
       };
-      const skipped = setup.gemmProbes.filter((p) => !p.available).map((p) => `${p.path}: ${p.reason}`);
+      const skipped = setup.gemmProbes
+        .filter((p) => !p.available && !p.reason.startsWith('not tried'))
+        .map((p) => `${p.path}: ${p.reason}`);
       wasm.reason =
         `SIMD wasm with matmul on ${setup.matmul}` +
         (preference.matmul ? ' (forced)' : skipped.length ? ` (skipped ${skipped.join('; ')})` : '');
