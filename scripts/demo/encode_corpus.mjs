@@ -18,5 +18,9 @@ for (const line of readFileSync(join(work, 'pretrain.txt'), 'utf8').split('\n'))
   ids.push(...tokenizer.encode(line, { add_special_tokens: false }).ids, eos[0]);
 }
 writeFileSync(join(work, 'pretrain.u16'), Buffer.from(new Uint16Array(ids).buffer));
-const sample = tokenizer.encode('In the beginning God created the heaven and the earth.', { add_special_tokens: false });
-console.log(`tokens ${ids.length}; sample ${JSON.stringify(sample.tokens)} -> "${tokenizer.decode(sample.ids)}"`);
+const sample = tokenizer.encode('In the beginning God created the heaven and the earth.', {
+  add_special_tokens: false,
+});
+console.log(
+  `tokens ${ids.length}; sample ${JSON.stringify(sample.tokens)} -> "${tokenizer.decode(sample.ids)}"`,
+);
