@@ -81,6 +81,7 @@ export const ProjectSummarySchema = z.object({
   name: z.string(),
   modelDir: z.string(),
   dataPath: z.string(),
+  task: z.enum(['causal-lm', 'seq-cls']),
   method: MethodNameSchema,
   methodConfig: Settings,
   /** Training settings (steps, batch size, learning rate, …) as the engine's project schema holds them. */
@@ -164,7 +165,7 @@ export const TrainEventSchema = z
     type: z.string(),
     step: z.number().optional(),
     epoch: z.number().optional(),
-    time: z.number().optional(),
+    time: z.string().optional(),
     loss: z.number().optional(),
     lr: z.number().optional(),
     gradNorm: z.number().optional(),
@@ -366,6 +367,7 @@ export const contract = {
         .array(z.object({ method: MethodNameSchema, config: Settings }))
         .min(1)
         .max(10),
+      task: z.enum(['causal-lm', 'seq-cls']).optional(),
       batchSize: z.number().int().positive().default(4),
       seqLen: z.number().int().positive().default(128),
     }),

@@ -13,12 +13,12 @@ export interface HostProcess {
 
 export type SpawnHost = () => HostProcess;
 
-/** The host entry point; run through tsx (`--import tsx`) since there is no build step outside Electron. */
-export const hostEntry = fileURLToPath(new URL('./host.ts', import.meta.url));
+/** The host entry point: registers tsx (as bin/studio.mjs does) since there is no build step outside Electron. */
+export const hostEntry = fileURLToPath(new URL('./host-entry.mjs', import.meta.url));
 
 export function forkHost(env: NodeJS.ProcessEnv = process.env): HostProcess {
   const child = fork(hostEntry, [], {
-    execArgv: [...process.execArgv.filter((a) => !a.startsWith('--inspect')), '--import', 'tsx'],
+    execArgv: process.execArgv.filter((a) => !a.startsWith('--inspect')),
     env,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
@@ -139,10 +139,17 @@ export class EngineHost implements EngineTransport {
     } catch (error) {
       return { ok: false, error: { code: 'host_down', message: (error as Error).message } };
     }
+    const proc = this.proc;
+    // the host may have died while this call waited for it to be ready
+    if (!proc)
+      return {
+        ok: false,
+        error: { code: 'host_down', message: this.downMessage ?? 'the engine is not running' },
+      };
     const id = this.nextId++;
     return new Promise<Reply>((resolve) => {
       this.pending.set(id, { resolve });
-      this.proc?.send({ kind: 'call', id, method, payload });
+      proc.send({ kind: 'call', id, method, payload });
     });
   }
 

@@ -19,8 +19,13 @@ import {
 } from './contract.ts';
 import { analysisHandlers } from './handlers/analysis.ts';
 import { appHandlers } from './handlers/app.ts';
+import { budgetHandlers } from './handlers/budget.ts';
 import type { ServiceContext } from './handlers/context.ts';
+import { dataHandlers } from './handlers/data.ts';
+import { insightHandlers } from './handlers/insight.ts';
 import { modelHandlers } from './handlers/model.ts';
+import { projectHandlers } from './handlers/projects.ts';
+import { runHandlers } from './handlers/runs.ts';
 
 export type Handler<M extends MethodId> = (
   input: z.output<Contract[M]['input']>,
@@ -65,9 +70,14 @@ export function createStudioService(options: ServiceOptions = {}): StudioService
     emit: (event) => events.emit('event', event),
     onDispose: (fn) => disposers.push(fn),
   };
-  const handlers: Partial<Handlers> = {
+  const handlers: Handlers = {
     ...appHandlers,
     ...modelHandlers,
+    ...dataHandlers,
+    ...budgetHandlers,
+    ...projectHandlers,
+    ...runHandlers,
+    ...insightHandlers,
     ...analysisHandlers,
   };
 
@@ -76,8 +86,7 @@ export function createStudioService(options: ServiceOptions = {}): StudioService
       try {
         if (!isMethodId(method)) throw new ApiError('not_found', `unknown API method "${method}"`);
         const input = parseInput(method, payload);
-        const handler = handlers[method] as Handler<typeof method> | undefined;
-        if (!handler) throw new ApiError('engine_error', `${method} is not available in this engine build`);
+        const handler = handlers[method] as Handler<typeof method>;
         const result = await handler(input as never, ctx);
         return { ok: true, result: parseOutput(method, result) };
       } catch (error) {

@@ -121,6 +121,19 @@ export function App() {
     api.desktop?.setTrainingActive(training);
   }, [api, training]);
 
+  const openProject = useStudio((s) => s.openProject);
+  const openDemo = useStudio((s) => s.openDemo);
+  useEffect(
+    () =>
+      api.desktop?.onMenu((command) => {
+        if (command.kind === 'openProject') void openProject(command.dir);
+        else if (command.kind === 'openDemo') void openDemo();
+        else if (command.kind === 'view') setView(command.view);
+        else setTheme(command.theme);
+      }),
+    [api, openProject, openDemo, setView, setTheme],
+  );
+
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (!e.altKey || e.ctrlKey || e.metaKey) return;

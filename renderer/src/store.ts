@@ -266,13 +266,13 @@ export function createStudioStore(
       clearError: (area) => set((s) => ({ errors: { ...s.errors, [area]: undefined } })),
 
       async init() {
-        const [appInfo, methods, recent, backend] = await Promise.all([
-          guarded('app', 'app.info', {}),
-          guarded('app', 'methods.list', {}),
-          guarded('app', 'projects.recent', {}),
-          guarded('backend', 'backend.report', {}),
+        // each answer shows as soon as it arrives: the backend probe can take seconds
+        await Promise.all([
+          guarded('app', 'app.info', {}).then((appInfo) => set({ appInfo })),
+          guarded('app', 'methods.list', {}).then((methods) => set({ methods: methods ?? [] })),
+          guarded('app', 'projects.recent', {}).then((recent) => set({ recent: recent ?? [] })),
+          guarded('backend', 'backend.report', {}).then((backend) => set({ backend })),
         ]);
-        set({ appInfo, methods: methods ?? [], recent: recent ?? [], backend });
       },
 
       async openProject(dir) {
@@ -331,6 +331,7 @@ export function createStudioStore(
           config: draft.config,
           batchSize: training.batchSize ?? 4,
           seqLen: training.seqLen ?? training.maxSeqLen ?? 128,
+          task: project.task,
         });
         // answers to older drafts arrive late when typing fast; only the newest counts
         if (ticket === budgetTicket) set({ budget });
@@ -346,7 +347,11 @@ export function createStudioStore(
           for (const key of TARGET_FIELDS) if (key in draft.config) config[key] = draft.config[key];
           return { method: m.name, config };
         });
-        const comparison = await guarded('compare', 'budget.compare', { modelDir, candidates });
+        const comparison = await guarded('compare', 'budget.compare', {
+          modelDir,
+          candidates,
+          task: project.task,
+        });
         set({ comparison });
       },
 

@@ -65,6 +65,7 @@ export function ExportView() {
   const run = useStudio((s) => s.runs.find((r) => r.dir === s.selectedRun));
   const busy = useStudio((s) => s.busy);
   const exports = useStudio((s) => s.exports);
+  const errors = useStudio((s) => s.errors);
   const runExport = useStudio((s) => s.runExport);
   const [format, setFormat] = useState<Format>('peft');
   const [estimate, setEstimate] = useState<Record<string, number> | null>(null);
@@ -81,6 +82,13 @@ export function ExportView() {
   useEffect(() => {
     if (selected) setOut(`${selected}/exports/${format}`);
   }, [selected, format]);
+  // a format the run's method lacks (TLoRA has no PEFT type) is replaced by the first one it has
+  useEffect(() => {
+    if (estimate && estimate[format] === undefined) {
+      const first = formats.find((f) => estimate[f.id] !== undefined);
+      if (first) setFormat(first.id);
+    }
+  }, [estimate, format]);
   if (!selected || !run) {
     return (
       <div className="view">
@@ -92,6 +100,7 @@ export function ExportView() {
     );
   }
   const area = `export-${format}`;
+  const error = errors[area];
   return (
     <div className="view">
       <header className="view-head">
@@ -109,10 +118,22 @@ export function ExportView() {
             className={`method ${format === f.id ? 'on' : ''}`}
             onClick={() => setFormat(f.id)}
             data-testid={`format-${f.id}`}
+            disabled={estimate !== null && estimate[f.id] === undefined}
+            title={
+              estimate !== null && estimate[f.id] === undefined
+                ? `${run.method} has no ${f.title} format (PEFT has no such adapter type); use LoRA-converted`
+                : undefined
+            }
           >
             <span className="method-label">{f.title}</span>
             <span className="method-desc">{f.description}</span>
-            <span className="method-size mono">{estimate ? formatBytes(estimate[f.id]) : '…'}</span>
+            <span className="method-size mono">
+              {estimate
+                ? estimate[f.id] === undefined
+                  ? 'not available'
+                  : formatBytes(estimate[f.id])
+                : '…'}
+            </span>
           </button>
         ))}
       </div>
@@ -158,7 +179,9 @@ export function ExportView() {
           Size before export: <strong>{estimate ? formatBytes(estimate[format]) : '…'}</strong>. After
           writing, the export is reloaded and its outputs are compared with the trained adapter’s.
         </p>
-        <ErrorNote area={area} />
+        <div data-testid={error ? 'export-error' : undefined}>
+          <ErrorNote area={area} />
+        </div>
       </Card>
       {exports.length > 0 && (
         <Card title="Exports">

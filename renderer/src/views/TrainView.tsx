@@ -74,7 +74,7 @@ export function TrainView() {
   const rows = useMemo(() => detail?.metrics.steps ?? [], [detail]);
   const evalRows = useMemo(() => {
     if (!detail) return [];
-    return detail.metrics.evals.map((e) => ({ step: e.step, evalLoss: e.evalLoss, ...e.metrics }));
+    return detail.metrics.evals.map((e) => ({ step: e.step, evalLoss: e.evalLoss }));
   }, [detail]);
   const metricKeys = useMemo(() => {
     const keys = new Set<string>();
@@ -249,20 +249,39 @@ export function TrainView() {
           </Card>
           <Card>
             <CurveChart
-              title="Validation"
+              title="Validation loss"
               rows={evalRows}
-              series={[
-                { key: 'evalLoss', name: 'eval loss', color: palette[1] },
-                ...metricKeys.map((k, i) => ({
-                  key: k,
-                  name: k,
-                  color: palette[(i + 2) % palette.length],
-                  dashed: true,
-                })),
-              ]}
+              series={[{ key: 'evalLoss', name: 'eval loss', color: palette[1] }]}
               logToggle
+              height={metricKeys.length > 0 ? 140 : 200}
               testId="chart-eval"
             />
+            {metricKeys.length > 0 && (
+              <table className="table compact" data-testid="eval-metrics">
+                <thead>
+                  <tr>
+                    <th className="num">Step</th>
+                    {metricKeys.map((k) => (
+                      <th key={k} className="num">
+                        {k}
+                      </th>
+                    ))}
+                  </tr>
+                </thead>
+                <tbody>
+                  {(detail?.metrics.evals ?? []).slice(-3).map((e) => (
+                    <tr key={e.step}>
+                      <td className="num mono">{e.step}</td>
+                      {metricKeys.map((k) => (
+                        <td key={k} className="num mono">
+                          {formatNumber(e.metrics[k])}
+                        </td>
+                      ))}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
           </Card>
           <Card>
             <CurveChart

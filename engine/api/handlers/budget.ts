@@ -1,0 +1,73 @@
+import { computeBudget, type Budget as EngineBudget } from '../../adapters/budget.ts';
+import { tyingGroups as tinyloraGroups } from '../../adapters/tinylora/config.ts';
+import { readModelConfig, specFromConfig } from '../../models/index.ts';
+import type { ModelSpec, TaskKind } from '../../models/types.ts';
+import type { Budget } from '../contract.ts';
+import type { Handlers } from '../service.ts';
+
+export async function modelSpec(modelDir: string, task?: TaskKind, numLabels?: number): Promise<ModelSpec> {
+  return specFromConfig(await readModelConfig(modelDir), { task, numLabels });
+}
+
+/**
+ * Which targets share each model-level trainable tensor: TinyLoRA ties consecutive modules into groups
+ * (PEFT's weight_tying rule), the other methods with shared tensors (VeRA) share them across every target.
+ */
+export function tyingGroups(budget: EngineBudget): Budget['tyingGroups'] {
+  const names = budget.targets.map((t) => t.name);
+  const { groupOf } = tinyloraGroups(names.length, Number(budget.config.weightTying ?? 0));
+  const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  return budget.shared
+    .filter((t) => t.trainable || budget.method === 'vera')
+    .map((t) => {
+      const group = /(\d+)$/.exec(t.name);
+      if (budget.method === 'tinylora' && group) {
+        const g = Number(group[1]);
+        return { name: t.name, size: size(t.shape), modules: names.filter((_, i) => groupOf[i] === g) };
+      }
+      return { name: t.name, size: size(t.shape), modules: names };
+    });
+}
+
+export function toBudget(b: EngineBudget, spec: ModelSpec): Budget {
+  const fileBytes: Record<string, number> = {};
+  for (const [format, bytes] of Object.entries(b.files))
+    if (typeof bytes === 'number') fileBytes[format] = bytes;
+  const { weights, adapter, gradients, optimizer, activations } = b.memory;
+  return {
+    method: b.method,
+    trainable: b.trainable,
+    frozen: b.frozen,
+    totalModelParams: spec.numParameters,
+    percentOfModel: b.trainablePercent,
+    targets: b.targets.map((t) => t.name),
+    perModule: b.targets.map((t) => ({ module: t.name, trainable: t.trainable, frozen: t.frozen })),
+    tyingGroups: tyingGroups(b),
+    fileBytes,
+    memoryBytes: b.memory.total,
+    memoryBreakdown: {
+      'base weights': weights,
+      'adapter weights': adapter,
+      gradients,
+      'optimizer state': optimizer,
+      activations,
+    },
+  };
+}
+
+export const budgetHandlers: Pick<Handlers, 'budget.compute' | 'budget.compare'> = {
+  async 'budget.compute'({ modelDir, method, config, batchSize, seqLen, task, numLabels }) {
+    const spec = await modelSpec(modelDir, task, numLabels);
+    return toBudget(computeBudget(spec, method, config, { batchSize, seqLen }), spec);
+  },
+  async 'budget.compare'({ modelDir, candidates, batchSize, seqLen, task }) {
+    const spec = await modelSpec(modelDir, task);
+    return candidates.map(({ method, config }) => {
+      try {
+        return toBudget(computeBudget(spec, method, config, { batchSize, seqLen }), spec);
+      } catch (error) {
+        return { method, error: (error as Error).message };
+      }
+    });
+  },
+};

@@ -1,0 +1,61 @@
+import { detectFormat, type PreviewExample, prepareData, previewExamples } from '../../data/index.ts';
+import { loadTokenizer } from '../../models/index.ts';
+import { openProject, projectPath } from '../../project/index.ts';
+import type { DataPreview } from '../contract.ts';
+import type { Handlers } from '../service.ts';
+
+/** Merges consecutive tokens with the same loss flag into text segments (prompt vs trained part). */
+export function segmentsOf(example: PreviewExample): DataPreview['examples'][number]['segments'] {
+  const out: { text: string; trained: boolean }[] = [];
+  for (const token of example.tokens) {
+    const last = out.at(-1);
+    if (last && last.trained === token.trained) last.text += token.text;
+    else out.push({ text: token.text, trained: token.trained });
+  }
+  return out;
+}
+
+export const dataHandlers: Pick<Handlers, 'data.preview'> = {
+  async 'data.preview'({ projectDir, count }) {
+    const project = await openProject(projectDir);
+    const s = project.settings;
+    const train = projectPath(project.dir, s.data.train);
+    const tokenizer = await loadTokenizer(projectPath(project.dir, s.model));
+    const data = await prepareData(
+      {
+        task: s.task,
+        train,
+        validation: s.data.validation ? projectPath(project.dir, s.data.validation) : undefined,
+        valFraction: s.data.valFraction,
+        format: s.data.format,
+        labels: s.data.labels,
+        seed: s.training.seed,
+      },
+      tokenizer,
+      { maxSeqLen: s.training.maxSeqLen, lossOn: s.training.lossOn },
+    );
+    const shown = (split: 'train' | 'validation', n: number) =>
+      previewExamples(split === 'train' ? data.train : data.validation, tokenizer, n, data.labels).map(
+        (p, index) => ({
+          index,
+          split,
+          tokens: p.tokens.length,
+          truncated: p.truncated,
+          segments: segmentsOf(p),
+          label: p.labelName ?? (p.label !== undefined ? String(p.label) : undefined),
+        }),
+      );
+    return {
+      format: s.data.format ?? detectFormat(train),
+      task: s.task,
+      trainCount: data.stats.trainExamples,
+      validationCount: data.stats.validationExamples,
+      validationSource: s.data.validation
+        ? `file ${s.data.validation}`
+        : s.data.valFraction > 0
+          ? `${Math.round(s.data.valFraction * 100)}% of the training file, held out with seed ${s.training.seed}`
+          : 'none (no validation file or fraction)',
+      examples: [...shown('train', count), ...shown('validation', Math.min(2, count))],
+    };
+  },
+};

@@ -1,0 +1,218 @@
+import { promises as fs } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { listRuns, projectOfRun, RUNS_DIR, type RunRecord, readRunRecord } from '../../project/index.ts';
+import { type RunHandle, readRunEvents, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
+import { ApiError, type Metrics, type Progress, type RunInfo, type RunStatus } from '../contract.ts';
+import type { Handlers } from '../service.ts';
+import { type ServiceContext, stateOf } from './context.ts';
+
+interface LiveRun {
+  handle: RunHandle;
+  off: () => void;
+}
+
+function liveRuns(ctx: ServiceContext): Map<string, LiveRun> {
+  return stateOf(ctx, 'runs', () => {
+    const map = new Map<string, LiveRun>();
+    // a host shutting down stops its runs at a step boundary; they resume from their last checkpoint
+    ctx.onDispose(async () => {
+      for (const { handle } of map.values()) handle.cancel();
+      await Promise.allSettled([...map.values()].map(({ handle }) => handle.done));
+    });
+    return map;
+  });
+}
+
+const statusMap: Record<RunRecord['status'], RunStatus> = {
+  created: 'pending',
+  running: 'running',
+  paused: 'paused',
+  cancelled: 'cancelled',
+  failed: 'failed',
+  finished: 'completed',
+};
+
+/** Last values of a run's event log, for the runs table and progress. */
+export function summarizeEvents(events: readonly TrainEvent[]) {
+  let step = 0;
+  let lastLoss: number | null = null;
+  let lastEvalLoss: number | null = null;
+  let epoch = 0;
+  let tokensPerSec: number | null = null;
+  let etaSec: number | null = null;
+  for (const e of events) {
+    if (e.type === 'step') {
+      step = e.step;
+      lastLoss = e.loss;
+      epoch = e.epoch;
+      tokensPerSec = e.tokensPerSec;
+      etaSec = e.etaSec;
+    } else if (e.type === 'eval' && typeof e.metrics.loss === 'number') {
+      lastEvalLoss = e.metrics.loss;
+    }
+  }
+  return { step, lastLoss, lastEvalLoss, epoch, tokensPerSec, etaSec };
+}
+
+async function eventsOf(runDir: string, live: LiveRun | undefined): Promise<readonly TrainEvent[]> {
+  if (live) return live.handle.history;
+  return readRunEvents(runDir).catch(() => []);
+}
+
+export async function runInfo(ctx: ServiceContext, runDir: string): Promise<RunInfo> {
+  const dir = resolve(runDir);
+  const record = await readRunRecord(dir);
+  const live = liveRuns(ctx).get(dir);
+  const events = await eventsOf(dir, live);
+  const summary = summarizeEvents(events);
+  let status = statusMap[record.status];
+  if (live) status = statusMap[live.handle.status()];
+  // run.json says running but no engine drives it: the process that did died (a zombie in other studios)
+  else if (status === 'running' || status === 'pending') status = 'interrupted';
+  return {
+    id: record.runId,
+    dir,
+    projectDir: projectOfRun(dir),
+    status,
+    live: Boolean(live),
+    method: record.config.method.name,
+    createdAt: record.createdAt,
+    // run.json is rewritten at checkpoints; the event log knows the latest step
+    step: Math.max(record.step, summary.step),
+    totalSteps: record.totalSteps,
+    epoch: summary.epoch,
+    lastLoss: summary.lastLoss,
+    lastEvalLoss: summary.lastEvalLoss,
+    lastCheckpoint: record.lastCheckpoint,
+    backend: record.backend,
+    error: record.error ?? null,
+    config: record.config as unknown as Record<string, unknown>,
+  };
+}
+
+export async function listRunInfos(ctx: ServiceContext, projectDir: string): Promise<RunInfo[]> {
+  const ids = await listRuns(projectDir);
+  const infos = await Promise.all(
+    ids.map((id) => runInfo(ctx, join(resolve(projectDir), RUNS_DIR, id)).catch(() => null)),
+  );
+  return infos.filter((r): r is RunInfo => r !== null).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** Chart rows of a run: step series and evaluations, thinned to `maxPoints` with the last point kept. */
+export function metricsOf(runDir: string, events: readonly TrainEvent[], maxPoints: number): Metrics {
+  const steps: Metrics['steps'] = [];
+  const evals: Metrics['evals'] = [];
+  for (const e of events) {
+    if (e.type === 'step') {
+      steps.push({
+        step: e.step,
+        loss: e.loss,
+        lr: e.lr,
+        gradNorm: e.gradNorm,
+        tokensPerSec: e.tokensPerSec,
+      });
+    } else if (e.type === 'eval') {
+      const { loss, ...rest } = e.metrics;
+      evals.push({ step: e.step, evalLoss: typeof loss === 'number' ? loss : null, metrics: rest });
+    }
+  }
+  const stride = Math.ceil(steps.length / maxPoints);
+  const thinned = stride <= 1 ? steps : steps.filter((_, i) => i % stride === 0 || i === steps.length - 1);
+  return { runDir, steps: thinned, evals, totalRecorded: steps.length };
+}
+
+const stateEvents = new Set([
+  'run-started',
+  'paused',
+  'resumed',
+  'cancelled',
+  'finished',
+  'error',
+  'checkpoint-saved',
+]);
+
+/** Follows a run driven by this host: forwards its events and state, and forgets it when it ends. */
+async function track(ctx: ServiceContext, handle: RunHandle): Promise<RunInfo> {
+  const runs = liveRuns(ctx);
+  const dir = resolve(handle.runDir);
+  const publish = () =>
+    runInfo(ctx, dir).then(
+      (run) => ctx.emit({ type: 'run.state', run }),
+      () => undefined,
+    );
+  const off = handle.on('event', (event) => {
+    ctx.emit({ type: 'run.event', runDir: dir, event });
+    if (stateEvents.has(event.type)) void publish();
+  });
+  runs.set(dir, { handle, off });
+  void handle.done.finally(() => {
+    off();
+    runs.delete(dir);
+    void publish();
+  });
+  return runInfo(ctx, dir);
+}
+
+function live(ctx: ServiceContext, runDir: string): LiveRun {
+  const run = liveRuns(ctx).get(resolve(runDir));
+  if (!run) throw new ApiError('conflict', `${runDir} is not running in this engine; resume it to continue`);
+  return run;
+}
+
+export const runHandlers: Pick<
+  Handlers,
+  'runs.start' | 'runs.pause' | 'runs.resume' | 'runs.cancel' | 'runs.list' | 'runs.delete' | 'runs.status'
+> = {
+  async 'runs.start'({ projectDir, overrides }, ctx) {
+    const busy = [...liveRuns(ctx).values()].find(
+      (r) => projectOfRun(r.handle.runDir) === resolve(projectDir),
+    );
+    if (busy) throw new ApiError('conflict', `run ${busy.handle.runId} of this project is still in progress`);
+    const o = overrides as { training?: Record<string, unknown>; backend?: string };
+    return track(ctx, await startRun(projectDir, { training: o.training, backend: o.backend }));
+  },
+  async 'runs.pause'({ runDir }, ctx) {
+    live(ctx, runDir).handle.pause();
+    return runInfo(ctx, runDir);
+  },
+  async 'runs.resume'({ runDir }, ctx) {
+    const running = liveRuns(ctx).get(resolve(runDir));
+    if (running) {
+      running.handle.resume();
+      return runInfo(ctx, runDir);
+    }
+    // not driven by this host (paused before a restart, cancelled, interrupted): continue from the checkpoint
+    return track(ctx, await resumeRun(runDir));
+  },
+  async 'runs.cancel'({ runDir }, ctx) {
+    const run = live(ctx, runDir);
+    run.handle.cancel();
+    await run.handle.done;
+    return runInfo(ctx, runDir);
+  },
+  async 'runs.list'({ projectDir }, ctx) {
+    return listRunInfos(ctx, projectDir);
+  },
+  async 'runs.delete'({ runDir }, ctx) {
+    const dir = resolve(runDir);
+    if (liveRuns(ctx).has(dir))
+      throw new ApiError('conflict', `${dir} is in progress; cancel it before deleting`);
+    await readRunRecord(dir);
+    await fs.rm(dir, { recursive: true, force: true });
+    return { deleted: dir };
+  },
+  async 'runs.status'({ runDir, maxPoints }, ctx) {
+    const dir = resolve(runDir);
+    const run = await runInfo(ctx, dir);
+    const events = await eventsOf(dir, liveRuns(ctx).get(dir));
+    const s = summarizeEvents(events);
+    const progress: Progress = {
+      step: run.step,
+      totalSteps: run.totalSteps,
+      epoch: s.epoch,
+      tokensPerSec: s.tokensPerSec,
+      etaSec: run.status === 'running' ? s.etaSec : null,
+    };
+    return { run, progress, metrics: metricsOf(dir, events, maxPoints) };
+  },
+};
