@@ -145,7 +145,7 @@ export async function createProject(
   };
   const settings = parseProjectSettings(raw, file);
   const modelDir = projectPath(projectDir, settings.model);
-  await readModelConfig(modelDir);
+  const modelConfig = await readModelConfig(modelDir);
   const read = await readData({
     task: TaskKindSchema.parse(settings.task),
     train: projectPath(projectDir, settings.data.train),
@@ -155,10 +155,39 @@ export async function createProject(
     labels: settings.data.labels,
     seed: settings.training.seed,
   });
-  if (read.labels) settings.data.labels = read.labels;
+  if (read.labels) {
+    settings.data.labels =
+      settings.data.labels ??
+      headLabels(read.labels, modelConfig, projectPath(projectDir, settings.data.train));
+  }
   await fs.mkdir(join(projectDir, 'runs'), { recursive: true });
   await writeJsonAtomic(file, settings);
   return { dir: projectDir, settings };
+}
+
+/**
+ * Label names for a model that already has a classification head (`*ForSequenceClassification` with
+ * `id2label`): the head's order when the data uses its names, all of the head's ids when the data uses numeric
+ * ids below its size (e.g. a binary task on a frozen 3-way MNLI head), else the data's own labels when the
+ * counts agree. Anything else cannot be trained on that head and is refused here rather than at load time.
+ */
+function headLabels(dataLabels: string[], config: Record<string, unknown>, dataFile: string): string[] {
+  const archs = Array.isArray(config.architectures) ? config.architectures : [];
+  const id2label = config.id2label as Record<string, unknown> | undefined;
+  if (!archs.some((a) => typeof a === 'string' && a.endsWith('ForSequenceClassification')) || !id2label) {
+    return dataLabels;
+  }
+  const names = Object.entries(id2label)
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([, v]) => String(v));
+  if (dataLabels.every((l) => names.includes(l))) return names;
+  if (dataLabels.every((l) => /^\d+$/.test(l) && Number(l) < names.length))
+    return names.map((_, i) => String(i));
+  if (dataLabels.length === names.length) return dataLabels;
+  throw new ProjectError(
+    dataFile,
+    `the data has labels ${dataLabels.join(', ')} but the model's classification head has ${names.length} (${names.join(', ')}); use the head's label names or ids 0..${names.length - 1}, or pass labels explicitly`,
+  );
 }
 
 /** Applies training overrides (validated by the same schema as project.json). */

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { attachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
-import { AnalysisRecorder } from '../analysis/index.ts';
+import type { AnalysisRecorder } from '../analysis/index.ts';
 import { ensureGradients, selectBackend } from '../backends/index.ts';
 import { type PreparedData, prepareData } from '../data/prepare.ts';
 import { appendLine, writeFileAtomic } from '../io/atomic.ts';
@@ -166,8 +166,10 @@ function generatorFor(model: LoadedModel, tokenizer: StudioTokenizer): Generator
     (await generate(model, tokenizer, promptIds, { maxNewTokens, temperature: 0 })).text;
 }
 
-function recorderFor(runDir: string, loaded: Loaded, enabled = true): AnalysisRecorder | null {
+/** The analysis recorder of a run; loaded on demand so training does not depend on the analysis code otherwise. */
+async function recorderFor(runDir: string, loaded: Loaded, enabled = true): Promise<AnalysisRecorder | null> {
   if (!enabled) return null;
+  const { AnalysisRecorder } = await import('../analysis/index.ts');
   const every = loaded.settings.training.analysisEvery;
   return new AnalysisRecorder({ runDir, model: loaded.model, every: every > 0 ? every : 1 });
 }
@@ -509,7 +511,14 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
     lastCheckpoint: null,
   };
   await writeRunRecord(runDir, record);
-  return new RunSession(runDir, record, loaded, trainer, recorderFor(runDir, loaded, options.analysis), null);
+  return new RunSession(
+    runDir,
+    record,
+    loaded,
+    trainer,
+    await recorderFor(runDir, loaded, options.analysis),
+    null,
+  );
 }
 
 /** Drops logged events past the checkpoint a run resumes from (they will be produced again). */
@@ -593,7 +602,7 @@ export async function resumeRun(runDir: string, options: ResumeOptions = {}): Pr
     resumedRecord,
     loaded,
     trainer,
-    recorderFor(dir, loaded, options.analysis),
+    await recorderFor(dir, loaded, options.analysis),
     last,
   );
 }

@@ -1,0 +1,227 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTestBackend } from '../../backends/testing.ts';
+import { readRunEvents } from '../../training/run.ts';
+import { main } from '../main.ts';
+
+const FIXTURES = join(import.meta.dirname, '..', '..', 'models', 'fixtures');
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, {
+    out: (t) => (out += `${t}\n`),
+    err: (t) => (err += `${t}\n`),
+    isTTY: false,
+  });
+  return { code, out, err };
+}
+
+function lmData(dir: string): string {
+  const path = join(dir, 'train.jsonl');
+  const rows = ['red', 'green', 'blue', 'gold'].map((c) =>
+    JSON.stringify({ prompt: `sky is`, completion: ` ${c} and ${c}` }),
+  );
+  writeFileSync(path, `${rows.join('\n')}\n`);
+  return path;
+}
+
+function clsData(dir: string): string {
+  const path = join(dir, 'train.csv');
+  const rows = ['sentence,label', '"good, fine",pos', 'bad bad,neg', '"very ""good""",pos', 'awful,neg'];
+  writeFileSync(path, `${rows.join('\n')}\n`);
+  return path;
+}
+
+function stepLosses(out: string): number[] {
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type === 'step')
+    .map((e) => e.loss);
+}
+
+beforeAll(async () => {
+  await useTestBackend();
+});
+
+const cases: [string, 'causal-lm' | 'seq-cls'][] = [
+  ['gpt2', 'causal-lm'],
+  ['llama', 'causal-lm'],
+  ['qwen2', 'causal-lm'],
+  ['mistral', 'causal-lm'],
+  ['bert', 'seq-cls'],
+  ['roberta', 'seq-cls'],
+  ['gpt2-cls', 'seq-cls'],
+  ['llama-cls', 'seq-cls'],
+];
+
+describe('studio init + train on every fixture architecture', () => {
+  it.each(cases)('%s (%s): loss goes down on a tiny overfit set', async (fixture, task) => {
+    const dir = mkdtempSync(join(tmpdir(), `studio-cli-${fixture}-`));
+    const data = task === 'seq-cls' ? clsData(dir) : lmData(dir);
+    const project = join(dir, 'proj');
+    const init = await run([
+      'init',
+      project,
+      '--model',
+      join(FIXTURES, fixture),
+      '--data',
+      data,
+      '--task',
+      task,
+      '--method',
+      'lora',
+      '--r',
+      '4',
+      '--target-modules',
+      'all-linear',
+      '--learning-rate',
+      '0.05',
+      '--batch-size',
+      '4',
+      '--max-steps',
+      '12',
+      '--schedule',
+      'constant',
+      '--max-seq-len',
+      '16',
+      '--checkpoint-every',
+      '0',
+    ]);
+    expect(init.err).toBe('');
+    expect(init.code).toBe(0);
+    if (task === 'seq-cls') expect(init.out).toMatch(/labels {3}0=neg 1=(neu 2=)?pos/);
+    const train = await run(['train', project, '--json', '--backend', 'current', '--no-analysis']);
+    expect(train.err).toBe('');
+    expect(train.code).toBe(0);
+    const losses = stepLosses(train.out);
+    expect(losses.length).toBe(12);
+    const first = (losses[0] + losses[1]) / 2;
+    const last = (losses[10] + losses[11]) / 2;
+    expect(last).toBeLessThan(first * 0.9);
+  });
+});
+
+describe('CLI errors and preview', () => {
+  it('names the file and line of bad data at init', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'studio-cli-bad-'));
+    const path = join(dir, 'bad.jsonl');
+    writeFileSync(path, '{"prompt":"a","completion":"b"}\n{"prompt": "oops"}\n');
+    const r = await run(['init', join(dir, 'p'), '--model', join(FIXTURES, 'gpt2'), '--data', path]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${path}:2: missing "completion"`);
+  });
+
+  it('refuses a method option of another method and an out-of-range setting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'studio-cli-opt-'));
+    const data = lmData(dir);
+    const base = ['init', join(dir, 'p'), '--model', join(FIXTURES, 'gpt2'), '--data', data];
+    const bad = await run([...base, '--learning-rate=-1']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/training\.learningRate/);
+    const wrongMethod = await run([...base, '--method', 'lora', '--r', 'x']);
+    expect(wrongMethod.code).toBe(2);
+  });
+
+  it('previews tokens with the trained part marked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'studio-cli-prev-'));
+    const project = join(dir, 'p');
+    await run(['init', project, '--model', join(FIXTURES, 'gpt2'), '--data', lmData(dir)]);
+    const r = await run(['preview-data', project, '--n', '1']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('sky is⟦ red and red<|endoftext|>⟧');
+  });
+});
+
+function studio(
+  args: string[],
+  onLine?: (line: string, kill: () => void) => void,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, '..', '..', '..', 'bin', 'studio.mjs'), ...args],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let pending = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk;
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) onLine?.(line, () => child.kill('SIGKILL'));
+    });
+    child.stderr.resume();
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, out }));
+  });
+}
+
+describe('resume after SIGKILL', () => {
+  it('continues from the last checkpoint and reproduces the uninterrupted losses', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'studio-cli-kill-'));
+    const init = (name: string) =>
+      run([
+        'init',
+        join(dir, name),
+        '--model',
+        join(FIXTURES, 'llama'),
+        '--data',
+        lmData(dir),
+        '--r',
+        '2',
+        '--dropout',
+        '0.1',
+        '--batch-size',
+        '2',
+        '--grad-accum-steps',
+        '2',
+        '--learning-rate',
+        '0.02',
+        '--schedule',
+        'cosine',
+        '--warmup-steps',
+        '2',
+        '--max-steps',
+        '12',
+        '--checkpoint-every',
+        '3',
+        '--max-seq-len',
+        '16',
+        '--backend',
+        'wasm',
+      ]);
+    await init('straight');
+    await init('killed');
+    const straight = await studio(['train', join(dir, 'straight'), '--json', '--no-analysis']);
+    expect(straight.code).toBe(0);
+    const reference = stepLosses(straight.out);
+    expect(reference.length).toBe(12);
+
+    let runDir = '';
+    const killed = await studio(['train', join(dir, 'killed'), '--json', '--no-analysis'], (line, kill) => {
+      const e = JSON.parse(line);
+      if (e.type === 'checkpoint-saved') {
+        runDir = join(e.path, '..', '..');
+        kill();
+      }
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    const resumed = await studio(['resume', runDir, '--json', '--no-analysis']);
+    expect(resumed.code).toBe(0);
+    const events = await readRunEvents(runDir);
+    const losses = events.flatMap((e) => (e.type === 'step' ? [e.loss] : []));
+    expect(events.filter((e) => e.type === 'step').map((e) => e.step)).toEqual(
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
+    for (let i = 0; i < 12; i++) expect(Math.abs(losses[i] - reference[i])).toBeLessThanOrEqual(1e-6);
+  }, 300_000);
+});
