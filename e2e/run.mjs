@@ -169,9 +169,8 @@ async function journey(page, label, projectsDir) {
 
   // 7. try a prompt: base and adapted side by side
   await nav('try');
-  await page
-    .locator('#prompt')
-    .fill('Verse: In the beginning God created the heaven and the earth.\nSection:');
+  await page.getByTestId('try-example').click();
+  if (!(await page.locator('#prompt').inputValue()).trim()) throw new Error('the example prompt is empty');
   await page.getByTestId('try-run').click();
   await page.getByTestId('try-output').waitFor({ timeout: 60_000 });
   await shot('09-try');

@@ -111,7 +111,7 @@ export function CurveChart({
               domain={['auto', 'auto']}
               tick={axisStyle}
               width={56}
-              tickFormatter={(v: number) => formatNumber(v, 3)}
+              tickFormatter={(v: number) => formatNumber(v, 4)}
               allowDataOverflow={log}
             />
             <Tooltip

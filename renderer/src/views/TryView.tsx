@@ -31,6 +31,14 @@ export function TryView() {
   const api = useApi();
   const selected = useStudio((s) => s.selectedRun);
   const model = useStudio((s) => s.model);
+  const preview = useStudio((s) => s.preview);
+  // the prompt part (no loss) of a validation example: the format the adapter was trained on
+  const example = preview?.examples.find((e) => e.split === 'validation') ?? preview?.examples[0];
+  const examplePrompt = example?.segments
+    .filter((seg) => !seg.trained)
+    .map((seg) => seg.text)
+    .join('')
+    .replace(/^<\|[^|]*\|>/, '');
   const [prompt, setPrompt] = useState('');
   const [mode, setMode] = useState<'greedy' | 'sampled'>('greedy');
   const [maxNewTokens, setMaxNewTokens] = useState(32);
@@ -150,7 +158,12 @@ export function TryView() {
               )}
             </div>
           )}
-          <div>
+          <div className="row">
+            {examplePrompt && (
+              <button type="button" onClick={() => setPrompt(examplePrompt)} data-testid="try-example">
+                Use a validation example
+              </button>
+            )}
             <button type="submit" className="primary" disabled={busy || !prompt.trim()} data-testid="try-run">
               {busy ? 'Running…' : classifier ? 'Classify' : 'Generate'}
             </button>
@@ -167,7 +180,7 @@ export function TryView() {
           <Card title="Base model">
             <pre className="generation">
               <span className="muted">{prompt}</span>
-              {generated.base.text}
+              {generated.base.text || <em className="muted"> ⏎ (end of text at once)</em>}
             </pre>
             <p className="muted small">
               {generated.base.tokens} tokens · {Math.round(generated.base.ms)} ms
@@ -176,7 +189,7 @@ export function TryView() {
           <Card title="With the adapter">
             <pre className="generation" data-testid="adapted-text">
               <span className="muted">{prompt}</span>
-              {generated.adapted.text}
+              {generated.adapted.text || <em className="muted"> ⏎ (end of text at once)</em>}
             </pre>
             <p className="muted small">
               {generated.adapted.tokens} tokens · {Math.round(generated.adapted.ms)} ms ·{' '}

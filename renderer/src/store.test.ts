@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest';
+import type { Input, MethodId, Output, RunDetail, RunInfo, StudioApi } from '../../engine/api/contract.ts';
+import { ApiError } from '../../engine/api/contract.ts';
+import { applyTrainEvent, createStudioStore, MAX_LIVE_POINTS } from './store.ts';
+
+const run: RunInfo = {
+  id: 'r1',
+  dir: '/p/runs/r1',
+  projectDir: '/p',
+  status: 'running',
+  live: true,
+  method: 'lora',
+  createdAt: '2026-01-01T00:00:00Z',
+  step: 0,
+  totalSteps: 10,
+  epoch: 0,
+  lastLoss: null,
+  lastEvalLoss: null,
+  lastCheckpoint: null,
+  backend: 'cpu',
+  error: null,
+  config: {},
+};
+
+function detail(): RunDetail {
+  return {
+    run,
+    progress: { step: 0, totalSteps: 10, epoch: 0, tokensPerSec: null, etaSec: null },
+    metrics: { runDir: run.dir, steps: [], evals: [], totalRecorded: 0 },
+  };
+}
+
+/** An API double answering from a table of handlers; unknown methods fail like the engine would. */
+function fakeApi(
+  handlers: Partial<{ [M in MethodId]: (input: Input<M>) => Output<M> | Promise<Output<M>> }>,
+) {
+  const calls: string[] = [];
+  const api: StudioApi = {
+    transport: 'http',
+    async call(id, input) {
+      calls.push(id);
+      const handler = handlers[id] as ((i: unknown) => unknown) | undefined;
+      if (!handler) throw new ApiError('engine_error', `no ${id}`);
+      return (await handler(input)) as never;
+    },
+    onEvent: () => () => {},
+    restartEngine: async () => {},
+  };
+  return { api, calls };
+}
+
+describe('applyTrainEvent', () => {
+  it('adds step rows, progress and eval rows (loss split from the other metrics)', () => {
+    let d = detail();
+    d = applyTrainEvent(d, {
+      type: 'step',
+      step: 1,
+      epoch: 0.1,
+      loss: 2,
+      lr: 0.1,
+      gradNorm: 1,
+      tokensPerSec: 50,
+      etaSec: 9,
+    });
+    d = applyTrainEvent(d, { type: 'eval', step: 1, metrics: { loss: 1.5, perplexity: 4.48 } });
+    expect(d.progress).toMatchObject({ step: 1, epoch: 0.1, tokensPerSec: 50, etaSec: 9 });
+    expect(d.metrics.steps).toEqual([{ step: 1, loss: 2, lr: 0.1, gradNorm: 1, tokensPerSec: 50 }]);
+    expect(d.metrics.evals).toEqual([{ step: 1, evalLoss: 1.5, metrics: { perplexity: 4.48 } }]);
+    expect(d.run.lastLoss).toBe(2);
+    expect(d.run.lastEvalLoss).toBe(1.5);
+  });
+
+  it('thins the live series of a long run', () => {
+    let d = detail();
+    for (let step = 1; step <= MAX_LIVE_POINTS + 1; step++) {
+      d = applyTrainEvent(d, { type: 'step', step, loss: 1 / step });
+    }
+    expect(d.metrics.steps.length).toBeLessThan(MAX_LIVE_POINTS);
+    expect(d.metrics.steps.at(-1)?.step).toBe(MAX_LIVE_POINTS + 1);
+  });
+});
+
+describe('studio store', () => {
+  it('shows the engine message in place when a call fails', async () => {
+    const { api } = fakeApi({
+      'projects.open': () => {
+        throw new ApiError('invalid_input', '/x/project.json: not a project folder');
+      },
+    });
+    const store = createStudioStore(api);
+    await store.getState().openProject('/x');
+    expect(store.getState().errors.project).toBe('/x/project.json: not a project folder');
+    expect(store.getState().busy.project).toBe(false);
+    store.getState().clearError('project');
+    expect(store.getState().errors.project).toBeUndefined();
+  });
+
+  it('keeps only the newest budget when answers arrive out of order', async () => {
+    const resolvers: ((v: Output<'budget.compute'>) => void)[] = [];
+    const { api } = fakeApi({ 'budget.compute': () => new Promise((r) => resolvers.push(r)) });
+    const store = createStudioStore(api);
+    store.setState({
+      project: {
+        dir: '/p',
+        name: 'p',
+        modelDir: '/m',
+        dataPath: '/d',
+        task: 'causal-lm',
+        method: 'lora',
+        methodConfig: {},
+        training: {},
+        settings: {},
+        runs: [],
+      },
+      draft: { method: 'lora', config: { r: 8 } },
+    });
+    const first = store.getState().refreshBudget();
+    const second = store.getState().refreshBudget();
+    const budget = (trainable: number) =>
+      ({
+        method: 'lora',
+        trainable,
+        frozen: 0,
+        totalModelParams: 1,
+        percentOfModel: 1,
+        targets: [],
+        perModule: [],
+        tyingGroups: [],
+        fileBytes: {},
+        memoryBytes: 0,
+        memoryBreakdown: {},
+      }) as Output<'budget.compute'>;
+    resolvers[1](budget(2));
+    await second;
+    resolvers[0](budget(1));
+    await first;
+    expect(store.getState().budget?.trainable).toBe(2);
+  });
+
+  it('follows live events: run state, chart rows, a dead engine and its interrupted runs', () => {
+    const { api } = fakeApi({});
+    const store = createStudioStore(api);
+    store.setState({ details: { [run.dir]: detail() }, runs: [run] });
+    store
+      .getState()
+      .handleEvent({ type: 'run.event', runDir: run.dir, event: { type: 'step', step: 3, loss: 1.2 } });
+    expect(store.getState().details[run.dir].metrics.steps).toHaveLength(1);
+    store.getState().handleEvent({ type: 'run.state', run: { ...run, status: 'paused', step: 3 } });
+    expect(store.getState().runs[0].status).toBe('paused');
+    store
+      .getState()
+      .handleEvent({ type: 'host.state', state: 'down', message: 'engine died', interruptedRuns: [run.dir] });
+    expect(store.getState().host).toEqual({
+      state: 'down',
+      message: 'engine died',
+      interruptedRuns: [run.dir],
+    });
+  });
+
+  it('carries the targets over when the method changes', () => {
+    const { api } = fakeApi({});
+    const store = createStudioStore(api);
+    store.setState({
+      methods: [
+        {
+          name: 'lora',
+          label: 'LoRA',
+          description: '',
+          supportedKinds: [],
+          jsonSchema: {},
+          defaults: { r: 8 },
+        },
+        {
+          name: 'vera',
+          label: 'VeRA',
+          description: '',
+          supportedKinds: [],
+          jsonSchema: {},
+          defaults: { r: 256 },
+        },
+      ],
+      draft: { method: 'lora', config: { r: 4, targetModules: ['q_proj'] } },
+    });
+    store.getState().setMethod('vera');
+    expect(store.getState().draft).toEqual({ method: 'vera', config: { r: 256, targetModules: ['q_proj'] } });
+  });
+});
