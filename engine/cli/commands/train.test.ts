@@ -29,9 +29,17 @@ function lmData(dir: string): string {
   return path;
 }
 
-function clsData(dir: string): string {
+/** Named labels, or numeric ids (a binary task on a checkpoint's 3-way head, as TLoRA trains on MNLI's). */
+function clsData(dir: string, numeric: boolean): string {
   const path = join(dir, 'train.csv');
-  const rows = ['sentence,label', '"good, fine",pos', 'bad bad,neg', '"very ""good""",pos', 'awful,neg'];
+  const [pos, neg] = numeric ? ['1', '0'] : ['pos', 'neg'];
+  const rows = [
+    'sentence,label',
+    `"good, fine",${pos}`,
+    `bad bad,${neg}`,
+    `"very ""good""",${pos}`,
+    `awful,${neg}`,
+  ];
   writeFileSync(path, `${rows.join('\n')}\n`);
   return path;
 }
@@ -63,7 +71,7 @@ const cases: [string, 'causal-lm' | 'seq-cls'][] = [
 describe('studio init + train on every fixture architecture', () => {
   it.each(cases)('%s (%s): loss goes down on a tiny overfit set', async (fixture, task) => {
     const dir = mkdtempSync(join(tmpdir(), `studio-cli-${fixture}-`));
-    const data = task === 'seq-cls' ? clsData(dir) : lmData(dir);
+    const data = task === 'seq-cls' ? clsData(dir, fixture === 'roberta') : lmData(dir);
     const project = join(dir, 'proj');
     const init = await run([
       'init',
@@ -95,7 +103,7 @@ describe('studio init + train on every fixture architecture', () => {
     ]);
     expect(init.err).toBe('');
     expect(init.code).toBe(0);
-    if (task === 'seq-cls') expect(init.out).toMatch(/labels {3}0=neg 1=(neu 2=)?pos/);
+    if (task === 'seq-cls') expect(init.out).toMatch(/labels {3}(0=neg 1=(neu 2=)?pos|0=0 1=1 2=2)/);
     const train = await run(['train', project, '--json', '--backend', 'current', '--no-analysis']);
     expect(train.err).toBe('');
     expect(train.code).toBe(0);
