@@ -10,6 +10,7 @@ import {
   matrix,
   maxAbsDiff,
   qr,
+  sliceCols,
   svd,
   toTensor,
   transpose,
@@ -183,6 +184,22 @@ describe('truncatedSvd', () => {
     const vRef = fromRows(ref.v);
     expect(maxAbsDiff(r.u, uRef)).toBeLessThan(1e-4);
     expect(maxAbsDiff(r.v, vRef)).toBeLessThan(1e-4);
+  });
+
+  it('handles a numerically low-rank tensor (rank-deficient blocks fall back to Householder)', () => {
+    const left = random(300, 3, 5);
+    const right = random(3, 280, 6);
+    const low = matmul(left, right);
+    const exact = svd(low);
+    const t = toTensor(low);
+    const before = tf.memory().numTensors;
+    const r = truncatedSvd(t, 2, { exactLimit: 64 });
+    expect(tf.memory().numTensors).toBe(before);
+    t.dispose();
+    expect(maxRel(r.s, exact.s.slice(0, 2))).toBeLessThan(1e-5);
+    const product = matmul(transpose(r.u), sliceCols(exact.u, 0, 2));
+    expect(Math.abs(Math.abs(product.data[0]) - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(Math.abs(product.data[3]) - 1)).toBeLessThan(1e-5);
   });
 
   it('rejects a rank outside [1, min(m, n)]', () => {
