@@ -112,6 +112,19 @@ describe('analysis of every registered method', () => {
               break;
           }
         }
+        if (!c.config.useDora) {
+          // the recorder's path above its exact-rank limit: norms from the Gram matrices, no spectrum
+          const gram = await collectMetrics(instance, model, { maxExactRank: 1 });
+          gram.modules.forEach((m, i) => {
+            expect(m.spectrum.source).toBe(out[i].spectrum.rank > 1 ? 'none' : 'low-rank');
+            expect(Math.abs(m.deltaFrobenius - out[i].deltaFrobenius)).toBeLessThan(
+              1e-5 * out[i].deltaFrobenius,
+            );
+            expect(Math.abs(m.deltaSpectral! - out[i].deltaSpectral!)).toBeLessThan(
+              1e-5 * out[i].deltaSpectral!,
+            );
+          });
+        }
         if (c.config.useDora) {
           const snap = await analyzeAdapter(instance, model);
           for (const m of snap.modules) {

@@ -1,25 +1,25 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance } from '../adapters/types.ts';
 import { type Matrix, svd } from '../linalg/index.ts';
-import type { AdapterLayer } from '../models/layers.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { scalingFactors } from './scaling.ts';
 import {
   DENSE_SPECTRUM_LIMIT,
   frobeniusOf,
+  gramNorms,
   lowRankSvd,
   spectralNorm,
   summarizeSpectrum,
 } from './spectrum.ts';
 import {
-  baseFrobenius,
+  baseWeightTensor,
   download,
   groupStateKeys,
   type HostTensor,
   layerIndexOf,
-  readFactors,
-  readState,
   roleOf,
+  toMatrix,
+  trainableKeys,
 } from './tensors.ts';
 import type { ModuleMetrics, Spectrum, TensorNorms } from './types.ts';
 
@@ -55,6 +55,11 @@ export interface CollectOptions {
   onDense?: (module: string, delta: Matrix) => void;
   /** Singular vectors of ΔW (for subspace comparisons). */
   onVectors?: (module: string, u: Matrix, v: Matrix) => void;
+  /**
+   * Above this factor rank k, skip the exact spectrum (O(k³) per module) and take ‖ΔW‖_F and ‖ΔW‖_2 from the
+   * k × k Gram matrices computed on the backend (the recorder uses 64; snapshots are exact at any k).
+   */
+  maxExactRank?: number;
 }
 
 export interface CollectedMetrics {
@@ -64,9 +69,17 @@ export interface CollectedMetrics {
   state: Map<string, HostTensor>;
 }
 
+/** What the single download of a record brings back for one module's ΔW. */
+type DeltaHost =
+  | { kind: 'factors'; rank: number; left: Matrix; right: Matrix }
+  | { kind: 'gram'; rank: number; gl: Matrix; gr: Matrix }
+  | { kind: 'norm'; norm: number }
+  | { kind: 'dense'; delta: Matrix };
+
 /**
  * The cheap per-module metrics: adapter tensor norms, ΔW norms and spectrum from the low-rank factors,
- * ‖ΔW‖_F / ‖W0‖_F and scaling factors. Nothing of size rows × cols is downloaded for low-rank methods.
+ * ‖ΔW‖_F / ‖W0‖_F and scaling factors. Nothing of size rows × cols is downloaded for low-rank methods, and
+ * everything a record needs crosses to the host in one batch (each read is an await, costly on a busy loop).
  */
 export async function collectMetrics(
   instance: AdapterInstance,
@@ -75,7 +88,51 @@ export async function collectMetrics(
 ): Promise<CollectedMetrics> {
   const cache = options.cache ?? newMetricsCache();
   const moduleNames = [...instance.layers.keys()];
-  const state = await readState(instance, (key, trainable) => trainable || !cache.frozen.has(key));
+  for (const module of moduleNames) {
+    if (!model.layers.has(module)) {
+      throw new Error(`analysis: adapter module "${module}" is not a layer of the model in ${model.dir}`);
+    }
+  }
+  const limit = options.maxExactRank ?? Number.POSITIVE_INFINITY;
+  const dense = Boolean(options.denseSpectra || options.onDense);
+  const ranks = new Map<string, number>();
+  let trainableFlags = new Map<string, 'adapter' | 'scaling'>();
+  const host = await download((): Record<string, tf.Tensor> => {
+    const out: Record<string, tf.Tensor> = {};
+    const state = instance.state();
+    trainableFlags = trainableKeys(instance, state);
+    for (const [key, t] of Object.entries(state)) {
+      if (trainableFlags.has(key) || !cache.frozen.has(key)) out[`state:${key}`] = t;
+    }
+    for (const module of moduleNames) {
+      const layer = instance.layers.get(module)!;
+      const base = model.layers.get(module)!;
+      if (!cache.baseNorms.has(module)) out[`w0:${module}`] = tf.norm(baseWeightTensor(base, instance.name));
+      const f = layer.lowRankFactors();
+      if (f) {
+        const rank = f.left.shape[1];
+        ranks.set(module, rank);
+        if (rank <= limit) {
+          out[`left:${module}`] = f.left;
+          out[`right:${module}`] = f.right;
+        } else {
+          out[`gl:${module}`] = tf.matMul(f.left, f.left, true, false);
+          out[`gr:${module}`] = tf.matMul(f.right, f.right, false, true);
+        }
+      } else if (dense) {
+        out[`dense:${module}`] = layer.deltaWeight();
+      } else {
+        out[`norm:${module}`] = tf.norm(layer.deltaWeight());
+      }
+    }
+    return out;
+  });
+  const state = new Map<string, HostTensor>();
+  for (const [k, t] of Object.entries(host)) {
+    if (!k.startsWith('state:')) continue;
+    const key = k.slice('state:'.length);
+    state.set(key, { ...t, trainable: trainableFlags.has(key), group: trainableFlags.get(key) });
+  }
   cache.keys ??= [...state.keys()];
   const { perModule, shared } = groupStateKeys(cache.keys, moduleNames);
   const norms = (key: string, name: string, isShared: boolean): TensorNorms => {
@@ -89,21 +146,28 @@ export async function collectMetrics(
   const sharedHost = new Map([...state].filter(([k]) => shared.includes(k)));
   const modules: ModuleMetrics[] = [];
   for (const [index, module] of moduleNames.entries()) {
-    const layer = instance.layers.get(module)!;
-    const base = model.layers.get(module);
-    if (!base)
-      throw new Error(`analysis: adapter module "${module}" is not a layer of the model in ${model.dir}`);
+    const base = model.layers.get(module)!;
     const keys = perModule.get(module) ?? [];
     const tensors = keys.map(({ key, name }) => norms(key, name, false));
     const own = new Map(
       keys.filter(({ key }) => state.has(key)).map(({ key, name }) => [name, state.get(key)!]),
     );
-    let baseNorm = cache.baseNorms.get(module);
-    if (baseNorm === undefined) {
-      baseNorm = await baseFrobenius(base, instance.name);
-      cache.baseNorms.set(module, baseNorm);
-    }
-    const { spectrum, frobenius, spectral } = await deltaSpectrum(module, layer, base.name, options);
+    if (host[`w0:${module}`]) cache.baseNorms.set(module, host[`w0:${module}`].data[0]);
+    const baseNorm = cache.baseNorms.get(module)!;
+    const rank = ranks.get(module) ?? 0;
+    const delta: DeltaHost = host[`left:${module}`]
+      ? {
+          kind: 'factors',
+          rank,
+          left: toMatrix(host[`left:${module}`]),
+          right: toMatrix(host[`right:${module}`]),
+        }
+      : host[`gl:${module}`]
+        ? { kind: 'gram', rank, gl: toMatrix(host[`gl:${module}`]), gr: toMatrix(host[`gr:${module}`]) }
+        : host[`dense:${module}`]
+          ? { kind: 'dense', delta: toMatrix(host[`dense:${module}`]) }
+          : { kind: 'norm', norm: host[`norm:${module}`].data[0] };
+    const { spectrum, frobenius, spectral } = deltaSpectrum(module, delta, limit, options);
     let trainable2 = 0;
     for (const t of tensors) if (t.trainable) trainable2 += t.frobenius ** 2;
     modules.push({
@@ -133,40 +197,42 @@ export async function collectMetrics(
   return { modules, shared: shared.map((key) => norms(key, key, true)), state };
 }
 
-async function deltaSpectrum(
+function deltaSpectrum(
   module: string,
-  layer: AdapterLayer,
-  baseName: string,
+  host: DeltaHost,
+  limit: number,
   options: CollectOptions,
-): Promise<{ spectrum: Spectrum; frobenius: number; spectral: number | null }> {
-  const factors = await readFactors(layer);
-  if (factors) {
-    const { s, u, v } = lowRankSvd(factors.left, factors.right, Boolean(options.onVectors));
+): { spectrum: Spectrum; frobenius: number; spectral: number | null } {
+  if (host.kind === 'gram') {
+    const { frobenius, spectral } = gramNorms(host.gl, host.gr);
+    const note = `factor rank ${host.rank} > ${limit}: ‖ΔW‖ from the Gram matrices; the spectrum is in snapshots`;
+    return { spectrum: summarizeSpectrum([], 'none', host.rank, note), frobenius, spectral };
+  }
+  if (host.kind === 'factors') {
+    const { s, u, v } = lowRankSvd(host.left, host.right, Boolean(options.onVectors));
     if (u && v) options.onVectors?.(module, u, v);
     let f2 = 0;
     for (const x of s) f2 += x * x;
     return {
-      spectrum: summarizeSpectrum(s, 'low-rank', factors.left.cols),
+      spectrum: summarizeSpectrum(s, 'low-rank', host.rank),
       frobenius: Math.sqrt(f2),
       spectral: s.length ? s[0] : 0,
     };
   }
-  if (!options.denseSpectra && !options.onDense) {
-    const host = await download(() => ({ n: tf.norm(layer.deltaWeight()) }));
+  if (host.kind === 'norm') {
     return {
       spectrum: summarizeSpectrum(
         [],
         'none',
         0,
-        `${baseName}: ΔW has no low-rank factors (DoRA rescales W0); the dense spectrum is computed in snapshots`,
+        'ΔW has no low-rank factors (DoRA rescales W0); the dense spectrum is computed in snapshots',
       ),
-      frobenius: host.n.data[0],
+      frobenius: host.norm,
       spectral: null,
     };
   }
-  const host = await download(() => ({ d: layer.deltaWeight() }));
-  const [rows, cols] = host.d.shape;
-  const delta: Matrix = { rows, cols, data: Float64Array.from(host.d.data) };
+  const { delta } = host;
+  const { rows, cols } = delta;
   options.onDense?.(module, delta);
   const frobenius = frobeniusOf(delta.data);
   if (rows * cols > DENSE_SPECTRUM_LIMIT) {
@@ -183,15 +249,14 @@ async function deltaSpectrum(
   }
   const d = svd(delta);
   options.onVectors?.(module, d.u, d.v);
-  const s = d.s;
   return {
     spectrum: summarizeSpectrum(
-      s,
+      d.s,
       'dense',
       Math.min(rows, cols),
       'ΔW has no low-rank factors (DoRA rescales W0): SVD of the dense ΔW = W′ − W0',
     ),
     frobenius,
-    spectral: s.length ? s[0] : 0,
+    spectral: d.s.length ? d.s[0] : 0,
   };
 }

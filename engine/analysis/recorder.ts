@@ -20,6 +20,12 @@ export interface RecorderOptions {
 export type RecordTrigger = TimeSeriesRow['trigger'];
 
 /**
+ * Factor rank up to which each record computes the exact spectrum of ΔW (O((in + out)·k² + k³) per
+ * module); above it (VeRA's r = 256) a record keeps the Gram-matrix norms and snapshots carry the spectrum.
+ */
+export const CHEAP_EXACT_RANK = 64;
+
+/**
  * Records the cheap scalar metrics (norms, scaling factors, low-rank spectra) of a training run into
  * `analysis/timeseries.jsonl`, giving the layer × step heatmaps. The trainer calls `record` when
  * `shouldRecord(step)` holds and at checkpoints; the time spent is tracked in `elapsedMs` (and in each row)
@@ -61,7 +67,10 @@ export class AnalysisRecorder {
   async record(step: number, instance: AdapterInstance, trigger?: RecordTrigger): Promise<string> {
     const started = performance.now();
     const cause = trigger ?? ((await isCheckpoint(this.runDir, step)) ? 'checkpoint' : 'interval');
-    const { modules, shared } = await collectMetrics(instance, this.model, { cache: this.cache });
+    const { modules, shared } = await collectMetrics(instance, this.model, {
+      cache: this.cache,
+      maxExactRank: CHEAP_EXACT_RANK,
+    });
     const row: TimeSeriesRow = {
       version: ANALYSIS_VERSION,
       kind: 'timeseries',

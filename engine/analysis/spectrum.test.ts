@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { matmul, matrix, svd } from '../linalg/index.ts';
+import { matmul, matrix, svd, transpose } from '../linalg/index.ts';
 import {
   effectiveRank,
   energyFractions,
   frobeniusOf,
+  gramNorms,
   lowRankSvd,
   spectralNorm,
   stableRank,
@@ -60,6 +61,23 @@ describe('lowRankSvd', () => {
 
   it('rejects mismatched factors', () => {
     expect(() => lowRankSvd(matrix(3, 2), matrix(3, 4))).toThrow(/left is 3 × 2 but right is 3 × 4/);
+  });
+});
+
+describe('gramNorms', () => {
+  it('gives ‖LR‖_F and ‖LR‖_2 of a dense SVD from LᵀL and RRᵀ', () => {
+    for (const [rows, k, cols] of [
+      [30, 12, 25],
+      [10, 16, 9],
+    ]) {
+      const left = random(rows, k, 3 + k);
+      const right = random(k, cols, 4 + k);
+      const s = svd(matmul(left, right)).s;
+      const got = gramNorms(matmul(transpose(left), left), matmul(right, transpose(right)));
+      expect(got.frobenius).toBeCloseTo(Math.sqrt(s.reduce((a, x) => a + x * x, 0)), 10);
+      expect(got.spectral).toBeCloseTo(s[0], 8);
+    }
+    expect(gramNorms(matrix(3, 3), matrix(3, 3))).toEqual({ frobenius: 0, spectral: 0 });
   });
 });
 

@@ -5,6 +5,8 @@ import type { EnergyFraction, Spectrum } from './types.ts';
 export const DENSE_SPECTRUM_LIMIT = 256 * 1024;
 /** Dense spectra keep this many leading singular values. */
 const DENSE_KEEP = 256;
+/** Power-iteration cap for spectral norms (the Rayleigh quotient converges long before on real weights). */
+const POWER_ITERATIONS = 500;
 
 export interface LowRankSvd {
   /** Descending singular values of left · right (length min(rows, k, cols)). */
@@ -32,6 +34,54 @@ export function lowRankSvd(left: Matrix, right: Matrix, vectors = false): LowRan
   const d = svd(core);
   if (!vectors) return { s: d.s };
   return { s: d.s, u: matmul(ql.q, d.u), v: matmul(qrt.q, d.v) };
+}
+
+/**
+ * ‖L·R‖_F and ‖L·R‖_2 from the Gram matrices G_L = LᵀL and G_R = R·Rᵀ (k × k) alone: ‖LR‖_F² = Σ G_L ∘ G_R,
+ * and ‖LR‖_2² is the largest eigenvalue of G_L·G_R (power iteration; its eigenvalues are the σᵢ², real and
+ * ≥ 0). O(k²) per iteration, for factors whose rank makes the exact spectrum too slow for every record.
+ */
+export function gramNorms(gl: Matrix, gr: Matrix): { frobenius: number; spectral: number } {
+  const k = gl.rows;
+  if (gl.cols !== k || gr.rows !== k || gr.cols !== k) {
+    throw new Error(
+      `gramNorms: Gram matrices must both be k × k, got ${gl.rows} × ${gl.cols} and ${gr.rows} × ${gr.cols}`,
+    );
+  }
+  let f2 = 0;
+  for (let i = 0; i < k * k; i++) f2 += gl.data[i] * gr.data[i];
+  if (f2 <= 0) return { frobenius: 0, spectral: 0 };
+  // Power iteration x ← G_L·G_R·x is the power iteration on ΔWᵀΔW for v = Rᵀx; the estimate is the Rayleigh
+  // quotient of ΔWᵀΔW at v, (yᵀG_L y)/(xᵀy) with y = G_R x, whose error is quadratic in the error of v.
+  let x = new Float64Array(k);
+  for (let j = 0; j < k; j++) x[j] = 1 + ((j * 0.618033988749895) % 1);
+  const y = new Float64Array(k);
+  let lambda = 0;
+  for (let it = 0; it < POWER_ITERATIONS; it++) {
+    for (let i = 0; i < k; i++) {
+      let s = 0;
+      for (let j = 0; j < k; j++) s += gr.data[i * k + j] * x[j];
+      y[i] = s;
+    }
+    const z = new Float64Array(k);
+    let xy = 0;
+    let ygy = 0;
+    for (let i = 0; i < k; i++) {
+      let s = 0;
+      for (let j = 0; j < k; j++) s += gl.data[i * k + j] * y[j];
+      z[i] = s;
+      xy += x[i] * y[i];
+      ygy += y[i] * s;
+    }
+    if (xy <= 0) break;
+    const next = ygy / xy;
+    normalize(z);
+    x = z;
+    const done = Math.abs(next - lambda) <= 1e-13 * next;
+    lambda = next;
+    if (done) break;
+  }
+  return { frobenius: Math.sqrt(f2), spectral: Math.sqrt(Math.min(lambda, f2)) };
 }
 
 /** Singular values of a dense matrix (descending). */
@@ -102,8 +152,6 @@ export function frobeniusOf(data: ArrayLike<number>): number {
   for (let i = 0; i < data.length; i++) s += data[i] * data[i];
   return Math.sqrt(s);
 }
-
-const POWER_ITERATIONS = 500;
 
 /**
  * Largest singular value of a rows × cols row-major matrix. Exact (Jacobi SVD) when the short side is at

@@ -128,12 +128,6 @@ export function baseWeightTensor(base: AdaptableLayer, adapterName: string): tf.
   return tf.tidy(() => tf.sub(w, adapter.deltaWeight())) as tf.Tensor2D;
 }
 
-/** Frobenius norm of W0 computed on the backend (one scalar crosses to the host). */
-export async function baseFrobenius(base: AdaptableLayer, adapterName: string): Promise<number> {
-  const host = await download(() => ({ n: tf.norm(baseWeightTensor(base, adapterName)) }));
-  return host.n.data[0];
-}
-
 /** Dense W0 and ΔW of one module on the host, for histograms, dense spectra, comparisons and eigenvalues. */
 export async function readDense(
   base: AdaptableLayer,
