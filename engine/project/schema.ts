@@ -166,7 +166,14 @@ export const ProjectSettings = z
     data: DataSettings,
     method: MethodSettings,
     training: TrainingSettings.default(TrainingSettings.parse({})),
-    backend: z.string().default('auto').describe('compute backend (auto, cuda, webgpu, wasm, cpu)'),
+    backend: z
+      .string()
+      .regex(
+        /^(auto|cuda|webgpu|wasm|cpu|wasm:[a-z-]+)$/,
+        'backend must be auto, cuda, webgpu, wasm, cpu or wasm:<matmul route>',
+      )
+      .default('auto')
+      .describe('compute backend (auto, cuda, webgpu, wasm, cpu)'),
   })
   .strict();
 export type ProjectSettings = z.infer<typeof ProjectSettings>;

@@ -98,6 +98,22 @@ describe('startRun / resumeRun', () => {
     for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - reference[i])).toBeLessThanOrEqual(1e-6);
   });
 
+  it('stops early when the watched metric stops improving', async () => {
+    const dir = await project({
+      maxSteps: 20,
+      evalEvery: 1,
+      exactMatchExamples: 0,
+      earlyStoppingPatience: 2,
+      earlyStoppingMinDelta: 1e9,
+      checkpointEvery: 0,
+    });
+    const summary = await (await startRun(dir, { backend: 'current', analysis: false })).done;
+    expect(summary.status).toBe('finished');
+    expect(summary.reason).toBe('early-stopping');
+    expect(summary.step).toBe(3);
+    expect(await listCheckpoints(summary.runDir)).toEqual([3]);
+  });
+
   it('pauses and resumes in the same process', async () => {
     const dir = await project({ maxSteps: 4, checkpointEvery: 0, exactMatchExamples: 0 });
     const handle = await startRun(dir, { backend: 'current', analysis: false });

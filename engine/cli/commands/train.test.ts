@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { methodNames } from '../../adapters/registry.ts';
 import { useTestBackend } from '../../backends/testing.ts';
 import { readRunEvents } from '../../training/run.ts';
 import { main } from '../main.ts';
@@ -112,6 +113,43 @@ describe('studio init + train on every fixture architecture', () => {
     const first = (losses[0] + losses[1]) / 2;
     const last = (losses[10] + losses[11]) / 2;
     expect(last).toBeLessThan(first * 0.9);
+  });
+});
+
+describe('every registered method trains through the same loop', () => {
+  it.each(methodNames())('%s on llama: loss goes down', async (method) => {
+    const dir = mkdtempSync(join(tmpdir(), `studio-cli-${method}-`));
+    const project = join(dir, 'proj');
+    const init = await run([
+      'init',
+      project,
+      '--model',
+      join(FIXTURES, 'llama'),
+      '--data',
+      lmData(dir),
+      '--method',
+      method,
+      '--r',
+      '2',
+      '--learning-rate',
+      '0.05',
+      '--batch-size',
+      '4',
+      '--max-steps',
+      '10',
+      '--schedule',
+      'constant',
+      '--max-seq-len',
+      '16',
+      '--checkpoint-every',
+      '0',
+    ]);
+    expect(init.err).toBe('');
+    const train = await run(['train', project, '--json', '--backend', 'current', '--no-analysis']);
+    expect(train.err).toBe('');
+    const losses = stepLosses(train.out);
+    expect(losses.length).toBe(10);
+    expect((losses[8] + losses[9]) / 2).toBeLessThan((losses[0] + losses[1]) / 2);
   });
 });
 
