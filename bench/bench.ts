@@ -1,24 +1,35 @@
 /**
  * Benchmarks (not tests): `npm run bench [-- --json] [--quick] [--only matmul,lora] [--allow-software-gpu]`.
- * Each section lives in `bench/sections/<name>.ts` and exports `section: BenchSection`; add a file there and
- * list it below. Figures print as tables; `--json` prints one JSON document on stdout and writes it to
- * `bench/results/latest.json`.
+ * Each section lives in `bench/sections/<name>.ts` and exports `section: BenchSection`; a new file there is
+ * picked up without editing this one. Figures print as tables; `--json` prints one JSON document on stdout
+ * and writes it to `bench/results/latest.json`.
  */
-import { mkdirSync } from 'node:fs';
-import { arch, cpus, platform, totalmem } from 'node:os';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { arch, cpus, loadavg, platform, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ensureGradients } from '../engine/backends/gradients.ts';
 import { writeJsonAtomic } from '../engine/io/atomic.ts';
 import type { BenchRow, BenchSection } from './types.ts';
 
-const sections: Record<string, () => Promise<{ section: BenchSection }>> = {
-  matmul: () => import('./sections/matmul.ts'),
-  lora: () => import('./sections/lora.ts'),
-  load: () => import('./sections/load.ts'),
-  export: () => import('./sections/export.ts'),
-  svd: () => import('./sections/svd.ts'),
-};
+const sectionsDir = join(dirname(fileURLToPath(import.meta.url)), 'sections');
+/** Backend figures first, then every other section file in name order. */
+const leading = ['matmul', 'lora', 'load'];
+
+function sectionNames(): string[] {
+  const found = readdirSync(sectionsDir)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+    .map((f) => f.slice(0, -3));
+  return [...leading.filter((n) => found.includes(n)), ...found.filter((n) => !leading.includes(n)).sort()];
+}
+
+async function loadSection(name: string): Promise<BenchSection> {
+  const mod = (await import(pathToFileURL(join(sectionsDir, `${name}.ts`)).href)) as {
+    section?: BenchSection;
+  };
+  if (!mod.section) throw new Error(`bench/sections/${name}.ts does not export \`section\``);
+  return mod.section;
+}
 
 function table(rows: BenchRow[]): string {
   const cells = rows.map((r) => [
@@ -43,11 +54,10 @@ async function main() {
   const quick = argv.includes('--quick');
   const onlyIndex = argv.indexOf('--only');
   const only = onlyIndex >= 0 ? argv[onlyIndex + 1]?.split(',') : undefined;
-  const unknown = only?.filter((n) => !(n in sections)) ?? [];
+  const available = sectionNames();
+  const unknown = only?.filter((n) => !available.includes(n)) ?? [];
   if (unknown.length) {
-    console.error(
-      `bench: unknown section(s) ${unknown.join(', ')}; sections: ${Object.keys(sections).join(', ')}`,
-    );
+    console.error(`bench: unknown section(s) ${unknown.join(', ')}; sections: ${available.join(', ')}`);
     process.exit(2);
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -59,10 +69,12 @@ async function main() {
     memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
     platform: `${platform()}-${arch()}`,
     node: process.version,
+    // other processes skew every figure: a load above the core count means contended timings
+    loadAverageAtStart: Number(loadavg()[0].toFixed(2)),
   };
   const results: { section: string; title: string; rows: BenchRow[]; error?: string }[] = [];
-  for (const name of only ?? Object.keys(sections)) {
-    const { section } = await sections[name]();
+  for (const name of only ?? available) {
+    const section = await loadSection(name);
     log(`== ${section.title}`);
     try {
       results.push({ section: name, title: section.title, rows: await section.run({ quick, log }) });
@@ -72,7 +84,12 @@ async function main() {
       results.push({ section: name, title: section.title, rows: [], error: message });
     }
   }
-  const document = { date: new Date().toISOString(), machine, quick, results };
+  const document = {
+    date: new Date().toISOString(),
+    machine: { ...machine, loadAverageAtEnd: Number(loadavg()[0].toFixed(2)) },
+    quick,
+    results,
+  };
   if (json) {
     const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');
     mkdirSync(dirname(out), { recursive: true });
