@@ -18,10 +18,13 @@ export const loraxsSuffixes = {
   core: 'lora_latent_mapping.weight',
 } as const;
 
-function rankAt(target: { inFeatures: number; outFeatures: number }, config: LoraxsConfig): number {
+function rankAt(
+  target: { name: string; inFeatures: number; outFeatures: number },
+  config: LoraxsConfig,
+): number {
   const limit = Math.min(target.inFeatures, target.outFeatures);
   if (config.r > limit) {
-    throw new Error(`loraxs: r = ${config.r} exceeds min(in, out) = ${limit} of the target`);
+    throw new Error(`loraxs: r = ${config.r} exceeds min(in, out) = ${limit} at ${target.name}`);
   }
   return config.r;
 }
@@ -59,12 +62,7 @@ function create(layers: AdaptableLayer[], config: LoraxsConfig, options: CreateO
       if (base.adapters.has(adapterName)) {
         throw new Error(`loraxs: module ${base.name} already has an adapter named "${adapterName}"`);
       }
-      let r: number;
-      try {
-        r = rankAt(base, config);
-      } catch (error) {
-        throw new Error(`${(error as Error).message} ${base.name}`);
-      }
+      const r = rankAt(base, config);
       const { a, b } = svdFactors(base, r, 'right');
       const av = ownedVariable(a, false);
       const bv = ownedVariable(b, false);

@@ -27,7 +27,7 @@ describe('loraxs', () => {
     expect(count.trainable).toBe(49152);
     expect(count.frozen).toBe(48 * 32 * 2048);
     expect(() => loraxs.count([{ ...targets[0], outFeatures: 16 }], parse({}))).toThrow(
-      /r = 32 exceeds min\(in, out\) = 16/,
+      /r = 32 exceeds min\(in, out\) = 16 at roberta.encoder.layer.0.attention.self.query/,
     );
   });
 
