@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { methodNames } from '../../adapters/registry.ts';
-import { defaultTask, readModelConfig } from '../../models/index.ts';
+import { defaultTask, readModelConfig, type TaskKind } from '../../models/index.ts';
 import {
   methodConfigFromArgs,
   methodOptions,
@@ -84,7 +84,7 @@ export const command: Command = {
     const method = stringArg(args, 'method') ?? 'lora';
     const config = methodConfigFromArgs(method, args, methods.owners);
     const taskArg = stringArg(args, 'task');
-    let task;
+    let task: TaskKind;
     if (taskArg !== undefined) {
       const parsed = TaskKindSchema.safeParse(taskArg);
       if (!parsed.success) throw new CliError(`--task must be causal-lm or seq-cls, got "${taskArg}"`, 2);
