@@ -158,7 +158,7 @@ describe('tokenisation', () => {
       { maxSeqLen: 64, lossOn: 'completion' },
     );
     const trained = e.inputIds.filter((_, t) => e.lossMask[t] > 0);
-    expect(tok.decode(trained)).toBe('<assistant> hello <end> <assistant> ciao <end>');
+    expect(tok.decode(trained)).toBe('hello <end> ciao <end>');
     expect(e.prompt).toBe('<user> hi <end> <assistant> hello <end> <user> bye <end> <assistant> ');
     expect(e.answer).toBe('ciao');
   });

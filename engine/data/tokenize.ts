@@ -155,6 +155,15 @@ function chatSegments(
         line,
       );
     }
+    if (messages[k - 1].role === 'assistant') {
+      // The assistant header (the generation prompt) is context, not something to learn.
+      const header = renderChat(messages.slice(0, k - 1), tokenizer, file, line, true);
+      if (header.startsWith(previous) && rendered.startsWith(header)) {
+        if (header.length > previous.length)
+          segments.push({ text: header.slice(previous.length), train: false });
+        previous = header;
+      }
+    }
     const text = rendered.slice(previous.length);
     if (text.length > 0) segments.push({ text, train: messages[k - 1].role === 'assistant' });
     previous = rendered;
@@ -162,11 +171,17 @@ function chatSegments(
   return segments;
 }
 
-function renderChat(messages: ChatMessage[], tokenizer: TextTokenizer, file: string, line: number): string {
+function renderChat(
+  messages: ChatMessage[],
+  tokenizer: TextTokenizer,
+  file: string,
+  line: number,
+  addGenerationPrompt = false,
+): string {
   if (!tokenizer.applyChatTemplate)
     throw new DataError('the tokenizer has no chat template for "messages"', file, line);
   try {
-    return tokenizer.applyChatTemplate(messages);
+    return tokenizer.applyChatTemplate(messages, { addGenerationPrompt });
   } catch (error) {
     throw new DataError(`the chat template failed: ${(error as Error).message}`, file, line);
   }

@@ -213,7 +213,7 @@ class RunSession implements RunHandle {
   }
 
   pause(): void {
-    if (this.current === 'running') this.pauseRequested = true;
+    if (this.current === 'running' || this.current === 'created') this.pauseRequested = true;
   }
 
   resume(): void {
