@@ -50,13 +50,19 @@ describe('startRun / resumeRun', () => {
     const dir = await project({ maxSteps: 6, checkpointEvery: 2, keepCheckpoints: 2, evalEvery: 3 });
     const handle = await startRun(dir, { backend: 'current' });
     const seen: string[] = [];
-    handle.on('event', (e) => seen.push(e.type));
+    const tensorsAtStep: number[] = [];
+    handle.on('event', (e) => {
+      seen.push(e.type);
+      if (e.type === 'step') tensorsAtStep.push(tf.memory().numTensors);
+    });
     const summary = await handle.done;
     expect(summary.status).toBe('finished');
     expect(summary.step).toBe(6);
     expect(seen[0]).toBe('run-started');
     expect(seen.at(-1)).toBe('finished');
     expect(seen.filter((t) => t === 'eval').length).toBe(2);
+    // Steps, evaluations with generation, checkpoints and analysis leave no tensor behind.
+    expect(new Set(tensorsAtStep).size).toBe(1);
     expect(await listCheckpoints(summary.runDir)).toEqual([4, 6]);
     const events = await readRunEvents(summary.runDir);
     expect(events.map((e) => e.type)).toEqual(seen);
@@ -117,14 +123,19 @@ describe('startRun / resumeRun', () => {
   it('pauses and resumes in the same process', async () => {
     const dir = await project({ maxSteps: 4, checkpointEvery: 0, exactMatchExamples: 0 });
     const handle = await startRun(dir, { backend: 'current', analysis: false });
+    let second: Promise<unknown> | null = null;
     handle.on('event', (e) => {
       if (e.type === 'step' && e.step === 1) handle.pause();
-      if (e.type === 'paused') setTimeout(() => handle.resume(), 20);
+      if (e.type === 'paused') {
+        second = resumeRun(handle.runDir, { backend: 'current' });
+        second.catch(() => undefined).finally(() => handle.resume());
+      }
     });
     const summary = await handle.done;
     expect(summary.status).toBe('finished');
     const types = handle.history.map((e) => e.type);
     expect(types).toContain('paused');
     expect(types).toContain('resumed');
+    await expect(second).rejects.toThrow(/the run is being trained by process \d+|no checkpoint/);
   });
 });

@@ -174,6 +174,39 @@ async function recorderFor(runDir: string, loaded: Loaded, enabled = true): Prom
   return new AnalysisRecorder({ runDir, model: loaded.model, every: every > 0 ? every : 1 });
 }
 
+const LOCK_FILE = 'run.lock';
+
+/**
+ * Claims a run folder for this process: a second trainer on the same run would interleave checkpoints.
+ * A lock left by a killed process (its pid no longer alive) is taken over.
+ */
+async function lockRun(runDir: string): Promise<() => Promise<void>> {
+  const path = join(runDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fs.writeFile(path, String(process.pid), { flag: 'wx' });
+      return () => fs.rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const pid = Number((await fs.readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+        throw new Error(`${runDir}: the run is being trained by process ${pid}`);
+      }
+      await fs.rm(path, { force: true });
+    }
+  }
+  throw new Error(`${runDir}: cannot lock the run folder`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /** One training session in this process: a new run, or a run continued from its last checkpoint. */
@@ -197,6 +230,7 @@ class RunSession implements RunHandle {
     private readonly trainer: Trainer,
     private readonly recorder: AnalysisRecorder | null,
     private readonly resumedFrom: number | null,
+    private readonly unlock: () => Promise<void>,
   ) {
     this.runId = record.runId;
     this.baseTrainSeconds = record.trainSeconds;
@@ -442,6 +476,7 @@ class RunSession implements RunHandle {
       trainer.dispose();
       loaded.instance.dispose();
       loaded.model.dispose();
+      await this.unlock();
     }
   }
 
@@ -511,6 +546,7 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
     lastCheckpoint: null,
   };
   await writeRunRecord(runDir, record);
+  const unlock = await lockRun(runDir);
   return new RunSession(
     runDir,
     record,
@@ -518,6 +554,7 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
     trainer,
     await recorderFor(runDir, loaded, options.analysis),
     null,
+    unlock,
   );
 }
 
@@ -536,6 +573,28 @@ async function truncateEventLog(runDir: string, step: number): Promise<void> {
   await writeFileAtomic(file, kept.map((e) => `${JSON.stringify(e)}\n`).join(''));
 }
 
+/** Drops analysis time-series rows past the checkpoint (the resumed run records those steps again). */
+async function truncateAnalysisLog(runDir: string, step: number): Promise<void> {
+  const file = join(runDir, 'analysis', 'timeseries.jsonl');
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  const kept = text.split('\n').filter((line) => {
+    if (line.trim() === '') return false;
+    try {
+      const row = JSON.parse(line) as { step?: unknown };
+      return typeof row.step !== 'number' || row.step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
+}
+
 export interface ResumeOptions {
   backend?: string;
   analysis?: boolean;
@@ -550,6 +609,21 @@ export interface ResumeOptions {
 export async function resumeRun(runDir: string, options: ResumeOptions = {}): Promise<RunHandle> {
   const dir = resolve(runDir);
   const record = await readRunRecord(dir);
+  const unlock = await lockRun(dir);
+  try {
+    return await resumeLocked(dir, record, options, unlock);
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
+}
+
+async function resumeLocked(
+  dir: string,
+  record: RunRecord,
+  options: ResumeOptions,
+  unlock: () => Promise<void>,
+): Promise<RunHandle> {
   const steps = await listCheckpoints(dir);
   if (steps.length === 0) throw new Error(`${dir}: the run has no checkpoint to resume from`);
   let settings = record.config;
@@ -588,6 +662,7 @@ export async function resumeRun(runDir: string, options: ResumeOptions = {}): Pr
     tf.dispose([...Object.values(checkpoint.adapter), ...Object.values(checkpoint.optimizer.tensors)]);
   }
   await truncateEventLog(dir, last);
+  await truncateAnalysisLog(dir, last);
   const resumedRecord: RunRecord = {
     ...record,
     config: settings,
@@ -604,6 +679,7 @@ export async function resumeRun(runDir: string, options: ResumeOptions = {}): Pr
     trainer,
     await recorderFor(dir, loaded, options.analysis),
     last,
+    unlock,
   );
 }
 
