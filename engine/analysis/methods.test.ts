@@ -114,6 +114,14 @@ describe('analysis of every registered method', () => {
         }
         if (!c.config.useDora) {
           // the recorder's path above its exact-rank limit: norms from the Gram matrices, no spectrum
+          const fast = await collectMetrics(instance, model, { gramSpectra: true });
+          fast.modules.forEach((m, i) => {
+            m.spectrum.singularValues.forEach((s, j) => {
+              expect(Math.abs(s - out[i].spectrum.singularValues[j])).toBeLessThan(
+                1e-6 * out[i].deltaSpectral!,
+              );
+            });
+          });
           const gram = await collectMetrics(instance, model, { maxExactRank: 1 });
           gram.modules.forEach((m, i) => {
             expect(m.spectrum.source).toBe(out[i].spectrum.rank > 1 ? 'none' : 'low-rank');

@@ -7,6 +7,7 @@ import {
   DENSE_SPECTRUM_LIMIT,
   frobeniusOf,
   gramNorms,
+  gramSingularValues,
   lowRankSvd,
   spectralNorm,
   summarizeSpectrum,
@@ -41,10 +42,12 @@ export interface MetricsCache {
   frozen: Map<string, TensorNorms>;
   /** Every state key in the instance's order, from the first (complete) download. */
   keys: string[] | null;
+  /** Per module, the last top singular direction of the Gram route (warm start for the next record). */
+  powerVectors: Map<string, Float64Array>;
 }
 
 export function newMetricsCache(): MetricsCache {
-  return { baseNorms: new Map(), frozen: new Map(), keys: null };
+  return { baseNorms: new Map(), frozen: new Map(), keys: null, powerVectors: new Map() };
 }
 
 export interface CollectOptions {
@@ -60,6 +63,11 @@ export interface CollectOptions {
    * k × k Gram matrices computed on the backend (the recorder uses 64; snapshots are exact at any k).
    */
   maxExactRank?: number;
+  /**
+   * Spectra up to `maxExactRank` from the eigenvalues of the k × k product of the factors' float64 Gram
+   * matrices instead of QR + SVD (about 5× fewer flops; accurate for σᵢ ≳ 1e-7·σ₁). The recorder's path.
+   */
+  gramSpectra?: boolean;
 }
 
 export interface CollectedMetrics {
@@ -167,7 +175,7 @@ export async function collectMetrics(
         : host[`dense:${module}`]
           ? { kind: 'dense', delta: toMatrix(host[`dense:${module}`]) }
           : { kind: 'norm', norm: host[`norm:${module}`].data[0] };
-    const { spectrum, frobenius, spectral } = deltaSpectrum(module, delta, limit, options);
+    const { spectrum, frobenius, spectral } = deltaSpectrum(module, delta, limit, options, cache);
     let trainable2 = 0;
     for (const t of tensors) if (t.trainable) trainable2 += t.frobenius ** 2;
     modules.push({
@@ -202,14 +210,19 @@ function deltaSpectrum(
   host: DeltaHost,
   limit: number,
   options: CollectOptions,
+  cache: MetricsCache,
 ): { spectrum: Spectrum; frobenius: number; spectral: number | null } {
   if (host.kind === 'gram') {
-    const { frobenius, spectral } = gramNorms(host.gl, host.gr);
+    const { frobenius, spectral, vector } = gramNorms(host.gl, host.gr, cache.powerVectors.get(module));
+    if (vector) cache.powerVectors.set(module, vector);
     const note = `factor rank ${host.rank} > ${limit}: ‖ΔW‖ from the Gram matrices; the spectrum is in snapshots`;
     return { spectrum: summarizeSpectrum([], 'none', host.rank, note), frobenius, spectral };
   }
   if (host.kind === 'factors') {
-    const { s, u, v } = lowRankSvd(host.left, host.right, Boolean(options.onVectors));
+    const fast = options.gramSpectra && !options.onVectors;
+    const { s, u, v } = fast
+      ? { s: gramSingularValues(host.left, host.right), u: undefined, v: undefined }
+      : lowRankSvd(host.left, host.right, Boolean(options.onVectors));
     if (u && v) options.onVectors?.(module, u, v);
     let f2 = 0;
     for (const x of s) f2 += x * x;

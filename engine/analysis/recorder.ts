@@ -70,6 +70,7 @@ export class AnalysisRecorder {
     const { modules, shared } = await collectMetrics(instance, this.model, {
       cache: this.cache,
       maxExactRank: CHEAP_EXACT_RANK,
+      gramSpectra: true,
     });
     const row: TimeSeriesRow = {
       version: ANALYSIS_VERSION,

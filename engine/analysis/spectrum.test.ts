@@ -5,6 +5,7 @@ import {
   energyFractions,
   frobeniusOf,
   gramNorms,
+  gramSingularValues,
   lowRankSvd,
   spectralNorm,
   stableRank,
@@ -36,6 +37,9 @@ describe('lowRankSvd', () => {
       const dense = svd(matmul(left, right)).s;
       const got = lowRankSvd(left, right, true);
       const p = Math.min(rows, k, cols);
+      const viaGram = gramSingularValues(left, right);
+      expect(viaGram.length).toBe(p);
+      for (let i = 0; i < p; i++) expect(Math.abs(viaGram[i] - dense[i])).toBeLessThan(1e-7 * dense[0]);
       expect(got.s.length).toBe(p);
       for (let i = 0; i < p; i++) expect(got.s[i]).toBeCloseTo(dense[i], 12);
       for (let i = p; i < dense.length; i++) expect(dense[i]).toBeLessThan(1e-12);
@@ -77,7 +81,14 @@ describe('gramNorms', () => {
       expect(got.frobenius).toBeCloseTo(Math.sqrt(s.reduce((a, x) => a + x * x, 0)), 10);
       expect(got.spectral).toBeCloseTo(s[0], 8);
     }
-    expect(gramNorms(matrix(3, 3), matrix(3, 3))).toEqual({ frobenius: 0, spectral: 0 });
+    expect(gramNorms(matrix(3, 3), matrix(3, 3))).toEqual({ frobenius: 0, spectral: 0, vector: null });
+    // warm start from a previous direction gives the same value
+    const left = random(20, 6, 1);
+    const right = random(6, 18, 2);
+    const gl = matmul(transpose(left), left);
+    const gr = matmul(right, transpose(right));
+    const cold = gramNorms(gl, gr);
+    expect(gramNorms(gl, gr, cold.vector!).spectral).toBeCloseTo(cold.spectral, 10);
   });
 });
 

@@ -1,3 +1,4 @@
+import { eigenvalues } from '../linalg/eig.ts';
 import { type Matrix, matmul, matrix, qr, svd, transpose } from '../linalg/index.ts';
 import type { EnergyFraction, Spectrum } from './types.ts';
 
@@ -41,7 +42,11 @@ export function lowRankSvd(left: Matrix, right: Matrix, vectors = false): LowRan
  * and ‖LR‖_2² is the largest eigenvalue of G_L·G_R (power iteration; its eigenvalues are the σᵢ², real and
  * ≥ 0). O(k²) per iteration, for factors whose rank makes the exact spectrum too slow for every record.
  */
-export function gramNorms(gl: Matrix, gr: Matrix): { frobenius: number; spectral: number } {
+export function gramNorms(
+  gl: Matrix,
+  gr: Matrix,
+  start?: Float64Array,
+): { frobenius: number; spectral: number; vector: Float64Array | null } {
   const k = gl.rows;
   if (gl.cols !== k || gr.rows !== k || gr.cols !== k) {
     throw new Error(
@@ -50,11 +55,12 @@ export function gramNorms(gl: Matrix, gr: Matrix): { frobenius: number; spectral
   }
   let f2 = 0;
   for (let i = 0; i < k * k; i++) f2 += gl.data[i] * gr.data[i];
-  if (f2 <= 0) return { frobenius: 0, spectral: 0 };
+  if (f2 <= 0) return { frobenius: 0, spectral: 0, vector: null };
   // Power iteration x ← G_L·G_R·x is the power iteration on ΔWᵀΔW for v = Rᵀx; the estimate is the Rayleigh
   // quotient of ΔWᵀΔW at v, (yᵀG_L y)/(xᵀy) with y = G_R x, whose error is quadratic in the error of v.
-  let x = new Float64Array(k);
-  for (let j = 0; j < k; j++) x[j] = 1 + ((j * 0.618033988749895) % 1);
+  // A previous record's vector (`start`) converges in a few steps: the update moves little between records.
+  let x = start?.length === k ? Float64Array.from(start) : new Float64Array(k);
+  if (start?.length !== k) for (let j = 0; j < k; j++) x[j] = 1 + ((j * 0.618033988749895) % 1);
   const y = new Float64Array(k);
   let lambda = 0;
   for (let it = 0; it < POWER_ITERATIONS; it++) {
@@ -81,7 +87,51 @@ export function gramNorms(gl: Matrix, gr: Matrix): { frobenius: number; spectral
     lambda = next;
     if (done) break;
   }
-  return { frobenius: Math.sqrt(f2), spectral: Math.sqrt(Math.min(lambda, f2)) };
+  return { frobenius: Math.sqrt(f2), spectral: Math.sqrt(Math.min(lambda, f2)), vector: x };
+}
+
+/** Gram matrix aᵀa (transpose = false) or a·aᵀ (transpose = true) in float64, filling one triangle and mirroring. */
+export function gram(a: Matrix, transposeFirst: boolean): Matrix {
+  const k = transposeFirst ? a.cols : a.rows;
+  const g = matrix(k, k);
+  if (transposeFirst) {
+    // aᵀa: accumulate row by row so memory is read in order.
+    for (let r = 0; r < a.rows; r++) {
+      const row = r * a.cols;
+      for (let i = 0; i < k; i++) {
+        const ai = a.data[row + i];
+        if (ai === 0) continue;
+        for (let j = i; j < k; j++) g.data[i * k + j] += ai * a.data[row + j];
+      }
+    }
+  } else {
+    for (let i = 0; i < k; i++) {
+      for (let j = i; j < k; j++) {
+        let s = 0;
+        for (let c = 0; c < a.cols; c++) s += a.data[i * a.cols + c] * a.data[j * a.cols + c];
+        g.data[i * k + j] = s;
+      }
+    }
+  }
+  for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) g.data[i * k + j] = g.data[j * k + i];
+  return g;
+}
+
+/**
+ * Singular values of left · right from the eigenvalues of (leftᵀleft)(right·rightᵀ) (k × k, real and ≥ 0),
+ * in float64: about 1/5 of the flops of the QR route, accurate for σᵢ above about 1e-7·σ₁ (the Gram
+ * matrices square the condition number). The recorder's path; snapshots use `lowRankSvd`.
+ */
+export function gramSingularValues(left: Matrix, right: Matrix): Float64Array {
+  if (left.cols !== right.rows) {
+    throw new Error(
+      `gramSingularValues: left is ${left.rows} × ${left.cols} but right is ${right.rows} × ${right.cols}`,
+    );
+  }
+  const p = Math.min(left.rows, left.cols, right.cols);
+  const { re } = eigenvalues(matmul(gram(left, true), gram(right, false)));
+  const s = Array.from(re, (x) => Math.sqrt(Math.max(0, x))).sort((a, b) => b - a);
+  return Float64Array.from(s.slice(0, p));
 }
 
 /** Singular values of a dense matrix (descending). */

@@ -54,7 +54,8 @@ export interface EnergyFraction {
 /** Singular-value spectrum of ΔW at one module. */
 export interface Spectrum {
   /**
-   * `low-rank`: exact, from `lowRankFactors()` (thin QR of both factors, SVD of the k × k core).
+   * `low-rank`: from `lowRankFactors()`: in snapshots by thin QR of both factors and SVD of the k × k core;
+   * in the recorded time series from the eigenvalues of the factors' k × k Gram product (float64).
    * `dense`: SVD of the dense ΔW (methods without low-rank factors, e.g. DoRA, on small modules), flagged.
    * `none`: not computed (no factors and the module is above the dense size limit); see `note`.
    */
