@@ -77,6 +77,12 @@ export interface CollectedMetrics {
   state: Map<string, HostTensor>;
 }
 
+/**
+ * Above this factor rank the snapshot spectrum also comes from the Gram-product eigenvalues: QR + Jacobi SVD
+ * of a 256 × 256 core (VeRA's default r) takes seconds per module, the eigenvalue route a fraction of that.
+ */
+const QR_SPECTRUM_RANK = 64;
+
 /** What the single download of a record brings back for one module's ΔW. */
 type DeltaHost =
   | { kind: 'factors'; rank: number; left: Matrix; right: Matrix }
@@ -219,7 +225,7 @@ function deltaSpectrum(
     return { spectrum: summarizeSpectrum([], 'none', host.rank, note), frobenius, spectral };
   }
   if (host.kind === 'factors') {
-    const fast = options.gramSpectra && !options.onVectors;
+    const fast = (options.gramSpectra || host.rank > QR_SPECTRUM_RANK) && !options.onVectors;
     const { s, u, v } = fast
       ? { s: gramSingularValues(host.left, host.right), u: undefined, v: undefined }
       : lowRankSvd(host.left, host.right, Boolean(options.onVectors));

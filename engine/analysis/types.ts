@@ -54,8 +54,9 @@ export interface EnergyFraction {
 /** Singular-value spectrum of ΔW at one module. */
 export interface Spectrum {
   /**
-   * `low-rank`: from `lowRankFactors()`: in snapshots by thin QR of both factors and SVD of the k × k core;
-   * in the recorded time series from the eigenvalues of the factors' k × k Gram product (float64).
+   * `low-rank`: from `lowRankFactors()`: in snapshots by thin QR of both factors and SVD of the k × k core
+   * (k ≤ 64); in the recorded time series and for k > 64 from the eigenvalues of the factors' k × k Gram
+   * product in float64 (accurate for σᵢ ≳ 1e-7·σ₁).
    * `dense`: SVD of the dense ΔW (methods without low-rank factors, e.g. DoRA, on small modules), flagged.
    * `none`: not computed (no factors and the module is above the dense size limit); see `note`.
    */
