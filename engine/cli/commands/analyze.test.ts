@@ -56,7 +56,7 @@ describe('studio analyze', () => {
     const module = 'transformer.h.1.attn.c_proj';
 
     const text = capture();
-    expect(await main(['analyze', runA, '--module', module], text.io)).toBe(0);
+    expect(await main(['analyze', runA, '--module', module, '--backend', 'current'], text.io)).toBe(0);
     const printed = text.out.join('\n');
     expect(printed).toMatch(/Top modules by ‖ΔW‖_F:/);
     expect(printed).toContain(`Module ${module} (16 × 16):`);
@@ -64,7 +64,10 @@ describe('studio analyze', () => {
 
     const json = capture();
     expect(
-      await main(['analyze', runA, '--compare', runB, '--module', module, '--eigen', '--json'], json.io),
+      await main(
+        ['analyze', runA, '--compare', runB, '--module', module, '--eigen', '--json', '--backend', 'current'],
+        json.io,
+      ),
     ).toBe(0);
     const report = JSON.parse(json.out.join('\n'));
     expect(report.summary.topModules).toHaveLength(4);
@@ -95,7 +98,7 @@ describe('studio analyze', () => {
     const root = mkdtempSync(join(tmpdir(), 'studio-analyze-'));
     const run = await trainedRun(root, 'c', 2, 3);
     const c = capture();
-    expect(await main(['analyze', run, '--module', 'nope'], c.io)).toBe(1);
+    expect(await main(['analyze', run, '--module', 'nope', '--backend', 'current'], c.io)).toBe(1);
     expect(c.err.join('\n')).toMatch(
       /module "nope" is not adapted in this run \(modules: transformer\.h\.0\.attn\.c_attn/,
     );

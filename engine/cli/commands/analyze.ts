@@ -13,7 +13,8 @@ import {
   writeSnapshot,
 } from '../../analysis/index.ts';
 import { formatSummary, summarize } from '../../analysis/summary.ts';
-import { loadRunAdapter, locateCheckpoint } from '../../training/index.ts';
+import { readRunRecord } from '../../project/store.ts';
+import { activateBackend, loadRunAdapter, locateCheckpoint } from '../../training/run.ts';
 import {
   CliError,
   type Command,
@@ -60,6 +61,7 @@ export const command: Command = {
       description: 'eigenvalues of W0 and W0 + ΔW for the (square) module, in a worker',
     },
     bins: { type: 'string', value: '<n>', description: 'histogram bins', default: '50' },
+    backend: { type: 'string', value: '<name>', description: "compute backend (default: the run's)" },
     json: jsonOption,
   },
   async run(args, io) {
@@ -68,6 +70,7 @@ export const command: Command = {
     if (!Number.isInteger(bins) || bins < 1)
       throw new CliError(`option --bins must be a positive integer, got ${bins}`, 2);
     const { runDir } = await locateCheckpoint(target);
+    await activateBackend(stringArg(args, 'backend') ?? (await readRunRecord(runDir)).config.backend);
     const loaded = await loadRunAdapter(target);
     const files: string[] = [];
     let comparison: Comparison | undefined;
@@ -113,7 +116,7 @@ export const command: Command = {
         const { base, adapted } = await eigenMatrices(instance, model, module);
         const cost = estimateEigenCost(base.rows);
         io.err(
-          `eigenvalues at ${module}: n = ${cost.n}, about ${(cost.flops / 1e9).toFixed(2)} GFLOP each (2 matrices), about ${Math.ceil(cost.seconds)} s each on this machine`,
+          `eigenvalues at ${module}: n = ${cost.n}, about ${(cost.flops / 1e9).toFixed(2)} GFLOP each (2 matrices), ${cost.seconds < 1 ? 'under a second' : `about ${Math.ceil(cost.seconds)} s`} each on this machine`,
         );
         for (const [which, matrix] of [
           ['base', base],
