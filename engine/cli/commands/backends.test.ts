@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { main } from '../main.ts';
+
+async function run(argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t), isTTY: false });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('studio backends', () => {
+  it('prints the report as JSON with a forced matmul route', async () => {
+    const { code, out } = await run(['backends', '--backend', 'wasm:js-relayout', '--json']);
+    expect(code).toBe(0);
+    const report = JSON.parse(out);
+    expect(report).toMatchObject({ chosen: 'wasm', matmul: 'js-relayout', requestedBy: 'argument' });
+    expect(report.candidates).toHaveLength(4);
+  });
+
+  it('prints a table naming the chosen backend', async () => {
+    const { code, out } = await run(['backends', '--backend', 'cpu']);
+    expect(code).toBe(0);
+    expect(out).toMatch(/^chosen: cpu/);
+    expect(out).toMatch(/\*\s+cpu\s+yes/);
+  });
+
+  it('rejects an unknown backend with the accepted names', async () => {
+    const { code, err } = await run(['backends', '--backend', 'tpu']);
+    expect(code).toBe(1);
+    expect(err).toMatch(/unknown backend "tpu"/);
+  });
+});
