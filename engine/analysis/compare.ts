@@ -1,7 +1,9 @@
+import { basename } from 'node:path';
 import type { AdapterInstance } from '../adapters/types.ts';
 import { type Matrix, matmul, svd, transpose } from '../linalg/index.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { DENSE_SPECTRUM_LIMIT, lowRankSvd } from './spectrum.ts';
+import { writeComparison } from './store.ts';
 import { readDense, readFactors } from './tensors.ts';
 import {
   ANALYSIS_VERSION,
@@ -228,4 +230,37 @@ export async function compareAdapters(
       fullFineTuning: a.model.spec.numParameters,
     },
   };
+}
+
+/**
+ * Compares the adapters of two runs (or checkpoints) on the same base model: loads both with the training
+ * engine's `loadRunAdapter`, writes `compare-<run B id>.json` into run A's `analysis/`, and frees both.
+ */
+export async function compareRuns(
+  runA: string,
+  runB: string,
+  options: CompareOptions = {},
+): Promise<{ comparison: Comparison; path: string }> {
+  // Loaded on demand: training loads the analysis recorder the same way, so neither imports the other eagerly.
+  const { loadRunAdapter, locateCheckpoint } = await import('../training/run.ts');
+  const dirA = (await locateCheckpoint(runA)).runDir;
+  const dirB = (await locateCheckpoint(runB)).runDir;
+  const a = await loadRunAdapter(runA);
+  try {
+    const b = await loadRunAdapter(runB);
+    try {
+      const comparison = await compareAdapters(
+        { instance: a.instance, model: a.model, dir: dirA, step: a.state.step },
+        { instance: b.instance, model: b.model, dir: dirB, step: b.state.step },
+        options,
+      );
+      return { comparison, path: await writeComparison(dirA, basename(dirB), comparison) };
+    } finally {
+      b.instance.dispose();
+      b.model.dispose();
+    }
+  } finally {
+    a.instance.dispose();
+    a.model.dispose();
+  }
 }

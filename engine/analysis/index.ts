@@ -7,6 +7,7 @@ export {
   type CompareOptions,
   type CompareSide,
   compareAdapters,
+  compareRuns,
   downsample,
   subspaceSimilarity,
 } from './compare.ts';
@@ -29,7 +30,7 @@ export {
   newMetricsCache,
   tensorNorms,
 } from './metrics.ts';
-export { AnalysisRecorder, type RecorderOptions, type RecordTrigger } from './recorder.ts';
+export { AnalysisRecorder, CHEAP_EXACT_RANK, type RecorderOptions, type RecordTrigger } from './recorder.ts';
 export { scalingFactors, tinyLoraGroup, vectorStats } from './scaling.ts';
 export { type AnalyzeOptions, analyzeAdapter, budgetOf } from './snapshot.ts';
 export {
@@ -55,4 +56,5 @@ export {
   writeComparison,
   writeSnapshot,
 } from './store.ts';
+export { type AnalysisSummary, formatSummary, type ScaleMove, summarize } from './summary.ts';
 export * from './types.ts';

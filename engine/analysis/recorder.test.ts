@@ -68,6 +68,8 @@ describe('AnalysisRecorder', () => {
     ]);
     const norms = data.heatmaps.find((h) => h.metric === 'deltaFrobenius' && h.role.endsWith('value'))!;
     expect(norms.values[0][0]).toBeCloseTo(data.timeseries[0].modules[1].deltaFrobenius, 12);
+    // TLoRA has no scaling vectors: that heatmap is left out rather than all-null
+    expect(data.heatmaps.some((h) => h.metric === 'scalingVectors')).toBe(false);
     const maxScale = data.series.find((s) => s.metric === 'scale' && s.aggregate === 'max')!;
     expect(maxScale.values).toEqual([1, 1.5, 2]);
     instance.dispose();

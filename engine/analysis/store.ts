@@ -133,6 +133,9 @@ const metricOf: Record<HeatmapMetric, (m: ModuleMetrics) => number | null> = {
   relativeDelta: (m) => m.relativeDelta,
   trainableNorm: (m) => m.trainableNorm,
   scale: (m) => m.scaling.scale,
+  // √Σ‖v‖² over the module's scaling vectors (DoRA magnitude, VeRA λ_b/λ_d, TinyLoRA's tied v).
+  scalingVectors: (m) =>
+    m.scaling.vectors.length ? Math.sqrt(m.scaling.vectors.reduce((s, v) => s + v.l2 * v.l2, 0)) : null,
   effectiveRank: (m) => (m.spectrum.source === 'none' ? null : m.spectrum.effectiveRank),
   stableRank: (m) => (m.spectrum.source === 'none' ? null : m.spectrum.stableRank),
 };

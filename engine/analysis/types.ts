@@ -181,6 +181,7 @@ export type HeatmapMetric =
   | 'relativeDelta'
   | 'trainableNorm'
   | 'scale'
+  | 'scalingVectors'
   | 'effectiveRank'
   | 'stableRank';
 

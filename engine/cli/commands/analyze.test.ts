@@ -1,8 +1,8 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readAnalysis } from '../../analysis/index.ts';
+import { compareRuns, readAnalysis } from '../../analysis/index.ts';
 import { useTestBackend } from '../../backends/testing.ts';
 import { createProject } from '../../project/store.ts';
 import { startRun } from '../../training/index.ts';
@@ -80,6 +80,14 @@ describe('studio analyze', () => {
     expect(report.eigen.map((e: { which: string }) => e.which)).toEqual(['base', 'adapted']);
     expect(json.err.join('\n')).toMatch(/eigenvalues at transformer\.h\.1\.attn\.c_proj: n = 16/);
     for (const f of report.files) expect(existsSync(f)).toBe(true);
+
+    // the library entry point, the other way round: symmetric measures agree
+    const { comparison, path } = await compareRuns(runB, runA, { module });
+    expect(path).toBe(join(runB, 'analysis', `compare-${basename(runA)}.json`));
+    comparison.modules.forEach((m, i) => {
+      expect(m.cosineDelta).toBeCloseTo(report.comparison.modules[i].cosineDelta, 10);
+      expect(m.differenceFrobenius).toBeCloseTo(report.comparison.modules[i].differenceFrobenius, 10);
+    });
 
     const data = await readAnalysis(runA);
     // the trainer recorded every step (0 is not a step: the first optimizer step is 1)
