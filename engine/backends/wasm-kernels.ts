@@ -58,6 +58,17 @@ function viaCpu(kernelName: string) {
   };
 }
 
+/**
+ * Identity that shares the input's buffer (as the cpu backend does) instead of copying it. The engine clones
+ * every tensor a gradient saves through Identity, so the copying kernel duplicated each saved activation and
+ * frozen weight (≈ 600 MB for GPT-2 small per step); tensors are immutable, so sharing is safe.
+ */
+function sharedIdentity({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const x = inputs.x as tf.TensorInfo;
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 let installed = false;
 
 /** Registers the missing kernels on `wasm` (once per process; kernels the backend already has are left alone). */
@@ -73,6 +84,12 @@ export function installMissingWasmKernels(): void {
       tf.DepthwiseConv2dNativeBackpropInput,
     ].map((name): [string, (args: KernelArgs) => tf.TensorInfo] => [name, viaCpu(name)]),
   ];
+  if (tf.getKernel(tf.Identity, 'wasm')) tf.unregisterKernel(tf.Identity, 'wasm');
+  tf.registerKernel({
+    kernelName: tf.Identity,
+    backendName: 'wasm',
+    kernelFunc: sharedIdentity as unknown as tf.KernelFunc,
+  });
   for (const [kernelName, kernelFunc] of kernels) {
     if (tf.getKernel(kernelName, 'wasm')) continue;
     tf.registerKernel({
