@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { AdapterLayer } from '../models/layers.ts';
+import type { AdaptableLayer, AdapterLayer } from '../models/layers.ts';
 import type { AdapterInstance, MethodName, TrainableParam } from './types.ts';
 
 /** A bad adapter state (checkpoint or PEFT file): the message names the key and the problem. */
@@ -107,4 +107,39 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 function listKeys(keys: string[]): string {
   const shown = keys.slice(0, 5).map((k) => `"${k}"`);
   return keys.length > 5 ? `${shown.join(', ')} and ${keys.length - 5} more` : shown.join(', ');
+}
+
+/**
+ * Builds one adapter layer per base module: `build` pushes the tensors it creates and calls `attach` for each
+ * layer. A module that already has an adapter named `adapterName` is refused before anything is built; when
+ * `build` throws, every attached layer is detached (after `undo`) and every tensor disposed.
+ */
+export function createLayers<L extends AdapterLayer & { readonly base: AdaptableLayer }>(
+  method: MethodName,
+  adapterName: string,
+  layers: readonly AdaptableLayer[],
+  build: (tensors: AdapterTensor[], attach: (layer: L) => void) => void,
+  undo?: (layer: L) => void,
+): { layers: Map<string, L>; tensors: AdapterTensor[] } {
+  for (const base of layers) {
+    if (base.adapters.has(adapterName)) {
+      throw new Error(`${method}: module ${base.name} already has an adapter named "${adapterName}"`);
+    }
+  }
+  const tensors: AdapterTensor[] = [];
+  const created: L[] = [];
+  try {
+    build(tensors, (layer) => {
+      created.push(layer);
+      layer.base.adapters.set(adapterName, layer);
+    });
+  } catch (error) {
+    for (const layer of created) {
+      undo?.(layer);
+      layer.base.adapters.delete(adapterName);
+    }
+    for (const t of tensors) t.variable.dispose();
+    throw error;
+  }
+  return { layers: new Map(created.map((l) => [l.base.name, l])), tensors };
 }

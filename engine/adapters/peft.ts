@@ -1,5 +1,7 @@
+import type { z } from 'zod';
 import type { TaskKind } from '../models/types.ts';
-import { minimalTargetModules } from './targets.ts';
+import { AdapterStateError } from './instance.ts';
+import { minimalTargetModules, type TargetFields } from './targets.ts';
 import type { PeftContext, PeftTaskType } from './types.ts';
 
 /** Prefix of per-module keys in PEFT files: `base_model.model.<module>.<suffix>`. */
@@ -49,4 +51,87 @@ export function peftTargetModules(
 /** A module name as a literal regex (for rank_pattern/alpha_pattern keys). */
 export function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The `adapter_config.json` fields every method writes alike (PEFT's defaults for the fields this engine does
+ * not use); a method adds its own. `exclude_modules` only when set, so PEFT releases without it still load.
+ */
+export function peftCommonConfig(
+  peftType: string,
+  config: TargetFields,
+  ctx: PeftContext,
+): Record<string, unknown> {
+  const common: Record<string, unknown> = {
+    auto_mapping: null,
+    base_model_name_or_path: ctx.baseModelNameOrPath,
+    bias: 'none',
+    fan_in_fan_out: ctx.targets.some((t) => t.kind === 'Conv1D'),
+    inference_mode: true,
+    layers_pattern: config.layersPattern ?? null,
+    layers_to_transform: config.layersToTransform ?? null,
+    modules_to_save: null,
+    peft_type: peftType,
+    revision: null,
+    target_modules: peftTargetModules(config.targetModules, ctx),
+    task_type: ctx.taskType,
+  };
+  if (config.excludeModules !== undefined) common.exclude_modules = config.excludeModules;
+  return common;
+}
+
+/** A config field counts as set unless it is absent, null, false or empty. */
+function isSet(value: unknown): boolean {
+  if (value === undefined || value === null || value === false) return false;
+  if (Array.isArray(value)) return value.length > 0;
+  if (typeof value === 'object') return Object.keys(value as object).length > 0;
+  return true;
+}
+
+/**
+ * Refuses an `adapter_config.json` of another PEFT type, one that sets a field this engine cannot reproduce,
+ * or one that trains base-model biases.
+ */
+export function checkPeftConfig(
+  c: Record<string, unknown>,
+  peftType: string,
+  unsupportedFields: readonly string[],
+): void {
+  if (c.peft_type !== peftType) {
+    throw new AdapterStateError(
+      `adapter_config.json: peft_type is ${JSON.stringify(c.peft_type)}, expected "${peftType}"`,
+    );
+  }
+  for (const field of unsupportedFields) {
+    if (isSet(c[field])) {
+      throw new AdapterStateError(
+        `adapter_config.json: ${field} = ${JSON.stringify(c[field])} is not supported by this engine`,
+      );
+    }
+  }
+  if (c.bias !== undefined && c.bias !== 'none') {
+    throw new AdapterStateError(
+      `adapter_config.json: bias = "${c.bias}" trains base-model biases, which this engine does not load`,
+    );
+  }
+}
+
+/** The target fields of an `adapter_config.json`, camelCase (null read as absent). */
+export function peftTargetFields(c: Record<string, unknown>): Record<keyof TargetFields, unknown> {
+  return {
+    targetModules: c.target_modules ?? undefined,
+    excludeModules: c.exclude_modules ?? undefined,
+    layersToTransform: c.layers_to_transform ?? undefined,
+    layersPattern: c.layers_pattern ?? undefined,
+  };
+}
+
+/** Validates a method config read from `adapter_config.json`; the first problem becomes the error. */
+export function parsePeftConfig<T>(schema: z.ZodType<T>, input: Record<string, unknown>): T {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new AdapterStateError(`adapter_config.json: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  return parsed.data;
 }

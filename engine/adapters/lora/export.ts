@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { AdapterStateError } from '../instance.ts';
-import { PEFT_MODEL_PREFIX, peftTargetModules, stripPeftPrefix } from '../peft.ts';
+import {
+  checkPeftConfig,
+  PEFT_MODEL_PREFIX,
+  parsePeftConfig,
+  peftCommonConfig,
+  peftTargetFields,
+  stripPeftPrefix,
+} from '../peft.ts';
 import type { AdapterInstance, PeftContext, PeftFormat } from '../types.ts';
 import { type LoraConfig, loraConfigSchema } from './config.ts';
 import type { LoraLayer } from './layer.ts';
@@ -71,31 +78,19 @@ export function loraToPeft(
   // The fields every PEFT version since 0.10 knows, with PEFT's defaults; newer fields only when set, so
   // older PEFT releases (which reject unknown keys) still load the file.
   const adapterConfig: Record<string, unknown> = {
+    ...peftCommonConfig('LORA', config, ctx),
     alpha_pattern: scaleValues(config.alphaPattern, alphaFactor),
-    auto_mapping: null,
-    base_model_name_or_path: ctx.baseModelNameOrPath,
-    bias: 'none',
-    fan_in_fan_out: ctx.targets.some((t) => t.kind === 'Conv1D'),
-    inference_mode: true,
     init_lora_weights: principal ? true : config.initLoraWeights,
-    layers_pattern: config.layersPattern ?? null,
-    layers_to_transform: config.layersToTransform ?? null,
     loftq_config: {},
     lora_alpha: config.loraAlpha * alphaFactor,
     lora_dropout: config.dropout,
     megatron_config: null,
     megatron_core: 'megatron.core',
-    modules_to_save: null,
-    peft_type: 'LORA',
     r: config.r * rankFactor,
     rank_pattern: scaleValues(config.rankPattern, rankFactor),
-    revision: null,
-    target_modules: peftTargetModules(config.targetModules, ctx),
-    task_type: ctx.taskType,
     use_dora: config.useDora,
     use_rslora: config.useRslora,
   };
-  if (config.excludeModules !== undefined) adapterConfig.exclude_modules = config.excludeModules;
   if (config.loraBias) adapterConfig.lora_bias = true;
   return { adapterConfig, tensors };
 }
@@ -106,23 +101,7 @@ export function loraFromPeft(
   tensors: Record<string, tf.Tensor>,
 ): { config: LoraConfig; state: Record<string, tf.Tensor> } {
   const c = adapterConfig;
-  if (c.peft_type !== 'LORA') {
-    throw new AdapterStateError(
-      `adapter_config.json: peft_type is ${JSON.stringify(c.peft_type)}, expected "LORA"`,
-    );
-  }
-  for (const field of unsupportedFields) {
-    if (isSet(c[field])) {
-      throw new AdapterStateError(
-        `adapter_config.json: ${field} = ${JSON.stringify(c[field])} is not supported by this engine`,
-      );
-    }
-  }
-  if (c.bias !== undefined && c.bias !== 'none') {
-    throw new AdapterStateError(
-      `adapter_config.json: bias = "${c.bias}" trains base-model biases, which this engine does not load`,
-    );
-  }
+  checkPeftConfig(c, 'LORA', unsupportedFields);
   let init = c.init_lora_weights ?? true;
   if (typeof init === 'string' && init !== 'gaussian') {
     const family = init.split('_niter_')[0];
@@ -135,7 +114,7 @@ export function loraFromPeft(
     // Data-driven inits that leave the base weight alone (eva, orthogonal): the saved factors are all that matters.
     init = true;
   }
-  const parsed = loraConfigSchema.safeParse({
+  const config = parsePeftConfig(loraConfigSchema, {
     r: c.r,
     loraAlpha: c.lora_alpha,
     dropout: c.lora_dropout ?? undefined,
@@ -145,15 +124,8 @@ export function loraFromPeft(
     rankPattern: c.rank_pattern ?? undefined,
     alphaPattern: c.alpha_pattern ?? undefined,
     loraBias: c.lora_bias ?? undefined,
-    targetModules: c.target_modules ?? undefined,
-    excludeModules: c.exclude_modules ?? undefined,
-    layersToTransform: c.layers_to_transform ?? undefined,
-    layersPattern: c.layers_pattern ?? undefined,
+    ...peftTargetFields(c),
   });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new AdapterStateError(`adapter_config.json: ${issue.path.join('.')}: ${issue.message}`);
-  }
   const known = Object.values(loraSuffixes);
   const state: Record<string, tf.Tensor> = {};
   for (const [fileKey, tensor] of Object.entries(tensors)) {
@@ -167,14 +139,7 @@ export function loraFromPeft(
     }
     state[key] = tensor;
   }
-  return { config: parsed.data, state };
-}
-
-function isSet(value: unknown): boolean {
-  if (value === undefined || value === null || value === false) return false;
-  if (Array.isArray(value)) return value.length > 0;
-  if (typeof value === 'object') return Object.keys(value as object).length > 0;
-  return true;
+  return { config, state };
 }
 
 export const loraPeft: PeftFormat<LoraConfig> = {

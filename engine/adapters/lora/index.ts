@@ -1,5 +1,5 @@
 import type { AdaptableLayer } from '../../models/layers.ts';
-import { type AdapterTensor, TensorTableInstance } from '../instance.ts';
+import { createLayers, TensorTableInstance } from '../instance.ts';
 import { deriveSeed, Rng } from '../random.ts';
 import type { MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
 import { type LoraConfig, loraConfigSchema, loraScaling, moduleRankAlpha } from './config.ts';
@@ -56,72 +56,61 @@ function create(
   if (config.loraBias && layers.some((l) => l.kind === 'Embedding')) {
     throw new Error('lora: loraBias is not supported on Embedding modules');
   }
-  const created: LoraLayer[] = [];
-  const tensors: AdapterTensor[] = [];
-  try {
-    for (const base of layers) {
-      if (base.adapters.has(adapterName)) {
-        throw new Error(`lora: module ${base.name} already has an adapter named "${adapterName}"`);
+  const built = createLayers<LoraLayer>(
+    'lora',
+    adapterName,
+    layers,
+    (tensors, attach) => {
+      for (const base of layers) {
+        const { r, alpha } = moduleRankAlpha(config, base.name);
+        const scaling = loraScaling(alpha, r, config.useRslora);
+        const rng = new Rng(deriveSeed(seed, base.name, 'lora'));
+        const factors = initialFactors(base, config.initLoraWeights, r, scaling, config.loraBias, rng);
+        const initial = isPrincipal(config) ? { a: factors.a.clone(), b: factors.b.clone() } : null;
+        const layer = new LoraLayer(
+          adapterName,
+          base,
+          { r, alpha, scaling, dropout: config.dropout, useDora: config.useDora, loraBias: config.loraBias },
+          factors,
+        );
+        if (initial) {
+          layer.setInitialDelta(initial.a, initial.b);
+          initial.a.dispose();
+          initial.b.dispose();
+        }
+        attach(layer);
+        const key = (suffix: string) => `${base.name}.${suffix}`;
+        const embedding = base.kind === 'Embedding';
+        tensors.push({
+          key: key(embedding ? loraSuffixes.embeddingA : loraSuffixes.a),
+          variable: layer.a,
+          trainable: true,
+        });
+        tensors.push({
+          key: key(embedding ? loraSuffixes.embeddingB : loraSuffixes.b),
+          variable: layer.b,
+          trainable: true,
+        });
+        if (layer.bias) tensors.push({ key: key(loraSuffixes.bias), variable: layer.bias, trainable: true });
+        if (layer.magnitude) {
+          tensors.push({ key: key(loraSuffixes.magnitude), variable: layer.magnitude, trainable: true });
+        }
       }
-      const { r, alpha } = moduleRankAlpha(config, base.name);
-      const scaling = loraScaling(alpha, r, config.useRslora);
-      const rng = new Rng(deriveSeed(seed, base.name, 'lora'));
-      const factors = initialFactors(base, config.initLoraWeights, r, scaling, config.loraBias, rng);
-      const initial = isPrincipal(config) ? { a: factors.a.clone(), b: factors.b.clone() } : null;
-      const layer = new LoraLayer(
-        adapterName,
-        base,
-        { r, alpha, scaling, dropout: config.dropout, useDora: config.useDora, loraBias: config.loraBias },
-        factors,
-      );
-      if (initial) {
-        layer.setInitialDelta(initial.a, initial.b);
-        initial.a.dispose();
-        initial.b.dispose();
-      }
-      created.push(layer);
-      base.adapters.set(adapterName, layer);
-      const key = (suffix: string) => `${base.name}.${suffix}`;
-      const embedding = base.kind === 'Embedding';
-      tensors.push({
-        key: key(embedding ? loraSuffixes.embeddingA : loraSuffixes.a),
-        variable: layer.a,
-        trainable: true,
-      });
-      tensors.push({
-        key: key(embedding ? loraSuffixes.embeddingB : loraSuffixes.b),
-        variable: layer.b,
-        trainable: true,
-      });
-      if (layer.bias) tensors.push({ key: key(loraSuffixes.bias), variable: layer.bias, trainable: true });
-      if (layer.magnitude) {
-        tensors.push({ key: key(loraSuffixes.magnitude), variable: layer.magnitude, trainable: true });
-      }
-    }
-  } catch (error) {
-    for (const layer of created) {
+    },
+    (layer) => {
       layer.restoreBase();
       layer.disposeCaches();
-      layer.base.adapters.delete(adapterName);
-    }
-    for (const t of tensors) t.variable.dispose();
-    throw error;
-  }
-  return new TensorTableInstance(
-    adapterName,
-    'lora',
-    config,
-    new Map(created.map((l) => [l.base.name, l])),
-    tensors,
-    {
-      detach: () => {
-        for (const layer of created) layer.restoreBase();
-      },
-      dispose: () => {
-        for (const layer of created) layer.disposeCaches();
-      },
     },
   );
+  const created = [...built.layers.values()];
+  return new TensorTableInstance(adapterName, 'lora', config, built.layers, built.tensors, {
+    detach: () => {
+      for (const layer of created) layer.restoreBase();
+    },
+    dispose: () => {
+      for (const layer of created) layer.disposeCaches();
+    },
+  });
 }
 
 export const lora: MethodDefinition<LoraConfig> = {

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
-import { type AdapterTensor, TensorTableInstance } from '../instance.ts';
+import { createLayers, TensorTableInstance } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
 import { svdFactors } from '../tinylora/factors.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
@@ -55,13 +55,8 @@ function count(targets: TargetModule[], config: LoraxsConfig): ParameterCount {
 function create(layers: AdaptableLayer[], config: LoraxsConfig, options: CreateOptions): TensorTableInstance {
   const { adapterName, seed } = options;
   const scaling = config.alpha / config.r;
-  const tensors: AdapterTensor[] = [];
-  const created: LoraxsLayer[] = [];
-  try {
+  const built = createLayers<LoraxsLayer>('loraxs', adapterName, layers, (tensors, attach) => {
     for (const base of layers) {
-      if (base.adapters.has(adapterName)) {
-        throw new Error(`loraxs: module ${base.name} already has an adapter named "${adapterName}"`);
-      }
       const r = rankAt(base, config);
       const { a, b } = svdFactors(base, r, 'right');
       const av = ownedVariable(a, false);
@@ -74,22 +69,10 @@ function create(layers: AdaptableLayer[], config: LoraxsConfig, options: CreateO
         { key: key(loraxsSuffixes.b), variable: bv, trainable: false },
         { key: key(loraxsSuffixes.core), variable: core, trainable: true, group: 'adapter' },
       );
-      const layer = new LoraxsLayer(adapterName, base, av, bv, core, scaling, config.dropout);
-      created.push(layer);
-      base.adapters.set(adapterName, layer);
+      attach(new LoraxsLayer(adapterName, base, av, bv, core, scaling, config.dropout));
     }
-  } catch (error) {
-    for (const layer of created) layer.base.adapters.delete(adapterName);
-    for (const t of tensors) t.variable.dispose();
-    throw error;
-  }
-  return new TensorTableInstance(
-    adapterName,
-    'loraxs',
-    config,
-    new Map(created.map((l) => [l.base.name, l])),
-    trainableFirst(tensors),
-  );
+  });
+  return new TensorTableInstance(adapterName, 'loraxs', config, built.layers, trainableFirst(built.tensors));
 }
 
 export const loraxs: MethodDefinition<LoraxsConfig> = {

@@ -1,6 +1,13 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { AdapterStateError } from '../instance.ts';
-import { PEFT_BASE_PREFIX, PEFT_MODEL_PREFIX, peftTargetModules } from '../peft.ts';
+import {
+  checkPeftConfig,
+  PEFT_BASE_PREFIX,
+  PEFT_MODEL_PREFIX,
+  parsePeftConfig,
+  peftCommonConfig,
+  peftTargetFields,
+} from '../peft.ts';
 import type { AdapterInstance, PeftContext, PeftFormat } from '../types.ts';
 import { type TinyloraConfig, tinyloraConfigSchema } from './config.ts';
 
@@ -30,28 +37,16 @@ export function tinyloraToPeft(
     }
   }
   const adapterConfig: Record<string, unknown> = {
-    auto_mapping: null,
-    base_model_name_or_path: ctx.baseModelNameOrPath,
-    bias: 'none',
-    fan_in_fan_out: ctx.targets.some((t) => t.kind === 'Conv1D'),
-    inference_mode: true,
+    ...peftCommonConfig('TINYLORA', config, ctx),
     init_v_bound: config.initVBound,
     init_weights: config.initWeights,
-    layers_pattern: config.layersPattern ?? null,
-    layers_to_transform: config.layersToTransform ?? null,
-    modules_to_save: null,
-    peft_type: 'TINYLORA',
     projection_seed: config.projectionSeed,
     r: config.r,
-    revision: null,
     save_projection: config.saveProjection,
-    target_modules: peftTargetModules(config.targetModules, ctx),
-    task_type: ctx.taskType,
     tinylora_dropout: config.dropout,
     u: config.u,
     weight_tying: config.weightTying,
   };
-  if (config.excludeModules !== undefined) adapterConfig.exclude_modules = config.excludeModules;
   return { adapterConfig, tensors };
 }
 
@@ -61,24 +56,8 @@ export function tinyloraFromPeft(
   tensors: Record<string, tf.Tensor>,
 ): { config: TinyloraConfig; state: Record<string, tf.Tensor> } {
   const c = adapterConfig;
-  if (c.peft_type !== 'TINYLORA') {
-    throw new AdapterStateError(
-      `adapter_config.json: peft_type is ${JSON.stringify(c.peft_type)}, expected "TINYLORA"`,
-    );
-  }
-  for (const field of unsupportedFields) {
-    if (c[field] !== undefined && c[field] !== null && !(Array.isArray(c[field]) && c[field].length === 0)) {
-      throw new AdapterStateError(
-        `adapter_config.json: ${field} = ${JSON.stringify(c[field])} is not supported by this engine`,
-      );
-    }
-  }
-  if (c.bias !== undefined && c.bias !== 'none') {
-    throw new AdapterStateError(
-      `adapter_config.json: bias = "${c.bias}" trains base-model biases, which this engine does not load`,
-    );
-  }
-  const parsed = tinyloraConfigSchema.safeParse({
+  checkPeftConfig(c, 'TINYLORA', unsupportedFields);
+  const config = parsePeftConfig(tinyloraConfigSchema, {
     r: c.r ?? undefined,
     u: c.u ?? undefined,
     weightTying: c.weight_tying ?? undefined,
@@ -88,15 +67,8 @@ export function tinyloraFromPeft(
     initWeights: c.init_weights === 'uniform' ? 'uniform' : true,
     initVBound: c.init_v_bound ?? undefined,
     dropout: c.tinylora_dropout ?? undefined,
-    targetModules: c.target_modules ?? undefined,
-    excludeModules: c.exclude_modules ?? undefined,
-    layersToTransform: c.layers_to_transform ?? undefined,
-    layersPattern: c.layers_pattern ?? undefined,
+    ...peftTargetFields(c),
   });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new AdapterStateError(`adapter_config.json: ${issue.path.join('.')}: ${issue.message}`);
-  }
   const state: Record<string, tf.Tensor> = {};
   for (const [fileKey, tensor] of Object.entries(tensors)) {
     let key: string | null = null;
@@ -113,7 +85,7 @@ export function tinyloraFromPeft(
     }
     state[key] = tensor;
   }
-  return { config: parsed.data, state };
+  return { config, state };
 }
 
 export const tinyloraPeft: PeftFormat<TinyloraConfig> = {

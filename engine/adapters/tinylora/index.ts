@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
-import type { AdapterTensor } from '../instance.ts';
+import { createLayers } from '../instance.ts';
 import { deriveSeed, Rng, uniformTensor } from '../random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
 import { ownedVariable, RegenerableInstance } from '../vera/regenerable.ts';
@@ -92,9 +92,7 @@ function create(
 ): RegenerableInstance {
   const { adapterName, seed } = options;
   const { numGroups, groupOf } = tyingGroups(layers.length, config.weightTying);
-  const tensors: AdapterTensor[] = [];
-  const created: TinyloraLayer[] = [];
-  try {
+  const built = createLayers<TinyloraLayer>('tinylora', adapterName, layers, (tensors, attach) => {
     const vs = Array.from({ length: layers.length ? numGroups : 0 }, (_, g) => {
       const init =
         config.initWeights === 'uniform'
@@ -110,9 +108,6 @@ function create(
       return v;
     });
     layers.forEach((base, index) => {
-      if (base.adapters.has(adapterName)) {
-        throw new Error(`tinylora: module ${base.name} already has an adapter named "${adapterName}"`);
-      }
       const ra = effectiveRank(base, config.r);
       const { a, b } = svdFactors(base, ra, 'sqrt');
       const av = ownedVariable(a, false);
@@ -125,22 +120,11 @@ function create(
         { key: key(tinyloraSuffixes.p), variable: pv, trainable: false },
       );
       const group = groupOf[index];
-      const layer = new TinyloraLayer(adapterName, base, av, bv, pv, vs[group], group, config.dropout);
-      created.push(layer);
-      base.adapters.set(adapterName, layer);
+      attach(new TinyloraLayer(adapterName, base, av, bv, pv, vs[group], group, config.dropout));
     });
-  } catch (error) {
-    for (const layer of created) layer.base.adapters.delete(adapterName);
-    for (const t of tensors) t.variable.dispose();
-    throw error;
-  }
-  const instance = new RegenerableInstance(
-    adapterName,
-    'tinylora',
-    config,
-    new Map(created.map((l) => [l.base.name, l])),
-    tensors,
-  );
+  });
+  const { tensors } = built;
+  const instance = new RegenerableInstance(adapterName, 'tinylora', config, built.layers, tensors);
   // P is regenerated from projectionSeed; A and B (derivable from W) are always saved, as PEFT does.
   return instance.allowMissing(
     tensors.filter((t) => t.key.endsWith(`.${tinyloraSuffixes.p}`)).map((t) => t.key),

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
-import type { AdapterTensor } from '../instance.ts';
+import { createLayers } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
 import { ownedVariable, RegenerableInstance, trainableFirst } from '../vera/regenerable.ts';
@@ -76,13 +76,8 @@ function create(layers: AdaptableLayer[], parsed: TloraConfig, options: CreateOp
   // Record the seed actually used, so the adapter config alone regenerates A and C.
   const config: TloraConfig = { ...parsed, projectionSeed: parsed.projectionSeed ?? options.seed >>> 0 };
   const { r } = config;
-  const created: TloraLayer[] = [];
-  const tensors: AdapterTensor[] = [];
-  try {
+  const built = createLayers<TloraLayer>('tlora', adapterName, layers, (tensors, attach) => {
     layers.forEach((base, index) => {
-      if (base.adapters.has(adapterName)) {
-        throw new Error(`tlora: module ${base.name} already has an adapter named "${adapterName}"`);
-      }
       const { a, c } = tloraProjections(config.projectionSeed!, index, base.inFeatures, base.outFeatures, r);
       const randomA = ownedVariable(a, false);
       const randomC = ownedVariable(c, false);
@@ -95,22 +90,11 @@ function create(layers: AdaptableLayer[], parsed: TloraConfig, options: CreateOp
         { key: key(tloraSuffixes.c), variable: randomC, trainable: false },
         { key: key(tloraSuffixes.scaling), variable: scaling, trainable: true, group: 'scaling' },
       );
-      const layer = new TloraLayer(adapterName, base, randomA, loraB, randomC, scaling, config.dropout);
-      created.push(layer);
-      base.adapters.set(adapterName, layer);
+      attach(new TloraLayer(adapterName, base, randomA, loraB, randomC, scaling, config.dropout));
     });
-  } catch (error) {
-    for (const layer of created) layer.base.adapters.delete(adapterName);
-    for (const t of tensors) t.variable.dispose();
-    throw error;
-  }
-  const instance = new RegenerableInstance(
-    adapterName,
-    'tlora',
-    config,
-    new Map(created.map((l) => [l.base.name, l])),
-    trainableFirst(tensors),
-  );
+  });
+  const tensors = trainableFirst(built.tensors);
+  const instance = new RegenerableInstance(adapterName, 'tlora', config, built.layers, tensors);
   return instance.allowMissing(tensors.filter((t) => !t.trainable).map((t) => t.key));
 }
 

@@ -1,6 +1,13 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { AdapterStateError } from '../instance.ts';
-import { PEFT_BASE_PREFIX, PEFT_MODEL_PREFIX, peftTargetModules } from '../peft.ts';
+import {
+  checkPeftConfig,
+  PEFT_BASE_PREFIX,
+  PEFT_MODEL_PREFIX,
+  parsePeftConfig,
+  peftCommonConfig,
+  peftTargetFields,
+} from '../peft.ts';
 import type { AdapterInstance, PeftContext, PeftFormat } from '../types.ts';
 import { type VeraConfig, veraConfigSchema } from './config.ts';
 
@@ -26,26 +33,14 @@ export function veraToPeft(
     }
   }
   const adapterConfig: Record<string, unknown> = {
-    auto_mapping: null,
-    base_model_name_or_path: ctx.baseModelNameOrPath,
-    bias: 'none',
+    ...peftCommonConfig('VERA', config, ctx),
     d_initial: config.dInitial,
-    fan_in_fan_out: ctx.targets.some((t) => t.kind === 'Conv1D'),
-    inference_mode: true,
     init_weights: config.initWeights,
-    layers_pattern: config.layersPattern ?? null,
-    layers_to_transform: config.layersToTransform ?? null,
-    modules_to_save: null,
-    peft_type: 'VERA',
     projection_prng_key: config.projectionPrngKey,
     r: config.r,
-    revision: null,
     save_projection: config.saveProjection,
-    target_modules: peftTargetModules(config.targetModules, ctx),
-    task_type: ctx.taskType,
     vera_dropout: config.dropout,
   };
-  if (config.excludeModules !== undefined) adapterConfig.exclude_modules = config.excludeModules;
   return { adapterConfig, tensors };
 }
 
@@ -55,42 +50,16 @@ export function veraFromPeft(
   tensors: Record<string, tf.Tensor>,
 ): { config: VeraConfig; state: Record<string, tf.Tensor> } {
   const c = adapterConfig;
-  if (c.peft_type !== 'VERA') {
-    throw new AdapterStateError(
-      `adapter_config.json: peft_type is ${JSON.stringify(c.peft_type)}, expected "VERA"`,
-    );
-  }
-  const modulesToSave = c.modules_to_save;
-  if (
-    modulesToSave !== undefined &&
-    modulesToSave !== null &&
-    !(Array.isArray(modulesToSave) && modulesToSave.length === 0)
-  ) {
-    throw new AdapterStateError(
-      `adapter_config.json: modules_to_save = ${JSON.stringify(modulesToSave)} is not supported by this engine`,
-    );
-  }
-  if (c.bias !== undefined && c.bias !== 'none') {
-    throw new AdapterStateError(
-      `adapter_config.json: bias = "${c.bias}" trains base-model biases, which this engine does not load`,
-    );
-  }
-  const parsed = veraConfigSchema.safeParse({
+  checkPeftConfig(c, 'VERA', ['modules_to_save']);
+  const config = parsePeftConfig(veraConfigSchema, {
     r: c.r ?? undefined,
     projectionPrngKey: c.projection_prng_key ?? undefined,
     saveProjection: c.save_projection ?? undefined,
     dropout: c.vera_dropout ?? undefined,
     dInitial: c.d_initial ?? undefined,
     initWeights: c.init_weights ?? undefined,
-    targetModules: c.target_modules ?? undefined,
-    excludeModules: c.exclude_modules ?? undefined,
-    layersToTransform: c.layers_to_transform ?? undefined,
-    layersPattern: c.layers_pattern ?? undefined,
+    ...peftTargetFields(c),
   });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new AdapterStateError(`adapter_config.json: ${issue.path.join('.')}: ${issue.message}`);
-  }
   const state: Record<string, tf.Tensor> = {};
   for (const [fileKey, tensor] of Object.entries(tensors)) {
     let key: string | null = null;
@@ -105,7 +74,7 @@ export function veraFromPeft(
       throw new AdapterStateError(`adapter_model.safetensors: unexpected VeRA tensor "${fileKey}"`);
     state[key] = tensor;
   }
-  return { config: parsed.data, state };
+  return { config, state };
 }
 
 export const veraPeft: PeftFormat<VeraConfig> = {

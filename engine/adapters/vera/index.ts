@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
-import type { AdapterTensor } from '../instance.ts';
+import { createLayers } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
 import { projectionDims, type VeraConfig, veraBound, veraConfigSchema } from './config.ts';
@@ -61,14 +61,7 @@ function create(layers: AdaptableLayer[], config: VeraConfig, options: CreateOpt
   const { adapterName, seed } = options;
   const { r } = config;
   const { inMax, outMax } = projectionDims(layers);
-  const tensors: AdapterTensor[] = [];
-  const created: VeraLayer[] = [];
-  try {
-    for (const base of layers) {
-      if (base.adapters.has(adapterName)) {
-        throw new Error(`vera: module ${base.name} already has an adapter named "${adapterName}"`);
-      }
-    }
+  const built = createLayers<VeraLayer>('vera', adapterName, layers, (tensors, attach) => {
     const projections = veraProjections(config.projectionPrngKey, r, inMax, outMax);
     const veraA = ownedVariable(projections.a, false);
     const veraB = ownedVariable(projections.b, false);
@@ -92,21 +85,15 @@ function create(layers: AdaptableLayer[], config: VeraConfig, options: CreateOpt
         { key: `${base.name}.${veraSuffixes.lambdaB}`, variable: bv, trainable: true, group: 'adapter' },
         { key: `${base.name}.${veraSuffixes.lambdaD}`, variable: dv, trainable: true, group: 'adapter' },
       );
-      const layer = new VeraLayer(adapterName, base, veraA, veraB, dv, bv, config.dropout);
-      created.push(layer);
-      base.adapters.set(adapterName, layer);
+      attach(new VeraLayer(adapterName, base, veraA, veraB, dv, bv, config.dropout));
     }
-  } catch (error) {
-    for (const layer of created) layer.base.adapters.delete(adapterName);
-    for (const t of tensors) t.variable.dispose();
-    throw error;
-  }
+  });
   const instance = new RegenerableInstance(
     adapterName,
     'vera',
     config,
-    new Map(created.map((l) => [l.base.name, l])),
-    trainableFirst(tensors),
+    built.layers,
+    trainableFirst(built.tensors),
   );
   return instance.allowMissing([veraSharedKeys.a, veraSharedKeys.b]);
 }
