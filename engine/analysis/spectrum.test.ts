@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matmul, matrix, svd, transpose } from '../linalg/index.ts';
+import { matmul, matrix, qr, svd, transpose } from '../linalg/index.ts';
 import {
   effectiveRank,
   energyFractions,
@@ -111,16 +111,26 @@ describe('spectrum summaries', () => {
 });
 
 describe('norms', () => {
-  it('spectral norm equals the top singular value of a dense SVD (exact and power-iteration paths)', () => {
+  it('spectral norm equals the top singular value of a dense SVD (Gram eigenvalue and power-iteration paths)', () => {
     for (const [rows, cols] of [
       [7, 5],
       [40, 60],
       [90, 50],
+      [100, 80],
     ]) {
       const a = random(rows, cols, rows + cols);
       expect(spectralNorm(a.data, rows, cols)).toBeCloseTo(svd(a).s[0], 10);
     }
     expect(spectralNorm(new Float64Array(40 * 40), 40, 40)).toBe(0);
+    // both sides above 256: A = 3·u₁v₁ᵀ + u₂v₂ᵀ with orthonormal u, v has ‖A‖₂ = 3
+    const u = qr(random(300, 2, 5)).q;
+    const v = qr(random(280, 2, 6)).q;
+    const big = new Float64Array(300 * 280);
+    for (let i = 0; i < 300; i++) {
+      for (let j = 0; j < 280; j++)
+        big[i * 280 + j] = 3 * u.data[i * 2] * v.data[j * 2] + u.data[i * 2 + 1] * v.data[j * 2 + 1];
+    }
+    expect(spectralNorm(big, 300, 280)).toBeCloseTo(3, 10);
   });
 
   it('Frobenius norm is the root of the sum of squares', () => {

@@ -1,5 +1,5 @@
 import { eigenvalues } from '../linalg/eig.ts';
-import { type Matrix, matmul, matrix, qr, svd, transpose } from '../linalg/index.ts';
+import { identity, type Matrix, matmul, matrix, qr, svd, transpose } from '../linalg/index.ts';
 import type { EnergyFraction, Spectrum } from './types.ts';
 
 /** Dense SVD fallback only below this many entries (one-sided Jacobi is O(n³) per sweep). */
@@ -204,13 +204,21 @@ export function frobeniusOf(data: ArrayLike<number>): number {
 }
 
 /**
- * Largest singular value of a rows × cols row-major matrix. Exact (Jacobi SVD) when the short side is at
- * most 32; above that, power iteration on AᵀA (the Rayleigh quotient converges to ε-accuracy even when the
- * top two singular values are close, only the vector converges slowly).
+ * Largest singular value of a rows × cols row-major matrix, from the short side's p × p float64 Gram matrix
+ * (O(long·p²)): its largest eigenvalue exactly for p ≤ 64, by power iteration up to p = 256; above that,
+ * power iteration on AᵀA directly. The Rayleigh quotient converges to ε-accuracy even when the top two
+ * singular values are close, only the vector converges slowly.
  */
 export function spectralNorm(data: ArrayLike<number>, rows: number, cols: number): number {
   if (rows === 0 || cols === 0) return 0;
-  if (Math.min(rows, cols) <= 32) return denseSingularValues(matrix(rows, cols, data))[0];
+  const short = Math.min(rows, cols);
+  if (short <= 256) {
+    const g = gram(matrix(rows, cols, data), cols < rows);
+    if (short > 64) return gramNorms(g, identity(short)).spectral;
+    let top = 0;
+    for (const x of eigenvalues(g).re) top = Math.max(top, x);
+    return Math.sqrt(top);
+  }
   const a = Float64Array.from(data);
   let v = new Float64Array(cols);
   // A deterministic start with no special structure (an all-ones vector can be orthogonal to v₁).
