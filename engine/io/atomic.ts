@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** A sibling temp path: same directory, so the final rename is atomic on one filesystem. */
@@ -9,15 +10,18 @@ export function tempSibling(path: string): string {
 
 /**
  * Writes a file through a temp file and a rename, so readers never see half a file and a crash leaves the
- * old content in place.
+ * old content in place. `write` fills the open temp file; it is synced before the rename.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomicWith(
+  path: string,
+  write: (handle: FileHandle) => Promise<void>,
+): Promise<void> {
   await fs.mkdir(dirname(path), { recursive: true });
   const tmp = tempSibling(path);
   try {
     const handle = await fs.open(tmp, 'w');
     try {
-      await handle.writeFile(data);
+      await write(handle);
       await handle.sync();
     } finally {
       await handle.close();
@@ -27,6 +31,12 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     await fs.rm(tmp, { force: true });
     throw error;
   }
+}
+
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await writeFileAtomicWith(path, async (handle) => {
+    await handle.writeFile(data);
+  });
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { mulberry32 } from '../data/shuffle.ts';
 import { inferenceContext } from './layers.ts';
 import { type KvCache, TransformerModel } from './model.ts';
 import type { StudioTokenizer } from './tokenizer.ts';
@@ -26,18 +27,6 @@ export interface GenerateResult {
   /** The new token ids, including a final stop token when one was produced (as transformers returns them). */
   ids: number[];
   finishReason: 'eos' | 'length';
-}
-
-/** mulberry32: a small seeded generator, enough for reproducible sampling. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Picks the next token from one row of logits: argmax, or a temperature / top-k sample. */
@@ -98,7 +87,7 @@ export async function generate(
   if (promptIds.length === 0) throw new Error('generate: the prompt is empty');
   const maxNew = Math.min(opts.maxNewTokens ?? 64, positionLimit(model) - promptIds.length);
   const stop = new Set(opts.stopTokenIds ?? tokenizer.eosTokenIds);
-  const random = seededRandom(opts.seed ?? 0);
+  const random = mulberry32(opts.seed ?? 0);
   const temperature = opts.temperature ?? 0;
   const topK = opts.topK ?? 0;
   const ctx = inferenceContext();

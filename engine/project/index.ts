@@ -1,3 +1,4 @@
+export { prepareProjectData } from './data.ts';
 export {
   DataSettings,
   describeIssues,
@@ -20,6 +21,7 @@ export {
   type Project,
   ProjectError,
   parseProjectSettings,
+  projectDataSources,
   projectOfRun,
   projectPath,
   RUN_FILE,

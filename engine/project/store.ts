@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { parseMethodConfig } from '../adapters/index.ts';
-import { readData } from '../data/prepare.ts';
+import { type DataSources, readData } from '../data/prepare.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { readModelConfig } from '../models/index.ts';
 import {
@@ -12,7 +12,6 @@ import {
   PROJECT_SCHEMA_VERSION,
   ProjectSettings,
   type ProjectSettingsInput,
-  TaskKindSchema,
   TrainingSettings,
 } from './schema.ts';
 
@@ -146,15 +145,7 @@ export async function createProject(
   const settings = parseProjectSettings(raw, file);
   const modelDir = projectPath(projectDir, settings.model);
   const modelConfig = await readModelConfig(modelDir);
-  const read = await readData({
-    task: TaskKindSchema.parse(settings.task),
-    train: projectPath(projectDir, settings.data.train),
-    validation: settings.data.validation ? projectPath(projectDir, settings.data.validation) : undefined,
-    valFraction: settings.data.valFraction,
-    format: settings.data.format,
-    labels: settings.data.labels,
-    seed: settings.training.seed,
-  });
+  const read = await readData(projectDataSources(projectDir, settings));
   if (read.labels) {
     settings.data.labels =
       settings.data.labels ??
@@ -274,4 +265,17 @@ export async function listRuns(projectDir: string): Promise<string[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
+}
+
+/** Where a project's examples come from, with paths resolved against the project folder. */
+export function projectDataSources(projectDir: string, settings: ProjectSettings): DataSources {
+  return {
+    task: settings.task,
+    train: projectPath(projectDir, settings.data.train),
+    validation: settings.data.validation ? projectPath(projectDir, settings.data.validation) : undefined,
+    valFraction: settings.data.valFraction,
+    format: settings.data.format,
+    labels: settings.data.labels,
+    seed: settings.training.seed,
+  };
 }

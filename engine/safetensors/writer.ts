@@ -1,7 +1,6 @@
-import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { tempSibling, writeJsonAtomic } from '../io/atomic.ts';
+import { join } from 'node:path';
+import { writeFileAtomicWith, writeJsonAtomic } from '../io/atomic.ts';
 import { DTYPE_SIZE, type Dtype, isDtype } from './dtypes.ts';
 import { SafetensorsError } from './header.ts';
 import { INDEX_FILE, SINGLE_FILE } from './reader.ts';
@@ -105,32 +104,20 @@ export async function writeSafetensorsStreaming(
   metadata?: Record<string, string>,
 ): Promise<{ bytes: number }> {
   const { header, order, dataLength } = encodeHeader(entries, metadata, path);
-  await fs.mkdir(dirname(path), { recursive: true });
-  const tmp = tempSibling(path);
-  try {
-    const handle = await fs.open(tmp, 'w');
-    try {
-      await writeAll(handle, header);
-      for (const entry of order) {
-        const data = asBytes(await produce(entry));
-        const expected = tensorByteLength(entry.dtype, entry.shape, path, entry.name);
-        if (data.byteLength !== expected) {
-          throw new SafetensorsError(
-            path,
-            `tensor "${entry.name}": got ${data.byteLength} bytes, shape ${JSON.stringify(entry.shape)} × ${entry.dtype} needs ${expected}`,
-          );
-        }
-        await writeAll(handle, data);
+  await writeFileAtomicWith(path, async (handle) => {
+    await writeAll(handle, header);
+    for (const entry of order) {
+      const data = asBytes(await produce(entry));
+      const expected = tensorByteLength(entry.dtype, entry.shape, path, entry.name);
+      if (data.byteLength !== expected) {
+        throw new SafetensorsError(
+          path,
+          `tensor "${entry.name}": got ${data.byteLength} bytes, shape ${JSON.stringify(entry.shape)} × ${entry.dtype} needs ${expected}`,
+        );
       }
-      await handle.sync();
-    } finally {
-      await handle.close();
+      await writeAll(handle, data);
     }
-    await fs.rename(tmp, path);
-  } catch (error) {
-    await fs.rm(tmp, { force: true });
-    throw error;
-  }
+  });
   return { bytes: header.byteLength + dataLength };
 }
 

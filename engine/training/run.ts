@@ -20,6 +20,7 @@ import {
   METRICS_FILE,
   newRunId,
   openProject,
+  projectDataSources,
   projectOfRun,
   projectPath,
   RUNS_DIR,
@@ -128,19 +129,10 @@ async function loadForRun(projectDir: string, settings: ProjectSettings): Promis
       warnings.push(`maxSeqLen ${training.maxSeqLen} exceeds the model's ${limit} positions; using ${limit}`);
       training = { ...training, maxSeqLen: limit };
     }
-    const data = await prepareData(
-      {
-        task: settings.task,
-        train: projectPath(projectDir, settings.data.train),
-        validation: settings.data.validation ? projectPath(projectDir, settings.data.validation) : undefined,
-        valFraction: settings.data.valFraction,
-        format: settings.data.format,
-        labels,
-        seed: training.seed,
-      },
-      tokenizer,
-      { maxSeqLen: training.maxSeqLen, lossOn: training.lossOn },
-    );
+    const data = await prepareData({ ...projectDataSources(projectDir, settings), labels }, tokenizer, {
+      maxSeqLen: training.maxSeqLen,
+      lossOn: training.lossOn,
+    });
     if (data.stats.truncated > 0) {
       warnings.push(
         `${data.stats.truncated} of ${data.stats.trainExamples} training examples were truncated to ${training.maxSeqLen} tokens`,

@@ -1,6 +1,5 @@
-import { detectFormat, type PreviewExample, prepareData, previewExamples } from '../../data/index.ts';
-import { loadTokenizer } from '../../models/index.ts';
-import { openProject, projectPath } from '../../project/index.ts';
+import { detectFormat, type PreviewExample, previewExamples } from '../../data/index.ts';
+import { openProject, prepareProjectData, projectPath } from '../../project/index.ts';
 import type { DataPreview } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 
@@ -19,21 +18,7 @@ export const dataHandlers: Pick<Handlers, 'data.preview'> = {
   async 'data.preview'({ projectDir, count }) {
     const project = await openProject(projectDir);
     const s = project.settings;
-    const train = projectPath(project.dir, s.data.train);
-    const tokenizer = await loadTokenizer(projectPath(project.dir, s.model));
-    const data = await prepareData(
-      {
-        task: s.task,
-        train,
-        validation: s.data.validation ? projectPath(project.dir, s.data.validation) : undefined,
-        valFraction: s.data.valFraction,
-        format: s.data.format,
-        labels: s.data.labels,
-        seed: s.training.seed,
-      },
-      tokenizer,
-      { maxSeqLen: s.training.maxSeqLen, lossOn: s.training.lossOn },
-    );
+    const { tokenizer, data } = await prepareProjectData(project);
     const shown = (split: 'train' | 'validation', n: number) =>
       previewExamples(split === 'train' ? data.train : data.validation, tokenizer, n, data.labels).map(
         (p, index) => ({
@@ -46,7 +31,7 @@ export const dataHandlers: Pick<Handlers, 'data.preview'> = {
         }),
       );
     return {
-      format: s.data.format ?? detectFormat(train),
+      format: s.data.format ?? detectFormat(projectPath(project.dir, s.data.train)),
       task: s.task,
       trainCount: data.stats.trainExamples,
       validationCount: data.stats.validationExamples,

@@ -1,7 +1,7 @@
 import { type Budget, computeBudget } from '../../adapters/budget.ts';
-import { configFromFlags, FlagError, type SchemaFlag, schemaFlags } from '../../adapters/flags.ts';
 import { getMethod, methodNames } from '../../adapters/registry.ts';
 import { readModelConfig, specFromConfig, type TaskKind } from '../../models/index.ts';
+import { methodConfigFromArgs, methodOptions } from '../../project/cli-options.ts';
 import {
   CliError,
   type Command,
@@ -36,33 +36,8 @@ const own: Record<string, OptionSpec> = {
   json: jsonOption,
 };
 
-/** Method flags of every registered method, generated from their schemas (a shared flag is listed once). */
-function methodFlags(): Map<string, { spec: SchemaFlag; methods: string[] }> {
-  const flags = new Map<string, { spec: SchemaFlag; methods: string[] }>();
-  for (const name of methodNames()) {
-    for (const spec of schemaFlags(getMethod(name).schema)) {
-      if (spec.flag in own)
-        throw new Error(`budget: method flag --${spec.flag} collides with a command option`);
-      const existing = flags.get(spec.flag);
-      if (existing) {
-        existing.methods.push(name);
-        if (existing.spec.type !== spec.type) existing.spec = { ...existing.spec, type: 'string' };
-      } else {
-        flags.set(spec.flag, { spec, methods: [name] });
-      }
-    }
-  }
-  return flags;
-}
-
-const generated = methodFlags();
-
-const options: Record<string, OptionSpec> = { ...own };
-for (const [flag, { spec, methods }] of generated) {
-  const scope = methods.length === methodNames().length ? '' : ` [${methods.join(', ')}]`;
-  const def = spec.defaultText !== undefined ? ` (default ${spec.defaultText})` : '';
-  options[flag] = { type: spec.type, description: `${spec.description}${scope}${def}`, value: spec.value };
-}
+const methodFlags = methodOptions(own);
+const options: Record<string, OptionSpec> = { ...own, ...methodFlags.options };
 
 function count(n: number): string {
   return n.toLocaleString('en-US');
@@ -148,28 +123,12 @@ export const command: Command = {
   async run(args, io) {
     const path = positional(args, 0, 'model folder or config.json');
     const method = getMethod(stringArg(args, 'method') ?? 'lora');
-    const ownFlags = new Set(schemaFlags(method.schema).map((f) => f.flag));
-    for (const [flag, { methods }] of generated) {
-      const value = args.values[flag];
-      if (value !== undefined && value !== false && !ownFlags.has(flag)) {
-        throw new CliError(
-          `--${flag} is not an option of ${method.name} (it belongs to ${methods.join(', ')})`,
-          2,
-        );
-      }
-    }
+    const config = methodConfigFromArgs(method.name, args, methodFlags.owners);
     const taskArg = stringArg(args, 'task');
     if (taskArg !== undefined && taskArg !== 'causal-lm' && taskArg !== 'seq-cls') {
       throw new CliError(`--task must be causal-lm or seq-cls, got "${taskArg}"`, 2);
     }
     const numLabels = numberArg(args, 'num-labels');
-    let config: Record<string, unknown>;
-    try {
-      config = configFromFlags(method.schema, args.values);
-    } catch (error) {
-      if (error instanceof FlagError) throw new CliError(error.message, 2);
-      throw error;
-    }
     const modelConfig = await readModelConfig(path);
     const spec = specFromConfig(modelConfig, {
       ...(taskArg ? { task: taskArg as TaskKind } : {}),

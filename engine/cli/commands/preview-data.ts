@@ -1,7 +1,6 @@
-import { prepareData } from '../../data/prepare.ts';
 import { formatPreview, previewExamples } from '../../data/preview.ts';
-import { loadTokenizer } from '../../models/index.ts';
-import { openProject, projectPath } from '../../project/store.ts';
+import { prepareProjectData } from '../../project/data.ts';
+import { openProject } from '../../project/store.ts';
 import { CliError, type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
 
 export const command: Command = {
@@ -21,20 +20,7 @@ export const command: Command = {
     if (split !== 'train' && split !== 'validation')
       throw new CliError(`--split must be train or validation, got "${split}"`, 2);
     const s = project.settings;
-    const tokenizer = await loadTokenizer(projectPath(project.dir, s.model));
-    const data = await prepareData(
-      {
-        task: s.task,
-        train: projectPath(project.dir, s.data.train),
-        validation: s.data.validation ? projectPath(project.dir, s.data.validation) : undefined,
-        valFraction: s.data.valFraction,
-        format: s.data.format,
-        labels: s.data.labels,
-        seed: s.training.seed,
-      },
-      tokenizer,
-      { maxSeqLen: s.training.maxSeqLen, lossOn: s.training.lossOn },
-    );
+    const { tokenizer, data } = await prepareProjectData(project);
     const examples = split === 'train' ? data.train : data.validation;
     const preview = previewExamples(examples, tokenizer, n, data.labels);
     if (args.values.json) {
