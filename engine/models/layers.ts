@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { addShapes } from './ops.ts';
 
 /** The module kinds adapters attach to, named as in PyTorch / transformers. */
 export type AdaptableKind = 'Linear' | 'Conv1D' | 'Embedding';
@@ -111,7 +112,7 @@ export class AdaptableLayer {
       let y = (
         this.kind === 'Linear' ? this.linearProduct(x) : tf.matMul(x, this.weight, false, false)
       ) as tf.Tensor2D;
-      if (this.bias) y = tf.add(y, this.bias) as tf.Tensor2D;
+      if (this.bias) y = addShapes(y, this.bias);
       for (const name of this.liveAdapters()) y = this.adapters.get(name)!.forward(x, y, ctx);
       return y;
     });

@@ -3,6 +3,7 @@ import type { ArchConfig } from './config.ts';
 import type { AdaptableLayer, ForwardContext } from './layers.ts';
 import {
   activation,
+  addShapes,
   applyRope,
   attend,
   attentionBias,
@@ -155,7 +156,7 @@ export class TransformerModel implements LoadedModel {
     let rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | null = null;
     if (a.family === 'gpt2') {
       const posIds = tf.reshape(positions, [-1]) as tf.Tensor1D;
-      h = tf.add(this.layer(`${p}.wte`).embed(ids, ctx), this.layer(`${p}.wpe`).embed(posIds, ctx));
+      h = addShapes(this.layer(`${p}.wte`).embed(ids, ctx), this.layer(`${p}.wpe`).embed(posIds, ctx));
     } else {
       h = this.layer(`${p}.embed_tokens`).embed(ids, ctx);
       rope = ropeTables(positions, this.invFreq!);
@@ -198,16 +199,16 @@ export class TransformerModel implements LoadedModel {
       const repeats = a.numHeads / a.numKvHeads;
       const attended = mergeHeads(attend(q, repeatKv(k, repeats), repeatKv(v, repeats), bias));
       if (a.family === 'gpt2') {
-        h = tf.add(h, this.linear(`${l}.attn.c_proj`, attended, ctx));
+        h = addShapes(h, this.linear(`${l}.attn.c_proj`, attended, ctx));
         const m = layerNorm(h, this.param(`${l}.ln_2.weight`), this.param(`${l}.ln_2.bias`), a.normEps);
         const inner = this.act(this.linear(`${l}.mlp.c_fc`, m, ctx)) as tf.Tensor2D;
-        h = tf.add(h, this.linear(`${l}.mlp.c_proj`, inner, ctx));
+        h = addShapes(h, this.linear(`${l}.mlp.c_proj`, inner, ctx));
       } else {
-        h = tf.add(h, this.linear(`${l}.self_attn.o_proj`, attended, ctx));
+        h = addShapes(h, this.linear(`${l}.self_attn.o_proj`, attended, ctx));
         const m = rmsNorm(h, this.param(`${l}.post_attention_layernorm.weight`), a.normEps);
         const gate = this.act(this.linear(`${l}.mlp.gate_proj`, m, ctx));
         const inner = tf.mul(gate, this.linear(`${l}.mlp.up_proj`, m, ctx)) as tf.Tensor2D;
-        h = tf.add(h, this.linear(`${l}.mlp.down_proj`, inner, ctx));
+        h = addShapes(h, this.linear(`${l}.mlp.down_proj`, inner, ctx));
       }
     }
     const hidden =

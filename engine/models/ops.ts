@@ -4,25 +4,107 @@ import type { RopeScaling } from './config.ts';
 /** Added to attention scores of masked keys; finite so fully masked (padding) rows stay NaN-free. */
 export const MASKED_SCORE = -1e9;
 
-/** LayerNorm over the last axis of x [N, d]. */
-export function layerNorm(x: tf.Tensor2D, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor2D {
-  return tf.tidy(() => {
-    const mean = tf.mean(x, -1, true);
-    const centered = tf.sub(x, mean);
-    const variance = tf.mean(tf.square(centered), -1, true);
-    return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, eps))), weight), bias) as tf.Tensor2D;
-  });
+/** A custom-gradient op over tensor inputs; `f` receives the inputs and the engine's save function. */
+function customOp(
+  f: (
+    inputs: tf.Tensor[],
+    save: tf.GradSaveFunc,
+  ) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
+): (...inputs: tf.Tensor[]) => tf.Tensor {
+  const op = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) =>
+    f(args.slice(0, -1) as tf.Tensor[], args[args.length - 1] as tf.GradSaveFunc)) as Parameters<
+    typeof tf.customGrad
+  >[0]);
+  return (...inputs) => op(...inputs);
 }
 
-/** RMSNorm (Llama): x / sqrt(mean(x²) + eps) · weight. */
-export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
-  return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as tf.Tensor2D;
+/** dy summed down to `shape` (the gradient of a broadcast operand). */
+function reduceTo(dy: tf.Tensor, shape: number[]): tf.Tensor {
+  const axes = tf.backend_util.getReductionAxes(shape, dy.shape);
+  // a fresh tensor even without reduction: the engine disposes each input's gradient on its own
+  return tf.reshape(axes.length > 0 ? tf.sum(dy, axes) : dy, shape);
+}
+
+/**
+ * a + b (broadcasting) whose gradient keeps nothing alive: tfjs' Add saves both operands for their shapes,
+ * which pins every residual-stream and bias input until the backward pass.
+ */
+export function addShapes<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
+  const aShape = a.shape;
+  const bShape = b.shape;
+  const op = customOp(([x, y]) => ({
+    value: tf.add(x, y),
+    gradFunc: (dy: tf.Tensor) => [reduceTo(dy, aShape), reduceTo(dy, bShape)],
+  }));
+  return op(a, b) as T;
+}
+
+/**
+ * LayerNorm over the last axis of x [N, d]. The gradient saves x and 1/σ [N, 1] only (autodiff of the
+ * composed ops kept five [N, d] intermediates).
+ */
+export function layerNorm(x: tf.Tensor2D, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const op = customOp(([input, w, b], save) => {
+    const mean = tf.mean(input, -1, true);
+    const centered = tf.sub(input, mean);
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), eps));
+    save([input, rstd]);
+    return {
+      value: tf.add(tf.mul(tf.mul(centered, rstd), w), b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, r] = saved;
+        const xhat = tf.mul(tf.sub(xs, tf.mean(xs, -1, true)), r);
+        const g = tf.mul(dy, w);
+        const dx = tf.mul(
+          tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(xhat, tf.mean(tf.mul(g, xhat), -1, true))),
+          r,
+        );
+        return [dx, tf.sum(tf.mul(dy, xhat), 0), tf.sum(dy, 0)];
+      },
+    };
   });
+  return tf.tidy(() => op(x, weight, bias) as tf.Tensor2D);
+}
+
+/** RMSNorm (Llama): x / sqrt(mean(x²) + eps) · weight. The gradient saves x and 1/rms [N, 1] only. */
+export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const op = customOp(([input, w], save) => {
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(input), -1, true), eps));
+    save([input, r]);
+    return {
+      value: tf.mul(tf.mul(input, r), w),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, rs] = saved;
+        const xhat = tf.mul(xs, rs);
+        const g = tf.mul(dy, w);
+        const dx = tf.mul(tf.sub(g, tf.mul(xhat, tf.mean(tf.mul(g, xhat), -1, true))), rs);
+        return [dx, tf.sum(tf.mul(dy, xhat), 0)];
+      },
+    };
+  });
+  return tf.tidy(() => op(x, weight) as tf.Tensor2D);
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/**
+ * An elementwise activation whose gradient saves only its input (autodiff of the composed ops kept up to
+ * eight intermediates of the MLP width per layer).
+ */
+function elementwise(f: (x: tf.Tensor) => tf.Tensor, df: (x: tf.Tensor) => tf.Tensor) {
+  const op = customOp(([x], save) => {
+    save([x]);
+    return { value: f(x), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, df(saved[0])) };
+  });
+  return (x: tf.Tensor): tf.Tensor => tf.tidy(() => op(x) as tf.Tensor);
+}
+
+const GELU_CUBIC = 0.044715;
+
+/** tanh(√(2/π)·(x + 0.044715x³)) of the tanh-approximated GELU. */
+function geluTanhInner(x: tf.Tensor): tf.Tensor {
+  return tf.tanh(tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), GELU_CUBIC)), SQRT_2_OVER_PI));
+}
 
 /** Activations by their transformers names (`ACT2FN`). */
 export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
@@ -30,16 +112,38 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
     case 'gelu_new':
     case 'gelu_pytorch_tanh':
     case 'gelu_fast':
-      return (x) =>
-        tf.tidy(() => {
-          const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
-          return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-        });
+      // d/dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
+      return elementwise(
+        (x) => tf.mul(tf.mul(x, 0.5), tf.add(geluTanhInner(x), 1)),
+        (x) => {
+          const t = geluTanhInner(x);
+          const du = tf.mul(tf.add(tf.mul(tf.square(x), 3 * GELU_CUBIC), 1), SQRT_2_OVER_PI);
+          return tf.add(
+            tf.mul(tf.add(t, 1), 0.5),
+            tf.mul(tf.mul(tf.mul(x, 0.5), tf.sub(1, tf.square(t))), du),
+          );
+        },
+      );
     case 'gelu':
-      return (x) => tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
+      // d/dx = Φ(x) + x·φ(x)
+      return elementwise(
+        (x) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)),
+        (x) =>
+          tf.add(
+            tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5),
+            tf.mul(x, tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI))),
+          ),
+      );
     case 'silu':
     case 'swish':
-      return (x) => tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
+      // d/dx = σ(x)(1 + x(1 − σ(x)))
+      return elementwise(
+        (x) => tf.mul(x, tf.sigmoid(x)),
+        (x) => {
+          const s = tf.sigmoid(x);
+          return tf.mul(s, tf.add(tf.mul(x, tf.sub(1, s)), 1));
+        },
+      );
     case 'relu':
       return (x) => tf.relu(x);
     case 'tanh':
@@ -118,13 +222,67 @@ export function repeatKv(x: tf.Tensor4D, repeats: number): tf.Tensor4D {
   });
 }
 
-/** Scaled dot-product attention of q [B,H,Tq,d] over k, v [B,H,Tk,d] with an additive bias [B,1,Tq,Tk]. */
+/**
+ * Scaled dot-product attention of q [B,H,Tq,d] over k, v [B,H,Tk,d] with an additive bias [B,1,Tq,Tk].
+ * scale·scores + bias → softmax is one custom-gradient op that saves only the probabilities: autodiff kept
+ * the scaled, biased and normalised [B,H,Tq,Tk] scores of every layer.
+ */
 export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => {
-    const scale = 1 / Math.sqrt(q.shape[3]);
-    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), bias);
-    return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D;
+  const scale = 1 / Math.sqrt(q.shape[3]);
+  const probabilities = customOp(([scores], save) => {
+    const p = tf.softmax(tf.add(tf.mul(scores, scale), bias));
+    save([p]);
+    return {
+      value: p,
+      gradFunc: (dp: tf.Tensor, saved: tf.Tensor[]) => {
+        const [ps] = saved;
+        return tf.mul(tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))), scale);
+      },
+    };
   });
+  return tf.tidy(() => tf.matMul(probabilities(tf.matMul(q, k, false, true)) as tf.Tensor, v) as tf.Tensor4D);
+}
+
+/**
+ * Σ over rows of w·(−log softmax(logits)[target]) for logits [N, C], int32 targets [N] and weights [N]. The
+ * gradient saves the logits and log-sum-exp [N] only; autodiff of logSumExp + gather kept several [N, C]
+ * copies, the largest tensors of a language-model step.
+ */
+export function weightedTokenNll(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
+  const [n, c] = logits.shape;
+  const op = customOp(([x], save) => {
+    const lse = tf.logSumExp(x, 1);
+    const flatIndex = tf.add(
+      tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(c, 'int32')),
+      tf.cast(targets, 'int32'),
+    );
+    const picked = tf.gather(tf.reshape(x, [n * c]), flatIndex);
+    // targets and weights are saved too: tensors the caller made inside the taped function are gone by backward
+    save([x, lse, targets, weights]);
+    return {
+      value: tf.sum(tf.mul(tf.sub(lse, picked), weights)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, lses, ids, w] = saved;
+        // w·dy·(softmax − onehot), freeing each [N, C] step early: the backward peak is what hits the wasm heap
+        const rowScale = tf.mul(w, dy);
+        const shifted = tf.sub(xs, tf.reshape(lses, [n, 1]));
+        const probs = tf.exp(shifted);
+        shifted.dispose();
+        const scaled = tf.mul(probs, tf.reshape(rowScale, [n, 1]));
+        probs.dispose();
+        const index = tf.add(
+          tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(c, 'int32')),
+          tf.cast(ids, 'int32'),
+        );
+        const hits = tf.scatterND(tf.reshape(index, [n, 1]), rowScale, [n * c]);
+        const grad = tf.sub(scaled, tf.reshape(hits, [n, c]));
+        scaled.dispose();
+        hits.dispose();
+        return grad;
+      },
+    };
+  });
+  return tf.tidy(() => op(logits) as tf.Scalar);
 }
 
 /** RoPE inverse frequencies, with transformers' `linear` and `llama3` scalings. */

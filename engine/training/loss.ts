@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { weightedTokenNll } from '../models/ops.ts';
 
 /** Σ of −log p(target) over rows; logits [N, C], targets int32 [N]. Gathers from the flat logits so no [N, C] one-hot is built. */
 function crossEntropyRows(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
@@ -15,6 +16,8 @@ function crossEntropyRows(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1
 /**
  * Summed token cross entropy of a causal LM: the logits at position t−1 predict the token at t, counted where
  * `lossMask[t]` is 1. Summing (not averaging) lets gradient accumulation divide by the total target count.
+ * Every position is scored against the next token (the last with weight 0) so the [B·T, vocab] logits are
+ * used in place, not sliced into a copy.
  */
 export function causalLmLossSum(
   logits: tf.Tensor3D,
@@ -24,10 +27,15 @@ export function causalLmLossSum(
   return tf.tidy(() => {
     const [b, t, v] = logits.shape;
     if (t < 2) return tf.scalar(0);
-    const shifted = tf.reshape(tf.slice(logits, [0, 0, 0], [b, t - 1, v]), [b * (t - 1), v]) as tf.Tensor2D;
-    const targets = tf.reshape(tf.slice(inputIds, [0, 1], [b, t - 1]), [b * (t - 1)]) as tf.Tensor1D;
-    const mask = tf.reshape(tf.slice(lossMask, [0, 1], [b, t - 1]), [b * (t - 1)]);
-    return tf.sum(tf.mul(crossEntropyRows(shifted, tf.cast(targets, 'int32')), mask));
+    const next = (x: tf.Tensor2D, dtype: 'int32' | 'float32') =>
+      tf.reshape(tf.concat([tf.cast(tf.slice(x, [0, 1], [b, t - 1]), dtype), tf.zeros([b, 1], dtype)], 1), [
+        b * t,
+      ]) as tf.Tensor1D;
+    return weightedTokenNll(
+      tf.reshape(logits, [b * t, v]) as tf.Tensor2D,
+      next(inputIds, 'int32'),
+      next(lossMask, 'float32'),
+    );
   });
 }
 
