@@ -57,34 +57,62 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
     };
   }
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args: joinNegativeValues(command, argv),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
     const withDefaults: ParsedArgs['values'] = { ...values } as ParsedArgs['values'];
     for (const [name, spec] of Object.entries(command.options)) {
       if (withDefaults[name] === undefined && spec.default !== undefined) withDefaults[name] = spec.default;
     }
     return { values: withDefaults, positionals };
   } catch (error) {
-    throw new CliError(`${command.name}: ${(error as Error).message}`, 2);
+    const message = (error as Error).message;
+    const unknown = /^Unknown option '([^']+)'/.exec(message);
+    if (unknown) {
+      throw new CliError(`unknown option ${unknown[1]} (see \`studio ${command.name} --help\`)`, 2);
+    }
+    throw new CliError(message.split('. ')[0], 2);
   }
+}
+
+/**
+ * `--r -1` as `--r=-1`: node's parseArgs takes a value that starts with `-` for an option, so a negative
+ * number after a string option would be refused as ambiguous instead of reaching the config check.
+ */
+function joinNegativeValues(command: Command, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith('--') ? argv[i].slice(2) : null;
+    const next = argv[i + 1];
+    if (name && command.options[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${argv[i]}=${next}`);
+      i++;
+    } else {
+      out.push(argv[i]);
+    }
+  }
+  return out;
 }
 
 export function formatHelp(command: Command): string {
   const lines = [`studio ${command.name} ${command.usage}`.trimEnd(), '', command.summary, ''];
   const entries = Object.entries(command.options);
-  if (entries.length > 0) {
-    lines.push('Options:');
-    const heads = entries.map(([name, spec]) => {
-      const short = spec.short ? `-${spec.short}, ` : '    ';
-      const value = spec.type === 'string' ? ` ${spec.value ?? '<value>'}` : '';
-      return `  ${short}--${name}${value}`;
-    });
-    const width = Math.max(...heads.map((h) => h.length)) + 2;
-    entries.forEach(([, spec], i) => {
-      const def = spec.default !== undefined && spec.default !== false ? ` (default: ${spec.default})` : '';
-      lines.push(`${heads[i].padEnd(width)}${spec.description}${def}`);
-    });
-  }
-  lines.push('  -h, --help'.padEnd(20) + 'show this help');
+  const heads = entries.map(([name, spec]) => {
+    const short = spec.short ? `-${spec.short}, ` : '    ';
+    const value = spec.type === 'string' ? ` ${spec.value ?? '<value>'}` : '';
+    return `  ${short}--${name}${value}`;
+  });
+  const help = '  -h, --help';
+  const width = Math.max(help.length, ...heads.map((h) => h.length)) + 2;
+  lines.push('Options:');
+  entries.forEach(([, spec], i) => {
+    const def = spec.default !== undefined && spec.default !== false ? ` (default: ${spec.default})` : '';
+    lines.push(`${heads[i].padEnd(width)}${spec.description}${def}`);
+  });
+  lines.push(`${help.padEnd(width)}show this help`);
   return lines.join('\n');
 }
 

@@ -1,12 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { main } from '../main.ts';
-
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t), isTTY: false });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+import { runCli as run } from '../testing.ts';
 
 const llama = 'engine/adapters/fixtures/configs/llama-3.2-3b/config.json';
 

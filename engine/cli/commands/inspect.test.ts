@@ -2,20 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../main.ts';
+import { runCli as run } from '../testing.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'models', 'fixtures');
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, {
-    out: (t) => (out += `${t}\n`),
-    err: (t) => (err += `${t}\n`),
-    isTTY: false,
-  });
-  return { code, out, err };
-}
 
 describe('studio inspect', () => {
   it('shows architecture, parameters, weights, tokenizer and the module tree of a folder', async () => {

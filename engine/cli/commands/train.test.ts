@@ -6,20 +6,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { methodNames } from '../../adapters/registry.ts';
 import { useTestBackend } from '../../backends/testing.ts';
 import { readRunEvents } from '../../training/run.ts';
-import { main } from '../main.ts';
+import { runCli as run } from '../testing.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'models', 'fixtures');
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, {
-    out: (t) => (out += `${t}\n`),
-    err: (t) => (err += `${t}\n`),
-    isTTY: false,
-  });
-  return { code, out, err };
-}
 
 function lmData(dir: string): string {
   const path = join(dir, 'train.jsonl');
