@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs-core';
 import type { z } from 'zod';
 import type { TaskKind } from '../models/types.ts';
 import { AdapterStateError } from './instance.ts';
@@ -134,4 +135,34 @@ export function parsePeftConfig<T>(schema: z.ZodType<T>, input: Record<string, u
     throw new AdapterStateError(`adapter_config.json: ${issue.path.join('.')}: ${issue.message}`);
   }
   return parsed.data;
+}
+
+/**
+ * The native state of a PEFT file's tensors (passed through, keys without the PEFT prefixes): a per-module key
+ * `base_model.model.<module>.<suffix>` must end in one of `moduleSuffixes`; a model-level key (`base_model.<key>`
+ * or unprefixed) must be a shared key or end in a module suffix. Any other tensor is refused by name.
+ */
+export function stateFromPeftTensors(
+  tensors: Record<string, tf.Tensor>,
+  methodLabel: string,
+  moduleSuffixes: readonly string[],
+  isSharedKey: (key: string) => boolean,
+): Record<string, tf.Tensor> {
+  const isModuleKey = (key: string) => moduleSuffixes.some((s) => key.endsWith(`.${s}`));
+  const state: Record<string, tf.Tensor> = {};
+  for (const [fileKey, tensor] of Object.entries(tensors)) {
+    let key: string | null = null;
+    if (fileKey.startsWith(PEFT_MODEL_PREFIX)) {
+      const rest = fileKey.slice(PEFT_MODEL_PREFIX.length);
+      if (isModuleKey(rest)) key = rest;
+    } else {
+      const rest = fileKey.startsWith(PEFT_BASE_PREFIX) ? fileKey.slice(PEFT_BASE_PREFIX.length) : fileKey;
+      if (isSharedKey(rest) || isModuleKey(rest)) key = rest;
+    }
+    if (key === null) {
+      throw new AdapterStateError(`adapter_model.safetensors: unexpected ${methodLabel} tensor "${fileKey}"`);
+    }
+    state[key] = tensor;
+  }
+  return state;
 }

@@ -158,6 +158,19 @@ function generatorFor(model: LoadedModel, tokenizer: StudioTokenizer): Generator
     (await generate(model, tokenizer, promptIds, { maxNewTokens, temperature: 0 })).text;
 }
 
+function trainerFor(loaded: Loaded): Trainer {
+  return new Trainer({
+    model: loaded.model,
+    instance: loaded.instance,
+    task: loaded.settings.task,
+    train: loaded.data.train,
+    validation: loaded.data.validation,
+    settings: loaded.settings.training,
+    padTokenId: padIdOf(loaded.tokenizer),
+    generate: generatorFor(loaded.model, loaded.tokenizer),
+  });
+}
+
 /** The analysis recorder of a run; loaded on demand so training does not depend on the analysis code otherwise. */
 async function recorderFor(runDir: string, loaded: Loaded, enabled = true): Promise<AnalysisRecorder | null> {
   if (!enabled) return null;
@@ -502,16 +515,7 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
   const loaded = await loadForRun(project.dir, settings);
   let trainer: Trainer;
   try {
-    trainer = new Trainer({
-      model: loaded.model,
-      instance: loaded.instance,
-      task: settings.task,
-      train: loaded.data.train,
-      validation: loaded.data.validation,
-      settings: loaded.settings.training,
-      padTokenId: padIdOf(loaded.tokenizer),
-      generate: generatorFor(loaded.model, loaded.tokenizer),
-    });
+    trainer = trainerFor(loaded);
   } catch (error) {
     loaded.instance.dispose();
     loaded.model.dispose();
@@ -627,16 +631,7 @@ async function resumeLocked(
   let trainer: Trainer | null = null;
   const checkpoint = await loadCheckpoint(checkpointDir(dir, last));
   try {
-    trainer = new Trainer({
-      model: loaded.model,
-      instance: loaded.instance,
-      task: settings.task,
-      train: loaded.data.train,
-      validation: loaded.data.validation,
-      settings: loaded.settings.training,
-      padTokenId: padIdOf(loaded.tokenizer),
-      generate: generatorFor(loaded.model, loaded.tokenizer),
-    });
+    trainer = trainerFor(loaded);
     if (trainer.state.step === 0 && last >= trainer.totalSteps) {
       throw new Error(
         `${dir}: the run already reached step ${last} of ${trainer.totalSteps}; pass a larger maxSteps to continue`,

@@ -1,5 +1,4 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { AdapterStateError } from '../instance.ts';
 import {
   checkPeftConfig,
   PEFT_BASE_PREFIX,
@@ -7,6 +6,7 @@ import {
   parsePeftConfig,
   peftCommonConfig,
   peftTargetFields,
+  stateFromPeftTensors,
 } from '../peft.ts';
 import type { AdapterInstance, PeftContext, PeftFormat } from '../types.ts';
 import { type TinyloraConfig, tinyloraConfigSchema } from './config.ts';
@@ -69,22 +69,7 @@ export function tinyloraFromPeft(
     dropout: c.tinylora_dropout ?? undefined,
     ...peftTargetFields(c),
   });
-  const state: Record<string, tf.Tensor> = {};
-  for (const [fileKey, tensor] of Object.entries(tensors)) {
-    let key: string | null = null;
-    if (fileKey.startsWith(PEFT_MODEL_PREFIX)) {
-      const rest = fileKey.slice(PEFT_MODEL_PREFIX.length);
-      if (moduleSuffixes.some((s) => rest.endsWith(`.${s}`))) key = rest;
-    } else {
-      const rest = fileKey.startsWith(PEFT_BASE_PREFIX) ? fileKey.slice(PEFT_BASE_PREFIX.length) : fileKey;
-      if (vKey.test(rest)) key = rest;
-      else if (moduleSuffixes.some((s) => rest.endsWith(`.${s}`))) key = rest;
-    }
-    if (key === null) {
-      throw new AdapterStateError(`adapter_model.safetensors: unexpected TinyLoRA tensor "${fileKey}"`);
-    }
-    state[key] = tensor;
-  }
+  const state = stateFromPeftTensors(tensors, 'TinyLoRA', moduleSuffixes, (key) => vKey.test(key));
   return { config, state };
 }
 
