@@ -33,12 +33,30 @@ describe('selectBackend', () => {
     // a software adapter is never picked automatically
     if (gpu.details.software) expect(report.chosen).not.toBe('webgpu');
     if (report.chosen === 'wasm') expect(report.matmul).toBeDefined();
+    // automatic choice probes hardware adapters only: the software OpenGL ES route is left untried
+    const attempts = gpu.details.attempts as string[];
+    expect(attempts.filter((a) => a.startsWith('opengles-compat'))).toEqual([]);
   });
 
   it('honours an explicit argument, including a forced matmul route', async () => {
     const report = await selectBackend({ prefer: 'wasm:js-relayout' });
     expect(report).toMatchObject({ chosen: 'wasm', matmul: 'js-relayout', requestedBy: 'argument' });
-    expect(report.candidates.find((c) => c.name === 'cpu')?.reason).toMatch(/not requested/);
+    // nothing else is probed for an explicit request
+    for (const name of ['cuda', 'webgpu', 'cpu']) {
+      expect(report.candidates.find((c) => c.name === name)?.reason).toBe('not probed: wasm was requested');
+    }
+  });
+
+  it('probes every candidate, the software WebGPU route included, when surveying', async () => {
+    const report = await selectBackend({ prefer: 'cpu', survey: true });
+    expect(report.chosen).toBe('cpu');
+    for (const c of report.candidates) expect(c.reason).not.toMatch(/not probed/);
+    const gpu = report.candidates.find((c) => c.name === 'webgpu')!;
+    const attempts = gpu.details.attempts as string[];
+    const nativeAdapter = attempts.some((a) => a.startsWith('native:') && !a.endsWith('no adapter'));
+    if (process.platform === 'linux' && !nativeAdapter && !gpu.reason.includes('did not load')) {
+      expect(attempts.some((a) => a.startsWith('opengles-compat'))).toBe(true);
+    }
   });
 
   it('honours STUDIO_BACKEND when no argument is given', async () => {

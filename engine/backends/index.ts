@@ -3,7 +3,7 @@ import { isMatMulPath, matMulPaths } from './gemm.ts';
 import { ensureGradients } from './gradients.ts';
 import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
 import { activateWasm } from './wasm.ts';
-import { initWebGpuBackend, probeWebGpu } from './webgpu.ts';
+import { initWebGpuBackend, probeWebGpu, type WebGpuProbe } from './webgpu.ts';
 
 export { ensureGradients } from './gradients.ts';
 export { getMatMulRoute, setMatMulRoute } from './matmul.ts';
@@ -18,8 +18,16 @@ export interface SelectOptions {
    * `STUDIO_BACKEND`, then automatic choice.
    */
   prefer?: string;
-  /** Let automatic choice take a software WebGPU adapter (llvmpipe, lavapipe, SwiftShader). */
+  /**
+   * Let automatic choice take a software WebGPU adapter (llvmpipe, lavapipe, SwiftShader); this also tries
+   * Dawn's OpenGL ES compatibility route, which automatic choice otherwise skips.
+   */
   allowSoftwareGpu?: boolean;
+  /**
+   * Probe every candidate, the software WebGPU route included, even when one backend is requested: for a full
+   * report (`studio backends`). Otherwise only the requested backend, or the automatic order, is probed.
+   */
+  survey?: boolean;
 }
 
 interface Preference {
@@ -101,16 +109,32 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
   const allowSoftwareGpu = opts.allowSoftwareGpu ?? false;
 
   await ensureGradients();
-  const cuda = await probeCuda();
-  const gpu = await probeWebGpu();
-  const webgpu: CandidateReport = {
-    name: 'webgpu',
-    available: gpu.available,
+  const survey = opts.survey ?? false;
+  // an explicit request probes nothing else: each probe loads native libraries and costs start-up time
+  const probes = (name: BackendName) => survey || wanted === 'auto' || wanted === name;
+  const notProbed = (name: BackendName): CandidateReport => ({
+    name,
+    available: false,
     used: false,
-    reason: gpu.reason,
-    details: { mode: gpu.mode, software: gpu.software, adapter: gpu.adapter, attempts: gpu.attempts },
-  };
-  const wasm: CandidateReport = { name: 'wasm', available: true, used: false, reason: '', details: {} };
+    reason: `not probed: ${wanted} was requested`,
+    details: { probed: false },
+  });
+  const cuda = probes('cuda') ? await probeCuda() : notProbed('cuda');
+  const gpu: WebGpuProbe = probes('webgpu')
+    ? await probeWebGpu({ compat: survey || allowSoftwareGpu || wanted === 'webgpu' })
+    : { available: false, software: false, reason: '', attempts: [] };
+  const webgpu: CandidateReport = probes('webgpu')
+    ? {
+        name: 'webgpu',
+        available: gpu.available,
+        used: false,
+        reason: gpu.reason,
+        details: { mode: gpu.mode, software: gpu.software, adapter: gpu.adapter, attempts: gpu.attempts },
+      }
+    : notProbed('webgpu');
+  const wasm: CandidateReport = probes('wasm')
+    ? { name: 'wasm', available: true, used: false, reason: '', details: {} }
+    : notProbed('wasm');
   const cpu: CandidateReport = {
     name: 'cpu',
     available: true,
@@ -140,7 +164,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     if (!gpu.available) throw new Error(`backend webgpu was requested but is unavailable: ${gpu.reason}`);
     await initWebGpuBackend();
     chosen = webgpu;
-  } else if (!chosen && (wanted === 'auto' || wanted === 'wasm')) {
+  } else if (!chosen && wasm.available && (wanted === 'auto' || wanted === 'wasm')) {
     try {
       const setup = await activateWasm(preference.matmul);
       matmul = setup.matmul;
@@ -173,7 +197,8 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
   const picked = chosen.name;
   for (const c of candidates) {
     if (c.used || !c.available) continue;
-    if (wanted !== 'auto')
+    if (wanted !== 'auto' && !probes(c.name)) c.reason = `not probed: ${wanted} was requested`;
+    else if (wanted !== 'auto')
       c.reason = `not requested (${wanted} was requested)${c.reason ? `; ${c.reason}` : ''}`;
     else if (c === webgpu && gpu.software)
       c.reason = `${gpu.reason}; allowSoftwareGpu (--allow-software-gpu) or preferring webgpu uses it`;

@@ -9,7 +9,7 @@ import { initWebGpuBackend, probeWebGpu } from './webgpu.ts';
  * a software adapter serves (Mesa llvmpipe through Dawn's OpenGL ES compatibility mode needs libegl1,
  * libegl-mesa0, libgles2 and libgl1-mesa-dri); with none the suite is skipped with the reason printed.
  */
-const probe = await probeWebGpu();
+const probe = await probeWebGpu({ compat: true });
 if (!probe.available) console.log(`webgpu parity skipped: ${probe.reason}`);
 
 type Case = [label: string, aShape: number[], bShape: number[], transposeA: boolean, transposeB: boolean];

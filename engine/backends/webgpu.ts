@@ -65,16 +65,25 @@ function compatGpu(gpu: GpuLike): GpuLike {
   };
 }
 
+export interface ProbeOptions {
+  /**
+   * Also try Dawn's OpenGL ES compatibility route on Linux (a software rasteriser on machines without a GPU
+   * driver). Off by default: it only ever yields an adapter automatic choice skips, and costs start-up time.
+   */
+  compat?: boolean;
+}
+
 let found: { gpu: GpuLike; dawn: DawnModule; probe: WebGpuProbe } | null = null;
+/** Outcome of each route tried so far in this process, so repeated probes cost nothing. */
+const tried = new Map<WebGpuMode, string>();
 
 /**
- * Looks for a WebGPU adapter through dawn.node (`webgpu` package): first Dawn's default backend (Vulkan, Metal,
- * D3D12), then, on Linux, Dawn's OpenGL ES backend in compatibility mode, which runs on a stock Mesa (llvmpipe)
- * headless with `EGL_PLATFORM=surfaceless`.
+ * Looks for a WebGPU adapter through dawn.node (`webgpu` package): Dawn's default backend (Vulkan, Metal,
+ * D3D12), then, with `compat` on Linux, Dawn's OpenGL ES backend in compatibility mode, which runs on a stock
+ * Mesa (llvmpipe) headless with `EGL_PLATFORM=surfaceless`.
  */
-export async function probeWebGpu(): Promise<WebGpuProbe> {
+export async function probeWebGpu(opts: ProbeOptions = {}): Promise<WebGpuProbe> {
   if (found) return found.probe;
-  const attempts: string[] = [];
   let dawn: DawnModule;
   try {
     dawn = require('webgpu') as DawnModule;
@@ -83,27 +92,29 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
       available: false,
       software: false,
       reason: `the webgpu (dawn.node) package did not load: ${(error as Error).message.split('\n')[0]}`,
-      attempts,
+      attempts: [],
     };
   }
   const tries: { mode: WebGpuMode; flags: string[]; wrap: (g: GpuLike) => GpuLike }[] = [
     { mode: 'native', flags: [], wrap: (g) => g },
   ];
-  if (process.platform === 'linux') {
+  const compatPossible = process.platform === 'linux';
+  if (compatPossible && opts.compat) {
     tries.push({ mode: 'opengles-compat', flags: ['backend=opengles'], wrap: compatGpu });
   }
   for (const t of tries) {
+    if (tried.has(t.mode)) continue;
     if (t.mode === 'opengles-compat') process.env.EGL_PLATFORM ??= 'surfaceless';
     try {
       const gpu = t.wrap(dawn.create(t.flags));
       const adapter = await gpu.requestAdapter();
       if (!adapter) {
-        attempts.push(`${t.mode}: no adapter`);
+        tried.set(t.mode, `${t.mode}: no adapter`);
         continue;
       }
       const { info, software } = describe(adapter);
       const name = [info.vendor, info.device || info.description].filter(Boolean).join(' ');
-      attempts.push(`${t.mode}: ${name}${software ? ' (software)' : ''}`);
+      tried.set(t.mode, `${t.mode}: ${name}${software ? ' (software)' : ''}`);
       const probe: WebGpuProbe = {
         available: true,
         software,
@@ -112,18 +123,23 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
         reason: software
           ? `only a software adapter (${name}, ${t.mode}): correct but slower than the CPU backend`
           : `hardware adapter ${name} (${t.mode})`,
-        attempts,
+        attempts: [...tried.values()],
       };
       found = { gpu, dawn, probe };
       return probe;
     } catch (error) {
-      attempts.push(`${t.mode}: ${(error as Error).message.split('\n')[0]}`);
+      tried.set(t.mode, `${t.mode}: ${(error as Error).message.split('\n')[0]}`);
     }
   }
+  const attempts = [...tried.values()];
+  const skipped =
+    compatPossible && !tried.has('opengles-compat')
+      ? '; the OpenGL ES compatibility route (software) was not tried: --allow-software-gpu or --backend webgpu tries it'
+      : '';
   return {
     available: false,
     software: false,
-    reason: `no WebGPU adapter (${attempts.join('; ')})`,
+    reason: `no WebGPU adapter (${attempts.join('; ')})${skipped}`,
     attempts,
   };
 }
@@ -133,7 +149,7 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
  * itself only when `navigator.gpu` exists at import time, so the globals are installed first.
  */
 export async function initWebGpuBackend(): Promise<void> {
-  const probe = await probeWebGpu();
+  const probe = await probeWebGpu({ compat: true });
   if (!found || !probe.available) throw new Error(`WebGPU is unavailable: ${probe.reason}`);
   const { gpu, dawn } = found;
   for (const [key, value] of Object.entries(dawn.globals)) {

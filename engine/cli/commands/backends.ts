@@ -66,7 +66,12 @@ export const command: Command = {
     const prefer = stringArg(args, 'backend');
     let report: BackendReport;
     try {
-      report = await selectBackend({ prefer, allowSoftwareGpu: Boolean(args.values['allow-software-gpu']) });
+      // a report for the user: every candidate is probed, not only the requested one
+      report = await selectBackend({
+        prefer,
+        allowSoftwareGpu: Boolean(args.values['allow-software-gpu']),
+        survey: true,
+      });
     } catch (error) {
       throw new CliError((error as Error).message);
     }
