@@ -3,7 +3,7 @@
  * between the sandboxed renderer and the engine host (a utility process running the studio service).
  */
 import { promises as fs } from 'node:fs';
-import { extname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   app,
   BrowserWindow,
@@ -27,6 +27,7 @@ import {
   type StudioEvent,
 } from '../engine/api/contract.ts';
 import { EngineHost, type HostProcess } from '../engine/api/host-client.ts';
+import { contentType } from '../engine/api/mime.ts';
 import type { HostMessage } from '../engine/api/transport.ts';
 import { appCsp, loadWindowState, rendererUrl, safeRendererPath, saveWindowState } from './window.ts';
 
@@ -236,19 +237,6 @@ function registerProtocol(): void {
       return new Response('not found', { status: 404 });
     }
   });
-}
-
-function contentType(path: string): string {
-  return (
-    {
-      '.html': 'text/html; charset=utf-8',
-      '.js': 'text/javascript; charset=utf-8',
-      '.css': 'text/css; charset=utf-8',
-      '.svg': 'image/svg+xml',
-      '.png': 'image/png',
-      '.json': 'application/json',
-    }[extname(path)] ?? 'application/octet-stream'
-  );
 }
 
 function hardenSession(): void {

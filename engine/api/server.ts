@@ -8,9 +8,10 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { type ApiErrorCode, isMethodId, type Reply } from './contract.ts';
+import { contentType } from './mime.ts';
 import type { EngineTransport } from './transport.ts';
 
 export interface ServeOptions {
@@ -38,17 +39,6 @@ const statusOf: Record<ApiErrorCode, number> = {
   conflict: 409,
   engine_error: 500,
   host_down: 503,
-};
-const mimeTypes: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-  '.woff2': 'font/woff2',
-  '.ico': 'image/x-icon',
 };
 
 function sameToken(a: string | undefined | null, b: string): boolean {
@@ -140,7 +130,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     const body = await fs.readFile(file).catch(() => null);
     if (!body) return refuse(res, 404, `${url.pathname} not found`);
     const headers: Record<string, string> = {
-      'content-type': mimeTypes[extname(file)] ?? 'application/octet-stream',
+      'content-type': contentType(file),
       'content-security-policy': csp(port),
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
