@@ -11,6 +11,7 @@ import {
   positional,
   stringArg,
 } from '../command.ts';
+import { formatBytes, table } from '../format.ts';
 
 const own: Record<string, OptionSpec> = {
   method: {
@@ -43,13 +44,6 @@ function count(n: number): string {
   return n.toLocaleString('en-US');
 }
 
-function bytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} B`;
-}
-
 /** Modules grouped by their last two name parts and count (28 × q_proj …), in first-seen order. */
 function groupModules(budget: Budget): string[][] {
   const groups = new Map<string, { n: number; trainable: number; frozen: number; shape: string }>();
@@ -75,23 +69,15 @@ function groupModules(budget: Budget): string[][] {
   ]);
 }
 
-function table(rows: string[][]): string[] {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) =>
-    r
-      .map((cell, c) => cell.padEnd(widths[c]))
-      .join('  ')
-      .trimEnd(),
-  );
-}
-
 export function renderBudget(budget: Budget): string {
   const { model, files, memory } = budget;
   const fileParts = [
-    files.peft !== null ? `PEFT ${bytes(files.peft)} (${count(files.peft)} B)` : 'PEFT: not a PEFT method',
-    files.lora !== null ? `LoRA ${bytes(files.lora)}` : 'LoRA: not low-rank',
-    `native ${bytes(files.native)}`,
-    `merged model ${bytes(files.merged)}`,
+    files.peft !== null
+      ? `PEFT ${formatBytes(files.peft)} (${count(files.peft)} B)`
+      : 'PEFT: not a PEFT method',
+    files.lora !== null ? `LoRA ${formatBytes(files.lora)}` : 'LoRA: not low-rank',
+    `native ${formatBytes(files.native)}`,
+    `merged model ${formatBytes(files.merged)}`,
   ];
   return [
     `model      ${model.architecture} (${model.modelType}, ${model.task}), ${count(model.numParameters)} parameters`,
@@ -105,11 +91,11 @@ export function renderBudget(budget: Budget): string {
     `frozen     ${count(budget.frozen)} adapter values (buffers, not counted as trainable)`,
     `PEFT       ${budget.peftLine}`,
     `files      ${fileParts.join(' · ')}`,
-    `memory     ~${bytes(memory.total)} for batch ${memory.batchSize} × ${memory.seqLen} tokens: weights ${bytes(
+    `memory     ~${formatBytes(memory.total)} for batch ${memory.batchSize} × ${memory.seqLen} tokens: weights ${formatBytes(
       memory.weights,
-    )}, adapter ${bytes(memory.adapter)}, gradients ${bytes(memory.gradients)}, AdamW ${bytes(
+    )}, adapter ${formatBytes(memory.adapter)}, gradients ${formatBytes(memory.gradients)}, AdamW ${formatBytes(
       memory.optimizer,
-    )}, activations ~${bytes(memory.activations)}`,
+    )}, activations ~${formatBytes(memory.activations)}`,
   ].join('\n');
 }
 

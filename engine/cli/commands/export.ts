@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { type ExportFormat, exportFormats, exportRun } from '../../export/index.ts';
 import { CliError, type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
+import { formatBytes } from '../format.ts';
 
 const formatHelp: Record<ExportFormat, string> = {
   peft: 'PEFT adapter folder (adapter_model.safetensors + adapter_config.json), loads with PeftModel.from_pretrained',
@@ -9,18 +10,6 @@ const formatHelp: Record<ExportFormat, string> = {
     'complete model folder with the adapter folded in (dtypes and shards as the base, config and tokenizer copied)',
   native: 'self-contained run folder with adapter, optimizer and RNG state, for `studio resume`',
 };
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
 
 export const command: Command = {
   name: 'export',

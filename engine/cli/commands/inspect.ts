@@ -12,6 +12,7 @@ import {
   type WeightsReport,
 } from '../../models/index.ts';
 import { CliError, type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
+import { formatBytes, table } from '../format.ts';
 
 interface TokenizerReport {
   vocabSize: number;
@@ -29,22 +30,6 @@ function formatCount(n: number): string {
         ? `${(n / 1e6).toFixed(1)}M`
         : `${(n / 1e3).toFixed(1)}K`;
   return `${n.toLocaleString('en-US')} (${short})`;
-}
-
-function formatBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024).toFixed(1)} KiB`;
-}
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) =>
-    r
-      .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c])))
-      .join('  ')
-      .trimEnd(),
-  );
 }
 
 function render(
