@@ -4,17 +4,21 @@ import type { RopeScaling } from './config.ts';
 /** Added to attention scores of masked keys; finite so fully masked (padding) rows stay NaN-free. */
 export const MASKED_SCORE = -1e9;
 
-/** A custom-gradient op over tensor inputs; `f` receives the inputs and the engine's save function. */
+/**
+ * A custom-gradient op over tensor inputs; `f` receives the inputs and the engine's save function. The
+ * backward runs in a tidy: tfjs runs custom gradients outside any scope, so their intermediates would
+ * otherwise live until the whole backward pass ends.
+ */
 function customOp(
   f: (
     inputs: tf.Tensor[],
     save: tf.GradSaveFunc,
   ) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
 ): (...inputs: tf.Tensor[]) => tf.Tensor {
-  const op = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) =>
-    f(args.slice(0, -1) as tf.Tensor[], args[args.length - 1] as tf.GradSaveFunc)) as Parameters<
-    typeof tf.customGrad
-  >[0]);
+  const op = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const { value, gradFunc } = f(args.slice(0, -1) as tf.Tensor[], args[args.length - 1] as tf.GradSaveFunc);
+    return { value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => gradFunc(dy, saved)) };
+  }) as Parameters<typeof tf.customGrad>[0]);
   return (...inputs) => op(...inputs);
 }
 
