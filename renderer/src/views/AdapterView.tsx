@@ -125,6 +125,20 @@ function Comparison({ rows, current }: { rows: BudgetRow[]; current: string }) {
   );
 }
 
+/** The choices of a layer-range select: every block index, or all. */
+function LayerOptions({ layers }: { layers: number[] }) {
+  return (
+    <>
+      <option value="">all</option>
+      {layers.map((l) => (
+        <option key={l} value={l}>
+          {l}
+        </option>
+      ))}
+    </>
+  );
+}
+
 function Targets() {
   const model = useStudio((s) => s.model);
   const draft = useStudio((s) => s.draft);
@@ -217,12 +231,7 @@ function Targets() {
               )
             }
           >
-            <option value="">all</option>
-            {layers.map((l) => (
-              <option key={l} value={l}>
-                {l}
-              </option>
-            ))}
+            <LayerOptions layers={layers} />
           </select>
           <span>to</span>
           <select
@@ -232,12 +241,7 @@ function Targets() {
               setRange(from === '' ? layers[0] : from, e.target.value === '' ? '' : Number(e.target.value))
             }
           >
-            <option value="">all</option>
-            {layers.map((l) => (
-              <option key={l} value={l}>
-                {l}
-              </option>
-            ))}
+            <LayerOptions layers={layers} />
           </select>
         </div>
       )}

@@ -30,6 +30,10 @@ export function overlay(comparison: RunComparison): Record<string, number | null
 
 function ComparisonPanel({ comparison }: { comparison: RunComparison }) {
   const rows = useMemo(() => overlay(comparison), [comparison]);
+  const pair = [
+    { key: 'a', name: comparison.runA.id, color: 'var(--c1)' },
+    { key: 'b', name: comparison.runB.id, color: 'var(--c2)' },
+  ];
   const norms = comparison.deltaNorms.map((d) => ({
     label: shortName(d.module),
     full: d.module,
@@ -40,16 +44,7 @@ function ComparisonPanel({ comparison }: { comparison: RunComparison }) {
     <div data-testid="run-comparison">
       <div className="grid-2">
         <Card>
-          <CurveChart
-            title="Training loss"
-            rows={rows}
-            series={[
-              { key: 'a', name: comparison.runA.id, color: 'var(--c1)' },
-              { key: 'b', name: comparison.runB.id, color: 'var(--c2)' },
-            ]}
-            smoothing
-            logToggle
-          />
+          <CurveChart title="Training loss" rows={rows} series={pair} smoothing logToggle />
         </Card>
         <Card title="Config differences">
           {comparison.configDiff.length === 0 ? (
@@ -78,14 +73,7 @@ function ComparisonPanel({ comparison }: { comparison: RunComparison }) {
       </div>
       {norms.length > 0 && (
         <Card>
-          <BarsChart
-            title="‖ΔW‖ per module"
-            rows={norms}
-            bars={[
-              { key: 'a', name: comparison.runA.id, color: 'var(--c1)' },
-              { key: 'b', name: comparison.runB.id, color: 'var(--c2)' },
-            ]}
-          />
+          <BarsChart title="‖ΔW‖ per module" rows={norms} bars={pair} />
         </Card>
       )}
       <SimilarityMaps comparison={comparison} />
