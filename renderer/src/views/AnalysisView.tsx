@@ -122,6 +122,27 @@ export function SimilarityMaps({ comparison }: { comparison: RunComparison }) {
   );
 }
 
+/** One per-module metric of the last snapshot as a bar chart card. */
+function ModuleBars(props: {
+  rows: Parameters<typeof BarsChart>[0]['rows'];
+  title: string;
+  metric: string;
+  name: string;
+  color: string;
+  testId: string;
+}) {
+  return (
+    <Card>
+      <BarsChart
+        title={props.title}
+        rows={props.rows}
+        bars={[{ key: props.metric, name: props.name, color: props.color }]}
+        testId={props.testId}
+      />
+    </Card>
+  );
+}
+
 function AnalysisBody({ analysis }: { analysis: Analysis }) {
   const [module, setModule] = useState(analysis.modules[0] ?? '');
   const spectrum = useMemo(
@@ -157,32 +178,32 @@ function AnalysisBody({ analysis }: { analysis: Analysis }) {
         ))}
       </div>
       <div className="grid-2">
-        <Card>
-          <BarsChart
-            title="‖ΔW‖_F per module (last snapshot)"
-            rows={bars}
-            bars={[{ key: 'deltaNorm', name: '‖ΔW‖', color: 'var(--c1)' }]}
-            testId="bars-delta"
-          />
-        </Card>
+        <ModuleBars
+          rows={bars}
+          title="‖ΔW‖_F per module (last snapshot)"
+          metric="deltaNorm"
+          name="‖ΔW‖"
+          color="var(--c1)"
+          testId="bars-delta"
+        />
         {withScaling ? (
-          <Card>
-            <BarsChart
-              title="Scaling factor per module"
-              rows={bars}
-              bars={[{ key: 'scaling', name: 'scaling', color: 'var(--c3)' }]}
-              testId="bars-scaling"
-            />
-          </Card>
+          <ModuleBars
+            rows={bars}
+            title="Scaling factor per module"
+            metric="scaling"
+            name="scaling"
+            color="var(--c3)"
+            testId="bars-scaling"
+          />
         ) : (
-          <Card>
-            <BarsChart
-              title="Trainable parameters per module"
-              rows={bars}
-              bars={[{ key: 'trainable', name: 'trainable', color: 'var(--c2)' }]}
-              testId="bars-trainable"
-            />
-          </Card>
+          <ModuleBars
+            rows={bars}
+            title="Trainable parameters per module"
+            metric="trainable"
+            name="trainable"
+            color="var(--c2)"
+            testId="bars-trainable"
+          />
         )}
       </div>
       <div className="grid-2">
