@@ -143,6 +143,20 @@ function ModuleBars(props: {
   );
 }
 
+/** Trainable parameters per module: beside ‖ΔW‖ when there is no scaling factor to show, else below. */
+function TrainableBars({ rows }: { rows: Parameters<typeof BarsChart>[0]['rows'] }) {
+  return (
+    <ModuleBars
+      rows={rows}
+      title="Trainable parameters per module"
+      metric="trainable"
+      name="trainable"
+      color="var(--c2)"
+      testId="bars-trainable"
+    />
+  );
+}
+
 function AnalysisBody({ analysis }: { analysis: Analysis }) {
   const [module, setModule] = useState(analysis.modules[0] ?? '');
   const spectrum = useMemo(
@@ -196,14 +210,7 @@ function AnalysisBody({ analysis }: { analysis: Analysis }) {
             testId="bars-scaling"
           />
         ) : (
-          <ModuleBars
-            rows={bars}
-            title="Trainable parameters per module"
-            metric="trainable"
-            name="trainable"
-            color="var(--c2)"
-            testId="bars-trainable"
-          />
+          <TrainableBars rows={bars} />
         )}
       </div>
       <div className="grid-2">
@@ -233,16 +240,7 @@ function AnalysisBody({ analysis }: { analysis: Analysis }) {
         </Card>
         <Eigen runDir={analysis.runDir} modules={analysis.modules} />
       </div>
-      {withScaling && (
-        <Card>
-          <BarsChart
-            title="Trainable parameters per module"
-            rows={bars}
-            bars={[{ key: 'trainable', name: 'trainable', color: 'var(--c2)' }]}
-            testId="bars-trainable"
-          />
-        </Card>
-      )}
+      {withScaling && <TrainableBars rows={bars} />}
       {analysis.histograms.length > 0 && (
         <div className="grid-2">
           {analysis.histograms.map((h) => (
