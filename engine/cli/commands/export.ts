@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import { type ExportFormat, exportFormats, exportRun } from '../../export/index.ts';
+import { readRunRecord } from '../../project/store.ts';
+import { activateBackend, locateCheckpoint } from '../../training/run.ts';
 import { CliError, type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
 import { formatBytes } from '../format.ts';
 
@@ -42,6 +44,7 @@ export const command: Command = {
       value: '<MB>',
       description: 'merged: largest shard when the base model was a single file (default 5000)',
     },
+    backend: { type: 'string', value: '<name>', description: "compute backend (default: the run's)" },
     json: jsonOption,
   },
   async run(args, io) {
@@ -53,6 +56,8 @@ export const command: Command = {
     const out = resolve(stringArg(args, 'out', true));
     const maxShardMb = numberArg(args, 'max-shard-mb');
     if (maxShardMb !== undefined && maxShardMb <= 0) throw new CliError('--max-shard-mb must be positive', 2);
+    const { runDir } = await locateCheckpoint(source);
+    await activateBackend(stringArg(args, 'backend') ?? (await readRunRecord(runDir)).config.backend);
     const result = await exportRun(resolve(source), {
       format: format as ExportFormat,
       out,
