@@ -10,7 +10,6 @@ import {
   layerNorm,
   mergeHeads,
   positionsFromMask,
-  repeatKv,
   rmsNorm,
   ropeInvFreq,
   ropeTables,
@@ -196,8 +195,7 @@ export class TransformerModel implements LoadedModel {
       }
       next.keys.push(k);
       next.values.push(v);
-      const repeats = a.numHeads / a.numKvHeads;
-      const attended = mergeHeads(attend(q, repeatKv(k, repeats), repeatKv(v, repeats), bias));
+      const attended = mergeHeads(attend(q, k, v, bias));
       if (a.family === 'gpt2') {
         h = addShapes(h, this.linear(`${l}.attn.c_proj`, attended, ctx));
         const m = layerNorm(h, this.param(`${l}.ln_2.weight`), this.param(`${l}.ln_2.bias`), a.normEps);

@@ -215,24 +215,25 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
   });
 }
 
-/** Grouped-query attention: each of `kvHeads` heads serves `repeats` consecutive query heads. */
-export function repeatKv(x: tf.Tensor4D, repeats: number): tf.Tensor4D {
-  if (repeats === 1) return x;
-  return tf.tidy(() => {
-    const [batch, kvHeads, length, dim] = x.shape;
-    // tiled as rank 3: tfjs has no gradient for tile above rank 4
-    const expanded = tf.tile(tf.reshape(x, [batch * kvHeads, 1, length * dim]), [1, repeats, 1]);
-    return tf.reshape(expanded, [batch, kvHeads * repeats, length, dim]) as tf.Tensor4D;
-  });
-}
-
 /**
  * Scaled dot-product attention of q [B,H,Tq,d] over k, v [B,H,Tk,d] with an additive bias [B,1,Tq,Tk].
  * scale·scores + bias → softmax is one custom-gradient op that saves only the probabilities: autodiff kept
  * the scaled, biased and normalised [B,H,Tq,Tk] scores of every layer.
  */
 export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D): tf.Tensor4D {
-  const scale = 1 / Math.sqrt(q.shape[3]);
+  const [batch, heads, queryLength, dim] = q.shape;
+  const kvHeads = k.shape[1];
+  if (heads !== kvHeads) {
+    // grouped-query attention: the `repeats` consecutive query heads of one kv head attend as one taller
+    // query block, so keys and values are never tiled (tiling and its gradient cost more than the products)
+    const repeats = heads / kvHeads;
+    return tf.tidy(() => {
+      const grouped = tf.reshape(q, [batch, kvHeads, repeats * queryLength, dim]) as tf.Tensor4D;
+      const groupedBias = tf.tile(bias, [1, 1, repeats, 1]) as tf.Tensor4D;
+      return tf.reshape(attend(grouped, k, v, groupedBias), [batch, heads, queryLength, dim]) as tf.Tensor4D;
+    });
+  }
+  const scale = 1 / Math.sqrt(dim);
   const probabilities = customOp(([scores], save) => {
     const p = tf.softmax(tf.add(tf.mul(scores, scale), bias));
     save([p]);
@@ -328,11 +329,27 @@ export function ropeTables(
   });
 }
 
-/** x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁] (transformers' non-interleaved RoPE). */
+/** rotate_half as a [dim, dim] matrix: x·R = [−x₂, x₁]. */
+function rotateHalfMatrix(dim: number): tf.Tensor2D {
+  const half = dim / 2;
+  const r = new Float32Array(dim * dim);
+  for (let i = 0; i < half; i++) {
+    r[(i + half) * dim + i] = -1;
+    r[i * dim + i + half] = 1;
+  }
+  return tf.tensor2d(r, [dim, dim]);
+}
+
+/**
+ * x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁] (transformers' non-interleaved RoPE). The
+ * rotation is one product with a signed permutation matrix: wasm's split and concat along the last axis (and
+ * their gradients) were the slowest kernels of a small Llama's step.
+ */
 export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
-    const [x1, x2] = tf.split(x, 2, 3);
-    const rotated = tf.concat([tf.neg(x2), x1], 3);
+    const dim = x.shape[3];
+    const rows = tf.reshape(x, [-1, dim]) as tf.Tensor2D;
+    const rotated = tf.reshape(tf.matMul(rows, rotateHalfMatrix(dim)), x.shape);
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
   });
 }
