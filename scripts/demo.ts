@@ -11,6 +11,7 @@ import { computeBudget } from '../engine/adapters/budget.ts';
 import { readAnalysis } from '../engine/analysis/index.ts';
 import { summarize } from '../engine/analysis/summary.ts';
 import { exportRun } from '../engine/export/index.ts';
+import { writeJsonAtomic } from '../engine/io/atomic.ts';
 import { readModelConfig, specFromConfig } from '../engine/models/index.ts';
 import type { TrainingSettingsInput } from '../engine/project/index.ts';
 import {
@@ -40,7 +41,7 @@ const DEMO_METHOD: MethodInput = {
 };
 
 const DEMO_STEPS = 150;
-const DEMO_LEARNING_RATE = 2e-2;
+const DEMO_LEARNING_RATE = 5e-2;
 
 async function main(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, { out: 'string', 'max-steps': 'number', json: 'boolean' });
@@ -148,6 +149,8 @@ async function main(argv: string[]): Promise<void> {
       cpuSecondsPerStep: r.run.cpuSecondsPerStep,
     },
   };
+  const summaryFile = join(out, 'demo-summary.json');
+  await writeJsonAtomic(summaryFile, report);
   if (json) console.log(JSON.stringify(report, null, 2));
   log(
     `Section accuracy ${formatPercent(r.base[METRIC])} → ${formatPercent(r.after[METRIC])} (${gain >= 0 ? '+' : ''}${(100 * gain).toFixed(1)} points)`,
@@ -157,6 +160,7 @@ async function main(argv: string[]): Promise<void> {
   );
   log(`Project ${projectDir}`);
   log(`Run     ${r.run.summary.runDir}`);
+  log(`Summary ${summaryFile}`);
   if (!(gain > 0)) {
     const message = `training did not improve the section accuracy (${formatPercent(r.base[METRIC])} → ${formatPercent(r.after[METRIC])})`;
     if (!quick) throw new Error(message);
