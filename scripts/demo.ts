@@ -44,7 +44,11 @@ const DEMO_STEPS = 150;
 const DEMO_LEARNING_RATE = 5e-2;
 
 async function main(argv: string[]): Promise<void> {
-  const flags = parseFlags(argv, { out: 'string', 'max-steps': 'number', json: 'boolean' });
+  const flags = parseFlags(argv, { out: 'string', 'max-steps': 'number', json: 'boolean', help: 'boolean' });
+  if (flags.help === true) {
+    console.log('usage: npm run demo -- [--out <dir>] [--max-steps <n>] [--json]');
+    return;
+  }
   const json = flags.json === true;
   const log = json ? () => {} : (line = '') => console.log(line);
   const quick = flags['max-steps'] !== undefined;
