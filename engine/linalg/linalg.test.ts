@@ -100,17 +100,17 @@ describe('qr', () => {
 });
 
 describe('svd (exact)', () => {
-  it.each(['small', 'wide'] as const)(
-    'matches numpy singular values and vectors on the %s fixture',
-    (name) => {
-      const ref = reference[name];
-      const a = structured(ref.m, ref.n);
-      const { u, s, v } = svd(a);
-      expect(maxRel(s, ref.s)).toBeLessThan(1e-12);
-      expect(maxAbsDiff(u, fromRows(ref.u))).toBeLessThan(1e-10);
-      expect(maxAbsDiff(v, fromRows(ref.v))).toBeLessThan(1e-10);
-    },
-  );
+  it.each([
+    'small',
+    'wide',
+  ] as const)('matches numpy singular values and vectors on the %s fixture', (name) => {
+    const ref = reference[name];
+    const a = structured(ref.m, ref.n);
+    const { u, s, v } = svd(a);
+    expect(maxRel(s, ref.s)).toBeLessThan(1e-12);
+    expect(maxAbsDiff(u, fromRows(ref.u))).toBeLessThan(1e-10);
+    expect(maxAbsDiff(v, fromRows(ref.v))).toBeLessThan(1e-10);
+  });
 
   it('reconstructs random matrices of several shapes with orthonormal factors', () => {
     for (const [m, n] of [

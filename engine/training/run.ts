@@ -387,7 +387,9 @@ class RunSession implements RunHandle {
           await this.saveRecord({ status: 'paused' });
           const pausedAt = Date.now();
           while (this.pauseRequested && !this.cancelRequested)
-            await new Promise<void>((r) => (this.wake = r));
+            await new Promise<void>((r) => {
+              this.wake = r;
+            });
           this.wake = null;
           this.sessionStart += Date.now() - pausedAt;
           if (!this.cancelRequested) {

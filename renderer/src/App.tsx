@@ -37,6 +37,7 @@ function EngineBanner() {
   if (host.state === 'up') {
     if (host.interruptedRuns.length === 0) return null;
     return (
+      // biome-ignore lint/a11y/useSemanticElements: a live status banner that holds action buttons, not a form output
       <div className="banner warn" role="status" data-testid="engine-banner">
         <span>The engine restarted. {host.interruptedRuns.length} run(s) stopped mid-training.</span>
         {host.interruptedRuns.map((dir) => (
