@@ -27,7 +27,7 @@ if (electronRuntime()) {
   run(join(root, 'node_modules', '.bin', 'electron-forge'), ['start', ...extra]);
 } else {
   console.log(
-    'No Electron runtime is installed (node_modules/electron has no binary), so the studio opens in browser mode instead.',
+    'No Electron runtime is installed (node_modules/electron has no binary; `node node_modules/electron/install.js` fetches it), so the studio opens in browser mode instead.',
   );
   run(process.execPath, [join(root, 'bin', 'studio.mjs'), 'serve', '--open', ...extra]);
 }
