@@ -30,7 +30,8 @@ export const METRIC = 'exactMatch';
 /**
  * Training settings shared by every demo run. Every validation example is scored (240 greedy generations);
  * answers are at most 3 tokens, so 4 new tokens are enough to see whether the answer ends where it should.
- * No intermediate checkpoints: the run saves one at the end, which is what gets exported.
+ * No intermediate checkpoints: the run saves one at the end, which is what gets exported. Analysis is recorded
+ * every 10 steps so the norm and scaling-factor time series cover the whole run.
  */
 export const DEMO_TRAINING = {
   batchSize: 16,
@@ -43,6 +44,7 @@ export const DEMO_TRAINING = {
   maxNewTokens: 4,
   evalBatchSize: 48,
   checkpointEvery: 0,
+  analysisEvery: 10,
   keepCheckpoints: 1,
 } as const satisfies TrainingSettingsInput;
 
