@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { appendLine, writeJsonAtomic } from '../io/atomic.ts';
+import { parseJsonLines } from '../io/jsonl.ts';
 import {
   ANALYSIS_VERSION,
   type AnalysisData,
@@ -109,22 +110,14 @@ export async function readTimeSeries(runDir: string): Promise<TimeSeriesRow[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  const lines = text.split('\n');
-  const rows: TimeSeriesRow[] = [];
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      // Only the last piece can lack its newline: that is a torn append.
-      if (i === lines.length - 1) return;
-      throw new AnalysisFileError(`${path}:${i + 1}: invalid JSON (${(error as Error).message})`);
-    }
-    checkRecord(value, 'timeseries', `${path}:${i + 1}`);
-    rows.push(value as TimeSeriesRow);
+  const lines = parseJsonLines(
+    text,
+    (line, reason) => new AnalysisFileError(`${path}:${line}: invalid JSON (${reason})`),
+  );
+  return lines.map(({ value, line }) => {
+    checkRecord(value, 'timeseries', `${path}:${line}`);
+    return value as TimeSeriesRow;
   });
-  return rows;
 }
 
 const metricOf: Record<HeatmapMetric, (m: ModuleMetrics) => number | null> = {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseJsonLines } from '../io/jsonl.ts';
 
 const time = z.string().describe('ISO timestamp');
 const step = z.number().int().nonnegative();
@@ -108,22 +109,14 @@ export function makeEvent<T extends TrainEventType>(
 
 /** Parses a `metrics.jsonl` text; a bad line is an error naming the file and line. */
 export function parseEventLog(text: string, file: string): TrainEvent[] {
-  const events: TrainEvent[] = [];
-  const lines = text.split('\n');
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      // A crash can leave a partial last line; everything before it is intact.
-      if (i === lines.length - 1) return;
-      throw new Error(`${file}:${i + 1}: malformed event (${(error as Error).message})`);
-    }
+  const lines = parseJsonLines(
+    text,
+    (line, reason) => new Error(`${file}:${line}: malformed event (${reason})`),
+  );
+  return lines.map(({ value, line }) => {
     const parsed = TrainEvent.safeParse(value);
     if (!parsed.success)
-      throw new Error(`${file}:${i + 1}: invalid event (${parsed.error.issues[0]?.message})`);
-    events.push(parsed.data);
+      throw new Error(`${file}:${line}: invalid event (${parsed.error.issues[0]?.message})`);
+    return parsed.data;
   });
-  return events;
 }
