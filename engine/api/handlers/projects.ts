@@ -17,16 +17,19 @@ import type { ServiceContext } from './context.ts';
 import { rememberProject } from './recent.ts';
 import { listRunInfos } from './runs.ts';
 
-/** Training settings of the demo project: a few dozen quick steps with evaluation, checkpoints and analysis. */
+/**
+ * Training settings of the demo project: enough quick steps to watch, pause and resume a run (a fast machine
+ * finishes a couple of dozen before a click lands), with evaluation, checkpoints and analysis along the way.
+ */
 export const demoTraining = {
-  maxSteps: 24,
-  batchSize: 4,
+  maxSteps: 96,
+  batchSize: 8,
   maxSeqLen: 64,
-  learningRate: 5e-3,
-  warmupSteps: 2,
-  evalEvery: 12,
-  checkpointEvery: 8,
-  analysisEvery: 3,
+  learningRate: 2e-2,
+  warmupSteps: 4,
+  evalEvery: 48,
+  checkpointEvery: 32,
+  analysisEvery: 8,
   exactMatchExamples: 4,
   maxNewTokens: 8,
 };
