@@ -1,3 +1,4 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { type GemmProbe, loadGemm, nativeGemmOrder, probeGemms } from './gemm.ts';
 import { getMatMulRoute, setMatMulRoute } from './matmul.ts';
@@ -43,4 +44,19 @@ export async function activateWasm(force?: MatMulPath): Promise<WasmSetup> {
   }
   const { path, gemm } = getMatMulRoute();
   return { matmul: path, gemm, gemmProbes, simd };
+}
+
+/**
+ * A float32 tensor whose storage is allocated in the wasm heap but not written, with a view onto that
+ * storage, so a loader can stream weights straight into it; null on any other backend. Untouched pages
+ * cost no memory until written. `view()` must be taken again after any await: a heap that grows detaches it.
+ */
+export function uninitializedWasmTensor(
+  shape: number[],
+): { tensor: tf.Tensor; view: () => Float32Array } | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const backend = tf.backend() as BackendWasm;
+  const info = backend.makeOutput(shape, 'float32');
+  const tensor = tf.engine().makeTensorFromTensorInfo(info);
+  return { tensor, view: () => backend.typedArrayFromHeap(info) as Float32Array };
 }

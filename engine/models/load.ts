@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { uninitializedWasmTensor } from '../backends/wasm.ts';
 import { type CheckpointReader, openCheckpoint, SafetensorsError } from '../safetensors/index.ts';
 import { type ArchConfig, archConfig, ModelError, readModelConfig } from './config.ts';
 import { AdaptableLayer } from './layers.ts';
@@ -155,6 +156,19 @@ export async function checkWeights(dir: string, opts: LoadOptions = {}): Promise
   }
 }
 
+/** On wasm the weight streams straight into the tensor's heap storage: never two copies of a big embedding. */
+async function readWeight(reader: CheckpointReader, key: string, shape: number[]): Promise<tf.Tensor> {
+  const target = uninitializedWasmTensor(shape);
+  if (!target) return tf.tensor(await reader.readFloat32(key), shape, 'float32');
+  try {
+    await reader.readFloat32Into(key, target.view);
+    return target.tensor;
+  } catch (error) {
+    target.tensor.dispose();
+    throw error;
+  }
+}
+
 /**
  * Loads a Hugging Face model folder: config.json and safetensors weights (single or sharded, any float
  * dtype, widened to float32), streamed one tensor at a time into tf tensors.
@@ -182,8 +196,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Tr
         if (!newlyInitialized.includes(item.module.name)) newlyInitialized.push(item.module.name);
         continue;
       }
-      const data = await reader.readFloat32(item.key);
-      tensors.set(name, tf.tensor(data, item.shape, 'float32'));
+      tensors.set(name, await readWeight(reader, item.key, item.shape));
     }
     const layers = new Map<string, AdaptableLayer>();
     const params = new Map<string, tf.Tensor>();

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type Dtype, decodeToFloat32 } from './dtypes.ts';
+import { DTYPE_SIZE, type Dtype, decodeToFloat32 } from './dtypes.ts';
 import {
   MAX_HEADER_BYTES,
   type ParsedHeader,
@@ -26,6 +26,12 @@ export interface TensorSource {
   readRaw(key: string): Promise<Uint8Array>;
   /** Any dtype converted to float32 (F16/BF16 widened exactly; F64 and 64-bit ints rounded). */
   readFloat32(key: string): Promise<Float32Array>;
+  /**
+   * Streams a tensor into float32 storage owned by the caller, a bounded chunk at a time, so a tensor never
+   * sits in memory twice. `dest()` is called again for every chunk: the caller's memory may move between
+   * chunks (a WebAssembly heap that grows detaches its old views).
+   */
+  readFloat32Into(key: string, dest: () => Float32Array): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,8 +69,13 @@ async function readExactly(
   return out;
 }
 
+/** Chunk size of `readFloat32Into`: large enough for full-speed reads, small beside any real weight. */
+const STREAM_CHUNK_BYTES = 8 << 20;
+
 class SingleFile implements SafetensorsFile {
   private closed = false;
+  /** Reused across `readFloat32Into` calls (a new one only while another read holds it): no garbage per tensor. */
+  private spareChunk: Uint8Array | null = null;
 
   constructor(
     readonly path: string,
@@ -101,6 +112,37 @@ class SingleFile implements SafetensorsFile {
   async readFloat32(key: string): Promise<Float32Array> {
     const raw = await this.readRaw(key);
     return decodeToFloat32(this.header.tensors.get(key)!.dtype, raw);
+  }
+
+  async readFloat32Into(key: string, dest: () => Float32Array): Promise<void> {
+    if (this.closed) throw new SafetensorsError(this.path, `read of "${key}" after close`);
+    const t = this.header.tensors.get(key);
+    if (!t) throw new SafetensorsError(this.path, `no tensor named "${key}"`);
+    const size = DTYPE_SIZE[t.dtype];
+    const count = t.byteLength / size;
+    if (dest().length !== count) {
+      throw new SafetensorsError(
+        this.path,
+        `"${key}" has ${count} elements, the destination ${dest().length}`,
+      );
+    }
+    const perChunk = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / size));
+    const chunk = this.spareChunk ?? new Uint8Array(STREAM_CHUNK_BYTES);
+    this.spareChunk = null;
+    for (let at = 0; at < count; at += perChunk) {
+      const n = Math.min(perChunk, count - at);
+      const bytes = chunk.subarray(0, n * size);
+      let done = 0;
+      while (done < bytes.byteLength) {
+        const position = this.dataStart + t.dataOffsets[0] + at * size + done;
+        const { bytesRead } = await this.handle.read(bytes, done, bytes.byteLength - done, position);
+        if (bytesRead === 0)
+          throw new SafetensorsError(this.path, `unexpected end of file at byte ${position}`);
+        done += bytesRead;
+      }
+      dest().set(decodeToFloat32(t.dtype, bytes), at);
+    }
+    this.spareChunk = chunk;
   }
 
   async close(): Promise<void> {
@@ -196,6 +238,10 @@ class ShardedCheckpoint implements CheckpointReader {
     return this.shardOf(key).readFloat32(key);
   }
 
+  readFloat32Into(key: string, dest: () => Float32Array): Promise<void> {
+    return this.shardOf(key).readFloat32Into(key, dest);
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.shards.values()].map((s) => s.close()));
   }
@@ -234,6 +280,10 @@ class SingleCheckpoint implements CheckpointReader {
   }
   readFloat32(key: string): Promise<Float32Array> {
     return this.file.readFloat32(key);
+  }
+
+  readFloat32Into(key: string, dest: () => Float32Array): Promise<void> {
+    return this.file.readFloat32Into(key, dest);
   }
   close(): Promise<void> {
     return this.file.close();

@@ -333,6 +333,41 @@ const malformed: [string, Buffer, RegExp][] = [
   ],
 ];
 
+describe('streaming reads into caller-owned storage', () => {
+  it('matches readFloat32 across chunk boundaries for F32, F16 and BF16, taking a fresh view per chunk', async () => {
+    // sizes just past the 8 MiB read chunk, so every tensor spans two chunks
+    const n32 = (1 << 21) + 3;
+    const n16 = (1 << 22) + 5;
+    const f32 = Float32Array.from({ length: n32 }, (_, i) => Math.sin(i) * 1000);
+    const half = Float32Array.from({ length: n16 }, (_, i) => Math.cos(i) * 8);
+    const path = join(tmp, 'stream-into.safetensors');
+    await writeSafetensors(path, {
+      a: { dtype: 'F32', shape: [n32], data: f32 },
+      b: { dtype: 'F16', shape: [n16], data: f32ToF16(half) },
+      c: { dtype: 'BF16', shape: [n16], data: f32ToBf16(half) },
+    });
+    const file = await openSafetensors(path);
+    for (const key of ['a', 'b', 'c']) {
+      const whole = await file.readFloat32(key);
+      const dest = new Float32Array(whole.length).fill(Number.NaN);
+      let views = 0;
+      await file.readFloat32Into(key, () => {
+        views += 1;
+        return dest;
+      });
+      expect(views).toBeGreaterThan(2);
+      // a plain loop: deep equality over millions of elements is slow in the matcher
+      let mismatches = 0;
+      for (let i = 0; i < whole.length; i++) if (dest[i] !== whole[i]) mismatches += 1;
+      expect(mismatches).toBe(0);
+    }
+    await expect(file.readFloat32Into('a', () => new Float32Array(3))).rejects.toThrow(
+      /stream-into\.safetensors.*"a" has 2097155 elements, the destination 3/,
+    );
+    await file.close();
+  });
+});
+
 describe('malformed files give a SafetensorsError naming the file and the problem', () => {
   for (const [name, bytes, message] of malformed) {
     it(name, async () => {

@@ -4,7 +4,7 @@
 Reads <work>/pretrain.u16 (from encode_corpus.mjs) and writes assets/demo/model/{config.json, model.safetensors,
 generation_config.json} in Hugging Face layout, so the studio (and transformers) load it like any hub model.
 Deterministic for a given seed on one machine; needs PyTorch on CPU (Debian: apt-get install python3-torch).
-Usage: python3 scripts/demo/pretrain.py <work-dir> [schedule-steps] [stop-after]
+Usage: python3 scripts/demo/pretrain.py <work-dir> [schedule-steps] [stop-after] [out-dir]
 The committed weights are `pretrain.py <work> 400 200`: the 400-step cosine schedule stopped after 200 steps
 (about 50 minutes on a shared 2-core machine), final training loss about 4.4.
 """
@@ -114,6 +114,7 @@ def main():
     work = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/adapter-studio-demo")
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 400
     stop_after = int(sys.argv[3]) if len(sys.argv) > 3 else steps
+    out = Path(sys.argv[4]) if len(sys.argv) > 4 else ROOT / "assets/demo/model"
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
     ids = torch.from_numpy(np.fromfile(work / "pretrain.u16", dtype="<u2").astype(np.int64))
@@ -140,13 +141,12 @@ def main():
         if step % 25 == 0 or step == stop_after - 1:
             print(f"step {step} loss {loss.item():.4f} lr {lr:.2e} {time.time() - start:.0f}s", flush=True)
         if (step + 1) % 100 == 0 or step == stop_after - 1:
-            save(model)
+            save(model, out)
     print(f"wrote the model after {stop_after} steps in {time.time() - start:.0f}s, final loss {loss.item():.4f}")
 
 
-def save(model):
+def save(model, out):
     """Writes the weights in Hugging Face layout (tied lm_head omitted, as transformers saves it)."""
-    out = ROOT / "assets/demo/model"
     out.mkdir(parents=True, exist_ok=True)
     write_safetensors(out / "model.safetensors", {n: p for n, p in zip(model.names, model.params)})
     (out / "config.json").write_text(json.dumps(CONFIG, indent=2) + "\n")
