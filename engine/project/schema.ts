@@ -80,7 +80,9 @@ export const TrainingSettings = z
       .int()
       .min(0)
       .default(8)
-      .describe('causal LM: validation examples with answers scored by greedy exact match (0 disables)'),
+      .describe(
+        'causal LM: validation examples with answers scored by greedy exact match and, when the answers form a closed set, by multiple-choice ranking (0 disables)',
+      ),
     maxNewTokens: z.number().int().positive().default(32).describe('token limit of exact-match generations'),
     earlyStoppingPatience: z
       .number()

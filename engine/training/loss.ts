@@ -39,6 +39,25 @@ export function causalLmLossSum(
   });
 }
 
+/**
+ * Per-sequence summed cross entropy of a causal LM ([B]): −log p of each row's masked tokens, for scoring
+ * candidate continuations. Evaluation only (no custom gradient).
+ */
+export function causalLmLossPerSequence(
+  logits: tf.Tensor3D,
+  inputIds: tf.Tensor2D,
+  lossMask: tf.Tensor2D,
+): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [b, t, v] = logits.shape;
+    if (t < 2) return tf.zeros([b]) as tf.Tensor1D;
+    const targets = tf.reshape(tf.slice(inputIds, [0, 1], [b, t - 1]), [b * (t - 1)]) as tf.Tensor1D;
+    const rows = tf.reshape(tf.slice(logits, [0, 0, 0], [b, t - 1, v]), [b * (t - 1), v]) as tf.Tensor2D;
+    const nll = tf.reshape(crossEntropyRows(rows, targets), [b, t - 1]);
+    return tf.sum(tf.mul(nll, tf.slice(lossMask, [0, 1], [b, t - 1])), 1) as tf.Tensor1D;
+  });
+}
+
 /** Summed cross entropy of a classifier: logits [B, C], labels int32 [B]. */
 export function classificationLossSum(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => tf.sum(crossEntropyRows(logits, labels)));

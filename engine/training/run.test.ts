@@ -67,7 +67,12 @@ describe('startRun / resumeRun', () => {
     const events = await readRunEvents(summary.runDir);
     expect(events.map((e) => e.type)).toEqual(seen);
     const evals = events.filter((e) => e.type === 'eval');
-    expect(Object.keys(evals[0].metrics).sort()).toEqual(['exactMatch', 'loss', 'perplexity']);
+    expect(Object.keys(evals[0].metrics).sort()).toEqual([
+      'choiceAccuracy',
+      'exactMatch',
+      'loss',
+      'perplexity',
+    ]);
     const run = JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8'));
     expect(run.status).toBe('finished');
     expect(run.config.training.maxSteps).toBe(6);
