@@ -1,5 +1,6 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { installNativeUnaryKernels } from './native-unary.ts';
 import type { MatMulPath, NativeGemm } from './types.ts';
 
 /**
@@ -70,7 +71,16 @@ export function setMatMulRoute(
     throw new Error(`matmul route ${path} needs its loaded GEMM`);
   }
   installMatMulKernels();
+  installNativeUnaryKernels(() => route.gemm);
   route = { path, gemm, minFlops: opts.minFlops ?? gemm?.minFlops ?? 0 };
+}
+
+/**
+ * Whether x·Wᵀ costs no more than W·x on the active backend: true everywhere except wasm without a native GEMM,
+ * where a transposed operand is re-laid out on every call.
+ */
+export function transposedProductsAreNative(): boolean {
+  return tf.getBackend() !== 'wasm' || route.gemm !== null;
 }
 
 export function getMatMulRoute(): { path: MatMulPath; gemm: NativeGemm | null } {

@@ -33,10 +33,25 @@ function int(field: number, value: number): number[] {
   return [...tag(field, 0), ...varint(value)];
 }
 
+const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;
+const ATTRIBUTE_INTS = 7;
 const ELEM_FLOAT = 1;
 
-function intAttribute(name: string, value: number): number[] {
+/** A node attribute: an integer, a float (`{ float }`), or a list of non-negative integers. */
+export type OnnxAttribute = number | { float: number } | number[];
+
+function attribute(name: string, value: OnnxAttribute): number[] {
+  if (Array.isArray(value)) {
+    if (value.some((v) => !Number.isInteger(v) || v < 0))
+      throw new Error(`attribute ${name}: ints must be ≥ 0`);
+    return bytes(5, [...str(1, name), ...value.flatMap((v) => int(8, v)), ...int(20, ATTRIBUTE_INTS)]);
+  }
+  if (typeof value === 'object') {
+    const f = new Uint8Array(new Float32Array([value.float]).buffer);
+    return bytes(5, [...str(1, name), ...tag(2, 5), ...f, ...int(20, ATTRIBUTE_FLOAT)]);
+  }
+  if (!Number.isInteger(value) || value < 0) throw new Error(`attribute ${name}: an int must be ≥ 0`);
   return bytes(5, [...str(1, name), ...int(3, value), ...int(20, ATTRIBUTE_INT)]);
 }
 
@@ -47,8 +62,42 @@ function valueInfo(name: string, symbolicDims: string[]): number[] {
   return [...str(1, name), ...bytes(2, bytes(1, tensorType))];
 }
 
-function dims(prefix: string, rank: number): string[] {
-  return Array.from({ length: rank }, (_, i) => `${prefix}${i}`);
+export interface OnnxNodeSpec {
+  /** Operator type, e.g. `Tanh`, `Gemm`, `FusedMatMul`. */
+  op: string;
+  /** `com.microsoft` for onnxruntime's contrib operators; the standard domain otherwise. */
+  domain?: 'com.microsoft';
+  /** Float32 inputs by name, each with its rank (dimensions stay symbolic). */
+  inputs: { name: string; rank: number }[];
+  outputs: { name: string; rank: number }[];
+  attributes?: Record<string, OnnxAttribute>;
+}
+
+/** Encodes a model of one node (opset 13, plus the `com.microsoft` contrib domain when the node uses it). */
+export function encodeNodeModel(spec: OnnxNodeSpec): Uint8Array {
+  const node = [
+    ...spec.inputs.flatMap((i) => str(1, i.name)),
+    ...spec.outputs.flatMap((o) => str(2, o.name)),
+    ...str(3, 'node'),
+    ...str(4, spec.op),
+    ...(spec.domain ? str(7, spec.domain) : []),
+    ...Object.entries(spec.attributes ?? {}).flatMap(([name, value]) => attribute(name, value)),
+  ];
+  const symbolic = (prefix: string, rank: number) => Array.from({ length: rank }, (_, i) => `${prefix}${i}`);
+  const graph = [
+    ...bytes(1, node),
+    ...str(2, spec.op),
+    ...spec.inputs.flatMap((i) => bytes(11, valueInfo(i.name, symbolic(`${i.name}_`, i.rank)))),
+    ...spec.outputs.flatMap((o) => bytes(12, valueInfo(o.name, symbolic(`${o.name}_`, o.rank)))),
+  ];
+  const model = [
+    ...int(1, 7), // ir_version 7 pairs with opset 13
+    ...str(2, 'adapter-studio'),
+    ...bytes(8, [...str(1, ''), ...int(2, 13)]),
+    ...(spec.domain ? bytes(8, [...str(1, spec.domain), ...int(2, 1)]) : []),
+    ...bytes(7, graph),
+  ];
+  return new Uint8Array(model);
 }
 
 export interface MatMulModelSpec {
@@ -64,29 +113,14 @@ export interface MatMulModelSpec {
 export function encodeMatMulModel(spec: MatMulModelSpec): Uint8Array {
   const { op, rankA, rankB, transA, transB } = spec;
   if (op === 'Gemm' && (rankA !== 2 || rankB !== 2)) throw new Error('Gemm takes rank-2 inputs only');
-  const node = [
-    ...str(1, 'A'),
-    ...str(1, 'B'),
-    ...str(2, 'Y'),
-    ...str(3, 'matmul'),
-    ...str(4, op),
-    ...(op === 'FusedMatMul' ? str(7, 'com.microsoft') : []),
-    ...intAttribute('transA', transA ? 1 : 0),
-    ...intAttribute('transB', transB ? 1 : 0),
-  ];
-  const graph = [
-    ...bytes(1, node),
-    ...str(2, 'matmul'),
-    ...bytes(11, valueInfo('A', dims('a', rankA))),
-    ...bytes(11, valueInfo('B', dims('b', rankB))),
-    ...bytes(12, valueInfo('Y', dims('y', Math.max(rankA, rankB)))),
-  ];
-  const model = [
-    ...int(1, 7), // ir_version 7 pairs with opset 13
-    ...str(2, 'adapter-studio'),
-    ...bytes(8, [...str(1, ''), ...int(2, 13)]),
-    ...(op === 'FusedMatMul' ? bytes(8, [...str(1, 'com.microsoft'), ...int(2, 1)]) : []),
-    ...bytes(7, graph),
-  ];
-  return new Uint8Array(model);
+  return encodeNodeModel({
+    op,
+    domain: op === 'FusedMatMul' ? 'com.microsoft' : undefined,
+    inputs: [
+      { name: 'A', rank: rankA },
+      { name: 'B', rank: rankB },
+    ],
+    outputs: [{ name: 'Y', rank: Math.max(rankA, rankB) }],
+    attributes: { transA: transA ? 1 : 0, transB: transB ? 1 : 0 },
+  });
 }

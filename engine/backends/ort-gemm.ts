@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { encodeMatMulModel, type MatMulModelSpec } from './onnx-model.ts';
-import type { NativeGemm } from './types.ts';
+import { encodeMatMulModel, encodeNodeModel, type MatMulModelSpec } from './onnx-model.ts';
+import type { NativeGemm, NativeUnaryOp } from './types.ts';
 
 /**
  * The onnxruntime-node version whose internal binding this file was written against. The binding
@@ -65,17 +65,24 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
   const sessions = new Map<string, OrtNativeSession>();
-  const session = (spec: MatMulModelSpec): OrtNativeSession => {
-    const key = `${spec.op}:${spec.rankA}:${spec.rankB}:${spec.transA}:${spec.transB}`;
+  const cached = (key: string, encode: () => Uint8Array): OrtNativeSession => {
     let s = sessions.get(key);
     if (!s) {
-      const model = encodeMatMulModel(spec);
+      const model = encode();
       s = new mod.binding.InferenceSession();
       s.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, sessionOptions);
       sessions.set(key, s);
     }
     return s;
   };
+  const session = (spec: MatMulModelSpec): OrtNativeSession =>
+    cached(`${spec.op}:${spec.rankA}:${spec.rankB}:${spec.transA}:${spec.transB}`, () =>
+      encodeMatMulModel(spec),
+    );
+  const unarySession = (op: NativeUnaryOp): OrtNativeSession =>
+    cached(op, () =>
+      encodeNodeModel({ op, inputs: [{ name: 'X', rank: 1 }], outputs: [{ name: 'Y', rank: 1 }] }),
+    );
   const runOptions = {};
 
   const sgemm: NativeGemm['sgemm'] = (transA, transB, m, n, k, a, b, c) => {
@@ -98,6 +105,9 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
     // one run costs tens of microseconds of binding overhead
     minFlops: 1 << 17,
     sgemm,
+    unary(op, x, y) {
+      unarySession(op).run({ X: tensor(x, [x.length]) }, { Y: tensor(y, [y.length]) }, runOptions);
+    },
     sgemmBatched(transA, transB, batch, batchA, batchB, m, n, k, a, b, c) {
       if (batch === 1) {
         sgemm(transA, transB, m, n, k, a, b, c);

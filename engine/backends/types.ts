@@ -68,4 +68,12 @@ export interface NativeGemm {
     b: Float32Array,
     c: Float32Array,
   ): void;
+  /**
+   * Elementwise functions from the same library, when it has vectorised, threaded ones (the wasm kernels of
+   * tanh, exp, sigmoid and erf are scalar loops): `y[i] = f(x[i])`, arrays of equal length.
+   */
+  unary?: (op: NativeUnaryOp, x: Float32Array, y: Float32Array) => void;
 }
+
+/** Elementwise functions a native library may provide, by their ONNX (and tfjs) names. */
+export type NativeUnaryOp = 'Tanh' | 'Exp' | 'Sigmoid' | 'Erf';

@@ -51,4 +51,42 @@ describe('kernels added to wasm', () => {
       );
     expect(maxRelativeDiff(run(), await onCpu(run))).toBeLessThan(1e-5);
   });
+
+  it('slice reads any block in place and matches cpu for ranks 1–5 and every numeric dtype', async () => {
+    const cases: { shape: number[]; begin: number[]; size: number[] }[] = [
+      { shape: [7], begin: [2], size: [4] },
+      { shape: [5, 6], begin: [1, 2], size: [3, 3] },
+      { shape: [5, 6], begin: [0, 0], size: [5, 6] },
+      { shape: [4, 3, 5], begin: [1, 0, 2], size: [2, 3, -1] },
+      { shape: [2, 4, 3, 5], begin: [1, 1, 0, 1], size: [1, 2, 3, 3] },
+      { shape: [2, 3, 2, 3, 4], begin: [0, 1, 1, 0, 1], size: [2, 2, 1, 3, 2] },
+      { shape: [3, 4], begin: [1, 2], size: [0, 2] },
+    ];
+    for (const { shape, begin, size } of cases) {
+      for (const dtype of ['float32', 'int32', 'bool'] as const) {
+        const n = tf.util.sizeFromShape(shape);
+        const values = randomValues(n, n + 1).map((v) => (dtype === 'float32' ? v : Math.round(v * 10)));
+        const run = () =>
+          tf.tidy(() => Array.from(tf.slice(tf.tensor(values, shape, dtype), begin, size).dataSync()));
+        const got = run();
+        expect(got).toEqual(await onCpu(run));
+      }
+    }
+  });
+
+  it('splitV matches cpu on every axis, including a zero-sized part', async () => {
+    const x = randomValues(4 * 6 * 5, 9);
+    for (const [axis, sizes] of [
+      [0, [1, 3]],
+      [1, [2, 0, 4]],
+      [2, [3, 2]],
+      [-1, [1, 1, 3]],
+    ] as const) {
+      const run = () =>
+        tf.tidy(() =>
+          tf.split(tf.tensor(x, [4, 6, 5]), [...sizes], axis).map((t) => Array.from(t.dataSync())),
+        );
+      expect(run()).toEqual(await onCpu(run));
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { getMatMulRoute, setMatMulRoute } from '../backends/matmul.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { AdaptableLayer, inferenceContext } from './layers.ts';
 
@@ -18,13 +19,25 @@ function randomMatrix(rows: number, cols: number, seed: number): number[][] {
 }
 
 describe('AdaptableLayer Linear forward', () => {
+  let route: ReturnType<typeof getMatMulRoute>;
   beforeAll(async () => {
     await useTestBackend();
+    route = getMatMulRoute();
+  });
+  afterEach(() => {
+    if (tf.getBackend() === 'wasm') setMatMulRoute(route.path, route.gemm);
   });
 
-  // 1 row takes the (W·xᵀ)ᵀ form, 40 rows the x·Wᵀ form; both must give the dense product and its gradient
-  for (const rows of [1, 40]) {
-    it(`matches the dense product and its input gradient with ${rows} row(s)`, () => {
+  // without a native GEMM on wasm, 1 row takes the (W·xᵀ)ᵀ form and 40 rows the x·Wᵀ form; every form must
+  // give the dense product and its gradient
+  for (const [rows, relayout] of [
+    [1, false],
+    [40, false],
+    [1, true],
+    [40, true],
+  ] as const) {
+    it(`matches the dense product and its input gradient with ${rows} row(s)${relayout ? ', JS re-layout matmuls' : ''}`, () => {
+      if (relayout && tf.getBackend() === 'wasm') setMatMulRoute('js-relayout');
       const w = randomMatrix(12, 9, 1);
       const b = randomMatrix(1, 12, 2)[0];
       const x = randomMatrix(rows, 9, 3);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { transposedProductsAreNative } from '../backends/matmul.ts';
 import { addShapes } from './ops.ts';
 
 /** The module kinds adapters attach to, named as in PyTorch / transformers. */
@@ -120,13 +121,13 @@ export class AdaptableLayer {
 
   /**
    * x·Wᵀ for a Linear weight W (out × in). Backends without native transposed GEMM re-lay a transposed
-   * operand out on every call, so with few rows (generation) the product is taken as (W·xᵀ)ᵀ, which moves
-   * x and y through the transposes instead of the whole weight.
+   * operand out on every call, so there, with few rows (generation), the product is taken as (W·xᵀ)ᵀ, which
+   * moves x and y through the transposes instead of the whole weight.
    */
   private linearProduct(x: tf.Tensor2D): tf.Tensor {
     const [rows, inFeatures] = x.shape;
     const outFeatures = this.weight.shape[0];
-    if (rows * (inFeatures + outFeatures) < inFeatures * outFeatures) {
+    if (!transposedProductsAreNative() && rows * (inFeatures + outFeatures) < inFeatures * outFeatures) {
       return tf.transpose(tf.matMul(this.weight, x, false, true));
     }
     return tf.matMul(x, this.weight, false, true);
