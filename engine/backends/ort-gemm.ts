@@ -101,6 +101,7 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
       binding: 'onnxruntime-node/dist/binding (synchronous)',
       intraOpThreads: threads,
       allowSpinning: false,
+      elementwise: 'Tanh, Exp, Sigmoid, Erf on large tensors',
     },
     // one run costs tens of microseconds of binding overhead
     minFlops: 1 << 17,

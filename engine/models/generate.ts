@@ -142,3 +142,64 @@ export async function generate(
   }
   return { text: tokenizer.decode(ids, { skipSpecialTokens: true }), ids, finishReason };
 }
+
+/**
+ * Greedy continuations of many prompts at once (evaluation's exact match): prompts are left-padded into one
+ * batch and decoded with a shared key/value cache, each row stopping at a stop token. Gives the ids
+ * `generate(…, { temperature: 0 })` gives each prompt alone (stop token included), in one forward pass per new
+ * token instead of one per prompt and token. Models other than this engine's fall back to `generate`.
+ */
+export async function generateGreedyBatch(
+  model: LoadedModel,
+  prompts: number[][],
+  opts: { maxNewTokens: number; stopTokenIds: number[]; padTokenId: number },
+): Promise<number[][]> {
+  if (prompts.some((p) => p.length === 0)) throw new Error('generate: a prompt is empty');
+  const out = prompts.map((): number[] => []);
+  if (prompts.length === 0) return out;
+  const width = Math.max(...prompts.map((p) => p.length));
+  const maxNew = Math.min(opts.maxNewTokens, positionLimit(model) - width);
+  const stop = new Set(opts.stopTokenIds);
+  const done = prompts.map(() => false);
+  const ctx = inferenceContext();
+  let cache: KvCache | null = null;
+  const mask: number[][] = prompts.map((p) => [...new Array(width - p.length).fill(0), ...p.map(() => 1)]);
+  let fresh: number[][] = prompts.map((p) => [...new Array(width - p.length).fill(opts.padTokenId), ...p]);
+  try {
+    for (let step = 0; step < maxNew && done.includes(false); step++) {
+      const b = prompts.length;
+      const t = fresh[0].length;
+      const past: KvCache | null = cache;
+      const inputIds = fresh.flat();
+      const maskIds = mask.flat();
+      const result: { next: tf.Tensor; keys: tf.Tensor4D[]; values: tf.Tensor4D[] } = tf.tidy(() => {
+        const ids = tf.tensor2d(inputIds, [b, t], 'int32');
+        const attention = tf.tensor2d(maskIds, [b, mask[0].length], 'int32');
+        if (model instanceof TransformerModel) {
+          const decoded = model.decode(ids, attention, past, ctx);
+          const last = tf.slice(decoded.logits, [0, t - 1, 0], [b, 1, -1]);
+          return { next: tf.argMax(tf.reshape(last, [b, -1]), 1), ...decoded.cache };
+        }
+        const logits = model.forward({ inputIds: ids, attentionMask: attention }, ctx);
+        const last = tf.slice(logits, [0, t - 1, 0], [b, 1, -1]);
+        return { next: tf.argMax(tf.reshape(last, [b, -1]), 1), keys: [], values: [] };
+      });
+      if (cache) for (const x of [...cache.keys, ...cache.values]) x.dispose();
+      cache = model instanceof TransformerModel ? { keys: result.keys, values: result.values } : null;
+      const next = Array.from(await result.next.data());
+      result.next.dispose();
+      next.forEach((id, row) => {
+        if (done[row]) return;
+        out[row].push(id);
+        if (stop.has(id)) done[row] = true;
+      });
+      // finished rows keep decoding a masked pad so the batch keeps its shape
+      for (let row = 0; row < b; row++) mask[row].push(done[row] ? 0 : 1);
+      const fed = next.map((id, row) => (done[row] ? opts.padTokenId : id));
+      fresh = cache ? fed.map((id) => [id]) : fresh.map((ids, row) => [...ids, fed[row]]);
+    }
+  } finally {
+    if (cache) for (const x of [...cache.keys, ...cache.values]) x.dispose();
+  }
+  return out;
+}

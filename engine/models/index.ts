@@ -7,7 +7,13 @@ export {
   type SupportedModelType,
   supportedModelTypes,
 } from './config.ts';
-export { type GenerateOptions, type GenerateResult, generate, pickToken } from './generate.ts';
+export {
+  type GenerateOptions,
+  type GenerateResult,
+  generate,
+  generateGreedyBatch,
+  pickToken,
+} from './generate.ts';
 export {
   type AdaptableKind,
   AdaptableLayer,

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../backends/testing.ts';
 import { openCheckpoint, writeSafetensors } from '../safetensors/index.ts';
-import { generate } from './generate.ts';
+import { generate, generateGreedyBatch } from './generate.ts';
 import { type AdapterLayer, inferenceContext } from './layers.ts';
 import { loadModel } from './load.ts';
 import { loadTokenizer } from './tokenizer.ts';
@@ -55,6 +55,31 @@ describe('generate', () => {
       });
       expect(out.ids).toEqual(exp.ids);
       expect(tf.memory().numTensors).toBe(before);
+      model.dispose();
+    });
+  }
+
+  for (const name of ['gpt2', 'llama']) {
+    it(`batched greedy decoding of left-padded prompts gives each prompt's own greedy ids: ${name}`, async () => {
+      const exp = expectedOf(name).greedy;
+      const model = await loadModel(join(FIXTURES, name));
+      const tok = await loadTokenizer(join(FIXTURES, name));
+      const prompts: number[][] = [exp.prompt_ids, [5, 9], [...exp.prompt_ids, 3, 17, 4], [12]];
+      // a stop token one prompt meets early, so rows finish at different steps
+      const early = (await generate(model, tok, prompts[1], { maxNewTokens: 3, stopTokenIds: [] })).ids[1];
+      for (const stopTokenIds of [[exp.eos_token_id], [early]]) {
+        const alone = [];
+        for (const p of prompts)
+          alone.push((await generate(model, tok, p, { maxNewTokens: 7, stopTokenIds })).ids);
+        const before = tf.memory().numTensors;
+        const batched = await generateGreedyBatch(model, prompts, {
+          maxNewTokens: 7,
+          stopTokenIds,
+          padTokenId: 0,
+        });
+        expect(batched).toEqual(alone);
+        expect(tf.memory().numTensors).toBe(before);
+      }
       model.dispose();
     });
   }

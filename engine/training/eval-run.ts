@@ -1,8 +1,7 @@
 import { resolve } from 'node:path';
 import { prepareData } from '../data/prepare.ts';
-import { generate } from '../models/generate.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../project/store.ts';
-import { evaluateExamples } from './evaluate.ts';
+import { evaluateExamples, greedyGenerator } from './evaluate.ts';
 import { activateBackend, loadRunAdapter, locateCheckpoint } from './run.ts';
 
 export interface EvalRunOptions {
@@ -61,11 +60,7 @@ export async function evaluateRun(
     const metrics = await evaluateExamples(loaded.model, settings.task, examples, {
       batchSize: training.evalBatchSize ?? training.batchSize,
       padTokenId: loaded.tokenizer.padTokenId ?? loaded.tokenizer.eosTokenId ?? 0,
-      generate:
-        settings.task === 'causal-lm'
-          ? async (ids, maxNewTokens) =>
-              (await generate(loaded.model, loaded.tokenizer, ids, { maxNewTokens, temperature: 0 })).text
-          : undefined,
+      generate: settings.task === 'causal-lm' ? greedyGenerator(loaded.model, loaded.tokenizer) : undefined,
       exactMatchExamples: options.exactMatchExamples ?? training.exactMatchExamples,
       maxNewTokens: training.maxNewTokens,
     });

@@ -1,14 +1,28 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { padBatch } from '../data/batches.ts';
 import type { EncodedExample } from '../data/tokenize.ts';
+import { generateGreedyBatch } from '../models/generate.ts';
 import { inferenceContext } from '../models/layers.ts';
+import type { StudioTokenizer } from '../models/tokenizer.ts';
 import type { LoadedModel, TaskKind } from '../models/types.ts';
 import { batchTensors, disposeBatch } from './batch.ts';
 import { causalLmLossPerSequence, causalLmLossSum, classificationLossSum } from './loss.ts';
 import { accuracy, binaryF1, exactMatch, normalizeAnswer } from './metrics.ts';
 
-/** Greedy continuation of prompt ids, for exact-match evaluation. */
-export type Generator = (promptIds: number[], maxNewTokens: number) => Promise<string>;
+/** Greedy continuations of a batch of prompt ids, for exact-match evaluation. */
+export type Generator = (prompts: number[][], maxNewTokens: number) => Promise<string[]>;
+
+/** The exact-match generator of a causal LM: batched greedy decoding, stopping at the tokenizer's EOS ids. */
+export function greedyGenerator(model: LoadedModel, tokenizer: StudioTokenizer): Generator {
+  return async (prompts, maxNewTokens) => {
+    const ids = await generateGreedyBatch(model, prompts, {
+      maxNewTokens,
+      stopTokenIds: tokenizer.eosTokenIds,
+      padTokenId: tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0,
+    });
+    return ids.map((row) => tokenizer.decode(row, { skipSpecialTokens: true }));
+  };
+}
 
 export interface EvaluateOptions {
   batchSize: number;
@@ -141,8 +155,15 @@ export async function evaluateExamples(
   }
   if (opts.generate && subset.length > 0) {
     let hits = 0;
-    for (const e of subset) {
-      if (exactMatch(await opts.generate(e.promptIds!, opts.maxNewTokens), e.answer!)) hits++;
+    for (let i = 0; i < subset.length; i += opts.batchSize) {
+      const chunk = subset.slice(i, i + opts.batchSize);
+      const texts = await opts.generate(
+        chunk.map((e) => e.promptIds!),
+        opts.maxNewTokens,
+      );
+      texts.forEach((text, j) => {
+        if (exactMatch(text, chunk[j].answer!)) hits++;
+      });
     }
     metrics.exactMatch = hits / subset.length;
   }

@@ -12,7 +12,13 @@ export {
   saveCheckpoint,
 } from './checkpoint.ts';
 export { type EvalRunOptions, type EvalRunResult, evaluateRun } from './eval-run.ts';
-export { type EvaluateOptions, evaluateExamples, type Generator } from './evaluate.ts';
+export {
+  choiceAccuracy,
+  type EvaluateOptions,
+  evaluateExamples,
+  type Generator,
+  greedyGenerator,
+} from './evaluate.ts';
 export * from './events.ts';
 export { causalLmLossSum, classificationLossSum } from './loss.ts';
 export { accuracy, binaryF1, exactMatch, normalizeAnswer } from './metrics.ts';

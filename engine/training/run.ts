@@ -9,7 +9,6 @@ import { type PreparedData, prepareData } from '../data/prepare.ts';
 import { appendLine, writeFileAtomic } from '../io/atomic.ts';
 import {
   archConfig,
-  generate,
   type LoadedModel,
   loadModel,
   loadTokenizer,
@@ -40,7 +39,7 @@ import {
   readTensors,
   saveCheckpoint,
 } from './checkpoint.ts';
-import type { Generator } from './evaluate.ts';
+import { type Generator, greedyGenerator } from './evaluate.ts';
 import { type EventOf, makeEvent, parseEventLog, type TrainEvent, type TrainEventType } from './events.ts';
 import { Trainer } from './trainer.ts';
 
@@ -154,8 +153,7 @@ async function loadForRun(projectDir: string, settings: ProjectSettings): Promis
 
 function generatorFor(model: LoadedModel, tokenizer: StudioTokenizer): Generator | undefined {
   if (model.spec.task !== 'causal-lm') return undefined;
-  return async (promptIds, maxNewTokens) =>
-    (await generate(model, tokenizer, promptIds, { maxNewTokens, temperature: 0 })).text;
+  return greedyGenerator(model, tokenizer);
 }
 
 function trainerFor(loaded: Loaded): Trainer {
