@@ -46,7 +46,7 @@ describe('methodTable', () => {
     config: null,
     learningRate: null,
     trainableParams: 0,
-    metrics: { loss: 7.5, exactMatch: 0 },
+    metrics: { loss: 7.5, choiceAccuracy: 0.175, exactMatch: 0 },
     trainWallSeconds: null,
     trainCpuSeconds: null,
     cpuSecondsPerStep: null,
@@ -61,19 +61,19 @@ describe('methodTable', () => {
     config: { r: 32, dropout: 0, targetModules: 'all-linear' },
     learningRate: 0.02,
     trainableParams: 28700,
-    metrics: { loss: 1.25, exactMatch: 0.5125 },
+    metrics: { loss: 1.25, choiceAccuracy: 0.5792, exactMatch: 0.5125 },
     trainWallSeconds: 120.4,
     trainCpuSeconds: 95.6,
     exportFormat: 'lora',
     adapterBytes: 2048,
   };
 
-  it('shows the baseline with dashes and each method with its config, metric, time and file', () => {
+  it('shows the baseline with dashes and each method with its config, metrics, time and file', () => {
     const lines = methodTable([base, tlora]).split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[2]).toBe('| untuned base model | — | 0 | 0.0 % | 7.500 | — | — |');
+    expect(lines[2]).toBe('| untuned base model | — | 0 | 17.5 % | 0.0 % | 7.500 | — | — |');
     expect(lines[3]).toBe(
-      '| TLoRA | r=32, dropout=0, lr=0.02 | 28,700 | 51.2 % | 1.250 | 120 s / 96 s | 2.0 KiB (LoRA-converted) |',
+      '| TLoRA | r=32, dropout=0, lr=0.02 | 28,700 | 57.9 % | 51.2 % | 1.250 | 120 s / 96 s | 2.0 KiB (LoRA-converted) |',
     );
   });
 });
