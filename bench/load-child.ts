@@ -10,7 +10,8 @@ const dir = process.argv[2];
 if (!dir) throw new Error('usage: load-child.ts <model-dir>');
 // wasm with its native GEMM only: probing WebGPU would map a GPU driver (Mesa: LLVM) into the process
 const setup = await activateWasm();
-const baselineKb = resourceUsage().maxRSS;
+// the current RSS, not the high-water mark: probing the native GEMMs peaks higher and releases it
+const baselineBytes = memoryUsage().rss;
 const t0 = performance.now();
 const model = await loadModel(dir);
 const ms = performance.now() - t0;
@@ -18,7 +19,7 @@ const peakKb = resourceUsage().maxRSS;
 console.log(
   JSON.stringify({
     backend: `wasm/${setup.matmul}`,
-    baselineBytes: baselineKb * 1024,
+    baselineBytes,
     peakBytes: peakKb * 1024,
     rssAfterBytes: memoryUsage().rss,
     loadMs: ms,
