@@ -46,3 +46,18 @@ export function formatDate(iso: string): string {
   if (Number.isNaN(d.getTime())) return iso;
   return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
+
+/** Evaluation metrics the engine reports, by their key, as a column heading says them. */
+const METRIC_LABELS: Record<string, string> = {
+  loss: 'loss',
+  perplexity: 'perplexity',
+  accuracy: 'accuracy',
+  f1: 'F1',
+  exactMatch: 'exact match',
+  choiceAccuracy: 'choice accuracy',
+};
+
+/** A metric key as a heading; unknown keys are shown as they are. */
+export function metricLabel(key: string): string {
+  return METRIC_LABELS[key] ?? key;
+}

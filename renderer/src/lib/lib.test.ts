@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { downsample, evenIndices } from './downsample.ts';
-import { formatBytes, formatCount, formatDuration } from './format.ts';
+import { formatBytes, formatCount, formatDuration, metricLabel } from './format.ts';
 import { fieldsFromSchema, parseFieldValue } from './schemaForm.ts';
 import { emaSmooth } from './smoothing.ts';
 import { buildModuleTree, checkState, minimalTargets, toggleNode } from './tree.ts';
@@ -33,6 +33,12 @@ describe('downsample', () => {
 });
 
 describe('format', () => {
+  it('names metric keys as headings, leaving unknown keys alone', () => {
+    expect(metricLabel('choiceAccuracy')).toBe('choice accuracy');
+    expect(metricLabel('exactMatch')).toBe('exact match');
+    expect(metricLabel('bleu')).toBe('bleu');
+  });
+
   it('formats sizes, counts and durations', () => {
     expect(formatBytes(1536)).toBe('1.50 KB');
     expect(formatCount(1_049_728)).toBe('1.05M');

@@ -2,7 +2,7 @@ import { useMemo, useState } from 'react';
 import { CurveChart } from '../components/charts.tsx';
 import { Card, Empty, ErrorNote, ProgressBar, RunPicker, Stat, StatusBadge } from '../components/common.tsx';
 import { useStudio } from '../context.ts';
-import { formatCount, formatDuration, formatNumber } from '../lib/format.ts';
+import { formatCount, formatDuration, formatNumber, metricLabel } from '../lib/format.ts';
 import { isActive } from '../store.ts';
 
 const palette = ['var(--c1)', 'var(--c2)', 'var(--c3)', 'var(--c4)', 'var(--c5)'];
@@ -262,8 +262,8 @@ export function TrainView() {
                   <tr>
                     <th className="num">Step</th>
                     {metricKeys.map((k) => (
-                      <th key={k} className="num">
-                        {k}
+                      <th key={k} className="num" title={k}>
+                        {metricLabel(k)}
                       </th>
                     ))}
                   </tr>
