@@ -2,6 +2,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { installNativeUnaryKernels } from './native-unary.ts';
 import type { MatMulPath, NativeGemm } from './types.ts';
+import { type KernelArgs, replaceWasmKernel } from './wasm-kernels.ts';
 
 /**
  * `BatchMatMul` and `_FusedMatMul` for the `wasm` backend. The stock wasm kernel is fast only for a single
@@ -11,7 +12,6 @@ import type { MatMulPath, NativeGemm } from './types.ts';
  */
 
 type TensorInfo = tf.TensorInfo;
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap };
 type KernelImpl = (args: KernelArgs) => TensorInfo;
 
 interface Route {
@@ -34,27 +34,13 @@ function kernel(name: string): KernelImpl {
 /** Replaces the wasm `BatchMatMul` and `_FusedMatMul` kernels with the routing ones (once per process). */
 export function installMatMulKernels(): void {
   if (stockBatchMatMul) return;
-  const batch = tf.getKernel(tf.BatchMatMul, 'wasm');
-  const fused = tf.getKernel(tf._FusedMatMul, 'wasm');
-  if (!batch || !fused) {
-    throw new Error('the wasm backend is not registered: import @tensorflow/tfjs-backend-wasm first');
-  }
-  stockBatchMatMul = batch.kernelFunc as unknown as KernelImpl;
-  stockFusedMatMul = fused.kernelFunc as unknown as KernelImpl;
-  tf.unregisterKernel(tf.BatchMatMul, 'wasm');
-  tf.unregisterKernel(tf._FusedMatMul, 'wasm');
-  // the stock setup functions bind the C++ entry points; they must still run if the backend initializes later
-  tf.registerKernel({
-    kernelName: tf.BatchMatMul,
-    backendName: 'wasm',
-    setupFunc: batch.setupFunc,
-    kernelFunc: batchMatMul as unknown as tf.KernelFunc,
+  replaceWasmKernel(tf.BatchMatMul, (stock) => {
+    stockBatchMatMul = stock as KernelImpl;
+    return batchMatMul;
   });
-  tf.registerKernel({
-    kernelName: tf._FusedMatMul,
-    backendName: 'wasm',
-    setupFunc: fused.setupFunc,
-    kernelFunc: fusedMatMul as unknown as tf.KernelFunc,
+  replaceWasmKernel(tf._FusedMatMul, (stock) => {
+    stockFusedMatMul = stock as KernelImpl;
+    return fusedMatMul;
   });
 }
 

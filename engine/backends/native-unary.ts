@@ -1,6 +1,6 @@
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeGemm, NativeUnaryOp } from './types.ts';
+import { replaceWasmKernel } from './wasm-kernels.ts';
 
 /**
  * The wasm backend's Tanh, Exp, Sigmoid and Erf are scalar loops (about 30 ns an element here: a GPT-2 step
@@ -13,8 +13,6 @@ export const NATIVE_UNARY_OPS: NativeUnaryOp[] = ['Tanh', 'Exp', 'Sigmoid', 'Erf
 /** Elements under which the stock kernel is faster than a call into the native library. */
 export const NATIVE_UNARY_MIN_ELEMENTS = 1 << 14;
 
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap };
-
 let installed = false;
 
 /**
@@ -25,29 +23,19 @@ export function installNativeUnaryKernels(currentGemm: () => NativeGemm | null):
   if (installed) return;
   installed = true;
   for (const op of NATIVE_UNARY_OPS) {
-    const stock = tf.getKernel(op, 'wasm');
-    if (!stock)
-      throw new Error(`the wasm backend has no ${op} kernel (is @tensorflow/tfjs-backend-wasm imported?)`);
-    const stockFunc = stock.kernelFunc as unknown as (args: KernelArgs) => tf.TensorInfo;
-    tf.unregisterKernel(op, 'wasm');
-    tf.registerKernel({
-      kernelName: op,
-      backendName: 'wasm',
-      setupFunc: stock.setupFunc,
-      kernelFunc: ((args: KernelArgs) => {
-        const x = args.inputs.x as tf.TensorInfo;
-        const unary = currentGemm()?.unary;
-        const size = tf.util.sizeFromShape(x.shape);
-        if (!unary || x.dtype !== 'float32' || size < NATIVE_UNARY_MIN_ELEMENTS) return stockFunc(args);
-        const out = args.backend.makeOutput(x.shape, 'float32');
-        // views after makeOutput: an allocation may grow (and so detach) the wasm memory
-        unary(
-          op,
-          args.backend.typedArrayFromHeap(x) as Float32Array,
-          args.backend.typedArrayFromHeap(out) as Float32Array,
-        );
-        return out;
-      }) as unknown as tf.KernelFunc,
+    replaceWasmKernel(op, (stock) => (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const unary = currentGemm()?.unary;
+      const size = tf.util.sizeFromShape(x.shape);
+      if (!unary || x.dtype !== 'float32' || size < NATIVE_UNARY_MIN_ELEMENTS) return stock(args);
+      const out = args.backend.makeOutput(x.shape, 'float32');
+      // views after makeOutput: an allocation may grow (and so detach) the wasm memory
+      unary(
+        op,
+        args.backend.typedArrayFromHeap(x) as Float32Array,
+        args.backend.typedArrayFromHeap(out) as Float32Array,
+      );
+      return out;
     });
   }
 }

@@ -7,7 +7,25 @@ import * as tf from '@tensorflow/tfjs-core';
  * where the cpu backend works.
  */
 
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap };
+export type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap };
+export type WasmKernelFunc = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
+
+/**
+ * Replaces the wasm backend's `name` kernel with `make(stock)`, which may hand work back to the stock function.
+ * The stock setup function stays registered: it binds the C++ entry points if the backend initialises later.
+ */
+export function replaceWasmKernel(name: string, make: (stock: WasmKernelFunc) => WasmKernelFunc): void {
+  const stock = tf.getKernel(name, 'wasm');
+  if (!stock)
+    throw new Error(`the wasm backend has no ${name} kernel (is @tensorflow/tfjs-backend-wasm imported?)`);
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'wasm',
+    setupFunc: stock.setupFunc,
+    kernelFunc: make(stock.kernelFunc as unknown as WasmKernelFunc) as unknown as tf.KernelFunc,
+  });
+}
 
 /** Scatter-add of rows: out[segmentIds[i]] += x[i]; ids outside [0, numSegments) are dropped, as in TensorFlow. */
 function unsortedSegmentSum({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
@@ -155,20 +173,18 @@ export function installMissingWasmKernels(): void {
       tf.DepthwiseConv2dNativeBackpropInput,
     ].map((name): [string, (args: KernelArgs) => tf.TensorInfo] => [name, viaCpu(name)]),
   ];
-  const replacements: [string, (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]][] = [
+  const replacements: [string, WasmKernelFunc][] = [
     [tf.Identity, sharedIdentity],
     [tf.Slice, slice],
     [tf.SplitV, splitV],
   ];
   for (const [kernelName, kernelFunc] of replacements) {
-    const stock = tf.getKernel(kernelName, 'wasm');
-    if (stock) tf.unregisterKernel(kernelName, 'wasm');
     // string tensors live outside the heap: the stock kernels handle them
-    const run = (args: KernelArgs) =>
-      stock && (args.inputs.x as tf.TensorInfo).dtype === 'string'
-        ? (stock.kernelFunc as unknown as (a: KernelArgs) => tf.TensorInfo)(args)
-        : kernelFunc(args);
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: run as unknown as tf.KernelFunc });
+    replaceWasmKernel(
+      kernelName,
+      (stock) => (args) =>
+        (args.inputs.x as tf.TensorInfo).dtype === 'string' ? stock(args) : kernelFunc(args),
+    );
   }
   for (const [kernelName, kernelFunc] of kernels) {
     if (tf.getKernel(kernelName, 'wasm')) continue;
