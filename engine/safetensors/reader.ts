@@ -51,22 +51,36 @@ export interface CheckpointReader extends TensorSource {
   readonly indexMetadata: Record<string, unknown>;
 }
 
-async function readExactly(
+/** Fills `out` from the file at `position`; a file that ends first is an error naming the byte. */
+async function readInto(
   handle: FileHandle,
-  length: number,
+  out: Uint8Array,
   position: number,
   file: string,
 ): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
   let done = 0;
-  while (done < length) {
+  while (done < out.byteLength) {
     // Node's file reads take at most 2 GiB per call; big tensors come in chunks.
-    const { bytesRead } = await handle.read(out, done, Math.min(1 << 30, length - done), position + done);
+    const { bytesRead } = await handle.read(
+      out,
+      done,
+      Math.min(1 << 30, out.byteLength - done),
+      position + done,
+    );
     if (bytesRead === 0)
       throw new SafetensorsError(file, `unexpected end of file at byte ${position + done}`);
     done += bytesRead;
   }
   return out;
+}
+
+function readExactly(
+  handle: FileHandle,
+  length: number,
+  position: number,
+  file: string,
+): Promise<Uint8Array> {
+  return readInto(handle, new Uint8Array(length), position, file);
 }
 
 /** Chunk size of `readFloat32Into`: large enough for full-speed reads, small beside any real weight. */
@@ -131,15 +145,12 @@ class SingleFile implements SafetensorsFile {
     this.spareChunk = null;
     for (let at = 0; at < count; at += perChunk) {
       const n = Math.min(perChunk, count - at);
-      const bytes = chunk.subarray(0, n * size);
-      let done = 0;
-      while (done < bytes.byteLength) {
-        const position = this.dataStart + t.dataOffsets[0] + at * size + done;
-        const { bytesRead } = await this.handle.read(bytes, done, bytes.byteLength - done, position);
-        if (bytesRead === 0)
-          throw new SafetensorsError(this.path, `unexpected end of file at byte ${position}`);
-        done += bytesRead;
-      }
+      const bytes = await readInto(
+        this.handle,
+        chunk.subarray(0, n * size),
+        this.dataStart + t.dataOffsets[0] + at * size,
+        this.path,
+      );
       dest().set(decodeToFloat32(t.dtype, bytes), at);
     }
     this.spareChunk = chunk;
