@@ -33,25 +33,10 @@ function int(field: number, value: number): number[] {
   return [...tag(field, 0), ...varint(value)];
 }
 
-const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;
-const ATTRIBUTE_INTS = 7;
 const ELEM_FLOAT = 1;
 
-/** A node attribute: an integer, a float (`{ float }`), or a list of non-negative integers. */
-export type OnnxAttribute = number | { float: number } | number[];
-
-function attribute(name: string, value: OnnxAttribute): number[] {
-  if (Array.isArray(value)) {
-    if (value.some((v) => !Number.isInteger(v) || v < 0))
-      throw new Error(`attribute ${name}: ints must be ≥ 0`);
-    return bytes(5, [...str(1, name), ...value.flatMap((v) => int(8, v)), ...int(20, ATTRIBUTE_INTS)]);
-  }
-  if (typeof value === 'object') {
-    const f = new Uint8Array(new Float32Array([value.float]).buffer);
-    return bytes(5, [...str(1, name), ...tag(2, 5), ...f, ...int(20, ATTRIBUTE_FLOAT)]);
-  }
-  if (!Number.isInteger(value) || value < 0) throw new Error(`attribute ${name}: an int must be ≥ 0`);
+function intAttribute(name: string, value: number): number[] {
   return bytes(5, [...str(1, name), ...int(3, value), ...int(20, ATTRIBUTE_INT)]);
 }
 
@@ -70,7 +55,8 @@ export interface OnnxNodeSpec {
   /** Float32 inputs by name, each with its rank (dimensions stay symbolic). */
   inputs: { name: string; rank: number }[];
   outputs: { name: string; rank: number }[];
-  attributes?: Record<string, OnnxAttribute>;
+  /** Integer attributes (e.g. `transA`). */
+  attributes?: Record<string, number>;
 }
 
 /** Encodes a model of one node (opset 13, plus the `com.microsoft` contrib domain when the node uses it). */
@@ -81,7 +67,7 @@ export function encodeNodeModel(spec: OnnxNodeSpec): Uint8Array {
     ...str(3, 'node'),
     ...str(4, spec.op),
     ...(spec.domain ? str(7, spec.domain) : []),
-    ...Object.entries(spec.attributes ?? {}).flatMap(([name, value]) => attribute(name, value)),
+    ...Object.entries(spec.attributes ?? {}).flatMap(([name, value]) => intAttribute(name, value)),
   ];
   const symbolic = (prefix: string, rank: number) => Array.from({ length: rank }, (_, i) => `${prefix}${i}`);
   const graph = [

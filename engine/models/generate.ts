@@ -147,7 +147,8 @@ export async function generate(
  * Greedy continuations of many prompts at once (evaluation's exact match): prompts are left-padded into one
  * batch and decoded with a shared key/value cache, each row stopping at a stop token. Gives the ids
  * `generate(…, { temperature: 0 })` gives each prompt alone (stop token included), in one forward pass per new
- * token instead of one per prompt and token. Models other than this engine's fall back to `generate`.
+ * token instead of one per prompt and token. Models other than this engine's have no cache: they recompute the
+ * whole batch per token.
  */
 export async function generateGreedyBatch(
   model: LoadedModel,
@@ -175,14 +176,15 @@ export async function generateGreedyBatch(
       const result: { next: tf.Tensor; keys: tf.Tensor4D[]; values: tf.Tensor4D[] } = tf.tidy(() => {
         const ids = tf.tensor2d(inputIds, [b, t], 'int32');
         const attention = tf.tensor2d(maskIds, [b, mask[0].length], 'int32');
-        if (model instanceof TransformerModel) {
-          const decoded = model.decode(ids, attention, past, ctx);
-          const last = tf.slice(decoded.logits, [0, t - 1, 0], [b, 1, -1]);
-          return { next: tf.argMax(tf.reshape(last, [b, -1]), 1), ...decoded.cache };
-        }
-        const logits = model.forward({ inputIds: ids, attentionMask: attention }, ctx);
-        const last = tf.slice(logits, [0, t - 1, 0], [b, 1, -1]);
-        return { next: tf.argMax(tf.reshape(last, [b, -1]), 1), keys: [], values: [] };
+        const { logits, cache: next } =
+          model instanceof TransformerModel
+            ? model.decode(ids, attention, past, ctx)
+            : {
+                logits: model.forward({ inputIds: ids, attentionMask: attention }, ctx),
+                cache: { keys: [], values: [] },
+              };
+        const last = tf.reshape(tf.slice(logits, [0, t - 1, 0], [b, 1, -1]), [b, -1]);
+        return { next: tf.argMax(last, 1), ...next };
       });
       if (cache) for (const x of [...cache.keys, ...cache.values]) x.dispose();
       cache = model instanceof TransformerModel ? { keys: result.keys, values: result.values } : null;

@@ -149,11 +149,10 @@ export async function evaluateExamples(
   const metrics: Record<string, number> = { loss, perplexity: Math.exp(loss) };
   const withAnswers = examples.filter((e) => e.promptIds !== undefined && e.answer !== undefined);
   const subset = withAnswers.slice(0, opts.exactMatchExamples);
-  if (subset.length > 0) {
-    const choice = await choiceAccuracy(model, subset, opts.batchSize, opts.padTokenId);
-    if (choice !== null) metrics.choiceAccuracy = choice;
-  }
-  if (opts.generate && subset.length > 0) {
+  if (subset.length === 0) return metrics;
+  const choice = await choiceAccuracy(model, subset, opts.batchSize, opts.padTokenId);
+  if (choice !== null) metrics.choiceAccuracy = choice;
+  if (opts.generate) {
     let hits = 0;
     for (let i = 0; i < subset.length; i += opts.batchSize) {
       const chunk = subset.slice(i, i + opts.batchSize);
