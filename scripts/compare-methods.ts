@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { exportRun } from '../engine/export/index.ts';
 import type { TrainingSettingsInput } from '../engine/project/index.ts';
 import {
+  baselineRow,
   createDemoProject,
   DEMO_MODEL,
   DEMO_TRAINING,
@@ -211,22 +212,8 @@ async function main(argv: string[]): Promise<void> {
   const baseDir = join(out, 'baseline');
   await createDemoProject(baseDir, plans[0].method, training, 'compare-baseline');
   const base = await evaluateBaseModel(baseDir);
-  const rows: MethodRow[] = [
-    {
-      label: 'untuned base model',
-      method: null,
-      config: null,
-      learningRate: null,
-      trainableParams: 0,
-      metrics: base,
-      trainWallSeconds: null,
-      trainCpuSeconds: null,
-      cpuSecondsPerStep: null,
-      exportFormat: null,
-      adapterBytes: null,
-      verificationMaxAbsDiff: null,
-    },
-  ];
+  const rows: MethodRow[] = [baselineRow(base)];
+
   log(`baseline: section accuracy ${formatPercent(base[METRIC])}, answer loss ${base.loss.toFixed(3)}`);
   for (const plan of plans) {
     const row = await runPlan(out, plan, training);

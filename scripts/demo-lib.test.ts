@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type MethodRow, markdownTable, methodTable, parseFlags, replaceBetweenMarkers } from './demo-lib.ts';
+import {
+  baselineRow,
+  type MethodRow,
+  markdownTable,
+  methodTable,
+  parseFlags,
+  replaceBetweenMarkers,
+} from './demo-lib.ts';
 
 const START = '<!-- methods:start -->';
 const END = '<!-- methods:end -->';
@@ -40,20 +47,7 @@ describe('markdownTable', () => {
 });
 
 describe('methodTable', () => {
-  const base: MethodRow = {
-    label: 'untuned base model',
-    method: null,
-    config: null,
-    learningRate: null,
-    trainableParams: 0,
-    metrics: { loss: 7.5, choiceAccuracy: 0.175, exactMatch: 0 },
-    trainWallSeconds: null,
-    trainCpuSeconds: null,
-    cpuSecondsPerStep: null,
-    exportFormat: null,
-    adapterBytes: null,
-    verificationMaxAbsDiff: null,
-  };
+  const base = baselineRow({ loss: 7.5, choiceAccuracy: 0.175, exactMatch: 0 });
   const tlora: MethodRow = {
     ...base,
     label: 'TLoRA',

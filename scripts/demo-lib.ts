@@ -237,6 +237,24 @@ export interface MethodRow {
   verificationMaxAbsDiff: number | null;
 }
 
+/** The table row of the untuned base model: its metrics, no method, nothing trained or exported. */
+export function baselineRow(metrics: Record<string, number>): MethodRow {
+  return {
+    label: 'untuned base model',
+    method: null,
+    config: null,
+    learningRate: null,
+    trainableParams: 0,
+    metrics,
+    trainWallSeconds: null,
+    trainCpuSeconds: null,
+    cpuSecondsPerStep: null,
+    exportFormat: null,
+    adapterBytes: null,
+    verificationMaxAbsDiff: null,
+  };
+}
+
 function configText(row: MethodRow): string {
   if (!row.config) return '—';
   const parts = Object.entries(row.config)
