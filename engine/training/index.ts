@@ -27,7 +27,7 @@ export {
   type AdamWOptions,
   clipFactor,
   type GroupSettings,
-  globalNorm,
+  gradSquaredSum,
   type ParamGroup,
 } from './optimizer.ts';
 export {

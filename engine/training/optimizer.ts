@@ -116,10 +116,10 @@ function zerosVariable(like: tf.Tensor): tf.Variable {
   return v;
 }
 
-/** √(Σ‖g‖²) over every gradient. */
-export function globalNorm(grads: tf.Tensor[]): number {
-  if (grads.length === 0) return 0;
-  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+/** Σ‖g‖² over every gradient, as a scalar tensor (the global norm squared), left on the backend for one read. */
+export function gradSquaredSum(grads: tf.Tensor[]): tf.Scalar {
+  if (grads.length === 0) return tf.scalar(0);
+  return tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))) as tf.Scalar);
 }
 
 /** Scale factor that brings the global norm down to `maxNorm` (PyTorch's `clip_grad_norm_`: maxNorm/(norm+1e-6)). */

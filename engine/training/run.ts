@@ -405,7 +405,7 @@ class RunSession implements RunHandle {
           return await this.summary();
         }
         const started = performance.now();
-        const r = trainer.step();
+        const r = await trainer.step();
         const seconds = (performance.now() - started) / 1000;
         stepTimes.push(seconds);
         if (stepTimes.length > 20) stepTimes.shift();
