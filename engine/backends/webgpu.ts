@@ -1,5 +1,10 @@
+/// <reference types="@webgpu/types" />
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
+import { capabilitiesOf, deviceDescriptor } from './webgpu/device.ts';
+import { installKernels } from './webgpu/kernels.ts';
+import { activeRuntime, attachRuntime, GpuRuntime } from './webgpu/runtime.ts';
+import type { GpuCapabilities, WebGpuBackendInternals } from './webgpu/types.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -95,8 +100,9 @@ export async function probeWebGpu(opts: ProbeOptions = {}): Promise<WebGpuProbe>
       attempts: [],
     };
   }
+  // allow_unsafe_apis exposes Dawn's experimental features (chromium-experimental-subgroup-matrix)
   const tries: { mode: WebGpuMode; flags: string[]; wrap: (g: GpuLike) => GpuLike }[] = [
-    { mode: 'native', flags: [], wrap: (g) => g },
+    { mode: 'native', flags: ['enable-dawn-features=allow_unsafe_apis'], wrap: (g) => g },
   ];
   const compatPossible = process.platform === 'linux';
   if (compatPossible && opts.compat) {
@@ -144,11 +150,15 @@ export async function probeWebGpu(opts: ProbeOptions = {}): Promise<WebGpuProbe>
   };
 }
 
+let registered = false;
+
 /**
- * Makes tfjs-backend-webgpu run on the adapter found by `probeWebGpu` and selects it. The backend registers
- * itself only when `navigator.gpu` exists at import time, so the globals are installed first.
+ * Makes tfjs-backend-webgpu run on the adapter found by `probeWebGpu`, with our kernels, and selects it. The
+ * backend registers itself only when `navigator.gpu` exists at import time, so the globals are installed first;
+ * its factory is then replaced by ours, which asks the device for shader-f16, subgroups, subgroup matrices and
+ * the adapter's own limits (stock tfjs asks for none of the features). Returns what the device offers.
  */
-export async function initWebGpuBackend(): Promise<void> {
+export async function initWebGpuBackend(): Promise<GpuCapabilities> {
   const probe = await probeWebGpu({ compat: true });
   if (!found || !probe.available) throw new Error(`WebGPU is unavailable: ${probe.reason}`);
   const { gpu, dawn } = found;
@@ -163,7 +173,41 @@ export async function initWebGpuBackend(): Promise<void> {
     configurable: true,
     writable: true,
   });
-  await import('@tensorflow/tfjs-backend-webgpu');
+  const webgpu = await import('@tensorflow/tfjs-backend-webgpu');
+  if (!registered) {
+    registered = true;
+    tf.removeBackend('webgpu');
+    tf.registerBackend(
+      'webgpu',
+      async () => {
+        const adapter = (await gpu.requestAdapter({
+          powerPreference: 'high-performance',
+        })) as GPUAdapter | null;
+        if (!adapter) throw new Error('WebGPU: the adapter went away between probe and initialisation');
+        const info = (adapter as unknown as { info?: GPUAdapterInfo }).info;
+        const device = await adapter.requestDevice(deviceDescriptor(adapter));
+        const backend = new webgpu.WebGPUBackend(device, info as never);
+        const runtime = new GpuRuntime(
+          backend as unknown as WebGpuBackendInternals,
+          capabilitiesOf(device, info),
+        );
+        attachRuntime(backend, runtime);
+        return backend;
+      },
+      3,
+    );
+    installKernels();
+    // tensors stay on the GPU (stock tfjs runs small ops on the CPU, which costs a readback each); more
+    // dispatches per submit, since each submit costs a round trip through Dawn
+    tf.env().set('WEBGPU_CPU_FORWARD', false);
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 64);
+  }
   if (!(await tf.setBackend('webgpu')))
     throw new Error('tfjs-backend-webgpu failed to initialise on the adapter');
+  return activeRuntime()!.caps;
+}
+
+/** The active webgpu backend's capabilities, or null when another backend is active. */
+export function webGpuCapabilities(): GpuCapabilities | null {
+  return activeRuntime()?.caps ?? null;
 }
