@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { capabilitiesOf, deviceDescriptor } from './webgpu/device.ts';
+import { installFusedKernels } from './webgpu/fused-kernels.ts';
 import { installKernels } from './webgpu/kernels.ts';
 import { activeRuntime, attachRuntime, GpuRuntime } from './webgpu/runtime.ts';
 import type { GpuCapabilities, WebGpuBackendInternals } from './webgpu/types.ts';
@@ -187,6 +188,20 @@ export async function initWebGpuBackend(): Promise<GpuCapabilities> {
         const info = (adapter as unknown as { info?: GPUAdapterInfo }).info;
         const device = await adapter.requestDevice(deviceDescriptor(adapter));
         const backend = new webgpu.WebGPUBackend(device, info as never);
+        // stock readSync goes through OffscreenCanvas, which Node lacks: say what to do instead
+        const readSync = backend.readSync.bind(backend);
+        backend.readSync = (dataId: object) => {
+          const cached = (backend as unknown as WebGpuBackendInternals).tensorMap.get(dataId).values;
+          if (
+            cached != null ||
+            typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== 'undefined'
+          ) {
+            return readSync(dataId);
+          }
+          throw new Error(
+            'WebGPU cannot read tensors synchronously in Node (dataSync, arraySync, bufferSync): read them with await data() or array()',
+          );
+        };
         const runtime = new GpuRuntime(
           backend as unknown as WebGpuBackendInternals,
           capabilitiesOf(device, info),
@@ -196,7 +211,7 @@ export async function initWebGpuBackend(): Promise<GpuCapabilities> {
       },
       3,
     );
-    installKernels();
+    installKernels([installFusedKernels]);
     // tensors stay on the GPU (stock tfjs runs small ops on the CPU, which costs a readback each); more
     // dispatches per submit, since each submit costs a round trip through Dawn
     tf.env().set('WEBGPU_CPU_FORWARD', false);
@@ -210,4 +225,28 @@ export async function initWebGpuBackend(): Promise<GpuCapabilities> {
 /** The active webgpu backend's capabilities, or null when another backend is active. */
 export function webGpuCapabilities(): GpuCapabilities | null {
   return activeRuntime()?.caps ?? null;
+}
+
+/** Largest finite half-precision value: weights beyond it stay f32. */
+const HALF_MAX = 65504;
+
+/**
+ * Gives a freshly loaded frozen weight (2-D, never trained) its GPU copy when webgpu is active: f16 when the
+ * checkpoint stores it in half precision (F16, BF16) and the device has shader-f16, else f32; split by rows
+ * to fit a binding. GEMMs and embedding lookups then read the copy; tfjs's f32 copy stays on the host.
+ */
+export function placeFrozenWeight(t: tf.Tensor, storedDtype: string): void {
+  const rt = activeRuntime();
+  if (!rt || t.rank !== 2) return;
+  let half = rt.caps.f16.used && (storedDtype === 'F16' || storedDtype === 'BF16');
+  const values = rt.backend.tensorMap.get(t.dataId).values as Float32Array | null;
+  if (half && values) {
+    for (let i = 0; i < values.length; i++) {
+      if (Math.abs(values[i]) > HALF_MAX) {
+        half = false;
+        break;
+      }
+    }
+  }
+  rt.freeze(t as tf.Tensor2D, half ? 'f16' : 'f32');
 }

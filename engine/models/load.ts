@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { uninitializedWasmTensor } from '../backends/wasm.ts';
+import { placeFrozenWeight } from '../backends/webgpu.ts';
 import { type CheckpointReader, openCheckpoint, SafetensorsError } from '../safetensors/index.ts';
 import { type ArchConfig, archConfig, ModelError, readModelConfig } from './config.ts';
 import { AdaptableLayer } from './layers.ts';
@@ -156,10 +157,17 @@ export async function checkWeights(dir: string, opts: LoadOptions = {}): Promise
   }
 }
 
-/** On wasm the weight streams straight into the tensor's heap storage: never two copies of a big embedding. */
+/**
+ * On wasm the weight streams straight into the tensor's heap storage: never two copies of a big embedding. On
+ * webgpu a matrix gets its GPU copy in the checkpoint's precision.
+ */
 async function readWeight(reader: CheckpointReader, key: string, shape: number[]): Promise<tf.Tensor> {
   const target = uninitializedWasmTensor(shape);
-  if (!target) return tf.tensor(await reader.readFloat32(key), shape, 'float32');
+  if (!target) {
+    const t = tf.tensor(await reader.readFloat32(key), shape, 'float32');
+    placeFrozenWeight(t, reader.info(key).dtype);
+    return t;
+  }
   try {
     await reader.readFloat32Into(key, target.view);
     return target.tensor;

@@ -7,6 +7,7 @@ import {
   applyRope,
   attend,
   attentionBias,
+  gatedActivation,
   layerNorm,
   mergeHeads,
   positionsFromMask,
@@ -204,8 +205,12 @@ export class TransformerModel implements LoadedModel {
       } else {
         h = addShapes(h, this.linear(`${l}.self_attn.o_proj`, attended, ctx));
         const m = rmsNorm(h, this.param(`${l}.post_attention_layernorm.weight`), a.normEps);
-        const gate = this.act(this.linear(`${l}.mlp.gate_proj`, m, ctx));
-        const inner = tf.mul(gate, this.linear(`${l}.mlp.up_proj`, m, ctx)) as tf.Tensor2D;
+        const gate = this.linear(`${l}.mlp.gate_proj`, m, ctx);
+        const inner = gatedActivation(
+          a.activation,
+          gate,
+          this.linear(`${l}.mlp.up_proj`, m, ctx),
+        ) as tf.Tensor2D;
         h = addShapes(h, this.linear(`${l}.mlp.down_proj`, inner, ctx));
       }
     }

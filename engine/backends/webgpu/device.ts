@@ -1,4 +1,5 @@
 /// <reference types="@webgpu/types" />
+import { MATRIX_GEMM_SHARED_BYTES, MATRIX_TILE } from './gemm.ts';
 import type { FeaturePath, GpuCapabilities, SubgroupMatrixConfig } from './types.ts';
 
 /** Optional features our kernels use, requested whenever the adapter offers them. */
@@ -60,17 +61,19 @@ function matrixConfigs(info: GPUAdapterInfo | undefined): SubgroupMatrixConfig[]
 }
 
 /**
- * The configuration our subgroup-matrix GEMM can use: f16 operands, f32 results, and shapes whose K divides
- * the 32-wide k tile and whose M and N divide the 32-wide per-subgroup tile.
+ * The configuration our subgroup-matrix GEMM can use: f16 operands, f32 results, and shapes that divide its
+ * per-subgroup block (32 rows, 16 columns) and k slice (32).
  */
 export function usableMatrixConfig(configs: SubgroupMatrixConfig[]): SubgroupMatrixConfig | undefined {
+  const rows = MATRIX_TILE.bm / MATRIX_TILE.sgm;
+  const cols = MATRIX_TILE.bn / MATRIX_TILE.sgn;
   return configs.find(
     (c) =>
       c.componentType === 'f16' &&
       c.resultComponentType === 'f32' &&
-      32 % c.K === 0 &&
-      32 % c.M === 0 &&
-      32 % c.N === 0,
+      MATRIX_TILE.bk % c.K === 0 &&
+      rows % c.M === 0 &&
+      cols % c.N === 0,
   );
 }
 
@@ -117,6 +120,12 @@ export function capabilitiesOf(
     subgroupMatrix = { used: false, reason: 'switched off by STUDIO_WEBGPU_DISABLE', config };
   } else if (!has('subgroups') || subgroupMaxSize === 0) {
     subgroupMatrix = { used: false, reason: 'subgroup matrices need the subgroups feature', config };
+  } else if (limits.maxComputeWorkgroupStorageSize < MATRIX_GEMM_SHARED_BYTES) {
+    subgroupMatrix = {
+      used: false,
+      reason: `the GEMM needs ${MATRIX_GEMM_SHARED_BYTES} bytes of workgroup memory; the device has ${limits.maxComputeWorkgroupStorageSize}`,
+      config,
+    };
   } else {
     subgroupMatrix = {
       used: true,

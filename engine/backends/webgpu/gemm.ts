@@ -151,23 +151,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 `;
 }
 
-/** Output tile of the subgroup-matrix GEMM: 2×2 subgroups, each 32×32 of C; k slices of 32. */
-const MATRIX_TILE = { bm: 64, bn: 64, bk: 32, sgm: 2, sgn: 2 };
+/**
+ * Output tile of the subgroup-matrix GEMM: 2×2 subgroups, each 32×16 of C; k slices of 32. Its 14 KiB of
+ * workgroup memory fit WebGPU's default limit of 16 KiB.
+ */
+export const MATRIX_TILE = { bm: 64, bn: 32, bk: 32, sgm: 2, sgn: 2 };
+
+/** Workgroup memory of the subgroup-matrix GEMM: f16 slices of A and B, and the f32 output tile. */
+export const MATRIX_GEMM_SHARED_BYTES =
+  2 * (MATRIX_TILE.bm + MATRIX_TILE.bn) * MATRIX_TILE.bk + 4 * MATRIX_TILE.bm * MATRIX_TILE.bn;
 
 /**
  * GEMM on subgroup matrices (Dawn's chromium-experimental-subgroup-matrix: cooperative matrices on Vulkan,
  * simdgroup matrices on Metal). Slices of A and B are staged in workgroup memory as f16 (A row-major [m][k], B
- * column-major [n][k]); each of the 2×2 subgroups multiplies its 32×32 block from config-sized matrices with an
- * f32 accumulator; results go through workgroup memory so edge tiles store with bounds checks. The workgroup
- * is sized for the adapter's largest subgroup; with smaller subgroups the surplus ones only stage data.
- * Untested on hardware: the software adapters we test on have no subgroup matrices; Tint validates it on
- * Dawn's null backend.
+ * column-major [n][k]); the tile's 2×2 blocks of 32×16 are spread over the workgroup's subgroups (as many as
+ * the adapter's largest subgroup allows within `maxThreads`), each multiplying config-sized matrices into f32
+ * accumulators; results go through workgroup memory so edge tiles store with bounds checks. With subgroups
+ * smaller than the largest, the surplus ones only stage data. Untested on hardware: no adapter we test on has
+ * subgroup matrices; Tint and Dawn validate it on Dawn's null backend.
  */
-export function matrixGemmSource(k: ShaderKey, cfg: SubgroupMatrixConfig, subgroupSize: number): string {
+export function matrixGemmSource(
+  k: ShaderKey,
+  cfg: SubgroupMatrixConfig,
+  subgroupSize: number,
+  maxThreads: number,
+): string {
   const t = MATRIX_TILE;
   const mm = t.bm / t.sgm / cfg.M;
   const mn = t.bn / t.sgn / cfg.N;
-  const threads = subgroupSize * t.sgm * t.sgn;
+  const blocks = t.sgm * t.sgn;
+  const subgroups = Math.max(1, Math.min(blocks, Math.floor(maxThreads / subgroupSize)));
+  const perSubgroup = Math.ceil(blocks / subgroups);
+  const threads = subgroupSize * subgroups;
   const left = `subgroup_matrix_left<f16, ${cfg.K}, ${cfg.M}>`;
   const right = `subgroup_matrix_right<f16, ${cfg.N}, ${cfg.K}>`;
   const result = `subgroup_matrix_result<f32, ${cfg.N}, ${cfg.M}>`;
@@ -177,8 +192,8 @@ export function matrixGemmSource(k: ShaderKey, cfg: SubgroupMatrixConfig, subgro
     'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);\n';
   return `${header(k, enables)}
 const BM = ${t.bm}u; const BN = ${t.bn}u; const BK = ${t.bk}u;
-const SGM = ${t.sgm}u; const SGN = ${t.sgn}u; const THREADS = ${threads}u;
-const MM = ${mm}u; const MN = ${mn}u;
+const SGM = ${t.sgm}u; const BLOCKS = ${blocks}u; const SUBGROUPS = ${subgroups}u; const PER = ${perSubgroup}u;
+const THREADS = ${threads}u; const MM = ${mm}u; const MN = ${mn}u;
 var<workgroup> As: array<f16, ${t.bm * t.bk}>;
 var<workgroup> Bs: array<f16, ${t.bn * t.bk}>;
 var<workgroup> Cs: array<f32, ${t.bm * t.bn}>;
@@ -191,9 +206,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let batch = wg.z;
   let aBase = batch * p.sAb;
   let bBase = batch * p.sBb;
-  let sgm = sg % SGM;
-  let sgn = sg / SGM;
-  var acc: array<${result}, ${mm * mn}>;
+  var acc: array<${result}, ${mm * mn * perSubgroup}>;
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     for (var e = li; e < BM * BK; e += THREADS) {
       ${aIndex}
@@ -204,27 +217,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       Bs[n * BK + kk] = f16(loadB(bBase, k0 + kk, n0 + n));
     }
     workgroupBarrier();
-    if (sg < SGM * SGN) {
-      for (var kk = 0u; kk < BK; kk += ${cfg.K}u) {
-        var l: array<${left}, ${mm}>;
-        for (var i = 0u; i < MM; i++) {
-          l[i] = subgroupMatrixLoad<${left}>(&As, (sgm * MM * ${cfg.M}u + i * ${cfg.M}u) * BK + kk, false, BK);
-        }
-        for (var j = 0u; j < MN; j++) {
-          let r = subgroupMatrixLoad<${right}>(&Bs, (sgn * MN * ${cfg.N}u + j * ${cfg.N}u) * BK + kk, true, BK);
+    for (var bi = 0u; bi < PER; bi++) {
+      let blk = sg + bi * SUBGROUPS;
+      if (sg < SUBGROUPS && blk < BLOCKS) {
+        let rows = (blk % SGM) * MM * ${cfg.M}u;
+        let cols = (blk / SGM) * MN * ${cfg.N}u;
+        for (var kk = 0u; kk < BK; kk += ${cfg.K}u) {
+          var l: array<${left}, ${mm}>;
           for (var i = 0u; i < MM; i++) {
-            acc[i * MN + j] = subgroupMatrixMultiplyAccumulate(l[i], r, acc[i * MN + j]);
+            l[i] = subgroupMatrixLoad<${left}>(&As, (rows + i * ${cfg.M}u) * BK + kk, false, BK);
+          }
+          for (var j = 0u; j < MN; j++) {
+            let r = subgroupMatrixLoad<${right}>(&Bs, (cols + j * ${cfg.N}u) * BK + kk, true, BK);
+            for (var i = 0u; i < MM; i++) {
+              let a = (bi * MM + i) * MN + j;
+              acc[a] = subgroupMatrixMultiplyAccumulate(l[i], r, acc[a]);
+            }
           }
         }
       }
     }
     workgroupBarrier();
   }
-  if (sg < SGM * SGN) {
-    for (var i = 0u; i < MM; i++) {
-      for (var j = 0u; j < MN; j++) {
-        let offset = (sgm * MM * ${cfg.M}u + i * ${cfg.M}u) * BN + sgn * MN * ${cfg.N}u + j * ${cfg.N}u;
-        subgroupMatrixStore(&Cs, offset, acc[i * MN + j], false, BN);
+  for (var bi = 0u; bi < PER; bi++) {
+    let blk = sg + bi * SUBGROUPS;
+    if (sg < SUBGROUPS && blk < BLOCKS) {
+      let rows = (blk % SGM) * MM * ${cfg.M}u;
+      let cols = (blk / SGM) * MN * ${cfg.N}u;
+      for (var i = 0u; i < MM; i++) {
+        for (var j = 0u; j < MN; j++) {
+          let offset = (rows + i * ${cfg.M}u) * BN + cols + j * ${cfg.N}u;
+          subgroupMatrixStore(&Cs, offset, acc[(bi * MM + i) * MN + j], false, BN);
+        }
       }
     }
   }
@@ -290,7 +314,9 @@ export function gemm(rt: GpuRuntime, g: GemmArgs): void {
   const tile = matrix ? null : g.m >= 128 && g.n >= 128 ? LARGE_TILE : SMALL_TILE;
   const name = `gemm-${matrix ? 'sgmat' : `tiled${tile!.bm}`}-${key.transA ? 'T' : 'N'}${key.transB ? 'T' : 'N'}-${key.aType}${key.bType}-${key.bias ? 'bias-' : ''}${key.activation}`;
   const pipeline = rt.pipeline(name, () =>
-    matrix ? matrixGemmSource(key, cfg!, rt.caps.subgroupMaxSize) : tiledGemmSource(key, tile!),
+    matrix
+      ? matrixGemmSource(key, cfg!, rt.caps.subgroupMaxSize, rt.caps.limits.maxComputeInvocationsPerWorkgroup)
+      : tiledGemmSource(key, tile!),
   );
   const bm = matrix ? MATRIX_TILE.bm : tile!.bm;
   const bn = matrix ? MATRIX_TILE.bn : tile!.bn;

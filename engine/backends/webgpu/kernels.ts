@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { gatherFrozen } from './gather.ts';
 import { matMul } from './matmul.ts';
 import { runtimeOf } from './runtime.ts';
 
@@ -82,6 +83,14 @@ export function installKernels(register: (() => void)[] = []): void {
     const out = stock({ ...args, inputs: level as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo;
     for (const t of partial) (args.backend as { disposeData(id: object): void }).disposeData(t.dataId);
     return out;
+  });
+  // embedding lookups read the frozen weight's own GPU copy (tfjs's f32 copy is never uploaded)
+  replaceKernel('GatherV2', (stock) => (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const axis = tf.util.parseAxisParam(Number(args.attrs?.axis ?? 0), x.shape)[0];
+    const batchDims = Number(args.attrs?.batchDims ?? 0);
+    if (axis !== 0 || batchDims !== 0 || x.shape.length !== 2) return stock(args);
+    return gatherFrozen(runtimeOf(args.backend), x, args.inputs.indices as tf.TensorInfo) ?? stock(args);
   });
   for (const r of register) r();
 }

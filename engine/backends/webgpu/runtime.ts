@@ -45,12 +45,22 @@ export class GpuRuntime {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   /** GPU copies of frozen weights by tfjs data id. */
   readonly frozen = new Map<object, FrozenWeight>();
+  /** The first error the device reported (validation, out of memory, loss); every later dispatch throws it. */
+  private failure: string | null = null;
 
   constructor(
     readonly backend: WebGpuBackendInternals,
     readonly caps: GpuCapabilities,
   ) {
     this.maxBindingBytes = Math.min(caps.limits.maxStorageBufferBindingSize, caps.limits.maxBufferSize);
+    // tfjs-backend-webgpu never looks at device errors: an invalid dispatch would silently yield garbage
+    backend.device.addEventListener('uncapturederror', (event) => {
+      const error = (event as GPUUncapturedErrorEvent).error;
+      this.failure ??= `${error.constructor.name}: ${error.message.split('\n')[0]}`;
+    });
+    backend.device.lost.then((info) => {
+      this.failure ??= `device lost (${info.reason}): ${info.message}`;
+    });
     const dispose = backend.disposeData.bind(backend);
     backend.disposeData = (dataId: object, force?: boolean) => {
       const released = dispose(dataId, force);
@@ -162,6 +172,7 @@ export class GpuRuntime {
     uniforms: UniformField[] | null,
     workgroups: [number, number?, number?],
   ): void {
+    if (this.failure) throw new Error(`WebGPU: ${this.failure}`);
     const b = this.backend;
     const entries: GPUBindGroupEntry[] = args.map((arg, i) => {
       if (isTensorInfo(arg)) return { binding: i, resource: { buffer: this.bufferOf(arg) } };

@@ -49,9 +49,9 @@ async function train(dir: string, backend: string): Promise<TrainEvent[]> {
 const steps = (events: TrainEvent[]) => events.flatMap((e) => (e.type === 'step' ? [e] : []));
 
 describe.skipIf(!gpuProbe.available)(`training on webgpu (${gpuProbe.reason})`, () => {
-  it('`studio train --backend webgpu` on the demo project: the cpu run’s losses and gradient norms', async () => {
+  it('`studio train --backend webgpu` on the demo project: the CPU (wasm) run’s losses and gradient norms', async () => {
     const dir = await demoProject();
-    const cpu = steps(await train(dir, 'cpu'));
+    const cpu = steps(await train(dir, 'wasm'));
     const gpu = steps(await train(dir, 'webgpu'));
     expect(gpu.length).toBe(4);
     expect(cpu.length).toBe(4);
