@@ -3,7 +3,7 @@ import { isMatMulPath, matMulPaths } from './gemm.ts';
 import { ensureGradients } from './gradients.ts';
 import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
 import { activateWasm } from './wasm.ts';
-import { initWebGpuBackend, probeWebGpu, type WebGpuProbe } from './webgpu.ts';
+import { initWebGpuBackend, probeWebGpu, type WebGpuProbe, webGpuCapabilities } from './webgpu.ts';
 
 export { ensureGradients } from './gradients.ts';
 export { getMatMulRoute, setMatMulRoute } from './matmul.ts';
@@ -162,7 +162,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     wanted === 'webgpu' || (wanted === 'auto' && gpu.available && (!gpu.software || allowSoftwareGpu));
   if (!chosen && gpuWanted) {
     if (!gpu.available) throw new Error(`backend webgpu was requested but is unavailable: ${gpu.reason}`);
-    await initWebGpuBackend();
+    webgpu.details.capabilities = await initWebGpuBackend();
     chosen = webgpu;
   } else if (!chosen && wasm.available && (wanted === 'auto' || wanted === 'wasm')) {
     try {
@@ -187,6 +187,10 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
       wasm.available = false;
       wasm.reason = `tfjs-backend-wasm failed: ${(error as Error).message.split('\n')[0]}`;
     }
+  }
+  // the device's features, limits and kernel paths, for the report
+  if (survey && gpu.available && !webgpu.details.capabilities) {
+    webgpu.details.capabilities = await webGpuCapabilities();
   }
   if (!chosen) {
     await import('@tensorflow/tfjs-backend-cpu');

@@ -222,9 +222,26 @@ export async function initWebGpuBackend(): Promise<GpuCapabilities> {
   return activeRuntime()!.caps;
 }
 
-/** The active webgpu backend's capabilities, or null when another backend is active. */
-export function webGpuCapabilities(): GpuCapabilities | null {
-  return activeRuntime()?.caps ?? null;
+/**
+ * What the probed adapter's device offers and which kernel paths would use it: the active backend's when webgpu
+ * runs, else from a device made for the question and destroyed. Null without an adapter.
+ */
+export async function webGpuCapabilities(): Promise<GpuCapabilities | null> {
+  const active = activeRuntime();
+  if (active) return active.caps;
+  const probe = await probeWebGpu({ compat: true });
+  if (!found || !probe.available) return null;
+  const adapter = (await found.gpu.requestAdapter({
+    powerPreference: 'high-performance',
+  })) as GPUAdapter | null;
+  if (!adapter) return null;
+  const info = (adapter as unknown as { info?: GPUAdapterInfo }).info;
+  const device = await adapter.requestDevice(deviceDescriptor(adapter));
+  try {
+    return capabilitiesOf(device, info);
+  } finally {
+    device.destroy();
+  }
 }
 
 /** Largest finite half-precision value: weights beyond it stay f32. */
