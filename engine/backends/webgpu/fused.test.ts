@@ -16,7 +16,7 @@ import { AdamW } from '../../training/optimizer.ts';
 import { fusedOps } from '../fused.ts';
 import { maxRelativeDiff, onCpu, randomValues } from '../parity.ts';
 import type { GpuRuntime } from './runtime.ts';
-import { compareWithCpu, F16_TOLERANCE, F32_TOLERANCE, gpuProbe, useGpu } from './testing.ts';
+import { compareWithCpu, F16_TOLERANCE, F32_TOLERANCE, f16Testable, gpuProbe, useGpu } from './testing.ts';
 
 const t2 = (shape: [number, number], seed: number, scale = 1) =>
   tf.mul(tf.tensor2d(randomValues(shape[0] * shape[1], seed), shape), scale) as tf.Tensor2D;
@@ -218,10 +218,7 @@ describe.skipIf(!gpuProbe.available)(
       'f32',
       'f16',
     ] as const)('embedding lookups from a %s frozen copy split into chunks', async (dtype) => {
-      if (dtype === 'f16' && !rt.caps.f16.used) {
-        console.log(`f16 lookups not tested: ${rt.caps.f16.reason}`);
-        return;
-      }
+      if (dtype === 'f16' && !f16Testable(rt, 'f16 embedding lookups')) return;
       const values = randomValues(300 * 24, 31);
       const ids = Array.from({ length: 50 }, (_, i) => (i * 89) % 300);
       const expected = await onCpu(() =>

@@ -9,7 +9,7 @@ import {
   roundToHalf,
 } from '../parity.ts';
 import type { GpuRuntime } from './runtime.ts';
-import { compareWithCpu, F16_TOLERANCE, F32_TOLERANCE, gpuProbe, useGpu } from './testing.ts';
+import { compareWithCpu, F16_TOLERANCE, F32_TOLERANCE, f16Testable, gpuProbe, useGpu } from './testing.ts';
 
 type Case = [label: string, aShape: number[], bShape: number[], transposeA: boolean, transposeB: boolean];
 
@@ -138,10 +138,7 @@ describe.skipIf(!gpuProbe.available)(`webgpu GEMM (${gpuProbe.reason})`, () => {
     });
 
     it('f16 copies: exact products of the rounded weights, within the f16 tolerance of the f32 ones', async () => {
-      if (!rt.caps.f16.used) {
-        console.log(`f16 weights not tested: ${rt.caps.f16.reason}`);
-        return;
-      }
+      if (!f16Testable(rt, 'f16 weights')) return;
       const rounded = await frozenProducts('f16', 64 * 48 * 4, roundToHalf(w));
       for (const d of rounded.diffs) expect(d).toBeLessThan(F32_TOLERANCE);
       const r = await frozenProducts('f16', 64 * 48 * 4);
