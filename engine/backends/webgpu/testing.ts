@@ -10,7 +10,8 @@ import { activeRuntime, type GpuRuntime } from './runtime.ts';
  */
 export const gpuProbe = await probeWebGpu({ compat: true });
 // CI installs a software adapter (.ci/run): there a missing one is a failure, not a skip
-if (!gpuProbe.available && process.env.CI === 'true') throw new Error(`CI has no WebGPU adapter: ${gpuProbe.reason}`);
+if (!gpuProbe.available && process.env.CI === 'true')
+  throw new Error(`CI has no WebGPU adapter: ${gpuProbe.reason}`);
 if (!gpuProbe.available) console.log(`webgpu kernel tests skipped: ${gpuProbe.reason}`);
 
 /**
