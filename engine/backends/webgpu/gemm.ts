@@ -285,6 +285,18 @@ export interface GemmArgs {
   variant: GemmVariant;
 }
 
+/** The pipeline cache key of a GEMM shader: orientation, operand types, epilogue, and the tile or matrix shape. */
+function gemmPipelineName(
+  k: ShaderKey,
+  shape: TileConfig | { matrix: SubgroupMatrixConfig; subgroupSize: number },
+): string {
+  const variant =
+    'matrix' in shape
+      ? `sgmat${shape.matrix.M}x${shape.matrix.N}x${shape.matrix.K}s${shape.subgroupSize}`
+      : `tiled${shape.bm}`;
+  return `gemm-${variant}-${k.transA ? 'T' : 'N'}${k.transB ? 'T' : 'N'}-${k.aType}${k.bType}-${k.bias ? 'bias-' : ''}${k.activation}`;
+}
+
 /** The shader variant for a product: subgroup matrices when an operand is f16 and the device has them. */
 export function chooseVariant(rt: GpuRuntime, aType: Storage, bType: Storage): GemmVariant {
   return rt.caps.subgroupMatrix.used && (aType === 'f16' || bType === 'f16') ? 'subgroup-matrix' : 'tiled';
@@ -312,7 +324,10 @@ export function gemm(rt: GpuRuntime, g: GemmArgs): void {
   const matrix = g.variant === 'subgroup-matrix';
   if (matrix && !cfg) throw new Error('webgpu gemm: this device has no usable subgroup-matrix configuration');
   const tile = matrix ? null : g.m >= 128 && g.n >= 128 ? LARGE_TILE : SMALL_TILE;
-  const name = `gemm-${matrix ? 'sgmat' : `tiled${tile!.bm}`}-${key.transA ? 'T' : 'N'}${key.transB ? 'T' : 'N'}-${key.aType}${key.bType}-${key.bias ? 'bias-' : ''}${key.activation}`;
+  const name = gemmPipelineName(
+    key,
+    matrix ? { matrix: cfg!, subgroupSize: rt.caps.subgroupMaxSize } : tile!,
+  );
   const pipeline = rt.pipeline(name, () =>
     matrix
       ? matrixGemmSource(key, cfg!, rt.caps.subgroupMaxSize, rt.caps.limits.maxComputeInvocationsPerWorkgroup)
