@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { mulberry32 } from '../data/shuffle.ts';
+import { mulberry32 } from '../random.ts';
 import { inferenceContext } from './layers.ts';
 import { type KvCache, TransformerModel } from './model.ts';
 import type { StudioTokenizer } from './tokenizer.ts';
