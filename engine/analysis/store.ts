@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { appendLine, writeJsonAtomic } from '../io/atomic.ts';
-import { parseJsonLines } from '../io/jsonl.ts';
+import { readJsonLines } from '../io/jsonl.ts';
 import {
   ANALYSIS_VERSION,
   type AnalysisData,
@@ -103,15 +103,8 @@ export async function readJsonFile<T>(path: string, kind: string): Promise<T> {
  */
 export async function readTimeSeries(runDir: string): Promise<TimeSeriesRow[]> {
   const path = join(analysisDir(runDir), TIMESERIES_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  const lines = parseJsonLines(
-    text,
+  const lines = await readJsonLines(
+    path,
     (line, reason) => new AnalysisFileError(`${path}:${line}: invalid JSON (${reason})`),
   );
   return lines.map(({ value, line }) => {

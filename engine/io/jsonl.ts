@@ -1,14 +1,20 @@
+import { promises as fs } from 'node:fs';
+import { writeFileAtomic } from './atomic.ts';
+
 /** One parsed line of a JSON-lines file, with its 1-based line number for error messages. */
 export interface JsonLine {
   value: unknown;
   line: number;
 }
 
+/** Builds the error for an unparsable line (which names the file). */
+export type InvalidLine = (line: number, reason: string) => Error;
+
 /**
  * Parses append-only JSON-lines text. Blank lines are skipped; an unparsable last line is a torn append from a
  * crash and is dropped, while an unparsable earlier line is an error built by `invalid` (which names the file).
  */
-export function parseJsonLines(text: string, invalid: (line: number, reason: string) => Error): JsonLine[] {
+export function parseJsonLines(text: string, invalid: InvalidLine): JsonLine[] {
   const lines = text.split('\n');
   const out: JsonLine[] = [];
   lines.forEach((raw, i) => {
@@ -21,4 +27,36 @@ export function parseJsonLines(text: string, invalid: (line: number, reason: str
     }
   });
   return out;
+}
+
+/** Reads a JSON-lines file by the rule of `parseJsonLines`; a missing file has no lines. */
+export async function readJsonLines(file: string, invalid: InvalidLine): Promise<JsonLine[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return parseJsonLines(text, invalid);
+}
+
+/**
+ * Rewrites a JSON-lines file, atomically, with only the rows `keep` accepts (a torn last line goes by the same
+ * rule as on reading). A missing file stays missing.
+ */
+export async function filterJsonLines(
+  file: string,
+  keep: (value: unknown) => boolean,
+  invalid: InvalidLine,
+): Promise<void> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  const kept = parseJsonLines(text, invalid).filter(({ value }) => keep(value));
+  await writeFileAtomic(file, kept.map(({ value }) => `${JSON.stringify(value)}\n`).join(''));
 }

@@ -7,6 +7,7 @@ import type { AnalysisRecorder } from '../analysis/index.ts';
 import { ensureGradients, selectBackend } from '../backends/index.ts';
 import { type PreparedData, prepareData } from '../data/prepare.ts';
 import { appendLine, writeFileAtomic } from '../io/atomic.ts';
+import { filterJsonLines } from '../io/jsonl.ts';
 import {
   archConfig,
   type LoadedModel,
@@ -554,41 +555,27 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
   );
 }
 
-/** Drops logged events past the checkpoint a run resumes from (they will be produced again). */
-async function truncateEventLog(runDir: string, step: number): Promise<void> {
-  const file = join(runDir, METRICS_FILE);
-  let text = '';
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+/**
+ * Drops the rows of a run's logs (`metrics.jsonl`, `analysis/*.jsonl`) past the checkpoint it resumes from:
+ * the resumed run writes those steps again, so each step is logged once. Rows without a step stay.
+ */
+async function truncateRunLogs(runDir: string, step: number): Promise<void> {
+  const analysis = join(runDir, 'analysis');
+  const names = await fs.readdir(analysis).catch(() => [] as string[]);
+  const files = [
+    join(runDir, METRICS_FILE),
+    ...names.filter((n) => n.endsWith('.jsonl')).map((n) => join(analysis, n)),
+  ];
+  for (const file of files) {
+    await filterJsonLines(
+      file,
+      (row) => {
+        const at = (row as { step?: unknown }).step;
+        return typeof at !== 'number' || at <= step;
+      },
+      (line, reason) => new Error(`${file}:${line}: malformed log line (${reason}); cannot resume past it`),
+    );
   }
-  const kept = parseEventLog(text, file).filter(
-    (e) => !('step' in e) || e.step === undefined || e.step <= step,
-  );
-  await writeFileAtomic(file, kept.map((e) => `${JSON.stringify(e)}\n`).join(''));
-}
-
-/** Drops analysis time-series rows past the checkpoint (the resumed run records those steps again). */
-async function truncateAnalysisLog(runDir: string, step: number): Promise<void> {
-  const file = join(runDir, 'analysis', 'timeseries.jsonl');
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  const kept = text.split('\n').filter((line) => {
-    if (line.trim() === '') return false;
-    try {
-      const row = JSON.parse(line) as { step?: unknown };
-      return typeof row.step !== 'number' || row.step <= step;
-    } catch {
-      return false;
-    }
-  });
-  await writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
 }
 
 export interface ResumeOptions {
@@ -648,8 +635,7 @@ async function resumeLocked(
   } finally {
     tf.dispose([...Object.values(checkpoint.adapter), ...Object.values(checkpoint.optimizer.tensors)]);
   }
-  await truncateEventLog(dir, last);
-  await truncateAnalysisLog(dir, last);
+  await truncateRunLogs(dir, last);
   const resumedRecord: RunRecord = {
     ...record,
     config: settings,
