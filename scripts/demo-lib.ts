@@ -178,7 +178,7 @@ export async function trainRun(
     return await handle.done;
   });
   const summary = result.value;
-  if (summary.status !== 'finished') {
+  if (summary.status !== 'completed') {
     throw new Error(
       `run ${summary.runDir} ended ${summary.status}${summary.error ? `: ${summary.error}` : ''}`,
     );

@@ -99,5 +99,5 @@ export async function followRun(handle: RunHandle, io: CommandIO, json: boolean)
 }
 
 export function exitCodeOf(summary: RunSummary): number {
-  return summary.status === 'finished' ? 0 : summary.status === 'cancelled' ? 130 : 1;
+  return summary.status === 'completed' ? 0 : summary.status === 'cancelled' ? 130 : 1;
 }

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { parseMethodConfig } from '../adapters/index.ts';
+import { RunStatusSchema } from '../api/contract.ts';
 import { type DataSources, readData } from '../data/prepare.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { readModelConfig } from '../models/index.ts';
@@ -195,8 +196,12 @@ export const RUNS_DIR = 'runs';
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.jsonl';
 
-export const RunStatus = z.enum(['created', 'running', 'paused', 'cancelled', 'failed', 'finished']);
+/** A run's status, in the API's words (one vocabulary for run.json, the engine and the app). */
+export const RunStatus = RunStatusSchema;
 export type RunStatus = z.infer<typeof RunStatus>;
+
+/** Words older run.json files used, read as today's. */
+const LEGACY_STATUS: Record<string, RunStatus> = { created: 'pending', finished: 'completed' };
 
 /** `run.json`: the frozen configuration of one run, its status and timings. */
 export const RunRecord = z.object({
@@ -204,7 +209,7 @@ export const RunRecord = z.object({
   runId: z.string(),
   /** The project settings as they were when the run started (paths relative to the project folder). */
   config: ProjectSettings,
-  status: RunStatus,
+  status: z.preprocess((v) => (typeof v === 'string' ? (LEGACY_STATUS[v] ?? v) : v), RunStatus),
   /** Why the run ended, when it did. */
   reason: z.string().optional(),
   totalSteps: z.number().int().positive(),

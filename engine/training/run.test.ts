@@ -56,7 +56,7 @@ describe('startRun / resumeRun', () => {
       if (e.type === 'step') tensorsAtStep.push(tf.memory().numTensors);
     });
     const summary = await handle.done;
-    expect(summary.status).toBe('finished');
+    expect(summary.status).toBe('completed');
     expect(summary.step).toBe(6);
     expect(seen[0]).toBe('run-started');
     expect(seen.at(-1)).toBe('finished');
@@ -74,7 +74,7 @@ describe('startRun / resumeRun', () => {
       'perplexity',
     ]);
     const run = JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8'));
-    expect(run.status).toBe('finished');
+    expect(run.status).toBe('completed');
     expect(run.config.training.maxSteps).toBe(6);
 
     const restored = await loadRunAdapter(summary.runDir);
@@ -103,7 +103,7 @@ describe('startRun / resumeRun', () => {
     expect(tf.memory().numTensors).toBe(before);
 
     const resumed = await (await resumeRun(cancelled.runDir, { backend: 'current', analysis: false })).done;
-    expect(resumed.status).toBe('finished');
+    expect(resumed.status).toBe('completed');
     const got = losses(await readRunEvents(cancelled.runDir));
     expect(got.length).toBe(8);
     for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - reference[i])).toBeLessThanOrEqual(1e-6);
@@ -119,7 +119,7 @@ describe('startRun / resumeRun', () => {
       checkpointEvery: 0,
     });
     const summary = await (await startRun(dir, { backend: 'current', analysis: false })).done;
-    expect(summary.status).toBe('finished');
+    expect(summary.status).toBe('completed');
     expect(summary.reason).toBe('early-stopping');
     expect(summary.step).toBe(3);
     expect(await listCheckpoints(summary.runDir)).toEqual([3]);
@@ -137,7 +137,7 @@ describe('startRun / resumeRun', () => {
       }
     });
     const summary = await handle.done;
-    expect(summary.status).toBe('finished');
+    expect(summary.status).toBe('completed');
     const types = handle.history.map((e) => e.type);
     expect(types).toContain('paused');
     expect(types).toContain('resumed');

@@ -221,7 +221,7 @@ class RunSession implements RunHandle {
   private pauseRequested = false;
   private cancelRequested = false;
   private wake: (() => void) | null = null;
-  private current: RunStatus = 'created';
+  private current: RunStatus = 'pending';
   private sessionStart = Date.now();
   private baseTrainSeconds: number;
   readonly done: Promise<RunSummary>;
@@ -251,7 +251,7 @@ class RunSession implements RunHandle {
   }
 
   pause(): void {
-    if (this.current === 'running' || this.current === 'created') this.pauseRequested = true;
+    if (this.current === 'running' || this.current === 'pending') this.pauseRequested = true;
   }
 
   resume(): void {
@@ -457,7 +457,7 @@ class RunSession implements RunHandle {
       }
       if (lastEvalStep !== trainer.state.step) finalMetrics = (await this.evaluate()) ?? finalMetrics;
       if (lastCheckpointStep !== trainer.state.step) await this.checkpoint();
-      this.current = 'finished';
+      this.current = 'completed';
       const finishedReason = reason === 'early-stopping' ? 'early-stopping' : 'max-steps';
       this.emit('finished', {
         step: trainer.state.step,
@@ -466,7 +466,7 @@ class RunSession implements RunHandle {
         durationSec: this.trainSeconds(),
       });
       await this.saveRecord({
-        status: 'finished',
+        status: 'completed',
         reason: finishedReason,
         finalMetrics,
         finishedAt: new Date().toISOString(),
@@ -532,7 +532,7 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
     schemaVersion: 1,
     runId,
     config: settings,
-    status: 'created',
+    status: 'pending',
     totalSteps: trainer.totalSteps,
     step: 0,
     backend,

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { listRuns, projectOfRun, RUNS_DIR, type RunRecord, readRunRecord } from '../../project/index.ts';
+import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
 import { type RunHandle, readRunEvents, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
-import { ApiError, type Metrics, type Progress, type RunInfo, type RunStatus } from '../contract.ts';
+import { ApiError, type Metrics, type Progress, type RunInfo } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 import { type ServiceContext, stateOf } from './context.ts';
 
@@ -22,15 +22,6 @@ function liveRuns(ctx: ServiceContext): Map<string, LiveRun> {
     return map;
   });
 }
-
-const statusMap: Record<RunRecord['status'], RunStatus> = {
-  created: 'pending',
-  running: 'running',
-  paused: 'paused',
-  cancelled: 'cancelled',
-  failed: 'failed',
-  finished: 'completed',
-};
 
 /** Last values of a run's event log, for the runs table and progress. */
 export function summarizeEvents(events: readonly TrainEvent[]) {
@@ -65,8 +56,8 @@ export async function runInfo(ctx: ServiceContext, runDir: string): Promise<RunI
   const live = liveRuns(ctx).get(dir);
   const events = await eventsOf(dir, live);
   const summary = summarizeEvents(events);
-  let status = statusMap[record.status];
-  if (live) status = statusMap[live.handle.status()];
+  let status = record.status;
+  if (live) status = live.handle.status();
   // run.json says running but no engine drives it: the process that did died (a zombie in other studios)
   else if (status === 'running' || status === 'pending') status = 'interrupted';
   return {

@@ -38,7 +38,7 @@ async function trainedRun(root: string, name: string, r: number, seed: number): 
     },
   });
   const summary = await (await startRun(join(root, name), { backend: 'current' })).done;
-  expect(summary.status).toBe('finished');
+  expect(summary.status).toBe('completed');
   return summary.runDir;
 }
 
