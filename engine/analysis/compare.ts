@@ -242,7 +242,7 @@ export async function compareRuns(
   options: CompareOptions = {},
 ): Promise<{ comparison: Comparison; path: string }> {
   // Loaded on demand: training loads the analysis recorder the same way, so neither imports the other eagerly.
-  const { loadRunAdapter, locateCheckpoint } = await import('../training/run.ts');
+  const { loadRunAdapter, locateCheckpoint } = await import('../runs/index.ts');
   const dirA = (await locateCheckpoint(runA)).runDir;
   const dirB = (await locateCheckpoint(runB)).runDir;
   const a = await loadRunAdapter(runA);

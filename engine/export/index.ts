@@ -5,7 +5,7 @@ import type { AdapterInstance } from '../adapters/types.ts';
 import { writeDirAtomic } from '../io/atomic.ts';
 import { loadModel } from '../models/index.ts';
 import type { LoadedModel } from '../models/types.ts';
-import { loadRunAdapter } from '../training/run.ts';
+import { loadRunAdapter } from '../runs/index.ts';
 import { ExportError } from './errors.ts';
 import { buildLoraConversion } from './lora.ts';
 import { writeMergedModel } from './merged.ts';

@@ -2,9 +2,14 @@ import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { METRICS_FILE, projectOfRun, projectPath, RUN_FILE, readRunRecord } from '../project/index.ts';
+import {
+  ADAPTER_FILE,
+  CHECKPOINTS_DIR,
+  locateCheckpoint,
+  OPTIMIZER_FILE,
+  STATE_FILE,
+} from '../runs/index.ts';
 import { openSafetensors } from '../safetensors/index.ts';
-import { ADAPTER_FILE, CHECKPOINTS_DIR, OPTIMIZER_FILE, STATE_FILE } from '../training/checkpoint.ts';
-import { locateCheckpoint } from '../training/run.ts';
 import { ExportError } from './errors.ts';
 
 /**

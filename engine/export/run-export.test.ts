@@ -7,7 +7,8 @@ import { detachAdapter } from '../adapters/index.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { main } from '../cli/main.ts';
 import { createProject } from '../project/store.ts';
-import { loadRunAdapter, startRun } from '../training/run.ts';
+import { loadRunAdapter } from '../runs/index.ts';
+import { startRun } from '../training/run.ts';
 import { exportRun } from './index.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures');

@@ -1,16 +1,3 @@
-export {
-  ADAPTER_FILE,
-  type CheckpointContents,
-  type CheckpointState,
-  checkpointDir,
-  listCheckpoints,
-  loadCheckpoint,
-  OPTIMIZER_FILE,
-  readCheckpointState,
-  readTensors,
-  STATE_FILE,
-  saveCheckpoint,
-} from './checkpoint.ts';
 export { type EvalRunOptions, type EvalRunResult, evaluateRun } from './eval-run.ts';
 export {
   choiceAccuracy,
@@ -31,14 +18,10 @@ export {
   type ParamGroup,
 } from './optimizer.ts';
 export {
-  loadRunAdapter,
-  locateCheckpoint,
   type ResumeOptions,
-  type RunAdapter,
   type RunHandle,
   type RunOptions,
   type RunSummary,
-  readRunEvents,
   resumeRun,
   startRun,
 } from './run.ts';

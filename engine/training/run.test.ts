@@ -5,9 +5,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../backends/testing.ts';
 import { createProject } from '../project/store.ts';
-import { listCheckpoints } from './checkpoint.ts';
+import { listCheckpoints, loadRunAdapter, readRunEvents } from '../runs/index.ts';
 import type { TrainEvent } from './events.ts';
-import { loadRunAdapter, readRunEvents, resumeRun, startRun } from './run.ts';
+import { resumeRun, startRun } from './run.ts';
 
 const fixtures = new URL('../models/fixtures/', import.meta.url).pathname;
 

@@ -4,10 +4,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { attachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import type { AnalysisRecorder } from '../analysis/index.ts';
-import { ensureGradients, selectBackend } from '../backends/index.ts';
+import { activateBackend } from '../backends/activate.ts';
 import { type PreparedData, prepareData } from '../data/prepare.ts';
 import { appendLine, writeFileAtomic } from '../io/atomic.ts';
-import { filterJsonLines } from '../io/jsonl.ts';
 import {
   archConfig,
   type LoadedModel,
@@ -31,17 +30,16 @@ import {
   writeRunRecord,
 } from '../project/store.ts';
 import {
-  ADAPTER_FILE,
   type CheckpointState,
   checkpointDir,
   listCheckpoints,
   loadCheckpoint,
-  readCheckpointState,
-  readTensors,
+  lockRun,
   saveCheckpoint,
-} from './checkpoint.ts';
+  truncateRunLogs,
+} from '../runs/index.ts';
 import { type Generator, greedyGenerator } from './evaluate.ts';
-import { type EventOf, makeEvent, parseEventLog, type TrainEvent, type TrainEventType } from './events.ts';
+import { type EventOf, makeEvent, type TrainEvent, type TrainEventType } from './events.ts';
 import { Trainer } from './trainer.ts';
 
 export interface RunOptions {
@@ -89,17 +87,6 @@ function padIdOf(tokenizer: StudioTokenizer): number {
 function positionLimit(model: LoadedModel): number {
   const arch = archConfig(model.spec.config, { task: model.spec.task, numLabels: model.spec.numLabels });
   return model.spec.modelType === 'roberta' ? arch.maxPositions - 2 : arch.maxPositions;
-}
-
-/** Activates a backend preference (`current` keeps the active one) and names what runs, e.g. `wasm:onnxruntime-mlas`. */
-export async function activateBackend(preference: string): Promise<string> {
-  if (preference === 'current') {
-    await ensureGradients();
-    await tf.ready();
-    return tf.getBackend();
-  }
-  const report = await selectBackend({ prefer: preference });
-  return report.matmul ? `${report.chosen}:${report.matmul}` : report.chosen;
 }
 
 interface Loaded {
@@ -176,39 +163,6 @@ async function recorderFor(runDir: string, loaded: Loaded, enabled = true): Prom
   const { AnalysisRecorder } = await import('../analysis/index.ts');
   const every = loaded.settings.training.analysisEvery;
   return new AnalysisRecorder({ runDir, model: loaded.model, every: every > 0 ? every : 1 });
-}
-
-const LOCK_FILE = 'run.lock';
-
-/**
- * Claims a run folder for this process: a second trainer on the same run would interleave checkpoints.
- * A lock left by a killed process (its pid no longer alive) is taken over.
- */
-async function lockRun(runDir: string): Promise<() => Promise<void>> {
-  const path = join(runDir, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await fs.writeFile(path, String(process.pid), { flag: 'wx' });
-      return () => fs.rm(path, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number((await fs.readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
-        throw new Error(`${runDir}: the run is being trained by process ${pid}`);
-      }
-      await fs.rm(path, { force: true });
-    }
-  }
-  throw new Error(`${runDir}: cannot lock the run folder`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -555,29 +509,6 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
   );
 }
 
-/**
- * Drops the rows of a run's logs (`metrics.jsonl`, `analysis/*.jsonl`) past the checkpoint it resumes from:
- * the resumed run writes those steps again, so each step is logged once. Rows without a step stay.
- */
-async function truncateRunLogs(runDir: string, step: number): Promise<void> {
-  const analysis = join(runDir, 'analysis');
-  const names = await fs.readdir(analysis).catch(() => [] as string[]);
-  const files = [
-    join(runDir, METRICS_FILE),
-    ...names.filter((n) => n.endsWith('.jsonl')).map((n) => join(analysis, n)),
-  ];
-  for (const file of files) {
-    await filterJsonLines(
-      file,
-      (row) => {
-        const at = (row as { step?: unknown }).step;
-        return typeof at !== 'number' || at <= step;
-      },
-      (line, reason) => new Error(`${file}:${line}: malformed log line (${reason}); cannot resume past it`),
-    );
-  }
-}
-
 export interface ResumeOptions {
   backend?: string;
   analysis?: boolean;
@@ -654,66 +585,4 @@ async function resumeLocked(
     last,
     unlock,
   );
-}
-
-/** The run folder and checkpoint folder of a path that is either. */
-export async function locateCheckpoint(
-  runOrCheckpointDir: string,
-): Promise<{ runDir: string; checkpoint: string }> {
-  const dir = resolve(runOrCheckpointDir);
-  const isCheckpoint = await fs
-    .access(join(dir, ADAPTER_FILE))
-    .then(() => true)
-    .catch(() => false);
-  if (isCheckpoint) return { runDir: resolve(dir, '..', '..'), checkpoint: dir };
-  const steps = await listCheckpoints(dir);
-  if (steps.length === 0) throw new Error(`${dir}: neither a checkpoint folder nor a run with checkpoints`);
-  return { runDir: dir, checkpoint: checkpointDir(dir, steps[steps.length - 1]) };
-}
-
-export interface RunAdapter {
-  model: LoadedModel;
-  tokenizer: StudioTokenizer;
-  instance: AdapterInstance;
-  runConfig: ProjectSettings;
-  record: RunRecord;
-  checkpoint: string;
-  state: CheckpointState;
-}
-
-/** A trained adapter back in memory: the run's model with the checkpoint's adapter attached (latest when given a run). */
-export async function loadRunAdapter(runOrCheckpointDir: string): Promise<RunAdapter> {
-  const { runDir, checkpoint } = await locateCheckpoint(runOrCheckpointDir);
-  const record = await readRunRecord(runDir);
-  const state = await readCheckpointState(checkpoint);
-  const settings = record.config;
-  const modelDir = projectPath(projectOfRun(runDir), settings.model);
-  const model = await loadModel(modelDir, {
-    task: settings.task,
-    numLabels: settings.task === 'seq-cls' ? (record.labels ?? settings.data.labels)?.length : undefined,
-    seed: settings.training.seed,
-  });
-  try {
-    const tokenizer = await loadTokenizer(modelDir);
-    const instance = attachAdapter(model, state.method, state.config, {
-      adapterName: state.adapterName,
-      seed: state.seed,
-    });
-    const tensors = await readTensors(join(checkpoint, ADAPTER_FILE));
-    try {
-      instance.loadState(tensors);
-    } finally {
-      tf.dispose(Object.values(tensors));
-    }
-    return { model, tokenizer, instance, runConfig: settings, record, checkpoint, state };
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-}
-
-/** Events of a run's `metrics.jsonl`. */
-export async function readRunEvents(runDir: string): Promise<TrainEvent[]> {
-  const file = join(runDir, METRICS_FILE);
-  return parseEventLog(await fs.readFile(file, 'utf8'), file);
 }

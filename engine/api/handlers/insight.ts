@@ -13,7 +13,7 @@ import {
 import { exportRun } from '../../export/index.ts';
 import { generate, inferenceContext } from '../../models/index.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../../project/index.ts';
-import { loadRunAdapter, readRunEvents } from '../../training/index.ts';
+import { loadRunAdapter, readRunEvents } from '../../runs/index.ts';
 import { ApiError, type EigenResult, type RunComparison } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 import { modelSpec } from './budget.ts';

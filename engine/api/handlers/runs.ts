@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
-import { type RunHandle, readRunEvents, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
+import { readRunEvents } from '../../runs/index.ts';
+import { type RunHandle, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
 import { ApiError, type Metrics, type Progress, type RunInfo } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 import { type ServiceContext, stateOf } from './context.ts';

@@ -13,8 +13,7 @@ import {
   writeSnapshot,
 } from '../../analysis/index.ts';
 import { formatSummary, summarize } from '../../analysis/summary.ts';
-import { readRunRecord } from '../../project/store.ts';
-import { activateBackend, loadRunAdapter, locateCheckpoint } from '../../training/run.ts';
+import { activateRunBackend, loadRunAdapter, locateCheckpoint } from '../../runs/index.ts';
 import {
   CliError,
   type Command,
@@ -69,8 +68,7 @@ export const command: Command = {
     const bins = numberArg(args, 'bins') ?? 50;
     if (!Number.isInteger(bins) || bins < 1)
       throw new CliError(`option --bins must be a positive integer, got ${bins}`, 2);
-    const { runDir } = await locateCheckpoint(target);
-    await activateBackend(stringArg(args, 'backend') ?? (await readRunRecord(runDir)).config.backend);
+    const runDir = await activateRunBackend(target, stringArg(args, 'backend'));
     const loaded = await loadRunAdapter(target);
     const files: string[] = [];
     let comparison: Comparison | undefined;

@@ -1,7 +1,6 @@
 import { resolve } from 'node:path';
 import { type ExportFormat, exportFormats, exportRun } from '../../export/index.ts';
-import { readRunRecord } from '../../project/store.ts';
-import { activateBackend, locateCheckpoint } from '../../training/run.ts';
+import { activateRunBackend } from '../../runs/index.ts';
 import { CliError, type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
 import { formatBytes } from '../format.ts';
 
@@ -56,8 +55,7 @@ export const command: Command = {
     const out = resolve(stringArg(args, 'out', true));
     const maxShardMb = numberArg(args, 'max-shard-mb');
     if (maxShardMb !== undefined && maxShardMb <= 0) throw new CliError('--max-shard-mb must be positive', 2);
-    const { runDir } = await locateCheckpoint(source);
-    await activateBackend(stringArg(args, 'backend') ?? (await readRunRecord(runDir)).config.backend);
+    await activateRunBackend(source, stringArg(args, 'backend'));
     const result = await exportRun(resolve(source), {
       format: format as ExportFormat,
       out,

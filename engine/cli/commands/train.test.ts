@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { methodNames } from '../../adapters/registry.ts';
 import { useTestBackend } from '../../backends/testing.ts';
-import { readRunEvents } from '../../training/run.ts';
+import { readRunEvents } from '../../runs/index.ts';
 import { runCli as run } from '../testing.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'models', 'fixtures');

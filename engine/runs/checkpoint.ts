@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeDirAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { openSafetensors, type TensorData, writeSafetensors } from '../safetensors/index.ts';
-import type { TrainerState } from './trainer.ts';
+import type { TrainerState } from '../training/trainer.ts';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 export const ADAPTER_FILE = 'adapter.safetensors';

@@ -1,0 +1,21 @@
+/**
+ * The run folder (`runs/<id>/`) as the rest of the engine reads it: checkpoints, the adapter of a checkpoint
+ * back in memory, the event logs, and the lock a trainer holds. Training writes runs through these too.
+ */
+export { activateRunBackend, loadRunAdapter, locateCheckpoint, type RunAdapter } from './adapter.ts';
+export {
+  ADAPTER_FILE,
+  CHECKPOINTS_DIR,
+  type CheckpointContents,
+  type CheckpointState,
+  checkpointDir,
+  listCheckpoints,
+  loadCheckpoint,
+  OPTIMIZER_FILE,
+  readCheckpointState,
+  readTensors,
+  STATE_FILE,
+  saveCheckpoint,
+} from './checkpoint.ts';
+export { isAlive, lockRun } from './lock.ts';
+export { readRunEvents, truncateRunLogs } from './logs.ts';
