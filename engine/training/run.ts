@@ -2,11 +2,10 @@ import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { attachAdapter } from '../adapters/index.ts';
-import type { AdapterInstance } from '../adapters/types.ts';
 import type { AnalysisRecorder } from '../analysis/index.ts';
 import { activateBackend } from '../backends/activate.ts';
-import { type PreparedData, prepareData } from '../data/prepare.ts';
-import { appendLine, writeFileAtomic } from '../io/atomic.ts';
+import { prepareData } from '../data/prepare.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import {
   archConfig,
   type LoadedModel,
@@ -24,23 +23,16 @@ import {
   projectPath,
   RUNS_DIR,
   type RunRecord,
-  type RunStatus,
   readRunRecord,
   withTrainingOverrides,
   writeRunRecord,
 } from '../project/store.ts';
-import {
-  type CheckpointState,
-  checkpointDir,
-  listCheckpoints,
-  loadCheckpoint,
-  lockRun,
-  saveCheckpoint,
-  truncateRunLogs,
-} from '../runs/index.ts';
+import { checkpointDir, listCheckpoints, loadCheckpoint, lockRun, truncateRunLogs } from '../runs/index.ts';
 import { type Generator, greedyGenerator } from './evaluate.ts';
-import { type EventOf, makeEvent, type TrainEvent, type TrainEventType } from './events.ts';
+import { type Loaded, type RunHandle, RunSession } from './session.ts';
 import { Trainer } from './trainer.ts';
+
+export type { RunHandle, RunSummary } from './session.ts';
 
 export interface RunOptions {
   /** Training settings that override the project's for this run (validated by the same schema). */
@@ -49,33 +41,6 @@ export interface RunOptions {
   backend?: string;
   /** Record adapter analysis (`analysis/`) every `analysisEvery` steps, at checkpoints and at the end (default true). */
   analysis?: boolean;
-}
-
-export interface RunSummary {
-  runId: string;
-  runDir: string;
-  status: RunStatus;
-  step: number;
-  totalSteps: number;
-  reason?: string;
-  finalMetrics?: Record<string, number>;
-  lastCheckpoint: string | null;
-  error?: string;
-}
-
-export interface RunHandle {
-  readonly runId: string;
-  readonly runDir: string;
-  /** Every event emitted so far in this process (a late listener can catch up). */
-  readonly history: readonly TrainEvent[];
-  on(type: 'event', listener: (event: TrainEvent) => void): () => void;
-  status(): RunStatus;
-  /** Pauses between two steps (the model stays loaded). */
-  pause(): void;
-  resume(): void;
-  /** Stops after the current step, saving a checkpoint the run can be resumed from. */
-  cancel(): void;
-  readonly done: Promise<RunSummary>;
 }
 
 /** The pad id of a batch: the tokenizer's, else EOS (GPT-2 has no pad token), else 0; masked out either way. */
@@ -87,15 +52,6 @@ function padIdOf(tokenizer: StudioTokenizer): number {
 function positionLimit(model: LoadedModel): number {
   const arch = archConfig(model.spec.config, { task: model.spec.task, numLabels: model.spec.numLabels });
   return model.spec.modelType === 'roberta' ? arch.maxPositions - 2 : arch.maxPositions;
-}
-
-interface Loaded {
-  model: LoadedModel;
-  tokenizer: StudioTokenizer;
-  instance: AdapterInstance;
-  data: PreparedData;
-  settings: ProjectSettings;
-  warnings: string[];
 }
 
 /** Loads model, tokenizer, data and a fresh adapter for a run's frozen settings. */
@@ -165,297 +121,6 @@ async function recorderFor(runDir: string, loaded: Loaded, enabled = true): Prom
   return new AnalysisRecorder({ runDir, model: loaded.model, every: every > 0 ? every : 1 });
 }
 
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
-
-/** One training session in this process: a new run, or a run continued from its last checkpoint. */
-class RunSession implements RunHandle {
-  readonly history: TrainEvent[] = [];
-  private readonly listeners = new Set<(e: TrainEvent) => void>();
-  private writes: Promise<void> = Promise.resolve();
-  private pauseRequested = false;
-  private cancelRequested = false;
-  private wake: (() => void) | null = null;
-  private current: RunStatus = 'pending';
-  private sessionStart = Date.now();
-  private baseTrainSeconds: number;
-  readonly done: Promise<RunSummary>;
-  readonly runId: string;
-
-  constructor(
-    readonly runDir: string,
-    private record: RunRecord,
-    private readonly loaded: Loaded,
-    private readonly trainer: Trainer,
-    private readonly recorder: AnalysisRecorder | null,
-    private readonly resumedFrom: number | null,
-    private readonly unlock: () => Promise<void>,
-  ) {
-    this.runId = record.runId;
-    this.baseTrainSeconds = record.trainSeconds;
-    this.done = yieldToEventLoop().then(() => this.loop());
-  }
-
-  on(_type: 'event', listener: (event: TrainEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  status(): RunStatus {
-    return this.current;
-  }
-
-  pause(): void {
-    if (this.current === 'running' || this.current === 'pending') this.pauseRequested = true;
-  }
-
-  resume(): void {
-    this.pauseRequested = false;
-    this.wake?.();
-  }
-
-  cancel(): void {
-    this.cancelRequested = true;
-    this.wake?.();
-  }
-
-  private emit<T extends TrainEventType>(type: T, fields: Omit<EventOf<T>, 'type' | 'time'>): void {
-    const event = makeEvent(type, fields);
-    this.history.push(event);
-    const line = JSON.stringify(event);
-    this.writes = this.writes.then(() => appendLine(join(this.runDir, METRICS_FILE), line));
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch {
-        // a listener's failure must not stop training
-      }
-    }
-  }
-
-  private trainSeconds(): number {
-    return this.baseTrainSeconds + (Date.now() - this.sessionStart) / 1000;
-  }
-
-  private async saveRecord(patch: Partial<RunRecord>): Promise<void> {
-    this.record = {
-      ...this.record,
-      ...patch,
-      step: this.trainer.state.step,
-      trainSeconds: this.trainSeconds(),
-      updatedAt: new Date().toISOString(),
-    };
-    await writeRunRecord(this.runDir, this.record);
-  }
-
-  private async checkpoint(): Promise<string> {
-    const { trainer, loaded } = this;
-    const s = loaded.settings;
-    const state: CheckpointState = {
-      schemaVersion: 1,
-      step: trainer.state.step,
-      trainer: trainer.state,
-      rng: {
-        seed: s.training.seed,
-        dataOrder: 'permutation(seed, epoch)',
-        dropout: 'trainingContext(seed, microStep)',
-        microStep: trainer.state.step * s.training.gradAccumSteps,
-      },
-      seed: s.training.seed,
-      optimizerStep: trainer.optimizer.stepCount,
-      method: s.method.name,
-      config: s.method.config,
-      adapterName: loaded.instance.name,
-      savedAt: new Date().toISOString(),
-    };
-    // `state()` returns copies the caller owns.
-    const adapter = loaded.instance.state();
-    let dir: string;
-    try {
-      dir = await saveCheckpoint(
-        this.runDir,
-        { adapter, optimizer: trainer.optimizer.state(), state },
-        s.training.keepCheckpoints,
-      );
-    } finally {
-      tf.dispose(Object.values(adapter));
-    }
-    this.emit('checkpoint-saved', { step: state.step, path: dir });
-    await this.saveRecord({ lastCheckpoint: dir });
-    if (this.recorder) await this.recordAnalysis(state.step >= trainer.totalSteps ? 'final' : 'checkpoint');
-    return dir;
-  }
-
-  private async recordAnalysis(trigger: 'interval' | 'checkpoint' | 'final'): Promise<void> {
-    const step = this.trainer.state.step;
-    try {
-      await this.recorder!.record(step, this.loaded.instance, trigger);
-      this.emit('analysis-saved', { step, path: join(this.runDir, 'analysis') });
-    } catch (error) {
-      this.emit('warning', {
-        step: this.trainer.state.step,
-        code: 'analysis-failed',
-        message: (error as Error).message,
-      });
-    }
-  }
-
-  private async evaluate(): Promise<Record<string, number> | null> {
-    if (this.loaded.data.validation.length === 0) return null;
-    const metrics = await this.trainer.evaluate();
-    this.emit('eval', { step: this.trainer.state.step, metrics });
-    return metrics;
-  }
-
-  private async loop(): Promise<RunSummary> {
-    const { trainer, loaded } = this;
-    const s = loaded.settings.training;
-    let lastCheckpointStep = this.resumedFrom ?? -1;
-    let lastEvalStep = -1;
-    let finalMetrics: Record<string, number> | undefined;
-    let reason: string | undefined;
-    try {
-      this.current = 'running';
-      await this.saveRecord({ status: 'running' });
-      if (this.resumedFrom !== null) this.emit('resumed', { step: this.resumedFrom, from: 'checkpoint' });
-      this.emit('run-started', {
-        runId: this.runId,
-        step: trainer.state.step,
-        totalSteps: trainer.totalSteps,
-        resumedFrom: this.resumedFrom ?? undefined,
-        method: loaded.settings.method.name,
-        task: loaded.settings.task,
-        trainableParams: trainer.params.reduce((n, p) => n + p.variable.size, 0),
-        trainExamples: loaded.data.train.length,
-        validationExamples: loaded.data.validation.length,
-        backend: this.record.backend,
-      });
-      for (const message of loaded.warnings)
-        this.emit('warning', { step: trainer.state.step, code: 'setup', message });
-      const stepTimes: number[] = [];
-      while (trainer.state.step < trainer.totalSteps) {
-        await yieldToEventLoop();
-        if (this.pauseRequested && !this.cancelRequested) {
-          this.current = 'paused';
-          this.emit('paused', { step: trainer.state.step });
-          await this.saveRecord({ status: 'paused' });
-          const pausedAt = Date.now();
-          while (this.pauseRequested && !this.cancelRequested)
-            await new Promise<void>((r) => {
-              this.wake = r;
-            });
-          this.wake = null;
-          this.sessionStart += Date.now() - pausedAt;
-          if (!this.cancelRequested) {
-            this.current = 'running';
-            this.emit('resumed', { step: trainer.state.step, from: 'pause' });
-            await this.saveRecord({ status: 'running' });
-          }
-        }
-        if (this.cancelRequested) {
-          const path =
-            lastCheckpointStep === trainer.state.step ? this.record.lastCheckpoint : await this.checkpoint();
-          this.current = 'cancelled';
-          this.emit('cancelled', { step: trainer.state.step, checkpoint: path });
-          await this.saveRecord({ status: 'cancelled', reason: 'cancelled' });
-          return await this.summary();
-        }
-        const started = performance.now();
-        const r = trainer.step();
-        const seconds = (performance.now() - started) / 1000;
-        stepTimes.push(seconds);
-        if (stepTimes.length > 20) stepTimes.shift();
-        if (r.skipped) {
-          this.emit('warning', {
-            step: r.step,
-            code: 'non-finite',
-            message: `step ${r.step} skipped: non-finite ${Number.isFinite(r.loss) ? 'gradient' : 'loss'} (${trainer.state.nonFiniteInARow} in a row)`,
-          });
-          if (trainer.state.nonFiniteInARow >= s.maxNonFiniteSteps) {
-            throw new Error(
-              `stopped after ${trainer.state.nonFiniteInARow} consecutive non-finite steps; lower the learning rate or check the data (resume from the last checkpoint)`,
-            );
-          }
-        } else {
-          const mean = stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length;
-          this.emit('step', {
-            step: r.step,
-            epoch: r.epoch,
-            loss: r.loss,
-            lr: r.lr,
-            gradNorm: r.gradNorm,
-            tokensPerSec: seconds > 0 ? r.tokens / seconds : 0,
-            etaSec: mean * (trainer.totalSteps - r.step),
-          });
-        }
-        let stop = false;
-        if (s.evalEvery > 0 && r.step % s.evalEvery === 0) {
-          const metrics = await this.evaluate();
-          lastEvalStep = r.step;
-          if (metrics) {
-            finalMetrics = metrics;
-            stop = trainer.observeEval(metrics);
-          }
-        }
-        const atCheckpoint = s.checkpointEvery > 0 && r.step % s.checkpointEvery === 0;
-        if (this.recorder && s.analysisEvery > 0 && r.step % s.analysisEvery === 0 && !atCheckpoint) {
-          await this.recordAnalysis('interval');
-        }
-        if (atCheckpoint && r.step < trainer.totalSteps && !stop) {
-          await this.checkpoint();
-          lastCheckpointStep = r.step;
-        }
-        if (stop) {
-          reason = 'early-stopping';
-          break;
-        }
-      }
-      if (lastEvalStep !== trainer.state.step) finalMetrics = (await this.evaluate()) ?? finalMetrics;
-      if (lastCheckpointStep !== trainer.state.step) await this.checkpoint();
-      this.current = 'completed';
-      const finishedReason = reason === 'early-stopping' ? 'early-stopping' : 'max-steps';
-      this.emit('finished', {
-        step: trainer.state.step,
-        reason: finishedReason,
-        metrics: finalMetrics,
-        durationSec: this.trainSeconds(),
-      });
-      await this.saveRecord({
-        status: 'completed',
-        reason: finishedReason,
-        finalMetrics,
-        finishedAt: new Date().toISOString(),
-      });
-      return await this.summary();
-    } catch (error) {
-      const message = (error as Error).message;
-      this.current = 'failed';
-      this.emit('error', { step: trainer.state.step, message });
-      await this.saveRecord({ status: 'failed', error: message }).catch(() => undefined);
-      return await this.summary();
-    } finally {
-      trainer.dispose();
-      loaded.instance.dispose();
-      loaded.model.dispose();
-      await this.unlock();
-    }
-  }
-
-  private async summary(): Promise<RunSummary> {
-    await this.writes;
-    return {
-      runId: this.runId,
-      runDir: this.runDir,
-      status: this.current,
-      step: this.trainer.state.step,
-      totalSteps: this.trainer.totalSteps,
-      reason: this.record.reason,
-      finalMetrics: this.record.finalMetrics,
-      lastCheckpoint: this.record.lastCheckpoint,
-      error: this.record.error,
-    };
-  }
-}
-
 /**
  * Starts a new run of a project: creates `runs/<run-id>/` with the frozen configuration, loads the model,
  * data and a fresh adapter, and trains in this process, yielding to the event loop between steps.
@@ -498,15 +163,15 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
   };
   await writeRunRecord(runDir, record);
   const unlock = await lockRun(runDir);
-  return new RunSession(
+  return new RunSession({
     runDir,
     record,
     loaded,
     trainer,
-    await recorderFor(runDir, loaded, options.analysis),
-    null,
+    recorder: await recorderFor(runDir, loaded, options.analysis),
+    resumedFrom: null,
     unlock,
-  );
+  });
 }
 
 export interface ResumeOptions {
@@ -576,13 +241,13 @@ async function resumeLocked(
     error: undefined,
     lastCheckpoint: checkpointDir(dir, last),
   };
-  return new RunSession(
-    dir,
-    resumedRecord,
+  return new RunSession({
+    runDir: dir,
+    record: resumedRecord,
     loaded,
     trainer,
-    await recorderFor(dir, loaded, options.analysis),
-    last,
+    recorder: await recorderFor(dir, loaded, options.analysis),
+    resumedFrom: last,
     unlock,
-  );
+  });
 }
