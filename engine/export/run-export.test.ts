@@ -38,7 +38,7 @@ beforeAll(async () => {
       exactMatchExamples: 0,
     },
   });
-  const summary = await (await startRun(join(tmp, 'p'), { backend: 'current', analysis: false })).done;
+  const summary = await (await startRun(join(tmp, 'p'), { backend: 'current' })).done;
   runDir = summary.runDir;
 });
 

@@ -47,6 +47,7 @@ export interface RunAdapter {
   instance: AdapterInstance;
   runConfig: ProjectSettings;
   record: RunRecord;
+  runDir: string;
   checkpoint: string;
   state: CheckpointState;
 }
@@ -75,7 +76,7 @@ export async function loadRunAdapter(runOrCheckpointDir: string): Promise<RunAda
     } finally {
       tf.dispose(Object.values(tensors));
     }
-    return { model, tokenizer, instance, runConfig: settings, record, checkpoint, state };
+    return { model, tokenizer, instance, runConfig: settings, record, runDir, checkpoint, state };
   } catch (error) {
     model.dispose();
     throw error;

@@ -32,7 +32,7 @@ export async function evaluateRun(
   try {
     const settings = loaded.runConfig;
     const training = settings.training;
-    const runDir = resolve(loaded.checkpoint, '..', '..');
+    const runDir = loaded.runDir;
     const projectDir = projectOfRun(runDir);
     const file = options.data ? resolve(options.data) : undefined;
     const data = await prepareData(

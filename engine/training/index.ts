@@ -18,9 +18,11 @@ export {
   type ParamGroup,
 } from './optimizer.ts';
 export {
+  type RecorderFactory,
   type ResumeOptions,
   type RunHandle,
   type RunOptions,
+  type RunRecorder,
   type RunSummary,
   resumeRun,
   startRun,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { runRecorder } from '../analysis/index.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { createProject } from '../project/store.ts';
 import { listCheckpoints, loadRunAdapter, readRunEvents } from '../runs/index.ts';
@@ -48,7 +49,7 @@ const losses = (events: TrainEvent[]) => events.flatMap((e) => (e.type === 'step
 describe('startRun / resumeRun', () => {
   it('trains, logs typed events, checkpoints, and reloads the adapter', async () => {
     const dir = await project({ maxSteps: 6, checkpointEvery: 2, keepCheckpoints: 2, evalEvery: 3 });
-    const handle = await startRun(dir, { backend: 'current' });
+    const handle = await startRun(dir, { backend: 'current', recorder: runRecorder });
     const seen: string[] = [];
     const tensorsAtStep: number[] = [];
     handle.on('event', (e) => {
@@ -86,13 +87,12 @@ describe('startRun / resumeRun', () => {
 
   it('cancel leaves a checkpoint, and resuming reproduces the uninterrupted losses', async () => {
     const settings = { maxSteps: 8, checkpointEvery: 100, evalEvery: 0, exactMatchExamples: 0 };
-    const straight = await (await startRun(await project(settings), { backend: 'current', analysis: false }))
-      .done;
+    const straight = await (await startRun(await project(settings), { backend: 'current' })).done;
     const reference = losses(await readRunEvents(straight.runDir));
     expect(reference.length).toBe(8);
 
     const before = tf.memory().numTensors;
-    const handle = await startRun(await project(settings), { backend: 'current', analysis: false });
+    const handle = await startRun(await project(settings), { backend: 'current' });
     handle.on('event', (e) => {
       if (e.type === 'step' && e.step === 3) handle.cancel();
     });
@@ -102,7 +102,7 @@ describe('startRun / resumeRun', () => {
     expect(await listCheckpoints(cancelled.runDir)).toEqual([3]);
     expect(tf.memory().numTensors).toBe(before);
 
-    const resumed = await (await resumeRun(cancelled.runDir, { backend: 'current', analysis: false })).done;
+    const resumed = await (await resumeRun(cancelled.runDir, { backend: 'current' })).done;
     expect(resumed.status).toBe('completed');
     const got = losses(await readRunEvents(cancelled.runDir));
     expect(got.length).toBe(8);
@@ -118,7 +118,7 @@ describe('startRun / resumeRun', () => {
       earlyStoppingMinDelta: 1e9,
       checkpointEvery: 0,
     });
-    const summary = await (await startRun(dir, { backend: 'current', analysis: false })).done;
+    const summary = await (await startRun(dir, { backend: 'current' })).done;
     expect(summary.status).toBe('completed');
     expect(summary.reason).toBe('early-stopping');
     expect(summary.step).toBe(3);
@@ -127,7 +127,7 @@ describe('startRun / resumeRun', () => {
 
   it('pauses and resumes in the same process', async () => {
     const dir = await project({ maxSteps: 4, checkpointEvery: 0, exactMatchExamples: 0 });
-    const handle = await startRun(dir, { backend: 'current', analysis: false });
+    const handle = await startRun(dir, { backend: 'current', recorder: runRecorder });
     let second: Promise<unknown> | null = null;
     handle.on('event', (e) => {
       if (e.type === 'step' && e.step === 1) handle.pause();

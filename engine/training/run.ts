@@ -2,7 +2,6 @@ import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { attachAdapter } from '../adapters/index.ts';
-import type { AnalysisRecorder } from '../analysis/index.ts';
 import { activateBackend } from '../backends/activate.ts';
 import { prepareData } from '../data/prepare.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -29,18 +28,24 @@ import {
 } from '../project/store.ts';
 import { checkpointDir, listCheckpoints, loadCheckpoint, lockRun, truncateRunLogs } from '../runs/index.ts';
 import { type Generator, greedyGenerator } from './evaluate.ts';
-import { type Loaded, type RunHandle, RunSession } from './session.ts';
+import {
+  type Loaded,
+  type RecorderFactory,
+  type RunHandle,
+  type RunRecorder,
+  RunSession,
+} from './session.ts';
 import { Trainer } from './trainer.ts';
 
-export type { RunHandle, RunSummary } from './session.ts';
+export type { RecorderFactory, RunHandle, RunRecorder, RunSummary } from './session.ts';
 
 export interface RunOptions {
   /** Training settings that override the project's for this run (validated by the same schema). */
   training?: TrainingSettingsInput;
   /** Backend preference overriding the project's; `current` keeps whatever tfjs backend is active. */
   backend?: string;
-  /** Record adapter analysis (`analysis/`) every `analysisEvery` steps, at checkpoints and at the end (default true). */
-  analysis?: boolean;
+  /** Records adapter analysis (`analysis/`) every `analysisEvery` steps, at checkpoints and at the end; none without. */
+  recorder?: RecorderFactory;
 }
 
 /** The pad id of a batch: the tokenizer's, else EOS (GPT-2 has no pad token), else 0; masked out either way. */
@@ -113,12 +118,14 @@ function trainerFor(loaded: Loaded): Trainer {
   });
 }
 
-/** The analysis recorder of a run; loaded on demand so training does not depend on the analysis code otherwise. */
-async function recorderFor(runDir: string, loaded: Loaded, enabled = true): Promise<AnalysisRecorder | null> {
-  if (!enabled) return null;
-  const { AnalysisRecorder } = await import('../analysis/index.ts');
-  const every = loaded.settings.training.analysisEvery;
-  return new AnalysisRecorder({ runDir, model: loaded.model, every: every > 0 ? every : 1 });
+function recorderFor(
+  runDir: string,
+  loaded: Loaded,
+  factory: RecorderFactory | undefined,
+): RunRecorder | null {
+  return (
+    factory?.({ runDir, model: loaded.model, analysisEvery: loaded.settings.training.analysisEvery }) ?? null
+  );
 }
 
 /**
@@ -168,7 +175,7 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
     record,
     loaded,
     trainer,
-    recorder: await recorderFor(runDir, loaded, options.analysis),
+    recorder: recorderFor(runDir, loaded, options.recorder),
     resumedFrom: null,
     unlock,
   });
@@ -176,7 +183,8 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
 
 export interface ResumeOptions {
   backend?: string;
-  analysis?: boolean;
+  /** As `RunOptions.recorder`. */
+  recorder?: RecorderFactory;
   /** Train to this many steps in total (to continue a finished run; the schedule is recomputed). */
   maxSteps?: number;
 }
@@ -246,7 +254,7 @@ async function resumeLocked(
     record: resumedRecord,
     loaded,
     trainer,
-    recorder: await recorderFor(dir, loaded, options.analysis),
+    recorder: recorderFor(dir, loaded, options.recorder),
     resumedFrom: last,
     unlock,
   });

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance } from '../adapters/types.ts';
-import type { AnalysisRecorder } from '../analysis/index.ts';
 import type { PreparedData } from '../data/prepare.ts';
 import { appendLine } from '../io/atomic.ts';
 import type { LoadedModel, StudioTokenizer } from '../models/index.ts';
@@ -39,6 +38,25 @@ export interface RunHandle {
   readonly done: Promise<RunSummary>;
 }
 
+/**
+ * Records adapter analysis during a run. The caller supplies it (the analysis module's `runRecorder`), so
+ * training does not depend on analysis.
+ */
+export interface RunRecorder {
+  record(
+    step: number,
+    instance: AdapterInstance,
+    trigger: 'interval' | 'checkpoint' | 'final',
+  ): Promise<unknown>;
+}
+
+/** Makes a run's recorder once its model is loaded; `analysisEvery` is the run's setting (0: checkpoints only). */
+export type RecorderFactory = (run: {
+  runDir: string;
+  model: LoadedModel;
+  analysisEvery: number;
+}) => RunRecorder;
+
 /** What a session trains: the run's model, tokenizer, adapter and data, loaded for its frozen settings. */
 export interface Loaded {
   model: LoadedModel;
@@ -54,7 +72,7 @@ export interface SessionSetup {
   record: RunRecord;
   loaded: Loaded;
   trainer: Trainer;
-  recorder: AnalysisRecorder | null;
+  recorder: RunRecorder | null;
   /** The checkpoint step the session continues from, or null for a new run. */
   resumedFrom: number | null;
   unlock: () => Promise<void>;

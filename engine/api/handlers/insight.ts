@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { computeBudget } from '../../adapters/budget.ts';
 import { setAdaptersEnabled } from '../../adapters/index.ts';
 import {
-  compareAdapters,
+  compareRuns as compareRunAdapters,
   type EigenJob,
   eigenDir,
   eigenMatrices,
@@ -13,7 +13,7 @@ import {
 import { exportRun } from '../../export/index.ts';
 import { generate, inferenceContext } from '../../models/index.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../../project/index.ts';
-import { loadRunAdapter, readRunEvents } from '../../runs/index.ts';
+import { readRunEvents } from '../../runs/index.ts';
 import { ApiError, type EigenResult, type RunComparison } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 import { modelSpec } from './budget.ts';
@@ -53,47 +53,38 @@ async function compareRuns(
     deltaNorms: [],
   };
   if (!infoA.lastCheckpoint || !infoB.lastCheckpoint) return result;
-  // both adapters in memory at once: two model copies, released right after
-  const [a, b] = await Promise.all([loadRunAdapter(runA), loadRunAdapter(runB)]);
-  try {
-    const comparison = await compareAdapters(
-      { instance: a.instance, model: a.model, dir: runA },
-      { instance: b.instance, model: b.model, dir: runB },
-    );
-    const modules = comparison.modules.map((m) => m.module);
-    const column = (pick: (m: (typeof comparison.modules)[number]) => number | null) =>
-      comparison.modules.map((m) => [pick(m)]);
-    result.similarity = [
-      {
-        name: 'cosine(ΔW_A, ΔW_B) per module',
-        rowLabels: modules,
-        colLabels: ['cos'],
-        matrix: column((m) => m.cosineDelta),
-      },
-      {
-        name: 'subspace similarity (left | right) per module',
-        rowLabels: modules,
-        colLabels: ['left', 'right'],
-        matrix: comparison.modules.map((m) => [
-          m.subspace?.left.similarity ?? null,
-          m.subspace?.right.similarity ?? null,
-        ]),
-      },
-    ];
-    if (comparison.difference) {
-      const d = comparison.difference;
-      result.similarity.push({
-        name: `ΔW_A − ΔW_B · ${d.module} (block means)`,
-        rowLabels: Array.from({ length: d.rows }, (_, i) => String(i)),
-        colLabels: Array.from({ length: d.cols }, (_, j) => String(j)),
-        matrix: Array.from({ length: d.rows }, (_, i) => d.values.slice(i * d.cols, (i + 1) * d.cols)),
-      });
-    }
-    result.deltaNorms = comparison.modules.map((m) => ({ module: m.module, a: m.normA, b: m.normB }));
-    return result;
-  } finally {
-    for (const side of [a, b]) side.model.dispose();
+  const { comparison } = await compareRunAdapters(runA, runB);
+  const modules = comparison.modules.map((m) => m.module);
+  const column = (pick: (m: (typeof comparison.modules)[number]) => number | null) =>
+    comparison.modules.map((m) => [pick(m)]);
+  result.similarity = [
+    {
+      name: 'cosine(ΔW_A, ΔW_B) per module',
+      rowLabels: modules,
+      colLabels: ['cos'],
+      matrix: column((m) => m.cosineDelta),
+    },
+    {
+      name: 'subspace similarity (left | right) per module',
+      rowLabels: modules,
+      colLabels: ['left', 'right'],
+      matrix: comparison.modules.map((m) => [
+        m.subspace?.left.similarity ?? null,
+        m.subspace?.right.similarity ?? null,
+      ]),
+    },
+  ];
+  if (comparison.difference) {
+    const d = comparison.difference;
+    result.similarity.push({
+      name: `ΔW_A − ΔW_B · ${d.module} (block means)`,
+      rowLabels: Array.from({ length: d.rows }, (_, i) => String(i)),
+      colLabels: Array.from({ length: d.cols }, (_, j) => String(j)),
+      matrix: Array.from({ length: d.rows }, (_, i) => d.values.slice(i * d.cols, (i + 1) * d.cols)),
+    });
   }
+  result.deltaNorms = comparison.modules.map((m) => ({ module: m.module, a: m.normA, b: m.normB }));
+  return result;
 }
 
 interface EigenState {

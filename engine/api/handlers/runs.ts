@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { runRecorder } from '../../analysis/index.ts';
 import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
 import { readRunEvents } from '../../runs/index.ts';
 import { type RunHandle, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
@@ -161,7 +162,10 @@ export const runHandlers: Pick<
     );
     if (busy) throw new ApiError('conflict', `run ${busy.handle.runId} of this project is still in progress`);
     const o = overrides as { training?: Record<string, unknown>; backend?: string };
-    return track(ctx, await startRun(projectDir, { training: o.training, backend: o.backend }));
+    return track(
+      ctx,
+      await startRun(projectDir, { training: o.training, backend: o.backend, recorder: runRecorder }),
+    );
   },
   async 'runs.pause'({ runDir }, ctx) {
     live(ctx, runDir).handle.pause();
@@ -174,7 +178,7 @@ export const runHandlers: Pick<
       return runInfo(ctx, runDir);
     }
     // not driven by this host (paused before a restart, cancelled, interrupted): continue from the checkpoint
-    return track(ctx, await resumeRun(runDir));
+    return track(ctx, await resumeRun(runDir, { recorder: runRecorder }));
   },
   async 'runs.cancel'({ runDir }, ctx) {
     const run = live(ctx, runDir);

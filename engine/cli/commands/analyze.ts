@@ -1,19 +1,17 @@
-import { basename } from 'node:path';
 import {
   analyzeAdapter,
   type Comparison,
-  compareAdapters,
+  compareRuns,
   type EigenResult,
   eigenDir,
   eigenMatrices,
   estimateEigenCost,
   readTimeSeries,
   startEigenJob,
-  writeComparison,
   writeSnapshot,
 } from '../../analysis/index.ts';
 import { formatSummary, summarize } from '../../analysis/summary.ts';
-import { activateRunBackend, loadRunAdapter, locateCheckpoint } from '../../runs/index.ts';
+import { activateRunBackend, loadRunAdapter } from '../../runs/index.ts';
 import {
   CliError,
   type Command,
@@ -89,24 +87,9 @@ export const command: Command = {
 
       const other = stringArg(args, 'compare');
       if (other !== undefined) {
-        const otherLoaded = await loadRunAdapter(other);
-        try {
-          const otherRun = (await locateCheckpoint(other)).runDir;
-          comparison = await compareAdapters(
-            { instance, model, dir: runDir, step: state.step },
-            {
-              instance: otherLoaded.instance,
-              model: otherLoaded.model,
-              dir: otherRun,
-              step: otherLoaded.state.step,
-            },
-            { module },
-          );
-          files.push(await writeComparison(runDir, basename(otherRun), comparison));
-        } finally {
-          otherLoaded.instance.dispose();
-          otherLoaded.model.dispose();
-        }
+        const compared = await compareRuns(loaded, other, { module, write: true });
+        comparison = compared.comparison;
+        if (compared.path) files.push(compared.path);
       }
 
       if (args.values.eigen === true) {

@@ -1,3 +1,4 @@
+import { runRecorder } from '../../analysis/index.ts';
 import { exitCodeOf, followRun } from '../../project/progress.ts';
 import { resumeRun } from '../../training/run.ts';
 import { type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
@@ -22,7 +23,7 @@ export const command: Command = {
     const handle = await resumeRun(dir, {
       maxSteps: numberArg(args, 'max-steps'),
       backend: stringArg(args, 'backend'),
-      analysis: args.values['no-analysis'] !== true,
+      recorder: args.values['no-analysis'] === true ? undefined : runRecorder,
     });
     const summary = await followRun(handle, io, args.values.json === true);
     return exitCodeOf(summary);

@@ -1,3 +1,4 @@
+import { runRecorder } from '../../analysis/index.ts';
 import { trainingFromArgs, trainingOptions } from '../../project/cli-options.ts';
 import { exitCodeOf, followRun } from '../../project/progress.ts';
 import { startRun } from '../../training/run.ts';
@@ -20,7 +21,7 @@ export const command: Command = {
     const handle = await startRun(dir, {
       training: trainingFromArgs(args),
       backend: stringArg(args, 'backend'),
-      analysis: args.values['no-analysis'] !== true,
+      recorder: args.values['no-analysis'] === true ? undefined : runRecorder,
     });
     const summary = await followRun(handle, io, args.values.json === true);
     if (!args.values.json) io.out(`run folder: ${summary.runDir}`);
