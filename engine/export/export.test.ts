@@ -285,7 +285,7 @@ describe('output folder safety and sharding', () => {
     await fs.mkdir(unrelated, { recursive: true });
     await fs.writeFile(join(unrelated, 'notes.txt'), 'keep me');
     await expect(exportAdapter(model, instance, { format: 'peft', out: unrelated })).rejects.toThrow(
-      /non-empty folder that is not an earlier export/,
+      /documents is not empty and was not written by an export/,
     );
     expect(await fs.readFile(join(unrelated, 'notes.txt'), 'utf8')).toBe('keep me');
     model.dispose();

@@ -15,7 +15,7 @@ const formatHelp: Record<ExportFormat, string> = {
 export const command: Command = {
   name: 'export',
   summary: 'export a run: PEFT adapter, LoRA conversion, merged model or native checkpoint',
-  usage: '<run-or-checkpoint> --format peft|lora|merged|native --out <dir> [--json]',
+  usage: '<run-or-checkpoint> --format peft|lora|merged|native --out <dir> [--force] [--json]',
   options: {
     format: {
       type: 'string',
@@ -25,7 +25,8 @@ export const command: Command = {
     out: {
       type: 'string',
       value: '<dir>',
-      description: 'output folder (replaced only once the export is verified)',
+      description:
+        'output folder: new, empty or an earlier export (replaced only once the export is verified)',
     },
     adapter: {
       type: 'string',
@@ -42,6 +43,11 @@ export const command: Command = {
       type: 'string',
       value: '<MB>',
       description: 'merged: largest shard when the base model was a single file (default 5000)',
+    },
+    force: {
+      type: 'boolean',
+      description:
+        'replace --out even when it is a non-empty folder that no export wrote (everything in it is deleted)',
     },
     backend: { type: 'string', value: '<name>', description: "compute backend (default: the run's)" },
     json: jsonOption,
@@ -62,6 +68,7 @@ export const command: Command = {
       adapterName: stringArg(args, 'adapter'),
       baseModelNameOrPath: stringArg(args, 'base-model'),
       maxShardBytes: maxShardMb === undefined ? undefined : Math.round(maxShardMb * 1_000_000),
+      force: args.values.force === true,
     });
     if (args.values.json) {
       io.out(JSON.stringify(result, null, 2));
