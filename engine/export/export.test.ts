@@ -369,6 +369,18 @@ describe('loadPeftAdapter errors', () => {
     llama.dispose();
   });
 
+  it('a non-finite weight, named with its tensor and file', async () => {
+    const d = await variant('nan', (d) =>
+      rewriteTensors(d, (t) => {
+        t['base_model.model.transformer.h.1.attn.c_attn.lora_A.weight'].data[3] = Number.POSITIVE_INFINITY;
+      }),
+    );
+    await expect(loadPeftAdapter(model, d)).rejects.toThrow(
+      `${join(d, 'adapter_model.safetensors')}: tensor "base_model.model.transformer.h.1.attn.c_attn.lora_A.weight" holds a non-finite value (Infinity at index 3`,
+    );
+    expect([...model.layers.values()].every((l) => l.adapters.size === 0)).toBe(true);
+  });
+
   it('a malformed adapter_config.json and an unknown peft_type', async () => {
     const bad = await variant('badjson', (d) =>
       fs.writeFile(join(d, 'adapter_config.json'), '{"peft_type": "LORA", "r": '),

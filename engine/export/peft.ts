@@ -10,6 +10,7 @@ import type {
   TargetModule,
 } from '../adapters/types.ts';
 import type { LoadedModel, ModelSpec } from '../models/types.ts';
+import { checkFinite } from '../runs/index.ts';
 import { openSafetensors, parseStrictJson, type TensorData, writeSafetensors } from '../safetensors/index.ts';
 import { ExportError } from './errors.ts';
 import { pythonJsonDumps } from './pyjson.ts';
@@ -210,7 +211,7 @@ export async function loadPeftAdapter(
     }
     for (const key of file.keys()) {
       const { shape } = file.info(key);
-      tensors[key] = tf.tensor(await file.readFloat32(key), shape, 'float32');
+      tensors[key] = tf.tensor(checkFinite(await file.readFloat32(key), key, weightsPath), shape, 'float32');
     }
   } catch (error) {
     for (const t of Object.values(tensors)) t.dispose();

@@ -64,9 +64,10 @@ export async function loadRunAdapter(runOrCheckpointDir: string): Promise<RunAda
     numLabels: settings.task === 'seq-cls' ? (record.labels ?? settings.data.labels)?.length : undefined,
     seed: settings.training.seed,
   });
+  let instance: AdapterInstance | null = null;
   try {
     const tokenizer = await loadTokenizer(modelDir);
-    const instance = attachAdapter(model, state.method, state.config, {
+    instance = attachAdapter(model, state.method, state.config, {
       adapterName: state.adapterName,
       seed: state.seed,
     });
@@ -78,6 +79,7 @@ export async function loadRunAdapter(runOrCheckpointDir: string): Promise<RunAda
     }
     return { model, tokenizer, instance, runConfig: settings, record, runDir, checkpoint, state };
   } catch (error) {
+    instance?.dispose();
     model.dispose();
     throw error;
   }

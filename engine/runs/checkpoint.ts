@@ -64,11 +64,26 @@ async function toTensorData(tensors: Record<string, tf.Tensor>): Promise<Record<
   return out;
 }
 
-/** Reads every tensor of a safetensors file (F32 and I32 as saved). */
+/**
+ * Refuses adapter or optimizer state holding NaN or ±Inf, naming the tensor and the file: training on from it,
+ * or exporting it, would only spread the non-finite values.
+ */
+export function checkFinite(values: Float32Array, tensor: string, file: string): Float32Array {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new Error(
+        `${file}: tensor "${tensor}" holds a non-finite value (${values[i]} at index ${i} of ${values.length}); the state was saved after the run diverged or the file is damaged`,
+      );
+    }
+  }
+  return values;
+}
+
+/** Reads every tensor of a safetensors file (F32 and I32 as saved); float values must be finite. */
 export async function readTensors(path: string): Promise<Record<string, tf.Tensor>> {
   const file = await openSafetensors(path);
+  const out: Record<string, tf.Tensor> = {};
   try {
-    const out: Record<string, tf.Tensor> = {};
     for (const key of file.keys()) {
       const info = file.info(key);
       if (info.dtype === 'I32') {
@@ -76,10 +91,13 @@ export async function readTensors(path: string): Promise<Record<string, tf.Tenso
         const ints = new Int32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
         out[key] = tf.tensor(ints, info.shape, 'int32');
       } else {
-        out[key] = tf.tensor(await file.readFloat32(key), info.shape, 'float32');
+        out[key] = tf.tensor(checkFinite(await file.readFloat32(key), key, path), info.shape, 'float32');
       }
     }
     return out;
+  } catch (error) {
+    tf.dispose(Object.values(out));
+    throw error;
   } finally {
     await file.close();
   }
@@ -140,6 +158,11 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState>
 export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
   const state = await readCheckpointState(dir);
   const adapter = await readTensors(join(dir, ADAPTER_FILE));
-  const optimizer = await readTensors(join(dir, OPTIMIZER_FILE));
-  return { adapter, optimizer: { step: state.optimizerStep, tensors: optimizer }, state };
+  try {
+    const optimizer = await readTensors(join(dir, OPTIMIZER_FILE));
+    return { adapter, optimizer: { step: state.optimizerStep, tensors: optimizer }, state };
+  } catch (error) {
+    tf.dispose(Object.values(adapter));
+    throw error;
+  }
 }

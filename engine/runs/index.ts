@@ -8,6 +8,7 @@ export {
   CHECKPOINTS_DIR,
   type CheckpointContents,
   type CheckpointState,
+  checkFinite,
   checkpointDir,
   listCheckpoints,
   loadCheckpoint,

@@ -5,8 +5,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runRecorder } from '../analysis/index.ts';
 import { useTestBackend } from '../backends/testing.ts';
+import { runCli } from '../cli/testing.ts';
 import { createProject } from '../project/store.ts';
 import { listCheckpoints, loadRunAdapter, readRunEvents } from '../runs/index.ts';
+import { openSafetensors, type TensorData, writeSafetensors } from '../safetensors/index.ts';
 import type { TrainEvent } from './events.ts';
 import { resumeRun, startRun } from './run.ts';
 
@@ -142,5 +144,43 @@ describe('startRun / resumeRun', () => {
     expect(types).toContain('paused');
     expect(types).toContain('resumed');
     await expect(second).rejects.toThrow(/the run is being trained by process \d+|no checkpoint/);
+  });
+
+  it('refuses to resume or load a checkpoint holding NaN, naming the tensor and the file', async () => {
+    const dir = await project({ maxSteps: 2, checkpointEvery: 2, evalEvery: 0, exactMatchExamples: 0 });
+    const { runDir } = await (await startRun(dir, { backend: 'current' })).done;
+    const file = join(runDir, 'checkpoints', 'step-2', 'adapter.safetensors');
+    const source = await openSafetensors(file);
+    const tensors: Record<string, TensorData> = {};
+    for (const key of source.keys())
+      tensors[key] = { dtype: 'F32', shape: source.info(key).shape, data: await source.readFloat32(key) };
+    await source.close();
+    const name = Object.keys(tensors).sort()[1];
+    (tensors[name].data as Float32Array)[5] = Number.NaN;
+    await writeSafetensors(file, tensors, { format: 'studio-native' });
+    const refusal = `${file}: tensor "${name}" holds a non-finite value (NaN at index 5`;
+    const before = tf.memory().numTensors;
+    await expect(resumeRun(runDir, { backend: 'current', maxSteps: 4 })).rejects.toThrow(refusal);
+    await expect(loadRunAdapter(runDir)).rejects.toThrow(refusal);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('a run whose final loss is not finite ends failed, and studio train exits non-zero', async () => {
+    // a learning rate this large sends the weights to ~1e30 after one step; the next loss overflows
+    const settings = {
+      maxSteps: 3,
+      learningRate: 1e30,
+      checkpointEvery: 0,
+      evalEvery: 0,
+      exactMatchExamples: 0,
+    };
+    const summary = await (await startRun(await project(settings), { backend: 'current' })).done;
+    expect(summary.status).toBe('failed');
+    expect(summary.error).toMatch(/^the training loss of the last step \(3\) is NaN: the run diverged/);
+    const record = JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8'));
+    expect(record).toMatchObject({ status: 'failed', error: summary.error });
+    const cli = await runCli(['train', await project(settings), '--backend', 'current', '--no-analysis']);
+    expect(cli.code).toBe(1);
+    expect(cli.err).toMatch(/error @3: the training loss of the last step \(3\) is NaN/);
   });
 });

@@ -218,10 +218,11 @@ async function resumeLocked(
     settings = withTrainingOverrides(settings, { maxSteps: options.maxSteps });
   const last = steps[steps.length - 1];
   const backend = await activateBackend(options.backend ?? settings.backend);
-  const loaded = await loadForRun(projectOfRun(dir), settings);
-  let trainer: Trainer | null = null;
   const checkpoint = await loadCheckpoint(checkpointDir(dir, last));
+  let loaded: Loaded | null = null;
+  let trainer: Trainer | null = null;
   try {
+    loaded = await loadForRun(projectOfRun(dir), settings);
     trainer = trainerFor(loaded);
     if (trainer.state.step === 0 && last >= trainer.totalSteps) {
       throw new Error(
@@ -231,15 +232,15 @@ async function resumeLocked(
     loaded.instance.loadState(checkpoint.adapter);
     trainer.optimizer.loadState(checkpoint.optimizer);
     trainer.restore(checkpoint.state.trainer);
+    await truncateRunLogs(dir, last);
   } catch (error) {
     trainer?.dispose();
-    loaded.instance.dispose();
-    loaded.model.dispose();
+    loaded?.instance.dispose();
+    loaded?.model.dispose();
     throw error;
   } finally {
     tf.dispose([...Object.values(checkpoint.adapter), ...Object.values(checkpoint.optimizer.tensors)]);
   }
-  await truncateRunLogs(dir, last);
   const resumedRecord: RunRecord = {
     ...record,
     config: settings,

@@ -291,6 +291,22 @@ export class RunSession implements RunHandle {
     return stop;
   }
 
+  /** A run whose last loss (training or validation) is not finite has failed, whatever its step count. */
+  private checkFinalLoss(last: StepResult | null): void {
+    const evalLoss = this.finalMetrics?.loss;
+    const bad =
+      last && !Number.isFinite(last.loss)
+        ? `the training loss of the last step (${last.step}) is ${last.loss}`
+        : evalLoss !== undefined && !Number.isFinite(evalLoss)
+          ? `the final validation loss is ${evalLoss}`
+          : null;
+    if (bad) {
+      throw new Error(
+        `${bad}: the run diverged; lower the learning rate or check the data, and resume from an earlier checkpoint`,
+      );
+    }
+  }
+
   private started(): void {
     const { trainer, loaded } = this;
     const resumedFrom = this.setup.resumedFrom;
@@ -318,12 +334,15 @@ export class RunSession implements RunHandle {
       await this.saveRecord({ status: 'running' });
       this.started();
       let earlyStop = false;
+      let last: StepResult | null = null;
       while (trainer.state.step < trainer.totalSteps && !earlyStop) {
         await yieldToEventLoop();
         await this.pauseIfRequested();
         if (this.cancelRequested) return await this.cancelled();
-        earlyStop = await this.afterStep(this.takeStep().step);
+        last = this.takeStep();
+        earlyStop = await this.afterStep(last.step);
       }
+      this.checkFinalLoss(last);
       this.current = 'completed';
       const reason = earlyStop ? 'early-stopping' : 'max-steps';
       this.emit('finished', {
