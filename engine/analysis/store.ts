@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { appendLine, writeJsonAtomic } from '../io/atomic.ts';
-import { readJsonLines } from '../io/jsonl.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { appendJsonLine, readJsonLines } from '../io/jsonl.ts';
 import {
   ANALYSIS_VERSION,
   type AnalysisData,
@@ -35,7 +35,7 @@ export function compareFile(otherId: string): string {
 }
 
 export async function appendTimeSeries(runDir: string, row: TimeSeriesRow): Promise<void> {
-  await appendLine(join(analysisDir(runDir), TIMESERIES_FILE), JSON.stringify(row));
+  await appendJsonLine(join(analysisDir(runDir), TIMESERIES_FILE), row);
 }
 
 export async function writeSnapshot(runDir: string, snapshot: Snapshot): Promise<string> {

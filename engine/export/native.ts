@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
-import { writeJsonAtomic } from '../io/atomic.ts';
+import { copyFileTo, writeJsonAtomic } from '../io/atomic.ts';
 import { METRICS_FILE, projectOfRun, projectPath, RUN_FILE, readRunRecord } from '../project/index.ts';
 import {
   ADAPTER_FILE,
@@ -36,9 +36,11 @@ export async function writeNativeCheckpoint(runOrCheckpointDir: string, outDir: 
   for (const name of [ADAPTER_FILE, OPTIMIZER_FILE, STATE_FILE]) {
     const from = join(checkpoint, name);
     try {
-      await fs.copyFile(from, join(target, name));
-    } catch {
-      throw new ExportError(`${from}: missing from the checkpoint`);
+      await copyFileTo(from, join(target, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new ExportError(`${from}: missing from the checkpoint`);
+      throw error;
     }
     files.push(join(target, name));
   }
@@ -62,7 +64,7 @@ export async function writeNativeCheckpoint(runOrCheckpointDir: string, outDir: 
       .then(() => true)
       .catch(() => false)
   ) {
-    await fs.copyFile(metrics, join(outDir, METRICS_FILE));
+    await copyFileTo(metrics, join(outDir, METRICS_FILE));
     files.push(join(outDir, METRICS_FILE));
   }
   return files;

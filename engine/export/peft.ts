@@ -9,6 +9,7 @@ import type {
   PeftTaskType,
   TargetModule,
 } from '../adapters/types.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import type { LoadedModel, ModelSpec } from '../models/types.ts';
 import { checkFinite } from '../runs/index.ts';
 import { openSafetensors, parseStrictJson, type TensorData, writeSafetensors } from '../safetensors/index.ts';
@@ -120,7 +121,7 @@ export async function writePeftAdapter(dir: string, adapter: PeftAdapter): Promi
   const weights = join(dir, ADAPTER_WEIGHTS);
   const config = join(dir, ADAPTER_CONFIG);
   await writeSafetensors(weights, tensors, { format: 'pt' });
-  await fs.writeFile(config, adapterConfigText(adapter.adapterConfig));
+  await writeFileAtomic(config, adapterConfigText(adapter.adapterConfig));
   return [weights, config];
 }
 

@@ -7,6 +7,8 @@ import { detachAdapter } from '../adapters/index.ts';
 import { createStudioService } from '../api/service.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { main } from '../cli/main.ts';
+import { setWriteFs } from '../io/fs.ts';
+import { TestDisk } from '../io/testing.ts';
 import { createProject } from '../project/store.ts';
 import { loadRunAdapter } from '../runs/index.ts';
 import { startRun } from '../training/run.ts';
@@ -173,5 +175,26 @@ describe('export destinations', () => {
     expect(result.files).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     expect((await fs.readdir(out)).sort()).toEqual([EXPORT_MARKER, ...result.files]);
     expect(JSON.parse(await fs.readFile(join(out, EXPORT_MARKER), 'utf8'))).toMatchObject({ format: 'peft' });
+  });
+
+  it('on a full disk: names the file being written and the space it needed, and writes nothing', async () => {
+    const root = await fs.mkdtemp(join(tmp, 'full-'));
+    for (const format of ['peft', 'merged', 'native'] as const) {
+      const out = join(root, format);
+      const restore = setWriteFs(new TestDisk(500));
+      const errors: string[] = [];
+      const io = { out: () => undefined, err: (t: string) => errors.push(t), isTTY: false };
+      try {
+        expect(await main(['export', runDir, '--format', format, '--out', out], io), format).toBe(1);
+      } finally {
+        restore();
+      }
+      expect(errors.join('\n'), format).toMatch(
+        new RegExp(
+          `${out}/[\\w./-]+: no space left on device: writing it needs [\\d.]+ (B|KiB|MiB), [\\d.]+ (B|KiB) free`,
+        ),
+      );
+      expect(await fs.readdir(root), format).toEqual([]);
+    }
   });
 });

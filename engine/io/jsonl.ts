@@ -1,5 +1,7 @@
 import { promises as fs } from 'node:fs';
-import { writeFileAtomic } from './atomic.ts';
+import { dirname } from 'node:path';
+import { diskFull, writeFileAtomic } from './atomic.ts';
+import { writeFs } from './fs.ts';
 
 /** One parsed line of a JSON-lines file, with its 1-based line number for error messages. */
 export interface JsonLine {
@@ -59,4 +61,31 @@ export async function filterJsonLines(
   }
   const kept = parseJsonLines(text, invalid).filter(({ value }) => keep(value));
   await writeFileAtomic(file, kept.map(({ value }) => `${JSON.stringify(value)}\n`).join(''));
+}
+
+/**
+ * Appends one row and flushes it to the disk before returning, so a crash right after loses nothing that
+ * was reported. A failed append (a full disk) is cut back off, so no torn line is left behind.
+ */
+export async function appendJsonLine(file: string, value: unknown): Promise<void> {
+  const bytes = Buffer.from(`${JSON.stringify(value)}\n`, 'utf8');
+  const io = writeFs();
+  try {
+    await io.mkdir(dirname(file));
+    const handle = await io.open(file, 'a');
+    try {
+      const { size } = await handle.stat();
+      try {
+        await handle.write(bytes);
+        await handle.datasync();
+      } catch (error) {
+        await handle.truncate(size).catch(() => undefined);
+        throw error;
+      }
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw await diskFull(error, file, bytes.byteLength);
+  }
 }

@@ -20,3 +20,4 @@ export {
 } from './checkpoint.ts';
 export { isAlive, lockRun } from './lock.ts';
 export { readRunEvents, truncateRunLogs } from './logs.ts';
+export { RESERVE_FILE, releaseSpace, reserveSpace } from './space.ts';

@@ -1,5 +1,8 @@
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { diskFull } from '../io/atomic.ts';
+import { writeFs } from '../io/fs.ts';
 
 const LOCK_FILE = 'run.lock';
 
@@ -11,7 +14,7 @@ export async function lockRun(runDir: string): Promise<() => Promise<void>> {
   const path = join(runDir, LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await fs.writeFile(path, String(process.pid), { flag: 'wx' });
+      await writeLock(path);
       return () => fs.rm(path, { force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -23,6 +26,25 @@ export async function lockRun(runDir: string): Promise<() => Promise<void>> {
     }
   }
   throw new Error(`${runDir}: cannot lock the run folder`);
+}
+
+/** Creates the lock file holding this process's id; fails with EEXIST when it exists. */
+async function writeLock(path: string): Promise<void> {
+  const text = String(process.pid);
+  let handle: FileHandle;
+  try {
+    handle = await writeFs().open(path, 'wx');
+  } catch (error) {
+    throw await diskFull(error, path, text.length);
+  }
+  try {
+    await handle.writeFile(text);
+  } catch (error) {
+    await handle.close();
+    await fs.rm(path, { force: true });
+    throw await diskFull(error, path, text.length);
+  }
+  await handle.close();
 }
 
 /** Whether a process with this id exists (one owned by another user counts). */

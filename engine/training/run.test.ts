@@ -1,11 +1,13 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runRecorder } from '../analysis/index.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { runCli } from '../cli/testing.ts';
+import { nodeWriteFs, setWriteFs } from '../io/fs.ts';
+import { TestDisk } from '../io/testing.ts';
 import { createProject } from '../project/store.ts';
 import { listCheckpoints, loadRunAdapter, readRunEvents } from '../runs/index.ts';
 import { openSafetensors, type TensorData, writeSafetensors } from '../safetensors/index.ts';
@@ -182,5 +184,113 @@ describe('startRun / resumeRun', () => {
     const cli = await runCli(['train', await project(settings), '--backend', 'current', '--no-analysis']);
     expect(cli.code).toBe(1);
     expect(cli.err).toMatch(/error @3: the training loss of the last step \(3\) is NaN/);
+  });
+});
+
+describe('runs on a full or filling disk, and the durable log', () => {
+  let restore: (() => void) | null = null;
+  afterEach(() => {
+    restore?.();
+    restore = null;
+  });
+  const settings = { maxSteps: 6, checkpointEvery: 2, evalEvery: 0, exactMatchExamples: 0 };
+
+  /** Every line of the run's metrics.jsonl parsed strictly: a torn line fails here. */
+  const strictEvents = (runDir: string) =>
+    readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as TrainEvent);
+
+  it('each step is on disk, flushed, before its listeners hear of it and before the next step', async () => {
+    const dir = await project(settings);
+    const synced: string[] = [];
+    restore = setWriteFs({
+      ...nodeWriteFs,
+      async open(path, flags) {
+        const handle = await nodeWriteFs.open(path, flags);
+        if (!path.endsWith('metrics.jsonl')) return handle;
+        return new Proxy(handle, {
+          get(target, prop) {
+            const value = Reflect.get(target, prop, target);
+            if (typeof value !== 'function') return value;
+            return (...args: unknown[]) => {
+              if (prop === 'write' || prop === 'datasync' || prop === 'sync') synced.push(String(prop));
+              return value.apply(target, args);
+            };
+          },
+        });
+      },
+    });
+    const handle = await startRun(dir, { backend: 'current' });
+    const seen: number[] = [];
+    handle.on('event', (e) => {
+      if (e.type !== 'step') return;
+      const logged = strictEvents(handle.runDir).at(-1);
+      expect(logged).toMatchObject({ type: 'step', step: e.step });
+      expect(synced.at(-1)).toMatch(/sync/);
+      seen.push(e.step);
+    });
+    expect((await handle.done).status).toBe('completed');
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('a disk that fills mid-run: run.json says failed with the reason, metrics.jsonl has no torn line', async () => {
+    const dir = await project(settings);
+    const disk = new TestDisk(10_000_000);
+    restore = setWriteFs(disk);
+    const handle = await startRun(dir, { backend: 'current' });
+    handle.on('event', (e) => {
+      if (e.type === 'step' && e.step === 3) disk.free = 40;
+    });
+    const summary = await handle.done;
+    expect(summary.status).toBe('failed');
+    const metrics = join(summary.runDir, 'metrics.jsonl');
+    expect(summary.error).toMatch(
+      new RegExp(`^${metrics}: no space left on device: writing it needs \\d+ B, 40 B free`),
+    );
+    const record = JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8'));
+    expect(record).toMatchObject({ status: 'failed', error: summary.error, step: 4 });
+    const events = strictEvents(summary.runDir);
+    expect(events.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2, 3]);
+    expect(events.at(-1)).toMatchObject({ type: 'error', message: summary.error });
+    expect(readdirSync(summary.runDir).sort()).toEqual([
+      'analysis',
+      'checkpoints',
+      'exports',
+      'metrics.jsonl',
+      'run.json',
+    ]);
+  });
+
+  it('a disk that fills while a checkpoint is written names the checkpoint file and leaves no half folder', async () => {
+    const dir = await project(settings);
+    const disk = new TestDisk(10_000_000);
+    restore = setWriteFs(disk);
+    const handle = await startRun(dir, { backend: 'current' });
+    handle.on('event', (e) => {
+      if (e.type === 'step' && e.step === 4) disk.free = 2000;
+    });
+    const summary = await handle.done;
+    const file = join(summary.runDir, 'checkpoints', 'step-4', 'adapter.safetensors');
+    expect(summary.error).toMatch(
+      new RegExp(`^${file}: no space left on device: writing it needs [\\d.]+ KiB`),
+    );
+    expect(JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8')).status).toBe('failed');
+    expect(readdirSync(join(summary.runDir, 'checkpoints'))).toEqual(['step-2']);
+  });
+
+  it('a disk full at start leaves no half run folder', async () => {
+    const dir = await project(settings);
+    // nothing fits; the lock fits; the lock and the held-back space fit, run.json does not
+    for (const free of [0, 100, 66_000]) {
+      restore = setWriteFs(new TestDisk(free));
+      await expect(startRun(dir, { backend: 'current' }), `${free} B free`).rejects.toThrow(
+        /: no space left on device/,
+      );
+      restore();
+      restore = null;
+      expect(readdirSync(join(dir, 'runs')), `${free} B free`).toEqual([]);
+    }
   });
 });

@@ -5,6 +5,7 @@ import { attachAdapter } from '../adapters/index.ts';
 import { activateBackend } from '../backends/activate.ts';
 import { prepareData } from '../data/prepare.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { writeFs } from '../io/fs.ts';
 import {
   archConfig,
   type LoadedModel,
@@ -26,7 +27,14 @@ import {
   withTrainingOverrides,
   writeRunRecord,
 } from '../project/store.ts';
-import { checkpointDir, listCheckpoints, loadCheckpoint, lockRun, truncateRunLogs } from '../runs/index.ts';
+import {
+  checkpointDir,
+  listCheckpoints,
+  loadCheckpoint,
+  lockRun,
+  reserveSpace,
+  truncateRunLogs,
+} from '../runs/index.ts';
 import { type Generator, greedyGenerator } from './evaluate.ts';
 import {
   type Loaded,
@@ -129,6 +137,27 @@ function recorderFor(
 }
 
 /**
+ * Creates and locks a run folder with its empty log, the space it holds back and `run.json`, in that order:
+ * run.json last, so a folder without it is never mistaken for a run. A folder that cannot be completed (a full
+ * disk) is removed again: a run folder is complete or not there.
+ */
+async function createRunFolder(runDir: string, record: RunRecord): Promise<() => Promise<void>> {
+  try {
+    const io = writeFs();
+    await io.mkdir(join(runDir, 'analysis'));
+    await io.mkdir(join(runDir, 'exports'));
+    const unlock = await lockRun(runDir);
+    await reserveSpace(runDir);
+    await writeFileAtomic(join(runDir, METRICS_FILE), '');
+    await writeRunRecord(runDir, record);
+    return unlock;
+  } catch (error) {
+    await fs.rm(runDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
  * Starts a new run of a project: creates `runs/<run-id>/` with the frozen configuration, loads the model,
  * data and a fresh adapter, and trains in this process, yielding to the event loop between steps.
  */
@@ -140,36 +169,35 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
   );
   const backend = await activateBackend(options.backend ?? settings.backend);
   const loaded = await loadForRun(project.dir, settings);
-  let trainer: Trainer;
+  const runId = newRunId();
+  const runDir = join(project.dir, RUNS_DIR, runId);
+  let trainer: Trainer | null = null;
+  let record: RunRecord;
+  let unlock: () => Promise<void>;
   try {
     trainer = trainerFor(loaded);
+    const now = new Date().toISOString();
+    record = {
+      schemaVersion: 1,
+      runId,
+      config: settings,
+      status: 'pending',
+      totalSteps: trainer.totalSteps,
+      step: 0,
+      backend,
+      labels: loaded.data.labels,
+      createdAt: now,
+      updatedAt: now,
+      trainSeconds: 0,
+      lastCheckpoint: null,
+    };
+    unlock = await createRunFolder(runDir, record);
   } catch (error) {
+    trainer?.dispose();
     loaded.instance.dispose();
     loaded.model.dispose();
     throw error;
   }
-  const runId = newRunId();
-  const runDir = join(project.dir, RUNS_DIR, runId);
-  await fs.mkdir(join(runDir, 'analysis'), { recursive: true });
-  await fs.mkdir(join(runDir, 'exports'), { recursive: true });
-  await writeFileAtomic(join(runDir, METRICS_FILE), '');
-  const now = new Date().toISOString();
-  const record: RunRecord = {
-    schemaVersion: 1,
-    runId,
-    config: settings,
-    status: 'pending',
-    totalSteps: trainer.totalSteps,
-    step: 0,
-    backend,
-    labels: loaded.data.labels,
-    createdAt: now,
-    updatedAt: now,
-    trainSeconds: 0,
-    lastCheckpoint: null,
-  };
-  await writeRunRecord(runDir, record);
-  const unlock = await lockRun(runDir);
   return new RunSession({
     runDir,
     record,
@@ -233,6 +261,7 @@ async function resumeLocked(
     trainer.optimizer.loadState(checkpoint.optimizer);
     trainer.restore(checkpoint.state.trainer);
     await truncateRunLogs(dir, last);
+    await reserveSpace(dir);
   } catch (error) {
     trainer?.dispose();
     loaded?.instance.dispose();

@@ -2,11 +2,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance } from '../adapters/types.ts';
 import type { PreparedData } from '../data/prepare.ts';
-import { appendLine } from '../io/atomic.ts';
+import { appendJsonLine } from '../io/jsonl.ts';
 import type { LoadedModel, StudioTokenizer } from '../models/index.ts';
 import type { ProjectSettings } from '../project/schema.ts';
 import { METRICS_FILE, type RunRecord, type RunStatus, writeRunRecord } from '../project/store.ts';
-import { type CheckpointState, saveCheckpoint } from '../runs/index.ts';
+import { type CheckpointState, releaseSpace, saveCheckpoint } from '../runs/index.ts';
 import { dueActions } from './actions.ts';
 import { type EventOf, makeEvent, type TrainEvent, type TrainEventType } from './events.ts';
 import type { StepResult, Trainer } from './trainer.ts';
@@ -87,7 +87,6 @@ const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 export class RunSession implements RunHandle {
   readonly history: TrainEvent[] = [];
   private readonly listeners = new Set<(e: TrainEvent) => void>();
-  private writes: Promise<void> = Promise.resolve();
   private pauseRequested = false;
   private cancelRequested = false;
   private wake: (() => void) | null = null;
@@ -138,11 +137,21 @@ export class RunSession implements RunHandle {
     this.wake?.();
   }
 
-  private emit<T extends TrainEventType>(type: T, fields: Omit<EventOf<T>, 'type' | 'time'>): void {
+  /**
+   * Logs an event to `metrics.jsonl`, flushed to the disk, and only then tells the listeners: what they
+   * are told survives a crash, and each step is on disk before the next one starts.
+   */
+  private async emit<T extends TrainEventType>(
+    type: T,
+    fields: Omit<EventOf<T>, 'type' | 'time'>,
+  ): Promise<void> {
     const event = makeEvent(type, fields);
     this.history.push(event);
-    const line = JSON.stringify(event);
-    this.writes = this.writes.then(() => appendLine(join(this.runDir, METRICS_FILE), line));
+    await appendJsonLine(join(this.runDir, METRICS_FILE), event);
+    this.notify(event);
+  }
+
+  private notify(event: TrainEvent): void {
     for (const listener of this.listeners) {
       try {
         listener(event);
@@ -200,7 +209,7 @@ export class RunSession implements RunHandle {
       tf.dispose(Object.values(adapter));
     }
     this.lastCheckpointStep = state.step;
-    this.emit('checkpoint-saved', { step: state.step, path: dir });
+    await this.emit('checkpoint-saved', { step: state.step, path: dir });
     await this.saveRecord({ lastCheckpoint: dir });
     if (this.setup.recorder)
       await this.recordAnalysis(state.step >= trainer.totalSteps ? 'final' : 'checkpoint');
@@ -211,9 +220,9 @@ export class RunSession implements RunHandle {
     const step = this.trainer.state.step;
     try {
       await this.setup.recorder!.record(step, this.loaded.instance, trigger);
-      this.emit('analysis-saved', { step, path: join(this.runDir, 'analysis') });
+      await this.emit('analysis-saved', { step, path: join(this.runDir, 'analysis') });
     } catch (error) {
-      this.emit('warning', { step, code: 'analysis-failed', message: (error as Error).message });
+      await this.emit('warning', { step, code: 'analysis-failed', message: (error as Error).message });
     }
   }
 
@@ -222,7 +231,7 @@ export class RunSession implements RunHandle {
     const step = this.trainer.state.step;
     if (this.loaded.data.validation.length === 0) return false;
     const metrics = await this.trainer.evaluate();
-    this.emit('eval', { step, metrics });
+    await this.emit('eval', { step, metrics });
     this.finalMetrics = metrics;
     return this.trainer.observeEval(metrics);
   }
@@ -232,7 +241,7 @@ export class RunSession implements RunHandle {
     if (!this.pauseRequested || this.cancelRequested) return;
     const step = this.trainer.state.step;
     this.current = 'paused';
-    this.emit('paused', { step });
+    await this.emit('paused', { step });
     await this.saveRecord({ status: 'paused' });
     const pausedAt = Date.now();
     while (this.pauseRequested && !this.cancelRequested)
@@ -243,12 +252,12 @@ export class RunSession implements RunHandle {
     this.sessionStart += Date.now() - pausedAt;
     if (this.cancelRequested) return;
     this.current = 'running';
-    this.emit('resumed', { step, from: 'pause' });
+    await this.emit('resumed', { step, from: 'pause' });
     await this.saveRecord({ status: 'running' });
   }
 
   /** One optimizer step, logged as a step event or, when skipped for a non-finite value, a warning. */
-  private takeStep(): StepResult {
+  private async takeStep(): Promise<StepResult> {
     const { trainer } = this;
     const started = performance.now();
     const r = trainer.step();
@@ -256,7 +265,7 @@ export class RunSession implements RunHandle {
     this.stepTimes.push(seconds);
     if (this.stepTimes.length > 20) this.stepTimes.shift();
     if (r.skipped) {
-      this.emit('warning', {
+      await this.emit('warning', {
         step: r.step,
         code: 'non-finite',
         message: `step ${r.step} skipped: non-finite ${Number.isFinite(r.loss) ? 'gradient' : 'loss'} (${trainer.state.nonFiniteInARow} in a row)`,
@@ -269,7 +278,7 @@ export class RunSession implements RunHandle {
       return r;
     }
     const mean = this.stepTimes.reduce((a, b) => a + b, 0) / this.stepTimes.length;
-    this.emit('step', {
+    await this.emit('step', {
       step: r.step,
       epoch: r.epoch,
       loss: r.loss,
@@ -307,11 +316,11 @@ export class RunSession implements RunHandle {
     }
   }
 
-  private started(): void {
+  private async started(): Promise<void> {
     const { trainer, loaded } = this;
     const resumedFrom = this.setup.resumedFrom;
-    if (resumedFrom !== null) this.emit('resumed', { step: resumedFrom, from: 'checkpoint' });
-    this.emit('run-started', {
+    if (resumedFrom !== null) await this.emit('resumed', { step: resumedFrom, from: 'checkpoint' });
+    await this.emit('run-started', {
       runId: this.runId,
       step: trainer.state.step,
       totalSteps: trainer.totalSteps,
@@ -324,7 +333,7 @@ export class RunSession implements RunHandle {
       backend: this.record.backend,
     });
     for (const message of loaded.warnings)
-      this.emit('warning', { step: trainer.state.step, code: 'setup', message });
+      await this.emit('warning', { step: trainer.state.step, code: 'setup', message });
   }
 
   private async loop(): Promise<RunSummary> {
@@ -332,20 +341,20 @@ export class RunSession implements RunHandle {
     try {
       this.current = 'running';
       await this.saveRecord({ status: 'running' });
-      this.started();
+      await this.started();
       let earlyStop = false;
       let last: StepResult | null = null;
       while (trainer.state.step < trainer.totalSteps && !earlyStop) {
         await yieldToEventLoop();
         await this.pauseIfRequested();
         if (this.cancelRequested) return await this.cancelled();
-        last = this.takeStep();
+        last = await this.takeStep();
         earlyStop = await this.afterStep(last.step);
       }
       this.checkFinalLoss(last);
       this.current = 'completed';
       const reason = earlyStop ? 'early-stopping' : 'max-steps';
-      this.emit('finished', {
+      await this.emit('finished', {
         step: trainer.state.step,
         reason,
         metrics: this.finalMetrics,
@@ -361,13 +370,19 @@ export class RunSession implements RunHandle {
     } catch (error) {
       const message = (error as Error).message;
       this.current = 'failed';
-      this.emit('error', { step: trainer.state.step, message });
+      // the space held back lets a run on a full disk still record why it failed
+      await releaseSpace(this.runDir).catch(() => undefined);
+      const event = makeEvent('error', { step: trainer.state.step, message });
+      this.history.push(event);
+      await appendJsonLine(join(this.runDir, METRICS_FILE), event).catch(() => undefined);
+      this.notify(event);
       await this.saveRecord({ status: 'failed', error: message }).catch(() => undefined);
       return await this.summary();
     } finally {
       trainer.dispose();
       loaded.instance.dispose();
       loaded.model.dispose();
+      await releaseSpace(this.runDir).catch(() => undefined);
       await this.setup.unlock();
     }
   }
@@ -376,13 +391,12 @@ export class RunSession implements RunHandle {
     const step = this.trainer.state.step;
     const path = this.lastCheckpointStep === step ? this.record.lastCheckpoint : await this.checkpoint();
     this.current = 'cancelled';
-    this.emit('cancelled', { step, checkpoint: path });
+    await this.emit('cancelled', { step, checkpoint: path });
     await this.saveRecord({ status: 'cancelled', reason: 'cancelled' });
     return this.summary();
   }
 
   private async summary(): Promise<RunSummary> {
-    await this.writes;
     return {
       runId: this.runId,
       runDir: this.runDir,
