@@ -18,6 +18,15 @@ export {
   STATE_FILE,
   saveCheckpoint,
 } from './checkpoint.ts';
-export { isAlive, lockRun } from './lock.ts';
+export {
+  checkProjectFree,
+  isAlive,
+  LOCK_FILE,
+  lockHolder,
+  lockPid,
+  lockRun,
+  RunLockError,
+} from './lock.ts';
 export { readRunEvents, truncateRunLogs } from './logs.ts';
+export { recoverRun } from './recover.ts';
 export { RESERVE_FILE, releaseSpace, reserveSpace } from './space.ts';

@@ -145,7 +145,9 @@ describe('startRun / resumeRun', () => {
     const types = handle.history.map((e) => e.type);
     expect(types).toContain('paused');
     expect(types).toContain('resumed');
-    await expect(second).rejects.toThrow(/the run is being trained by process \d+|no checkpoint/);
+    await expect(second).rejects.toThrow(
+      `${handle.runDir}: run ${handle.runId} is being trained by process ${process.pid}`,
+    );
   });
 
   it('refuses to resume or load a checkpoint holding NaN, naming the tensor and the file', async () => {

@@ -23,15 +23,16 @@ import {
   projectPath,
   RUNS_DIR,
   type RunRecord,
-  readRunRecord,
   withTrainingOverrides,
   writeRunRecord,
 } from '../project/store.ts';
 import {
+  checkProjectFree,
   checkpointDir,
   listCheckpoints,
   loadCheckpoint,
   lockRun,
+  recoverRun,
   reserveSpace,
   truncateRunLogs,
 } from '../runs/index.ts';
@@ -163,6 +164,8 @@ async function createRunFolder(runDir: string, record: RunRecord): Promise<() =>
  */
 export async function startRun(projectDir: string, options: RunOptions = {}): Promise<RunHandle> {
   const project = await openProject(projectDir);
+  // refused before anything is loaded; lockRun checks again once the new run's lock is taken
+  await checkProjectFree(join(project.dir, RUNS_DIR));
   const settings = withTrainingOverrides(
     project.settings,
     (options.training ?? {}) as Record<string, unknown>,
@@ -223,7 +226,7 @@ export interface ResumeOptions {
  */
 export async function resumeRun(runDir: string, options: ResumeOptions = {}): Promise<RunHandle> {
   const dir = resolve(runDir);
-  const record = await readRunRecord(dir);
+  const record = await recoverRun(dir);
   const unlock = await lockRun(dir);
   try {
     return await resumeLocked(dir, record, options, unlock);

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runRecorder } from '../../analysis/index.ts';
 import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
-import { readRunEvents } from '../../runs/index.ts';
+import { lockHolder, readRunEvents, recoverRun } from '../../runs/index.ts';
 import { type RunHandle, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
 import { ApiError, type Metrics, type Progress, type RunInfo } from '../contract.ts';
 import type { Handlers } from '../service.ts';
@@ -54,14 +54,12 @@ async function eventsOf(runDir: string, live: LiveRun | undefined): Promise<read
 
 export async function runInfo(ctx: ServiceContext, runDir: string): Promise<RunInfo> {
   const dir = resolve(runDir);
-  const record = await readRunRecord(dir);
+  // opening a run repairs what a killed trainer left: `running` with no live process becomes `interrupted`
+  const record = await recoverRun(dir);
   const live = liveRuns(ctx).get(dir);
   const events = await eventsOf(dir, live);
   const summary = summarizeEvents(events);
-  let status = record.status;
-  if (live) status = live.handle.status();
-  // run.json says running but no engine drives it: the process that did died (a zombie in other studios)
-  else if (status === 'running' || status === 'pending') status = 'interrupted';
+  const status = live ? live.handle.status() : record.status;
   return {
     id: record.runId,
     dir,
@@ -157,10 +155,6 @@ export const runHandlers: Pick<
   'runs.start' | 'runs.pause' | 'runs.resume' | 'runs.cancel' | 'runs.list' | 'runs.delete' | 'runs.status'
 > = {
   async 'runs.start'({ projectDir, overrides }, ctx) {
-    const busy = [...liveRuns(ctx).values()].find(
-      (r) => projectOfRun(r.handle.runDir) === resolve(projectDir),
-    );
-    if (busy) throw new ApiError('conflict', `run ${busy.handle.runId} of this project is still in progress`);
     const o = overrides as { training?: Record<string, unknown>; backend?: string };
     return track(
       ctx,
@@ -191,7 +185,7 @@ export const runHandlers: Pick<
   },
   async 'runs.delete'({ runDir }, ctx) {
     const dir = resolve(runDir);
-    if (liveRuns(ctx).has(dir))
+    if (liveRuns(ctx).has(dir) || (await lockHolder(dir)) !== null)
       throw new ApiError('conflict', `${dir} is in progress; cancel it before deleting`);
     await readRunRecord(dir);
     await fs.rm(dir, { recursive: true, force: true });
