@@ -8,6 +8,7 @@ import type { LoadedModel } from '../models/types.ts';
 import { loadRunAdapter } from '../runs/index.ts';
 import { ExportError } from './errors.ts';
 import { buildLoraConversion } from './lora.ts';
+import { EXPORT_MARKER } from './marker.ts';
 import { writeMergedModel } from './merged.ts';
 import { writeNativeCheckpoint } from './native.ts';
 import { buildPeftAdapter, loadPeftAdapter, writePeftAdapter } from './peft.ts';
@@ -23,6 +24,7 @@ import {
 
 export { ExportError } from './errors.ts';
 export { buildLoraConversion } from './lora.ts';
+export { EXPORT_MARKER } from './marker.ts';
 export { writeMergedModel } from './merged.ts';
 export { writeNativeCheckpoint } from './native.ts';
 export {
@@ -83,12 +85,6 @@ function withOnlyAdapter<T>(model: LoadedModel, adapterName: string | null, fn: 
     }
   }
 }
-
-/**
- * Written into every export folder. An export replaces a folder only when it carries this marker (an earlier
- * export), so a model folder, a run or anyone's files are never deleted by choosing them as `out`.
- */
-export const EXPORT_MARKER = '.studio-export.json';
 
 /**
  * The output folder is replaced as a whole, so it must not hold the sources (the base model, the run) and

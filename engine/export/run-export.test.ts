@@ -11,7 +11,7 @@ import { setWriteFs } from '../io/fs.ts';
 import { TestDisk } from '../io/testing.ts';
 import { createProject } from '../project/store.ts';
 import { loadRunAdapter } from '../runs/index.ts';
-import { startRun } from '../training/run.ts';
+import { resumeRun, startRun } from '../training/run.ts';
 import { EXPORT_MARKER, exportRun } from './index.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures');
@@ -73,6 +73,13 @@ describe('exportRun', () => {
     expect(restored.state.step).toBe(2);
     detachAdapter(restored.model, restored.instance.name);
     restored.model.dispose();
+    // trained on, the copy is a run of its own: no longer an export that a later export may replace
+    expect(await fs.readdir(out)).toContain(EXPORT_MARKER);
+    await (await resumeRun(out, { backend: 'current', maxSteps: 3 })).done;
+    expect(await fs.readdir(out)).not.toContain(EXPORT_MARKER);
+    await expect(exportRun(runDir, { format: 'native', out })).rejects.toThrow(
+      'was not written by an export',
+    );
   });
 
   it('peft, lora and merged from a trained run all verify; memory stays flat', async () => {

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { attachAdapter } from '../adapters/index.ts';
 import { activateBackend } from '../backends/activate.ts';
 import { prepareData } from '../data/prepare.ts';
+import { EXPORT_MARKER } from '../export/marker.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeFs } from '../io/fs.ts';
 import {
@@ -264,6 +265,7 @@ async function resumeLocked(
     trainer.optimizer.loadState(checkpoint.optimizer);
     trainer.restore(checkpoint.state.trainer);
     await truncateRunLogs(dir, last);
+    await fs.rm(join(dir, EXPORT_MARKER), { force: true });
     await reserveSpace(dir);
   } catch (error) {
     trainer?.dispose();
