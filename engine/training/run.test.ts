@@ -237,15 +237,20 @@ describe('runs on a full or filling disk, and the durable log', () => {
     expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it('a disk that fills mid-run: run.json says failed with the reason, metrics.jsonl has no torn line', async () => {
+  /** A run on a disk that has `free` bytes left once step `step` is logged. */
+  async function fillingDisk(step: number, free: number) {
     const dir = await project(settings);
     const disk = new TestDisk(10_000_000);
     restore = setWriteFs(disk);
     const handle = await startRun(dir, { backend: 'current' });
     handle.on('event', (e) => {
-      if (e.type === 'step' && e.step === 3) disk.free = 40;
+      if (e.type === 'step' && e.step === step) disk.free = free;
     });
-    const summary = await handle.done;
+    return handle.done;
+  }
+
+  it('a disk that fills mid-run: run.json says failed with the reason, metrics.jsonl has no torn line', async () => {
+    const summary = await fillingDisk(3, 40);
     expect(summary.status).toBe('failed');
     const metrics = join(summary.runDir, 'metrics.jsonl');
     expect(summary.error).toMatch(
@@ -266,14 +271,7 @@ describe('runs on a full or filling disk, and the durable log', () => {
   });
 
   it('a disk that fills while a checkpoint is written names the checkpoint file and leaves no half folder', async () => {
-    const dir = await project(settings);
-    const disk = new TestDisk(10_000_000);
-    restore = setWriteFs(disk);
-    const handle = await startRun(dir, { backend: 'current' });
-    handle.on('event', (e) => {
-      if (e.type === 'step' && e.step === 4) disk.free = 2000;
-    });
-    const summary = await handle.done;
+    const summary = await fillingDisk(4, 2000);
     const file = join(summary.runDir, 'checkpoints', 'step-4', 'adapter.safetensors');
     expect(summary.error).toMatch(
       new RegExp(`^${file}: no space left on device: writing it needs [\\d.]+ KiB`),
