@@ -366,7 +366,7 @@ export class RunSession implements RunHandle {
         finalMetrics: this.finalMetrics,
         finishedAt: new Date().toISOString(),
       });
-      return await this.summary();
+      return this.summary();
     } catch (error) {
       const message = (error as Error).message;
       this.current = 'failed';
@@ -377,7 +377,7 @@ export class RunSession implements RunHandle {
       await appendJsonLine(join(this.runDir, METRICS_FILE), event).catch(() => undefined);
       this.notify(event);
       await this.saveRecord({ status: 'failed', error: message }).catch(() => undefined);
-      return await this.summary();
+      return this.summary();
     } finally {
       trainer.dispose();
       loaded.instance.dispose();
@@ -396,7 +396,7 @@ export class RunSession implements RunHandle {
     return this.summary();
   }
 
-  private async summary(): Promise<RunSummary> {
+  private summary(): RunSummary {
     return {
       runId: this.runId,
       runDir: this.runDir,
