@@ -123,3 +123,134 @@ describe('browser-mode server', () => {
     expect(received.map((e) => e.type)).toEqual(['host.state', 'eigen.failed']);
   });
 });
+
+/** A raw request (node:http sets any header, unlike fetch), resolving with the status and body. */
+function rawRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: Buffer | string; chunks?: number },
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'POST', headers: options.headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    const body = options.body ?? '';
+    const chunks = options.chunks ?? 1;
+    const size = Math.ceil(body.length / chunks);
+    for (let i = 0; i < chunks; i++) req.write(body.slice(i * size, (i + 1) * size));
+    req.end();
+  });
+}
+
+describe('browser-mode server: bad requests', () => {
+  it('answers malformed percent-encoding and a malformed request target with 400', async () => {
+    const fake = fakeTransport();
+    server = await startServer({ transport: fake.transport, staticDir: await withUi() });
+    const bad = await rawRequest(`http://127.0.0.1:${server.port}/%E0%A4%A`, {
+      method: 'GET',
+      headers: { 'x-studio-token': server.token },
+    });
+    expect(bad).toEqual({ status: 400, body: expect.stringMatching(/malformed percent-encoding/) });
+    const target = await rawRequest(`http://127.0.0.1:${server.port}//[`, {
+      method: 'GET',
+      headers: { 'x-studio-token': server.token },
+    });
+    expect(target).toEqual({ status: 400, body: expect.stringMatching(/malformed request target/) });
+  });
+
+  it('refuses a 200,000-deep JSON body with 400, not a stack overflow', async () => {
+    const fake = fakeTransport();
+    server = await startServer({ transport: fake.transport, staticDir: null });
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const reply = await rawRequest(`http://127.0.0.1:${server.port}/api/call/runs.list`, {
+      headers: { 'x-studio-token': server.token },
+      body: deep,
+    });
+    expect(reply.status).toBe(400);
+    expect(JSON.parse(reply.body).error.message).toMatch(/nests deeper than 100 levels/);
+    expect(fake.calls).toEqual([]);
+  });
+
+  it('answers a body over the limit with 413 and a message, declared or streamed', async () => {
+    const fake = fakeTransport();
+    server = await startServer({ transport: fake.transport, staticDir: null });
+    const url = `http://127.0.0.1:${server.port}/api/call/runs.list`;
+    const body = Buffer.alloc(9 * 1024 * 1024, 0x20);
+    const declared = await rawRequest(url, {
+      headers: { 'x-studio-token': server.token, 'content-length': String(body.length) },
+      body,
+    });
+    expect(declared.status).toBe(413);
+    expect(JSON.parse(declared.body).error.message).toMatch(
+      /runs.list is 9437184 bytes, over the limit of 8 MiB/,
+    );
+    // without Content-Length the body arrives chunked and the limit is found while reading
+    const streamed = await rawRequest(url, {
+      headers: { 'x-studio-token': server.token, 'transfer-encoding': 'chunked' },
+      body,
+      chunks: 64,
+    });
+    expect(streamed.status).toBe(413);
+    expect(JSON.parse(streamed.body).error.message).toMatch(/over the limit of 8 MiB/);
+    expect(fake.calls).toEqual([]);
+  });
+});
+
+describe('browser-mode server: requests from other pages', () => {
+  it('refuses state-changing calls whose Origin, Sec-Fetch-Site or Referer is not its own (403)', async () => {
+    const fake = fakeTransport();
+    server = await startServer({ transport: fake.transport, staticDir: null });
+    const own = `http://127.0.0.1:${server.port}`;
+    const url = `${own}/api/call/projects.recent`;
+    const cookie = `studio_token=${server.token}`;
+    const post = (headers: Record<string, string>) =>
+      rawRequest(url, { headers: { cookie, 'content-type': 'text/plain', ...headers }, body: '{}' });
+    const foreign: Record<string, string>[] = [
+      { origin: 'http://127.0.0.1:9999' },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'same-site' },
+      { 'sec-fetch-site': 'cross-site' },
+      { referer: 'http://127.0.0.1:9999/page.html' },
+      { referer: 'not a url' },
+    ];
+    for (const headers of foreign) {
+      const reply = await post(headers);
+      expect(reply.status, JSON.stringify(headers)).toBe(403);
+      expect(reply.body).toMatch(/not accepted \(only from the studio's page\)/);
+    }
+    expect(fake.calls).toEqual([]);
+    // the studio's own page, and programs that send none of these headers, get through
+    const accepted: Record<string, string>[] = [
+      { origin: own },
+      { origin: `http://localhost:${server.port}` },
+      { 'sec-fetch-site': 'same-origin', referer: `${own}/` },
+      {},
+    ];
+    for (const headers of accepted) {
+      expect((await post(headers)).status, JSON.stringify(headers)).toBe(200);
+    }
+    expect(fake.calls).toHaveLength(4);
+  });
+
+  it('refuses a WebSocket upgrade from another page with 403 and a message', async () => {
+    const fake = fakeTransport();
+    server = await startServer({ transport: fake.transport, staticDir: null });
+    const url = `ws://127.0.0.1:${server.port}/api/events?token=${server.token}`;
+    const refused = new WebSocket(url, { origin: 'http://127.0.0.1:9999' });
+    const status = await new Promise<number>((resolve) =>
+      refused.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
+    );
+    expect(status).toBe(403);
+    const ok = new WebSocket(url, { origin: `http://127.0.0.1:${server.port}` });
+    const first = await new Promise<StudioEvent>((resolve) =>
+      ok.once('message', (data) => resolve(JSON.parse(String(data)))),
+    );
+    ok.close();
+    expect(first.type).toBe('host.state');
+  });
+});
