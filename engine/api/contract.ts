@@ -489,6 +489,9 @@ export const ApiErrorCodeSchema = z.enum([
   'engine_error',
   'host_down',
   'unauthorized',
+  'out_of_memory',
+  /** The file system refused (disk full, read failure). */
+  'io',
 ]);
 export type ApiErrorCode = z.infer<typeof ApiErrorCodeSchema>;
 

@@ -16,6 +16,7 @@ function fakeTransport() {
     async call(method, payload): Promise<Reply> {
       calls.push({ method, payload });
       if (method === 'projects.recent') return { ok: true, result: [] };
+      if (method === 'runs.start') return { ok: false, error: { code: 'out_of_memory', message: 'too big' } };
       return { ok: false, error: { code: 'invalid_input', message: `bad ${method}` } };
     },
     onEvent(listener) {
@@ -80,10 +81,12 @@ describe('browser-mode server', () => {
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.message).toBe('bad runs.list');
     expect((await fetch(`${base}/rm-rf`, { method: 'POST', headers, body: '{}' })).status).toBe(404);
+    // running out of memory is no bug of the server: 507, not 500
+    expect((await fetch(`${base}/runs.start`, { method: 'POST', headers, body: '{}' })).status).toBe(507);
     const notJson = await fetch(`${base}/runs.list`, { method: 'POST', headers, body: '{oops' });
     expect(notJson.status).toBe(400);
     expect((await notJson.json()).error.message).toMatch(/not JSON/);
-    expect(fake.calls.map((c) => c.method)).toEqual(['runs.list']);
+    expect(fake.calls.map((c) => c.method)).toEqual(['runs.list', 'runs.start']);
   });
 
   it('refuses a foreign Host header (DNS rebinding) and paths outside the UI folder', async () => {

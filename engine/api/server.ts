@@ -44,6 +44,9 @@ const statusOf: Record<ApiErrorCode, number> = {
   conflict: 409,
   engine_error: 500,
   host_down: 503,
+  // not bugs: the machine ran out of room for what was asked
+  out_of_memory: 507,
+  io: 507,
 };
 
 function sameToken(a: string | undefined | null, b: string): boolean {

@@ -1,3 +1,4 @@
+import { describeError } from '../common/errors.ts';
 import { CliError, type Command, type CommandIO, formatHelp, parseCommandArgs } from './command.ts';
 
 /** Every subcommand, loaded lazily so `studio --help` and light commands start fast. */
@@ -65,7 +66,7 @@ export async function main(argv: string[], io?: Partial<CommandIO>): Promise<num
     }
     return await command.run(parseCommandArgs(command, rest), fullIO);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const { message } = describeError(error);
     err(`studio ${name}: ${message.split('\n')[0]}`);
     if (process.env.STUDIO_DEBUG && error instanceof Error) err(error.stack ?? '');
     return error instanceof CliError ? error.exitCode : 1;

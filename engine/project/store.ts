@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { parseMethodConfig } from '../adapters/index.ts';
+import { StudioError } from '../common/errors.ts';
 import { type DataSources, readData } from '../data/prepare.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { readModelConfig } from '../models/index.ts';
@@ -16,12 +17,12 @@ import {
 } from './schema.ts';
 
 /** A problem with a project folder or its project.json; the message names the file. */
-export class ProjectError extends Error {
+export class ProjectError extends StudioError {
   constructor(
     readonly file: string,
     message: string,
   ) {
-    super(`${file}: ${message}`);
+    super('invalid_input', `${file}: ${message}`);
     this.name = 'ProjectError';
   }
 }

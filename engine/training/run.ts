@@ -5,6 +5,7 @@ import { attachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import type { AnalysisRecorder } from '../analysis/index.ts';
 import { ensureGradients, selectBackend } from '../backends/index.ts';
+import { describeError } from '../common/errors.ts';
 import { type PreparedData, prepareData } from '../data/prepare.ts';
 import { appendLine, writeFileAtomic } from '../io/atomic.ts';
 import {
@@ -472,7 +473,8 @@ class RunSession implements RunHandle {
       });
       return await this.summary();
     } catch (error) {
-      const message = (error as Error).message;
+      // a wasm heap that ran out reads `memory access out of bounds`: say what it means and what to do
+      const { message } = describeError(error);
       this.current = 'failed';
       this.emit('error', { step: trainer.state.step, message });
       await this.saveRecord({ status: 'failed', error: message }).catch(() => undefined);

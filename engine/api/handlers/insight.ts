@@ -10,6 +10,7 @@ import {
   eigenMatrices,
   startEigenJob,
 } from '../../analysis/index.ts';
+import { describeError } from '../../common/errors.ts';
 import { exportRun } from '../../export/index.ts';
 import { generate, inferenceContext } from '../../models/index.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../../project/index.ts';
@@ -149,7 +150,7 @@ async function runEigen(ctx: ServiceContext, jobId: string, runDir: string, modu
     });
   } catch (error) {
     if (!state.jobs.has(jobId)) return;
-    ctx.emit({ type: 'eigen.failed', jobId, runDir, error: (error as Error).message });
+    ctx.emit({ type: 'eigen.failed', jobId, runDir, error: describeError(error).message });
   } finally {
     state.jobs.delete(jobId);
   }
