@@ -25,11 +25,11 @@ import {
   type RecentProject,
   type Reply,
   type StudioEvent,
-} from '../engine/api/contract.ts';
-import { EngineHost, type HostProcess } from '../engine/api/host-client.ts';
-import { contentType } from '../engine/api/mime.ts';
-import type { HostMessage } from '../engine/api/transport.ts';
+} from '../engine/common/contract.ts';
+import { EngineHost, type HostProcess } from '../engine/common/engine-host.ts';
+import type { HostMessage } from '../engine/common/host-protocol.ts';
 import { externalLinks } from '../engine/common/links.ts';
+import { contentType } from '../engine/common/mime.ts';
 import { dialogDefaultPath, isAllowedExternal, isTrustedSender } from './policy.ts';
 import { appCsp, loadWindowState, rendererUrl, safeRendererPath, saveWindowState } from './window.ts';
 

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { StudioError } from '../common/errors.ts';
+import { parseJsonLines } from '../common/jsonl.ts';
 import { appendLine, writeJsonAtomic } from '../io/atomic.ts';
-import { parseJsonLines } from '../io/jsonl.ts';
 import {
   ANALYSIS_VERSION,
   type AnalysisData,

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Input, type MethodId, methodIds, type Output, parseInput, unwrapReply } from './contract.ts';
+import {
+  type Input,
+  type MethodId,
+  methodIds,
+  type Output,
+  parseInput,
+  unwrapReply,
+} from '../common/contract.ts';
 import { createStudioService, type StudioService } from './service.ts';
 
 const fixtures = fileURLToPath(new URL('../models/fixtures/', import.meta.url));

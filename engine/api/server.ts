@@ -10,10 +10,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { type ApiErrorCode, isMethodId, type Reply } from './contract.ts';
-import { contentType } from './mime.ts';
+import { type ApiErrorCode, isMethodId, type Reply } from '../common/contract.ts';
+import type { EngineTransport } from '../common/host-protocol.ts';
+import { contentType } from '../common/mime.ts';
 import { decodePath, foreignOrigin, jsonDepth } from './request-guard.ts';
-import type { EngineTransport } from './transport.ts';
 
 export interface ServeOptions {
   transport: EngineTransport;

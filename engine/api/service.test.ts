@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiError } from '../common/contract.ts';
 import { EigCancelledError } from '../linalg/eig.ts';
 import { ModelError } from '../models/config.ts';
-import { ApiError } from './contract.ts';
 import { createStudioService, replyError, type StudioService } from './service.ts';
 
 const gpt2 = fileURLToPath(new URL('../models/fixtures/gpt2', import.meta.url));

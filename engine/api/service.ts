@@ -5,7 +5,6 @@
  */
 import { EventEmitter } from 'node:events';
 import type { z } from 'zod';
-import { describeError, type ErrorCode } from '../common/errors.ts';
 import {
   ApiError,
   type ApiErrorCode,
@@ -17,7 +16,8 @@ import {
   parseOutput,
   type Reply,
   type StudioEvent,
-} from './contract.ts';
+} from '../common/contract.ts';
+import { describeError, type ErrorCode } from '../common/errors.ts';
 import { analysisHandlers } from './handlers/analysis.ts';
 import { appHandlers } from './handlers/app.ts';
 import { budgetHandlers } from './handlers/budget.ts';

@@ -1,5 +1,5 @@
 import type { CommandIO } from '../cli/command.ts';
-import type { TrainEvent } from '../training/events.ts';
+import type { TrainEvent } from '../common/train-events.ts';
 import type { RunHandle, RunSummary } from '../training/run.ts';
 
 function duration(sec: number): string {

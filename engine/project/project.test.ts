@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_SCHEMA_VERSION } from './schema.ts';
+import { PROJECT_SCHEMA_VERSION } from '../common/project-schema.ts';
 import { createProject, openProject, parseProjectSettings, withTrainingOverrides } from './store.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures');

@@ -4,9 +4,6 @@ import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { parseMethodConfig } from '../adapters/index.ts';
 import { StudioError } from '../common/errors.ts';
-import { type DataSources, readData } from '../data/prepare.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
-import { readModelConfig } from '../models/index.ts';
 import {
   describeIssues,
   PROJECT_FILE,
@@ -14,7 +11,10 @@ import {
   ProjectSettings,
   type ProjectSettingsInput,
   TrainingSettings,
-} from './schema.ts';
+} from '../common/project-schema.ts';
+import { type DataSources, readData } from '../data/prepare.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { readModelConfig } from '../models/index.ts';
 
 /** A problem with a project folder or its project.json; the message names the file. */
 export class ProjectError extends StudioError {

@@ -1,3 +1,4 @@
+export * from '../common/train-events.ts';
 export {
   ADAPTER_FILE,
   type CheckpointContents,
@@ -19,7 +20,6 @@ export {
   type Generator,
   greedyGenerator,
 } from './evaluate.ts';
-export * from './events.ts';
 export { causalLmLossSum, classificationLossSum } from './loss.ts';
 export { accuracy, binaryF1, exactMatch, normalizeAnswer } from './metrics.ts';
 export {

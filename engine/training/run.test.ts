@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../backends/testing.ts';
+import type { TrainEvent } from '../common/train-events.ts';
 import { createProject } from '../project/store.ts';
 import { listCheckpoints } from './checkpoint.ts';
-import type { TrainEvent } from './events.ts';
 import { loadRunAdapter, readRunEvents, resumeRun, startRun } from './run.ts';
 
 const fixtures = new URL('../models/fixtures/', import.meta.url).pathname;

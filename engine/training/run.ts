@@ -6,6 +6,14 @@ import type { AdapterInstance } from '../adapters/types.ts';
 import type { AnalysisRecorder } from '../analysis/index.ts';
 import { ensureGradients, selectBackend } from '../backends/index.ts';
 import { describeError } from '../common/errors.ts';
+import type { ProjectSettings, TrainingSettingsInput } from '../common/project-schema.ts';
+import {
+  type EventOf,
+  makeEvent,
+  parseEventLog,
+  type TrainEvent,
+  type TrainEventType,
+} from '../common/train-events.ts';
 import { type PreparedData, prepareData } from '../data/prepare.ts';
 import { appendLine, writeFileAtomic } from '../io/atomic.ts';
 import {
@@ -15,7 +23,6 @@ import {
   loadTokenizer,
   type StudioTokenizer,
 } from '../models/index.ts';
-import type { ProjectSettings, TrainingSettingsInput } from '../project/schema.ts';
 import {
   METRICS_FILE,
   newRunId,
@@ -41,7 +48,6 @@ import {
   saveCheckpoint,
 } from './checkpoint.ts';
 import { type Generator, greedyGenerator } from './evaluate.ts';
-import { type EventOf, makeEvent, parseEventLog, type TrainEvent, type TrainEventType } from './events.ts';
 import { Trainer } from './trainer.ts';
 
 export interface RunOptions {

@@ -1,6 +1,6 @@
 import { buildHeatmaps, readAnalysis } from '../../analysis/store.ts';
 import type { HeatmapMetric, Histogram, ModuleMetrics, TimeSeriesRow } from '../../analysis/types.ts';
-import type { Analysis } from '../contract.ts';
+import type { Analysis } from '../../common/contract.ts';
 import type { Handlers } from '../service.ts';
 
 const metricLabels: Partial<Record<HeatmapMetric, string>> = {

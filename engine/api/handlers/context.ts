@@ -1,4 +1,4 @@
-import type { StudioEvent } from '../contract.ts';
+import type { StudioEvent } from '../../common/contract.ts';
 
 /** What handlers share inside one service (one engine host). */
 export interface ServiceContext {

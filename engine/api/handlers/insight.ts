@@ -10,12 +10,12 @@ import {
   eigenMatrices,
   startEigenJob,
 } from '../../analysis/index.ts';
+import { ApiError, type EigenResult, type RunComparison } from '../../common/contract.ts';
 import { describeError } from '../../common/errors.ts';
 import { exportRun } from '../../export/index.ts';
 import { generate, inferenceContext } from '../../models/index.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../../project/index.ts';
 import { loadRunAdapter, readRunEvents } from '../../training/index.ts';
-import { ApiError, type EigenResult, type RunComparison } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 import { modelSpec } from './budget.ts';
 import { type ServiceContext, stateOf } from './context.ts';

@@ -1,8 +1,14 @@
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
+import {
+  ApiError,
+  type Metrics,
+  type Progress,
+  type RunInfo,
+  type RunStatus,
+} from '../../common/contract.ts';
 import { listRuns, projectOfRun, RUNS_DIR, type RunRecord, readRunRecord } from '../../project/index.ts';
 import { type RunHandle, readRunEvents, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
-import { ApiError, type Metrics, type Progress, type RunInfo, type RunStatus } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 import { type ServiceContext, stateOf } from './context.ts';
 

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { methodNames } from '../../adapters/registry.ts';
+import { TaskKindSchema } from '../../common/project-schema.ts';
 import { defaultTask, readModelConfig, type TaskKind } from '../../models/index.ts';
 import {
   methodConfigFromArgs,
@@ -7,7 +8,6 @@ import {
   trainingFromArgs,
   trainingOptions,
 } from '../../project/cli-options.ts';
-import { TaskKindSchema } from '../../project/schema.ts';
 import { createProject } from '../../project/store.ts';
 import {
   CliError,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Reply, StudioEvent } from '../../api/contract.ts';
+import type { Reply, StudioEvent } from '../../common/contract.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const gpt2 = join(root, 'engine/models/fixtures/gpt2');

@@ -1,7 +1,8 @@
-import { EngineHost } from '../../api/host-client.ts';
+import { forkHost } from '../../api/fork-host.ts';
 import { openBrowser } from '../../api/open-browser.ts';
 import { ensureRendererBuilt } from '../../api/renderer-build.ts';
 import { startServer } from '../../api/server.ts';
+import { EngineHost } from '../../common/engine-host.ts';
 import { CliError, type Command, numberArg } from '../command.ts';
 
 export const command: Command = {
@@ -23,7 +24,7 @@ export const command: Command = {
     const staticDir = args.values['api-only']
       ? null
       : await ensureRendererBuilt({ force: Boolean(args.values.rebuild), log: io.err });
-    const host = new EngineHost();
+    const host = new EngineHost(() => forkHost());
     await host.start();
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
