@@ -1,9 +1,9 @@
 import { forkHost } from '../../api/fork-host.ts';
-import { openBrowser } from '../../api/open-browser.ts';
-import { ensureRendererBuilt } from '../../api/renderer-build.ts';
-import { startServer } from '../../api/server.ts';
+import { ensureRendererBuilt } from '../../api/http/renderer-dist.ts';
+import { startServer } from '../../api/http/server.ts';
 import { EngineHost } from '../../common/engine-host.ts';
 import { CliError, type Command, numberArg } from '../command.ts';
+import { openBrowser } from '../open-browser.ts';
 
 export const command: Command = {
   name: 'serve',

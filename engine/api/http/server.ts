@@ -10,9 +10,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { type ApiErrorCode, isMethodId, type Reply } from '../common/contract.ts';
-import type { EngineTransport } from '../common/host-protocol.ts';
-import { contentType } from '../common/mime.ts';
+import { type ApiErrorCode, isMethodId, type Reply } from '../../common/contract.ts';
+import type { EngineTransport } from '../../common/host-protocol.ts';
+import { contentType } from '../../common/mime.ts';
 import { decodePath, foreignOrigin, jsonDepth } from './request-guard.ts';
 
 export interface ServeOptions {

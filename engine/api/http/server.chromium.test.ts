@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Reply, StudioEvent } from '../common/contract.ts';
-import type { EngineTransport } from '../common/host-protocol.ts';
-import { chromiumArgs, chromiumOrSkip } from '../testing/chromium.ts';
+import type { Reply, StudioEvent } from '../../common/contract.ts';
+import type { EngineTransport } from '../../common/host-protocol.ts';
+import { chromiumArgs, chromiumOrSkip } from '../../testing/chromium.ts';
 import { type RunningServer, startServer } from './server.ts';
 
 const executablePath = chromiumOrSkip();

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Reply, StudioEvent } from '../common/contract.ts';
-import type { EngineTransport } from '../common/host-protocol.ts';
+import type { Reply, StudioEvent } from '../../common/contract.ts';
+import type { EngineTransport } from '../../common/host-protocol.ts';
 import { type RunningServer, startServer } from './server.ts';
 
 /** A transport that answers from a table, standing in for the engine host. */
