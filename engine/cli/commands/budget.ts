@@ -1,7 +1,6 @@
 import { type Budget, computeBudget } from '../../adapters/budget.ts';
 import { getMethod, methodNames } from '../../adapters/registry.ts';
 import { readModelConfig, specFromConfig, type TaskKind } from '../../models/index.ts';
-import { methodConfigFromArgs, methodOptions } from '../../project/cli-options.ts';
 import {
   CliError,
   type Command,
@@ -12,6 +11,7 @@ import {
   stringArg,
 } from '../command.ts';
 import { formatBytes, table } from '../format.ts';
+import { methodConfigFromArgs, methodOptions } from '../options.ts';
 
 const own: Record<string, OptionSpec> = {
   method: {

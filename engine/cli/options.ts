@@ -1,7 +1,7 @@
 import { configFromFlags, FlagError, schemaFlags } from '../adapters/flags.ts';
 import { getMethod, methodNames } from '../adapters/registry.ts';
-import { CliError, type OptionSpec, type ParsedArgs } from '../cli/command.ts';
 import { TrainingSettings } from '../common/project-schema.ts';
+import { CliError, type OptionSpec, type ParsedArgs } from './command.ts';
 
 /**
  * CLI flags of every training setting, generated from the `TrainingSettings` schema (so the CLI and
