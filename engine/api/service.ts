@@ -4,14 +4,10 @@
  * schemas (project settings, method configs), and every reply is checked against the contract before it leaves.
  */
 import { EventEmitter } from 'node:events';
-import type { z } from 'zod';
 import {
   ApiError,
   type ApiErrorCode,
-  type Contract,
   isMethodId,
-  type MethodId,
-  type Output,
   parseInput,
   parseOutput,
   type Reply,
@@ -21,18 +17,12 @@ import { describeError, type ErrorCode } from '../common/errors.ts';
 import { analysisHandlers } from './handlers/analysis.ts';
 import { appHandlers } from './handlers/app.ts';
 import { budgetHandlers } from './handlers/budget.ts';
-import type { ServiceContext } from './handlers/context.ts';
+import type { Handler, Handlers, ServiceContext } from './handlers/context.ts';
 import { dataHandlers } from './handlers/data.ts';
 import { insightHandlers } from './handlers/insight.ts';
 import { modelHandlers } from './handlers/model.ts';
 import { projectHandlers } from './handlers/projects.ts';
 import { runHandlers } from './handlers/runs.ts';
-
-export type Handler<M extends MethodId> = (
-  input: z.output<Contract[M]['input']>,
-  ctx: ServiceContext,
-) => Promise<Output<M>>;
-export type Handlers = { [M in MethodId]: Handler<M> };
 
 export interface StudioService {
   /** Never throws: failures are `{ok: false, error}` replies with the engine's message. */

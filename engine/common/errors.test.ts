@@ -2,6 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { describeError } from './errors.ts';
 
+// the engine is checked without DOM types, which are where TypeScript declares WebAssembly
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: Record<string, unknown> };
+};
+
 /** A real wasm trap: a module whose one function loads past the end of its single 64 KiB memory page. */
 function wasmOutOfBounds(): Error {
   // (module (memory 1) (func (export "f") (result i32) (i32.load (i32.const 65536))))

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { StudioError } from '../common/errors.ts';
-import type { TaskKind } from './types.ts';
+import type { TaskKind } from '../common/project-schema.ts';
 
 /** A problem with a model folder or its files; the message names the file. */
 export class ModelError extends StudioError {

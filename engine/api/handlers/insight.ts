@@ -16,9 +16,8 @@ import { exportRun } from '../../export/index.ts';
 import { generate, inferenceContext } from '../../models/index.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../../project/index.ts';
 import { loadRunAdapter, readRunEvents } from '../../training/index.ts';
-import type { Handlers } from '../service.ts';
 import { modelSpec } from './budget.ts';
-import { type ServiceContext, stateOf } from './context.ts';
+import { type Handlers, type ServiceContext, stateOf } from './context.ts';
 import { runAdapter } from './loaded.ts';
 import { metricsOf, runInfo } from './runs.ts';
 

@@ -11,9 +11,8 @@ import {
   parseProjectSettings,
   projectPath,
 } from '../../project/index.ts';
-import type { Handlers } from '../service.ts';
 import { defaultProjectsDir, demoDataPath, demoDir } from './app.ts';
-import type { ServiceContext } from './context.ts';
+import type { Handlers, ServiceContext } from './context.ts';
 import { rememberProject } from './recent.ts';
 import { listRunInfos } from './runs.ts';
 

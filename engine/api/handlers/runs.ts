@@ -9,8 +9,7 @@ import {
 } from '../../common/contract.ts';
 import { listRuns, projectOfRun, RUNS_DIR, type RunRecord, readRunRecord } from '../../project/index.ts';
 import { type RunHandle, readRunEvents, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
-import type { Handlers } from '../service.ts';
-import { type ServiceContext, stateOf } from './context.ts';
+import { type Handlers, type ServiceContext, stateOf } from './context.ts';
 
 interface LiveRun {
   handle: RunHandle;

@@ -94,8 +94,8 @@ describe.skipIf(!executablePath)('browser-mode server in Chromium', () => {
     expect(calls).toEqual(['projects.recent']);
 
     await page.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
-    await page.waitForFunction(() => (window as { results?: unknown }).results !== undefined);
-    const results = await page.evaluate(() => (window as { results?: Record<string, string> }).results);
+    await page.waitForFunction(() => (globalThis as { results?: unknown }).results !== undefined);
+    const results = await page.evaluate(() => (globalThis as { results?: Record<string, string> }).results);
     expect(results).toEqual({ 'runs.start': 'sent', 'export.run': 'sent', socket: 'refused' });
     // the page's calls were simple requests (no preflight) with the cookie: only the Origin check stops them
     expect(calls).toEqual(['projects.recent']);

@@ -8,6 +8,8 @@ import type { Reply, StudioEvent } from '../../common/contract.ts';
 import type { EngineTransport } from '../../common/host-protocol.ts';
 import { type RunningServer, startServer } from './server.ts';
 
+type Failure = Extract<Reply, { ok: false }>;
+
 /** A transport that answers from a table, standing in for the engine host. */
 function fakeTransport() {
   const listeners = new Set<(e: StudioEvent) => void>();
@@ -79,13 +81,13 @@ describe('browser-mode server', () => {
     const base = `http://127.0.0.1:${server.port}/api/call`;
     const bad = await fetch(`${base}/runs.list`, { method: 'POST', headers, body: '{"projectDir":"/p"}' });
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error.message).toBe('bad runs.list');
+    expect(((await bad.json()) as Failure).error.message).toBe('bad runs.list');
     expect((await fetch(`${base}/rm-rf`, { method: 'POST', headers, body: '{}' })).status).toBe(404);
     // running out of memory is no bug of the server: 507, not 500
     expect((await fetch(`${base}/runs.start`, { method: 'POST', headers, body: '{}' })).status).toBe(507);
     const notJson = await fetch(`${base}/runs.list`, { method: 'POST', headers, body: '{oops' });
     expect(notJson.status).toBe(400);
-    expect((await notJson.json()).error.message).toMatch(/not JSON/);
+    expect(((await notJson.json()) as Failure).error.message).toMatch(/not JSON/);
     expect(fake.calls.map((c) => c.method)).toEqual(['runs.list', 'runs.start']);
   });
 
