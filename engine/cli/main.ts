@@ -14,6 +14,8 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   export: () => import('./commands/export.ts'),
   analyze: () => import('./commands/analyze.ts'),
   serve: () => import('./commands/serve.ts'),
+  try: () => import('./commands/try.ts'),
+  runs: () => import('./commands/runs.ts'),
 };
 
 const summaries: Record<string, string> = {
@@ -28,6 +30,8 @@ const summaries: Record<string, string> = {
   export: 'export a run: PEFT adapter, LoRA conversion, merged model or native checkpoint',
   analyze: 'adaptation analysis of a run: norms, scaling factors, spectra, comparisons',
   serve: 'serve the studio UI and API over HTTP/WebSocket on 127.0.0.1',
+  try: "try a run's adapter on one prompt or text, next to the base model",
+  runs: "list a project's runs or delete a finished run",
 };
 
 function topHelp(): string {

@@ -78,3 +78,32 @@ export function methodConfigFromArgs(
     throw error;
   }
 }
+
+/**
+ * The config of each compared method from the same flags: a flag goes to the methods that have it, and a flag
+ * that none of them has is a usage error.
+ */
+export function methodConfigsFromArgs(
+  methods: readonly string[],
+  args: ParsedArgs,
+  owners: Map<string, string[]>,
+): { method: string; config: Record<string, unknown> }[] {
+  for (const [flag, list] of owners) {
+    const value = args.values[flag];
+    if (value !== undefined && value !== false && !list.some((m) => methods.includes(m))) {
+      throw new CliError(
+        `--${flag} is not an option of ${methods.join(', ')} (it belongs to ${list.join(', ')})`,
+        2,
+      );
+    }
+  }
+  return methods.map((name) => {
+    const definition = getMethod(name);
+    try {
+      return { method: definition.name, config: configFromFlags(definition.schema, args.values) };
+    } catch (error) {
+      if (error instanceof FlagError) throw new CliError(error.message, 2);
+      throw error;
+    }
+  });
+}
