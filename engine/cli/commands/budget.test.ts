@@ -45,16 +45,8 @@ describe('studio budget', () => {
   });
 
   test('--compare puts methods side by side with the options each has, as the app compares them', async () => {
-    const text = await run([
-      'budget',
-      llama,
-      '--compare',
-      'lora,vera',
-      '--r',
-      '8',
-      '--target-modules',
-      'q_proj,v_proj',
-    ]);
+    const compare = ['budget', llama, '--compare', 'lora,vera', '--r', '8', '--target-modules'];
+    const text = await run([...compare, 'q_proj,v_proj']);
     expect(text.code).toBe(0);
     const [header, lora, vera] = text.out.split('\n');
     expect(header).toMatch(/^method\s+trainable\s+of model\s+PEFT file\s+memory$/);
@@ -63,21 +55,7 @@ describe('studio budget', () => {
       new RegExp(`^lora\\s+${(28 * 8 * (3072 + 3072 + 3072 + 1024)).toLocaleString('en-US')}\\s`),
     );
     expect(vera).toMatch(/^vera\s+\d/);
-    const json = JSON.parse(
-      (
-        await run([
-          'budget',
-          llama,
-          '--compare',
-          'lora,vera',
-          '--r',
-          '8',
-          '--target-modules',
-          'q_proj',
-          '--json',
-        ])
-      ).out,
-    );
+    const json = JSON.parse((await run([...compare, 'q_proj', '--json'])).out);
     expect(json.map((b: { method: string }) => b.method)).toEqual(['lora', 'vera']);
     const foreign = await run(['budget', llama, '--compare', 'lora,vera', '--u', '4']);
     expect(foreign.code).toBe(2);

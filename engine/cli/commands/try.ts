@@ -1,6 +1,30 @@
 import { selectBackend } from '../../backends/index.ts';
-import { type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
+import {
+  type Command,
+  type CommandIO,
+  jsonOption,
+  numberArg,
+  type ParsedArgs,
+  positional,
+  stringArg,
+} from '../command.ts';
 import { withService } from '../service.ts';
+
+/** The checkpoint used, then one line for the base model and one for the adapter (or the whole reply as JSON). */
+function show<T>(
+  io: CommandIO,
+  args: ParsedArgs,
+  result: { base: T; adapted: T; checkpoint: string },
+  line: (side: T) => string,
+): void {
+  if (args.values.json) {
+    io.out(JSON.stringify(result, null, 2));
+    return;
+  }
+  io.out(`checkpoint ${result.checkpoint}`);
+  io.out(`base     ${line(result.base)}`);
+  io.out(`adapted  ${line(result.adapted)}`);
+}
 
 export const command: Command = {
   name: 'try',
@@ -25,17 +49,10 @@ export const command: Command = {
       const { run } = await call('runs.status', { runDir, maxPoints: 10 });
       if (run.config.task === 'seq-cls') {
         const result = await call('tryit.classify', { runDir, text: input });
-        if (args.values.json) io.out(JSON.stringify(result, null, 2));
-        else {
-          io.out(`checkpoint ${result.checkpoint}`);
-          for (const [side, r] of [
-            ['base', result.base],
-            ['adapted', result.adapted],
-          ] as const) {
-            const p = r.probabilities.map((x) => `${x.label} ${x.p.toFixed(3)}`).join(', ');
-            io.out(`${side.padEnd(8)} ${r.label}  (${p})`);
-          }
-        }
+        show(io, args, result, (r) => {
+          const p = r.probabilities.map((x) => `${x.label} ${x.p.toFixed(3)}`).join(', ');
+          return `${r.label}  (${p})`;
+        });
         return 0;
       }
       const result = await call('tryit.generate', {
@@ -49,16 +66,12 @@ export const command: Command = {
           seed: numberArg(args, 'seed'),
         },
       });
-      if (args.values.json) io.out(JSON.stringify(result, null, 2));
-      else {
-        io.out(`checkpoint ${result.checkpoint}`);
-        for (const [side, r] of [
-          ['base', result.base],
-          ['adapted', result.adapted],
-        ] as const) {
-          io.out(`${side.padEnd(8)} ${JSON.stringify(r.text)}  (${r.tokens} tokens, ${Math.round(r.ms)} ms)`);
-        }
-      }
+      show(
+        io,
+        args,
+        result,
+        (r) => `${JSON.stringify(r.text)}  (${r.tokens} tokens, ${Math.round(r.ms)} ms)`,
+      );
       return 0;
     });
   },
