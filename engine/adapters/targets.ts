@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { StudioError } from '../common/errors.ts';
 import type { AdaptableKind } from '../models/layers.ts';
 import type { ModelSpec, ModuleInfo } from '../models/types.ts';
 import type { TargetModule } from './types.ts';
@@ -92,9 +93,9 @@ export function defaultTargetModules(modelType: string): string[] | null {
   return defaultTargets[modelType] ? [...defaultTargets[modelType]] : null;
 }
 
-export class TargetError extends Error {
+export class TargetError extends StudioError {
   constructor(message: string) {
-    super(message);
+    super('invalid_input', message);
     this.name = 'TargetError';
   }
 }

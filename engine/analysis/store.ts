@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { StudioError } from '../common/errors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { appendJsonLine, readJsonLines } from '../io/jsonl.ts';
 import {
@@ -59,9 +60,9 @@ export function eigenDir(runDir: string): string {
 }
 
 /** A bad analysis file: the message names the file (and line) and the problem. */
-export class AnalysisFileError extends Error {
+export class AnalysisFileError extends StudioError {
   constructor(message: string) {
-    super(message);
+    super('invalid_input', message);
     this.name = 'AnalysisFileError';
   }
 }

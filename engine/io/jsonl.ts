@@ -1,35 +1,10 @@
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
+import { type InvalidLine, type JsonLine, parseJsonLines } from '../common/jsonl.ts';
 import { diskFull, writeFileAtomic } from './atomic.ts';
 import { writeFs } from './fs.ts';
 
-/** One parsed line of a JSON-lines file, with its 1-based line number for error messages. */
-export interface JsonLine {
-  value: unknown;
-  line: number;
-}
-
-/** Builds the error for an unparsable line (which names the file). */
-export type InvalidLine = (line: number, reason: string) => Error;
-
-/**
- * Parses append-only JSON-lines text. Blank lines are skipped; an unparsable last line is a torn append from a
- * crash and is dropped, while an unparsable earlier line is an error built by `invalid` (which names the file).
- */
-export function parseJsonLines(text: string, invalid: InvalidLine): JsonLine[] {
-  const lines = text.split('\n');
-  const out: JsonLine[] = [];
-  lines.forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    try {
-      out.push({ value: JSON.parse(raw), line: i + 1 });
-    } catch (error) {
-      if (i === lines.length - 1) return;
-      throw invalid(i + 1, (error as Error).message);
-    }
-  });
-  return out;
-}
+export { type InvalidLine, type JsonLine, parseJsonLines } from '../common/jsonl.ts';
 
 /** Reads a JSON-lines file by the rule of `parseJsonLines`; a missing file has no lines. */
 export async function readJsonLines(file: string, invalid: InvalidLine): Promise<JsonLine[]> {

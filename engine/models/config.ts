@@ -1,14 +1,15 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import type { TaskKind } from './types.ts';
+import { StudioError } from '../common/errors.ts';
+import type { TaskKind } from '../common/project-schema.ts';
 
 /** A problem with a model folder or its files; the message names the file. */
-export class ModelError extends Error {
+export class ModelError extends StudioError {
   constructor(
     readonly file: string,
     readonly problem: string,
   ) {
-    super(`${file}: ${problem}`);
+    super('invalid_input', `${file}: ${problem}`);
     this.name = 'ModelError';
   }
 }

@@ -1,7 +1,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { TaskKind } from '../common/project-schema.ts';
 import type { AdaptableKind, AdaptableLayer, ForwardContext } from './layers.ts';
 
-export type TaskKind = 'causal-lm' | 'seq-cls';
+export type { TaskKind };
 
 /** One entry of the module tree, as `model.named_modules()` lists it (leaf modules with weights). */
 export interface ModuleInfo {

@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RunStatusSchema } from '../api/contract.ts';
-import { PROJECT_SCHEMA_VERSION } from './schema.ts';
+import { RunStatusSchema } from '../common/contract.ts';
+import { PROJECT_SCHEMA_VERSION } from '../common/project-schema.ts';
 import {
   createProject,
   openProject,

@@ -3,10 +3,8 @@ import { promises as fs } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { parseMethodConfig } from '../adapters/index.ts';
-import { RunStatusSchema } from '../api/contract.ts';
-import { type DataSources, readData } from '../data/prepare.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
-import { readModelConfig } from '../models/index.ts';
+import { RunStatusSchema } from '../common/contract.ts';
+import { StudioError } from '../common/errors.ts';
 import {
   describeIssues,
   PROJECT_FILE,
@@ -14,15 +12,18 @@ import {
   ProjectSettings,
   type ProjectSettingsInput,
   TrainingSettings,
-} from './schema.ts';
+} from '../common/project-schema.ts';
+import { type DataSources, readData } from '../data/prepare.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { readModelConfig } from '../models/index.ts';
 
 /** A problem with a project folder or its project.json; the message names the file. */
-export class ProjectError extends Error {
+export class ProjectError extends StudioError {
   constructor(
     readonly file: string,
     message: string,
   ) {
-    super(`${file}: ${message}`);
+    super('invalid_input', `${file}: ${message}`);
     this.name = 'ProjectError';
   }
 }

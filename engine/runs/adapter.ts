@@ -4,8 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { attachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import { activateBackend } from '../backends/activate.ts';
+import type { ProjectSettings } from '../common/project-schema.ts';
 import { type LoadedModel, loadModel, loadTokenizer, type StudioTokenizer } from '../models/index.ts';
-import type { ProjectSettings } from '../project/schema.ts';
 import { projectOfRun, projectPath, type RunRecord, readRunRecord } from '../project/store.ts';
 import {
   ADAPTER_FILE,

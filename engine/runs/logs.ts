@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { parseEventLog, type TrainEvent } from '../common/train-events.ts';
 import { filterJsonLines } from '../io/jsonl.ts';
 import { METRICS_FILE } from '../project/store.ts';
-import { parseEventLog, type TrainEvent } from '../training/events.ts';
 
 /** Events of a run's `metrics.jsonl`. */
 export async function readRunEvents(runDir: string): Promise<TrainEvent[]> {

@@ -1,4 +1,4 @@
-import type { TrainingSettings } from '../project/schema.ts';
+import type { TrainingSettings } from '../common/project-schema.ts';
 
 /** What a run does after an optimizer step besides logging it (every completed step is logged). */
 export interface DueActions {

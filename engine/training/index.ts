@@ -1,3 +1,4 @@
+export * from '../common/train-events.ts';
 export { type EvalRunOptions, type EvalRunResult, evaluateRun } from './eval-run.ts';
 export {
   choiceAccuracy,
@@ -6,7 +7,6 @@ export {
   type Generator,
   greedyGenerator,
 } from './evaluate.ts';
-export * from './events.ts';
 export { causalLmLossSum, classificationLossSum } from './loss.ts';
 export { accuracy, binaryF1, exactMatch, normalizeAnswer } from './metrics.ts';
 export {

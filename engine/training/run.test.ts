@@ -6,12 +6,12 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runRecorder } from '../analysis/index.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { runCli } from '../cli/testing.ts';
+import type { TrainEvent } from '../common/train-events.ts';
 import { nodeWriteFs, setWriteFs } from '../io/fs.ts';
 import { TestDisk } from '../io/testing.ts';
 import { createProject } from '../project/store.ts';
 import { listCheckpoints, loadRunAdapter, readRunEvents } from '../runs/index.ts';
 import { openSafetensors, type TensorData, writeSafetensors } from '../safetensors/index.ts';
-import type { TrainEvent } from './events.ts';
 import { resumeRun, startRun } from './run.ts';
 
 const fixtures = new URL('../models/fixtures/', import.meta.url).pathname;

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { attachAdapter } from '../adapters/index.ts';
 import { activateBackend } from '../backends/activate.ts';
+import type { ProjectSettings, TrainingSettingsInput } from '../common/project-schema.ts';
 import { prepareData } from '../data/prepare.ts';
 import { EXPORT_MARKER } from '../export/marker.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -14,7 +15,6 @@ import {
   loadTokenizer,
   type StudioTokenizer,
 } from '../models/index.ts';
-import type { ProjectSettings, TrainingSettingsInput } from '../project/schema.ts';
 import {
   METRICS_FILE,
   newRunId,

@@ -1,14 +1,15 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance } from '../adapters/types.ts';
+import { describeError } from '../common/errors.ts';
+import type { ProjectSettings } from '../common/project-schema.ts';
+import { type EventOf, makeEvent, type TrainEvent, type TrainEventType } from '../common/train-events.ts';
 import type { PreparedData } from '../data/prepare.ts';
 import { appendJsonLine } from '../io/jsonl.ts';
 import type { LoadedModel, StudioTokenizer } from '../models/index.ts';
-import type { ProjectSettings } from '../project/schema.ts';
 import { METRICS_FILE, type RunRecord, type RunStatus, writeRunRecord } from '../project/store.ts';
 import { type CheckpointState, releaseSpace, saveCheckpoint } from '../runs/index.ts';
 import { dueActions } from './actions.ts';
-import { type EventOf, makeEvent, type TrainEvent, type TrainEventType } from './events.ts';
 import type { StepResult, Trainer } from './trainer.ts';
 
 export interface RunSummary {
@@ -368,7 +369,8 @@ export class RunSession implements RunHandle {
       });
       return this.summary();
     } catch (error) {
-      const message = (error as Error).message;
+      // a wasm heap that ran out reads `memory access out of bounds`: say what it means and what to do
+      const { message } = describeError(error);
       this.current = 'failed';
       // the space held back lets a run on a full disk still record why it failed
       await releaseSpace(this.runDir).catch(() => undefined);

@@ -10,14 +10,14 @@ import {
   eigenMatrices,
   startEigenJob,
 } from '../../analysis/index.ts';
+import { ApiError, type EigenResult, type RunComparison } from '../../common/contract.ts';
+import { describeError } from '../../common/errors.ts';
 import { exportRun } from '../../export/index.ts';
 import { generate, inferenceContext } from '../../models/index.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../../project/index.ts';
 import { readRunEvents } from '../../runs/index.ts';
-import { ApiError, type EigenResult, type RunComparison } from '../contract.ts';
-import type { Handlers } from '../service.ts';
 import { modelSpec } from './budget.ts';
-import { type ServiceContext, stateOf } from './context.ts';
+import { type Handlers, type ServiceContext, stateOf } from './context.ts';
 import { runAdapter } from './loaded.ts';
 import { metricsOf, runInfo } from './runs.ts';
 
@@ -140,7 +140,7 @@ async function runEigen(ctx: ServiceContext, jobId: string, runDir: string, modu
     });
   } catch (error) {
     if (!state.jobs.has(jobId)) return;
-    ctx.emit({ type: 'eigen.failed', jobId, runDir, error: (error as Error).message });
+    ctx.emit({ type: 'eigen.failed', jobId, runDir, error: describeError(error).message });
   } finally {
     state.jobs.delete(jobId);
   }

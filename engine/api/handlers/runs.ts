@@ -1,12 +1,11 @@
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runRecorder } from '../../analysis/index.ts';
+import { ApiError, type Metrics, type Progress, type RunInfo } from '../../common/contract.ts';
 import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
 import { lockHolder, readRunEvents, recoverRun } from '../../runs/index.ts';
 import { type RunHandle, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
-import { ApiError, type Metrics, type Progress, type RunInfo } from '../contract.ts';
-import type { Handlers } from '../service.ts';
-import { type ServiceContext, stateOf } from './context.ts';
+import { type Handlers, type ServiceContext, stateOf } from './context.ts';
 
 interface LiveRun {
   handle: RunHandle;

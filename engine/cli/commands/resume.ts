@@ -1,7 +1,7 @@
 import { runRecorder } from '../../analysis/index.ts';
-import { exitCodeOf, followRun } from '../../project/progress.ts';
 import { resumeRun } from '../../training/run.ts';
 import { type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
+import { exitCodeOf, followRun } from '../progress.ts';
 
 export const command: Command = {
   name: 'resume',

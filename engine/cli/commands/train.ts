@@ -1,8 +1,8 @@
 import { runRecorder } from '../../analysis/index.ts';
-import { trainingFromArgs, trainingOptions } from '../../project/cli-options.ts';
-import { exitCodeOf, followRun } from '../../project/progress.ts';
 import { startRun } from '../../training/run.ts';
 import { type Command, jsonOption, type OptionSpec, positional, stringArg } from '../command.ts';
+import { trainingFromArgs, trainingOptions } from '../options.ts';
+import { exitCodeOf, followRun } from '../progress.ts';
 
 const own: Record<string, OptionSpec> = {
   backend: { type: 'string', description: "compute backend (default: the project's)", value: '<name>' },

@@ -148,6 +148,7 @@ export const DataSettings = z
 export type DataSettings = z.infer<typeof DataSettings>;
 
 export const TaskKindSchema = z.enum(['causal-lm', 'seq-cls']);
+export type TaskKind = z.infer<typeof TaskKindSchema>;
 
 export const MethodSettings = z
   .object({

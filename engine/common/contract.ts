@@ -489,11 +489,13 @@ export const ApiErrorCodeSchema = z.enum([
   'engine_error',
   'host_down',
   'unauthorized',
+  'out_of_memory',
+  /** The file system refused (disk full, read failure). */
+  'io',
 ]);
 export type ApiErrorCode = z.infer<typeof ApiErrorCodeSchema>;
 
 export const ApiErrorSchema = z.object({ code: ApiErrorCodeSchema, message: z.string() });
-export type ApiErrorShape = z.infer<typeof ApiErrorSchema>;
 
 /** The wire envelope of one reply (IPC, HTTP body). */
 export const ReplySchema = z.union([
@@ -586,4 +588,3 @@ export const DesktopRequestSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('saveFolder'), title: z.string().max(200), defaultPath: z.string().optional() }),
   z.object({ kind: z.literal('trainingActive'), active: z.boolean() }),
 ]);
-export type DesktopRequest = z.infer<typeof DesktopRequestSchema>;

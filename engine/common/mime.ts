@@ -1,5 +1,3 @@
-import { extname } from 'node:path';
-
 const mimeTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -14,5 +12,7 @@ const mimeTypes: Record<string, string> = {
 
 /** The Content-Type of a built renderer file (served over HTTP and the Electron app protocol alike). */
 export function contentType(path: string): string {
-  return mimeTypes[extname(path)] ?? 'application/octet-stream';
+  const name = path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
+  const dot = name.lastIndexOf('.');
+  return (dot > 0 && mimeTypes[name.slice(dot)]) || 'application/octet-stream';
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StudioEvent } from './contract.ts';
-import { EngineHost, type HostProcess } from './host-client.ts';
-import type { HostMessage, HostRequest } from './transport.ts';
+import { EngineHost, type HostProcess } from './engine-host.ts';
+import type { HostMessage, HostRequest } from './host-protocol.ts';
 
 /** A host process double: replies to calls by echoing the method, and can die on demand. */
 function fakeProcess() {

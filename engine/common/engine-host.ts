@@ -1,7 +1,14 @@
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+/**
+ * The UI side of the engine host protocol: speaks the contract with an engine host process, whatever started
+ * it (`child_process.fork` in browser mode: engine/api/fork-host.ts; Electron's utilityProcess in the app).
+ */
 import { ApiError, type Reply, type StudioEvent } from './contract.ts';
-import type { EngineTransport, HostMessage, HostRequest } from './transport.ts';
+import type { EngineTransport, HostMessage, HostRequest } from './host-protocol.ts';
+
+// timers exist wherever this runs (Node, Electron's main process); the ES library this folder is checked
+// against declares none
+declare function setTimeout(callback: () => void, ms: number): unknown;
+declare function clearTimeout(timer: unknown): void;
 
 /** A started engine host process, whatever started it (child_process here, utilityProcess in Electron). */
 export interface HostProcess {
@@ -12,26 +19,6 @@ export interface HostProcess {
 }
 
 export type SpawnHost = () => HostProcess;
-
-/** The host entry point: registers tsx (as bin/studio.mjs does) since there is no build step outside Electron. */
-export const hostEntry = fileURLToPath(new URL('./host-entry.mjs', import.meta.url));
-
-export function forkHost(env: NodeJS.ProcessEnv = process.env): HostProcess {
-  const child = fork(hostEntry, [], {
-    execArgv: process.execArgv.filter((a) => !a.startsWith('--inspect')),
-    env,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    serialization: 'advanced',
-  });
-  return {
-    send: (message) => {
-      if (child.connected) child.send(message);
-    },
-    onMessage: (listener) => child.on('message', (m) => listener(m as HostMessage)),
-    onExit: (listener) => child.on('exit', (code, signal) => listener(code, signal)),
-    kill: () => child.kill(),
-  };
-}
 
 interface Pending {
   resolve: (reply: Reply) => void;
@@ -59,7 +46,7 @@ export class EngineHost implements EngineTransport {
     interruptedRuns: [],
   };
 
-  constructor(private readonly spawn: SpawnHost = () => forkHost()) {}
+  constructor(private readonly spawn: SpawnHost) {}
 
   start(): Promise<void> {
     if (this.ready) return this.ready;

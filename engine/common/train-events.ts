@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseJsonLines } from '../io/jsonl.ts';
+import { parseJsonLines } from './jsonl.ts';
 
 const time = z.string().describe('ISO timestamp');
 const step = z.number().int().nonnegative();

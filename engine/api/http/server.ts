@@ -10,9 +10,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { type ApiErrorCode, isMethodId, type Reply } from './contract.ts';
-import { contentType } from './mime.ts';
-import type { EngineTransport } from './transport.ts';
+import { type ApiErrorCode, isMethodId, type Reply } from '../../common/contract.ts';
+import type { EngineTransport } from '../../common/host-protocol.ts';
+import { contentType } from '../../common/mime.ts';
+import { decodePath, foreignOrigin, jsonDepth } from './request-guard.ts';
 
 export interface ServeOptions {
   transport: EngineTransport;
@@ -32,6 +33,10 @@ export interface RunningServer {
 
 const COOKIE = 'studio_token';
 const MAX_BODY = 8 * 1024 * 1024;
+/** Past the limit the rest of a body is read and dropped, so the client sees the 413 instead of a reset. */
+const MAX_DRAIN = 64 * 1024 * 1024;
+/** Contract payloads nest a few levels; far deeper JSON is refused before it is parsed. */
+const MAX_JSON_DEPTH = 100;
 const statusOf: Record<ApiErrorCode, number> = {
   invalid_input: 400,
   unauthorized: 401,
@@ -39,6 +44,9 @@ const statusOf: Record<ApiErrorCode, number> = {
   conflict: 409,
   engine_error: 500,
   host_down: 503,
+  // not bugs: the machine ran out of room for what was asked
+  out_of_memory: 507,
+  io: 507,
 };
 
 function sameToken(a: string | undefined | null, b: string): boolean {
@@ -79,15 +87,46 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** A request refused with an HTTP status and a message, before it reaches the engine. */
+class RequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Reads and drops what is left of a body, closing the connection if the client keeps sending. */
+function drain(req: IncomingMessage, received = 0): void {
+  let size = received;
+  req.removeAllListeners('data');
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_DRAIN) req.destroy();
+  });
+  req.resume();
+}
+
+function readBody(req: IncomingMessage, method: string): Promise<string> {
+  const tooLarge = (bytes: string) =>
+    new RequestError(
+      413,
+      `request body of ${method} is ${bytes} bytes, over the limit of ${MAX_BODY / 1024 / 1024} MiB`,
+    );
+  const declared = Number(req.headers['content-length']);
+  if (declared > MAX_BODY) {
+    drain(req);
+    return Promise.reject(tooLarge(String(declared)));
+  }
   return new Promise((resolveBody, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_BODY) {
-        reject(new Error(`request body over ${MAX_BODY} bytes`));
-        req.destroy();
+        drain(req, size);
+        reject(tooLarge(`more than ${MAX_BODY}`));
         return;
       }
       chunks.push(chunk);
@@ -97,11 +136,33 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
+function parseBody(text: string, method: string): unknown {
+  if (text.length === 0) return {};
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    throw new RequestError(400, `request body of ${method} nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new RequestError(400, `request body of ${method} is not JSON: ${(error as Error).message}`);
+  }
+}
+
+/** The request target as a URL; null when it does not parse (`GET http://[ HTTP/1.1`). */
+function requestUrl(req: IncomingMessage): URL | null {
+  try {
+    return new URL(req.url ?? '/', 'http://127.0.0.1');
+  } catch {
+    return null;
+  }
+}
+
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const token = options.token ?? randomBytes(24).toString('base64url');
   const { transport, staticDir } = options;
   let port = 0;
 
+  const ownOrigins = () => [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
   const allowedHost = (req: IncomingMessage): boolean => {
     // a DNS-rebinding page would send its own host name; only loopback names are ours
     const host = req.headers.host ?? '';
@@ -120,7 +181,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const serveStatic = async (res: ServerResponse, url: URL) => {
     if (!staticDir) return refuse(res, 404, 'this server has no UI (renderer not built)');
     const root = resolve(staticDir);
-    const wanted = normalize(join(root, decodeURIComponent(url.pathname)));
+    const path = decodePath(url.pathname);
+    if (path === null) return refuse(res, 400, `malformed percent-encoding in ${url.pathname}`);
+    const wanted = normalize(join(root, path));
     if (wanted !== root && !wanted.startsWith(root + sep))
       return refuse(res, 403, 'path outside the UI folder');
     let file = wanted;
@@ -154,21 +217,28 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     }
     let payload: unknown;
     try {
-      const text = await readBody(req);
-      payload = text.length > 0 ? JSON.parse(text) : {};
+      payload = parseBody(await readBody(req, method), method);
     } catch (error) {
-      const message = `request body of ${method} is not JSON: ${(error as Error).message}`;
-      return sendJson(res, 400, { ok: false, error: { code: 'invalid_input', message } });
+      if (!(error instanceof RequestError)) throw error;
+      return sendJson(res, error.status, {
+        ok: false,
+        error: { code: 'invalid_input', message: error.message },
+      });
     }
     const reply: Reply = await transport.call(method, payload);
     sendJson(res, reply.ok ? 200 : statusOf[reply.error.code], reply);
   };
 
   const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(req);
+    if (!url) return refuse(res, 400, 'malformed request target');
     if (!allowedHost(req)) return refuse(res, 403, 'unexpected Host header');
     if (!authorized(req, url)) {
       return refuse(res, 401, 'this studio URL needs its token: open the URL printed by `studio serve`');
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const foreign = foreignOrigin(req.headers, ownOrigins());
+      if (foreign) return refuse(res, 403, foreign);
     }
     const done = (error: unknown) => {
       if (!res.headersSent)
@@ -192,16 +262,25 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const origin = req.headers.origin;
-    const originOk =
-      !origin || origin === `http://127.0.0.1:${port}` || origin === `http://localhost:${port}`;
-    if (url.pathname !== '/api/events' || !allowedHost(req) || !originOk || !authorized(req, url)) {
-      socket.write('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
-      socket.destroy();
-      return;
-    }
+    // a socket error (a reset mid-handshake) ends this connection only
+    socket.on('error', () => socket.destroy());
+    const reject = (status: number, reason: string, message: string) => {
+      const body = `${status}: ${message}\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    };
+    const url = requestUrl(req);
+    if (!url || url.pathname !== '/api/events') return reject(404, 'Not Found', 'no such socket');
+    if (!allowedHost(req)) return reject(403, 'Forbidden', 'unexpected Host header');
+    const foreign = foreignOrigin(req.headers, ownOrigins());
+    if (foreign) return reject(403, 'Forbidden', foreign);
+    if (!authorized(req, url)) return reject(401, 'Unauthorized', 'this socket needs the studio token');
     sockets.handleUpgrade(req, socket, head, (ws) => {
+      // ws reports a malformed frame (unmasked, reserved opcode, over maxPayload) as an 'error' event and
+      // closes the socket itself; unheard, the event would be thrown and take the whole server down
+      ws.on('error', () => ws.terminate());
       ws.send(JSON.stringify(transport.hostState()));
     });
   });

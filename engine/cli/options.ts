@@ -1,7 +1,7 @@
 import { configFromFlags, FlagError, schemaFlags } from '../adapters/flags.ts';
 import { getMethod, methodNames } from '../adapters/registry.ts';
-import { CliError, type OptionSpec, type ParsedArgs } from '../cli/command.ts';
-import { TrainingSettings } from './schema.ts';
+import { TrainingSettings } from '../common/project-schema.ts';
+import { CliError, type OptionSpec, type ParsedArgs } from './command.ts';
 
 /**
  * CLI flags of every training setting, generated from the `TrainingSettings` schema (so the CLI and
@@ -77,4 +77,33 @@ export function methodConfigFromArgs(
     if (error instanceof FlagError) throw new CliError(error.message, 2);
     throw error;
   }
+}
+
+/**
+ * The config of each compared method from the same flags: a flag goes to the methods that have it, and a flag
+ * that none of them has is a usage error.
+ */
+export function methodConfigsFromArgs(
+  methods: readonly string[],
+  args: ParsedArgs,
+  owners: Map<string, string[]>,
+): { method: string; config: Record<string, unknown> }[] {
+  for (const [flag, list] of owners) {
+    const value = args.values[flag];
+    if (value !== undefined && value !== false && !list.some((m) => methods.includes(m))) {
+      throw new CliError(
+        `--${flag} is not an option of ${methods.join(', ')} (it belongs to ${list.join(', ')})`,
+        2,
+      );
+    }
+  }
+  return methods.map((name) => {
+    const definition = getMethod(name);
+    try {
+      return { method: definition.name, config: configFromFlags(definition.schema, args.values) };
+    } catch (error) {
+      if (error instanceof FlagError) throw new CliError(error.message, 2);
+      throw error;
+    }
+  });
 }

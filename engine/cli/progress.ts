@@ -1,6 +1,6 @@
-import type { CommandIO } from '../cli/command.ts';
-import type { TrainEvent } from '../training/events.ts';
+import type { TrainEvent } from '../common/train-events.ts';
 import type { RunHandle, RunSummary } from '../training/run.ts';
+import type { CommandIO } from './command.ts';
 
 function duration(sec: number): string {
   if (!Number.isFinite(sec)) return '?';
