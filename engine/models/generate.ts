@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mulberry32 } from '../data/shuffle.ts';
 import { inferenceContext } from './layers.ts';
-import { type KvCache, TransformerModel } from './model.ts';
+import { TransformerModel } from './model.ts';
+import type { KvCache } from './network.ts';
 import type { StudioTokenizer } from './tokenizer.ts';
 import type { LoadedModel } from './types.ts';
 
@@ -60,10 +61,7 @@ export function pickToken(
 
 /** Maximum sequence length of a model with learned positions (GPT-2), else Infinity. */
 function positionLimit(model: LoadedModel): number {
-  const positions = model.spec.config.n_positions;
-  return model.spec.modelType === 'gpt2' && typeof positions === 'number'
-    ? positions
-    : Number.POSITIVE_INFINITY;
+  return model.positionLimit?.learned ? model.positionLimit.tokens : Number.POSITIVE_INFINITY;
 }
 
 /**

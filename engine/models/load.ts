@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { uninitializedWasmTensor } from '../backends/wasm.ts';
 import { type CheckpointReader, openCheckpoint, SafetensorsError } from '../safetensors/index.ts';
-import { type ArchConfig, archConfig, ModelError, readModelConfig } from './config.ts';
+import { type ArchConfig, ModelError, readModelConfig } from './config.ts';
 import { AdaptableLayer } from './layers.ts';
 import { TransformerModel } from './model.ts';
-import { specFromConfig } from './spec.ts';
+import type { ModelWeights } from './network.ts';
+import { archConfig, architectureOf, specFromConfig } from './registry.ts';
 import type { ModelSpec, ModuleInfo, TaskKind } from './types.ts';
 
 export interface LoadOptions {
@@ -169,6 +170,22 @@ async function readWeight(reader: CheckpointReader, key: string, shape: number[]
   }
 }
 
+/** Name lookups over the loaded tensors; a missing name is a bug of the architecture module. */
+function weightsOf(layers: Map<string, AdaptableLayer>, params: Map<string, tf.Tensor>): ModelWeights {
+  return {
+    layer(name) {
+      const layer = layers.get(name);
+      if (!layer) throw new Error(`model has no module ${name}`);
+      return layer;
+    },
+    param(name) {
+      const p = params.get(name);
+      if (!p) throw new Error(`model has no parameter ${name}`);
+      return p as tf.Tensor1D;
+    },
+  };
+}
+
 /**
  * Loads a Hugging Face model folder: config.json and safetensors weights (single or sharded, any float
  * dtype, widened to float32), streamed one tensor at a time into tf tensors.
@@ -224,7 +241,18 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Tr
         if (module.hasBias) params.set(`${module.name}.bias`, tensors.get(`${module.name}.bias`)!);
       }
     }
-    return new TransformerModel(spec, arch, dir, layers, params, newlyInitialized);
+    const architecture = architectureOf(config);
+    const network = architecture.network(arch, weightsOf(layers, params));
+    return new TransformerModel(
+      spec,
+      arch,
+      dir,
+      layers,
+      params,
+      network,
+      architecture.positionLimit(arch),
+      newlyInitialized,
+    );
   } catch (error) {
     for (const t of tensors.values()) t.dispose();
     throw error;

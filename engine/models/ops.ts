@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { RopeScaling } from './config.ts';
 
 /** Added to attention scores of masked keys; finite so fully masked (padding) rows stay NaN-free. */
 export const MASKED_SCORE = -1e9;
@@ -288,68 +287,4 @@ export function weightedTokenNll(logits: tf.Tensor2D, targets: tf.Tensor1D, weig
     };
   });
   return tf.tidy(() => op(logits) as tf.Scalar);
-}
-
-/** RoPE inverse frequencies, with transformers' `linear` and `llama3` scalings. */
-export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling): Float32Array {
-  const half = headDim / 2;
-  const inv = new Float64Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / theta ** ((2 * i) / headDim);
-  if (scaling.kind === 'linear') {
-    for (let i = 0; i < half; i++) inv[i] /= scaling.factor;
-  } else if (scaling.kind === 'llama3') {
-    const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
-    const lowFreqWavelen = originalMaxPositions / lowFreqFactor;
-    const highFreqWavelen = originalMaxPositions / highFreqFactor;
-    for (let i = 0; i < half; i++) {
-      const wavelen = (2 * Math.PI) / inv[i];
-      if (wavelen > lowFreqWavelen) inv[i] /= factor;
-      else if (wavelen >= highFreqWavelen) {
-        const smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-        inv[i] = ((1 - smooth) * inv[i]) / factor + smooth * inv[i];
-      }
-    }
-  }
-  return Float32Array.from(inv);
-}
-
-/** cos and sin tables [B, 1, T, headDim] for position ids [B, T]. */
-export function ropeTables(
-  positions: tf.Tensor2D,
-  invFreq: Float32Array,
-): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
-  return tf.tidy(() => {
-    const [batch, length] = positions.shape;
-    const freqs = tf.mul(
-      tf.reshape(tf.cast(positions, 'float32'), [batch, length, 1]),
-      tf.reshape(tf.tensor1d(invFreq), [1, 1, invFreq.length]),
-    );
-    const emb = tf.reshape(tf.concat([freqs, freqs], 2), [batch, 1, length, 2 * invFreq.length]);
-    return { cos: tf.cos(emb) as tf.Tensor4D, sin: tf.sin(emb) as tf.Tensor4D };
-  });
-}
-
-/** rotate_half as a [dim, dim] matrix: x·R = [−x₂, x₁]. */
-function rotateHalfMatrix(dim: number): tf.Tensor2D {
-  const half = dim / 2;
-  const r = new Float32Array(dim * dim);
-  for (let i = 0; i < half; i++) {
-    r[(i + half) * dim + i] = -1;
-    r[i * dim + i + half] = 1;
-  }
-  return tf.tensor2d(r, [dim, dim]);
-}
-
-/**
- * x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁] (transformers' non-interleaved RoPE). The
- * rotation is one product with a signed permutation matrix: wasm's split and concat along the last axis (and
- * their gradients) were the slowest kernels of a small Llama's step.
- */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => {
-    const dim = x.shape[3];
-    const rows = tf.reshape(x, [-1, dim]) as tf.Tensor2D;
-    const rotated = tf.reshape(tf.matMul(rows, rotateHalfMatrix(dim)), x.shape);
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
-  });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { specFromConfig } from './spec.ts';
+import { specFromConfig } from './registry.ts';
 
 // Fields of real hub config.json files; totals are `model.num_parameters()` of the transformers classes.
 const gpt2 = {

@@ -7,13 +7,7 @@ import type { AnalysisRecorder } from '../analysis/index.ts';
 import { ensureGradients, selectBackend } from '../backends/index.ts';
 import { type PreparedData, prepareData } from '../data/prepare.ts';
 import { appendLine, writeFileAtomic } from '../io/atomic.ts';
-import {
-  archConfig,
-  type LoadedModel,
-  loadModel,
-  loadTokenizer,
-  type StudioTokenizer,
-} from '../models/index.ts';
+import { type LoadedModel, loadModel, loadTokenizer, type StudioTokenizer } from '../models/index.ts';
 import type { ProjectSettings, TrainingSettingsInput } from '../project/schema.ts';
 import {
   METRICS_FILE,
@@ -84,12 +78,6 @@ function padIdOf(tokenizer: StudioTokenizer): number {
   return tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
 }
 
-/** Positions the model can embed (RoBERTa's learned positions start after the padding index). */
-function positionLimit(model: LoadedModel): number {
-  const arch = archConfig(model.spec.config, { task: model.spec.task, numLabels: model.spec.numLabels });
-  return model.spec.modelType === 'roberta' ? arch.maxPositions - 2 : arch.maxPositions;
-}
-
 /** Activates a backend preference (`current` keeps the active one) and names what runs, e.g. `wasm:onnxruntime-mlas`. */
 export async function activateBackend(preference: string): Promise<string> {
   if (preference === 'current') {
@@ -122,7 +110,7 @@ async function loadForRun(projectDir: string, settings: ProjectSettings): Promis
   try {
     const tokenizer = await loadTokenizer(modelDir);
     const warnings: string[] = [];
-    const limit = positionLimit(model);
+    const limit = model.positionLimit?.tokens ?? Number.POSITIVE_INFINITY;
     let training = settings.training;
     if (training.maxSeqLen > limit) {
       warnings.push(`maxSeqLen ${training.maxSeqLen} exceeds the model's ${limit} positions; using ${limit}`);

@@ -1,0 +1,103 @@
+import { bert } from './architectures/bert.ts';
+import { gpt2 } from './architectures/gpt2.ts';
+import { llama } from './architectures/llama.ts';
+import { mistral } from './architectures/mistral.ts';
+import { qwen2 } from './architectures/qwen2.ts';
+import { roberta } from './architectures/roberta.ts';
+import { type ArchConfig, CONFIG_FILE, ModelError, numLabelsOf } from './config.ts';
+import type { Architecture } from './network.ts';
+import type { ModelSpec, TaskKind } from './types.ts';
+
+/** Every architecture the engine builds, by config.json `model_type`. */
+const architectures = {
+  gpt2,
+  llama,
+  qwen2,
+  mistral,
+  bert,
+  roberta,
+} satisfies Record<string, Architecture>;
+
+export type SupportedModelType = keyof typeof architectures;
+export const supportedModelTypes = Object.keys(architectures) as SupportedModelType[];
+
+const TASK_NAMES: Record<TaskKind, string> = {
+  'causal-lm': 'causal language modelling (causal-lm)',
+  'seq-cls': 'sequence classification (seq-cls)',
+};
+
+/** The architecture module of a config.json; a clear error for a missing or unknown `model_type`. */
+export function architectureOf(config: Record<string, unknown>): Architecture {
+  const modelType = config.model_type;
+  if (typeof modelType !== 'string') {
+    throw new ModelError(CONFIG_FILE, `missing "model_type" (supported: ${supportedModelTypes.join(', ')})`);
+  }
+  if (!Object.hasOwn(architectures, modelType)) {
+    throw new ModelError(
+      CONFIG_FILE,
+      `model_type "${modelType}" is not supported (supported: ${supportedModelTypes.join(', ')})`,
+    );
+  }
+  return architectures[modelType as SupportedModelType];
+}
+
+/** The task a config was saved for: sequence classification when its class says so (or when it is all it has). */
+export function defaultTask(config: Record<string, unknown>): TaskKind {
+  const type = config.model_type;
+  if (typeof type === 'string' && Object.hasOwn(architectures, type)) {
+    const classes = architectures[type as SupportedModelType].classes as Partial<Record<TaskKind, string>>;
+    if (!classes['causal-lm']) return 'seq-cls';
+  }
+  const archs = Array.isArray(config.architectures) ? (config.architectures as unknown[]) : [];
+  return archs.some((a) => typeof a === 'string' && a.endsWith('ForSequenceClassification'))
+    ? 'seq-cls'
+    : 'causal-lm';
+}
+
+/** Normalises a config.json for the engine; throws a clear error for unsupported or incomplete configs. */
+export function archConfig(
+  config: Record<string, unknown>,
+  opts: { task?: TaskKind; numLabels?: number } = {},
+): ArchConfig {
+  const architecture = architectureOf(config);
+  const task = opts.task ?? defaultTask(config);
+  if (task !== 'causal-lm' && task !== 'seq-cls') {
+    throw new ModelError(CONFIG_FILE, `unknown task "${task}" (expected causal-lm or seq-cls)`);
+  }
+  const className = architecture.classes[task];
+  if (!className) {
+    const tasks = (Object.keys(architecture.classes) as TaskKind[]).map((t) => TASK_NAMES[t]).join(', ');
+    throw new ModelError(CONFIG_FILE, `${config.model_type} is supported for ${tasks} only`);
+  }
+  const numLabels = task === 'seq-cls' ? numLabelsOf(config, opts.numLabels) : undefined;
+  return architecture.parse(config, { task, numLabels, architecture: className });
+}
+
+/** The module tree and parameter count of a model, from config.json alone. */
+export function specFromConfig(
+  config: Record<string, unknown>,
+  opts: { task?: TaskKind; numLabels?: number } = {},
+): ModelSpec {
+  const a = archConfig(config, opts);
+  const modules = architectureOf(config).modules(a);
+  const numParameters = modules.reduce((sum, m) => sum + (m.tiedTo ? 0 : m.params), 0);
+  return {
+    modelType: a.modelType,
+    architecture: a.architecture,
+    task: a.task,
+    ...(a.numLabels !== undefined ? { numLabels: a.numLabels } : {}),
+    vocabSize: a.vocabSize,
+    hiddenSize: a.hiddenSize,
+    numLayers: a.numLayers,
+    numParameters,
+    modules,
+    config,
+  };
+}
+
+/** PEFT's default LoRA targets of a model_type, null when PEFT has none (or the type is not ours). */
+export function defaultTargetModules(modelType: string): string[] | null {
+  if (!Object.hasOwn(architectures, modelType)) return null;
+  const targets = architectures[modelType as SupportedModelType].defaultTargets;
+  return targets ? [...targets] : null;
+}
