@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ArchConfig } from './config.ts';
 import type { AdaptableLayer, ForwardContext } from './layers.ts';
 import type { KvCache, Network, NetworkInput } from './network.ts';
+import { lastPositionRows } from './ops.ts';
 import type { Batch, LoadedModel, ModelSpec, PositionLimit } from './types.ts';
 
 /** A decoder step: logits of the new tokens and the cache extended by them. */
@@ -87,13 +88,15 @@ export class TransformerModel implements LoadedModel {
   /**
    * Causal-LM step with a key/value cache: `inputIds` [B, Tnew] are the new tokens, `attentionMask` covers
    * past and new tokens [B, Tpast + Tnew]. The returned cache replaces `cache`, whose tensors the caller
-   * disposes.
+   * disposes. `lastOnly` runs the head on each sequence's last position only (what sampling the next
+   * token needs).
    */
   decode(
     inputIds: tf.Tensor2D,
     attentionMask: tf.Tensor2D,
     cache: KvCache | null,
     ctx: ForwardContext,
+    opts: { lastOnly?: boolean } = {},
   ): DecodeResult {
     if (this.arch.task !== 'causal-lm') {
       throw new Error(`decode: ${this.spec.architecture} is not a causal language model`);
@@ -101,7 +104,12 @@ export class TransformerModel implements LoadedModel {
     const result = tf.tidy(() => {
       const [b, t] = inputIds.shape;
       const { rows, next } = this.run({ inputIds, attentionMask, past: cache }, ctx, true);
-      const logits = tf.reshape(this.network.head(rows, ctx), [b, t, this.arch.vocabSize]);
+      const read = opts.lastOnly ? lastPositionRows(rows, b, t) : rows;
+      const logits = tf.reshape(this.network.head(read, ctx), [
+        b,
+        opts.lastOnly ? 1 : t,
+        this.arch.vocabSize,
+      ]);
       return { logits, keys: next.keys, values: next.values };
     });
     return {

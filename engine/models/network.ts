@@ -4,11 +4,14 @@ import type { AdaptableLayer, ForwardContext } from './layers.ts';
 import type { RopeTables } from './rope.ts';
 import type { Batch, ModuleInfo, PositionLimit, TaskKind } from './types.ts';
 
-/** Per-layer keys and values of the tokens seen so far, [B, kvHeads, T, headDim] (after RoPE). */
-export interface KvCache {
+/**
+ * Per-layer keys and values of the tokens seen so far, [B, kvHeads, T, headDim] (after RoPE). A type alias,
+ * not an interface, so it is a `TensorContainer` that `tf.tidy` can return.
+ */
+export type KvCache = {
   keys: tf.Tensor4D[];
   values: tf.Tensor4D[];
-}
+};
 
 /** The tokens of one forward call. */
 export interface NetworkInput {

@@ -206,6 +206,17 @@ export function splitHeads(x: tf.Tensor2D, batch: number, length: number, heads:
   });
 }
 
+/** The rows of each sequence's last position, [B, d], from rows [B·T, d] of a [B, T] batch. */
+export function lastPositionRows(rows: tf.Tensor2D, batch: number, length: number): tf.Tensor2D {
+  return tf.tidy(
+    () =>
+      tf.reshape(tf.slice(tf.reshape(rows, [batch, length, -1]), [0, length - 1, 0], [batch, 1, -1]), [
+        batch,
+        -1,
+      ]) as tf.Tensor2D,
+  );
+}
+
 /** [B, heads, T, dim] → [B·T, heads·dim]. */
 export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
   return tf.tidy(() => {
