@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ArchConfig } from './config.ts';
+import { type ArchConfig, CONFIG_FILE, ModelError, positiveInt } from './config.ts';
 import type { ForwardContext } from './layers.ts';
 import type { BlockInputs, ModelWeights, NetworkInput } from './network.ts';
 import { attentionBias, positionsFromMask } from './ops.ts';
-import { type Rope, ropeInvFreq, ropeTables } from './rope.ts';
+import { type Rope, ropeDependsOnLength, ropeTables } from './rope.ts';
 import type { Batch } from './types.ts';
 
 /** The fields of a decoder-only model that the shared decoder pieces read. */
@@ -16,13 +16,43 @@ export interface DecoderConfig extends ArchConfig {
   rope: Record<string, Rope> | null;
 }
 
-/** `layer_types` of a model whose blocks all attend alike. */
-export function uniformLayers(
+const LAYER_TYPES = ['full_attention', 'sliding_attention'];
+
+/**
+ * `layer_types` from config.json, else as the config class derives them (`derive(i)`), with the sliding
+ * window of sliding layers (null: they attend fully, as transformers does when the window is unset).
+ */
+export function layerTypesOf(
+  config: Record<string, unknown>,
   numLayers: number,
-  window: number | null,
+  slidingWindow: number | null,
+  derive: (layer: number) => string,
 ): Pick<DecoderConfig, 'layerTypes' | 'windows'> {
-  const type = window === null ? 'full_attention' : 'sliding_attention';
-  return { layerTypes: new Array(numLayers).fill(type), windows: { [type]: window } };
+  const given = config.layer_types;
+  let layerTypes: string[];
+  if (given === undefined || given === null) {
+    layerTypes = Array.from({ length: numLayers }, (_, i) => derive(i));
+  } else {
+    if (!Array.isArray(given) || given.length !== numLayers) {
+      throw new ModelError(CONFIG_FILE, `"layer_types" must list one type per layer (${numLayers})`);
+    }
+    const unknown = given.find((t) => !LAYER_TYPES.includes(t));
+    if (unknown !== undefined) {
+      throw new ModelError(
+        CONFIG_FILE,
+        `"layer_types" entry ${JSON.stringify(unknown)} is not supported (supported: ${LAYER_TYPES.join(', ')})`,
+      );
+    }
+    layerTypes = given as string[];
+  }
+  return { layerTypes, windows: { full_attention: null, sliding_attention: slidingWindow } };
+}
+
+/** `sliding_window` when the config sets one (a positive integer), else null. */
+export function slidingWindowOf(config: Record<string, unknown>): number | null {
+  return config.sliding_window === undefined || config.sliding_window === null
+    ? null
+    : positiveInt(config, 'sliding_window');
 }
 
 /**
@@ -45,8 +75,13 @@ export function decoderInputs(arch: DecoderConfig, input: NetworkInput): BlockIn
     });
   }
   const rope: BlockInputs['rope'] = {};
-  if (arch.rope) {
-    for (const type of types) rope[type] = ropeTables(positions, ropeInvFreq(arch.headDim, arch.rope[type]));
+  const ropes = arch.rope;
+  if (ropes) {
+    // dynamic and longrope scale with the longest position of the call (transformers: max(position_ids) + 1)
+    const seqLength = types.some((type) => ropeDependsOnLength(ropes[type]))
+      ? tf.max(positions).dataSync()[0] + 1
+      : 0;
+    for (const type of types) rope[type] = ropeTables(positions, ropes[type], seqLength);
   }
   return { batch: b, length: t, positions, rope, bias, cache: null };
 }

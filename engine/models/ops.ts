@@ -225,12 +225,26 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
   });
 }
 
+/** Attention variants: the score scale (default 1/√head_dim) and Gemma 2's tanh soft-capping of the scores. */
+export interface AttentionOptions {
+  scale?: number;
+  /** Scores become cap·tanh(scores / cap) before the bias (transformers' `attn_logit_softcapping`). */
+  softcap?: number | null;
+}
+
 /**
  * Scaled dot-product attention of q [B,H,Tq,d] over k, v [B,H,Tk,d] with an additive bias [B,1,Tq,Tk].
- * scale·scores + bias → softmax is one custom-gradient op that saves only the probabilities: autodiff kept
- * the scaled, biased and normalised [B,H,Tq,Tk] scores of every layer.
+ * scale·scores (soft-capped) + bias → softmax is one custom-gradient op that saves only the probabilities
+ * (and the tanh when capping): autodiff kept the scaled, biased and normalised [B,H,Tq,Tk] scores of every
+ * layer.
  */
-export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D): tf.Tensor4D {
+export function attend(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  bias: tf.Tensor4D,
+  opts: AttentionOptions = {},
+): tf.Tensor4D {
   const [batch, heads, queryLength, dim] = q.shape;
   const kvHeads = k.shape[1];
   if (heads !== kvHeads) {
@@ -240,18 +254,29 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.
     return tf.tidy(() => {
       const grouped = tf.reshape(q, [batch, kvHeads, repeats * queryLength, dim]) as tf.Tensor4D;
       const groupedBias = tf.tile(bias, [1, 1, repeats, 1]) as tf.Tensor4D;
-      return tf.reshape(attend(grouped, k, v, groupedBias), [batch, heads, queryLength, dim]) as tf.Tensor4D;
+      return tf.reshape(attend(grouped, k, v, groupedBias, opts), [
+        batch,
+        heads,
+        queryLength,
+        dim,
+      ]) as tf.Tensor4D;
     });
   }
-  const scale = 1 / Math.sqrt(dim);
+  const scale = opts.scale ?? 1 / Math.sqrt(dim);
+  const cap = opts.softcap ?? null;
   const probabilities = customOp(([scores], save) => {
-    const p = tf.softmax(tf.add(tf.mul(scores, scale), bias));
-    save([p]);
+    const scaled = tf.mul(scores, scale);
+    const t = cap === null ? null : tf.tanh(tf.div(scaled, cap));
+    const p = tf.softmax(tf.add(t === null || cap === null ? scaled : tf.mul(t, cap), bias));
+    save(t === null ? [p] : [p, t]);
     return {
       value: p,
       gradFunc: (dp: tf.Tensor, saved: tf.Tensor[]) => {
-        const [ps] = saved;
-        return tf.mul(tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))), scale);
+        const [ps, ts] = saved;
+        const dCapped = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true)));
+        // d/ds cap·tanh(s / cap) = 1 − tanh²
+        const dScaled = ts === undefined ? dCapped : tf.mul(dCapped, tf.sub(1, tf.square(ts)));
+        return tf.mul(dScaled, scale);
       },
     };
   });

@@ -189,8 +189,8 @@ describe('specFromConfig: parameter counts of real configs', () => {
       /config.json: missing "hidden_size"/,
     );
     expect(() => specFromConfig(bertBase, { task: 'causal-lm' })).toThrow(/seq-cls/);
-    expect(() => specFromConfig({ ...llama2_7b, rope_scaling: { type: 'dynamic', factor: 2 } })).toThrow(
-      /rope_scaling type "dynamic" is not supported/,
+    expect(() => specFromConfig({ ...llama2_7b, rope_scaling: { type: 'mrope', factor: 2 } })).toThrow(
+      /rope type "mrope" \("rope_scaling.type"\) is not supported \(supported: default, linear, dynamic, yarn, llama3, longrope\)/,
     );
   });
 });

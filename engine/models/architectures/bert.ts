@@ -24,6 +24,8 @@ export interface EncoderConfig extends ArchConfig {
 interface EncoderVariant {
   modelType: 'bert' | 'roberta';
   defaultPadTokenId: number;
+  /** RobertaEmbeddings creates `position_embeddings` after `LayerNorm` (named_modules() lists it last). */
+  positionEmbeddingsLast: boolean;
   /** Head modules after the encoder. */
   headModules(a: EncoderConfig): ModuleInfo[];
   /** Position ids [B, T] of a batch (checks the length against the position table). */
@@ -73,11 +75,13 @@ function encoderModules(a: EncoderConfig, variant: EncoderVariant): ModuleInfo[]
   const d = a.hiddenSize;
   const p = a.basePrefix;
   const e = `${p}.embeddings`;
+  const positions = adaptable(`${e}.position_embeddings`, 'Embedding', [a.maxPositions, d], false);
   const mods: ModuleInfo[] = [
     adaptable(`${e}.word_embeddings`, 'Embedding', [a.vocabSize, d], false),
-    adaptable(`${e}.position_embeddings`, 'Embedding', [a.maxPositions, d], false),
+    ...(variant.positionEmbeddingsLast ? [] : [positions]),
     adaptable(`${e}.token_type_embeddings`, 'Embedding', [a.typeVocabSize, d], false),
     weighted(`${e}.LayerNorm`, 'LayerNorm', [d], true),
+    ...(variant.positionEmbeddingsLast ? [positions] : []),
   ];
   for (let i = 0; i < a.numLayers; i++) {
     const l = `${p}.encoder.layer.${i}`;
@@ -169,6 +173,7 @@ export function encoderLike(classPrefix: string, variant: EncoderVariant): Archi
 export const bert = encoderLike('Bert', {
   modelType: 'bert',
   defaultPadTokenId: 0,
+  positionEmbeddingsLast: false,
   headModules(a) {
     const d = a.hiddenSize;
     return [

@@ -1,13 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CONFIG_FILE, divide, ModelError, num, optionalId, positiveInt } from '../config.ts';
-import {
-  type DecoderConfig,
-  decoderHead,
-  decoderInputs,
-  lastTokenPool,
-  uniformLayers,
-  withPast,
-} from '../decoder.ts';
+import { type DecoderConfig, decoderHead, decoderInputs, lastTokenPool, withPast } from '../decoder.ts';
 import type { Architecture } from '../network.ts';
 import { activation, addShapes, attend, layerNorm, mergeHeads, splitHeads } from '../ops.ts';
 import { adaptable, decoderHeadModules, weighted } from '../spec.ts';
@@ -45,7 +38,8 @@ export const gpt2: Architecture<DecoderConfig> = {
       tieWordEmbeddings: config.tie_word_embeddings !== false,
       padTokenId: optionalId(config, 'pad_token_id'),
       initializerRange: num(config, 'initializer_range', 0.02),
-      ...uniformLayers(numLayers, null),
+      layerTypes: new Array(numLayers).fill('full_attention'),
+      windows: { full_attention: null },
       rope: null,
     };
   },

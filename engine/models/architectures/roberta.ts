@@ -10,6 +10,7 @@ import { encoderLike } from './bert.ts';
 export const roberta = encoderLike('Roberta', {
   modelType: 'roberta',
   defaultPadTokenId: 1,
+  positionEmbeddingsLast: true,
   headModules(a) {
     const d = a.hiddenSize;
     return [
