@@ -69,17 +69,18 @@ export function layerNorm(x: tf.Tensor2D, weight: tf.Tensor1D, bias: tf.Tensor1D
   return tf.tidy(() => op(x, weight, bias) as tf.Tensor2D);
 }
 
-/** RMSNorm (Llama): x / sqrt(mean(x²) + eps) · weight. The gradient saves x and 1/rms [N, 1] only. */
+/** RMSNorm (Llama): x / sqrt(mean(x²) + eps) · weight. The gradient saves x, 1/rms [N, 1] and the weight. */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
   const op = customOp(([input, w], save) => {
     const r = tf.rsqrt(tf.add(tf.mean(tf.square(input), -1, true), eps));
-    save([input, r]);
+    // w is saved too: a weight computed in the forward pass (Gemma's 1 + w) is gone by the backward pass
+    save([input, r, w]);
     return {
       value: tf.mul(tf.mul(input, r), w),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, rs] = saved;
+        const [xs, rs, ws] = saved;
         const xhat = tf.mul(xs, rs);
-        const g = tf.mul(dy, w);
+        const g = tf.mul(dy, ws);
         const dx = tf.mul(tf.sub(g, tf.mul(xhat, tf.mean(tf.mul(g, xhat), -1, true))), rs);
         return [dx, tf.sum(tf.mul(dy, xhat), 0)];
       },

@@ -320,17 +320,20 @@ export function llamaNetwork(a: LlamaConfig, w: ModelWeights): Network {
   };
 }
 
-/** A Llama-family architecture: its config reading plus the shared module tree and network. */
+/**
+ * A Llama-family architecture: its config reading plus the shared module tree and network. `classes` is the
+ * transformers class prefix (`Qwen2` → Qwen2ForCausalLM, Qwen2ForSequenceClassification) or the two names.
+ */
 export function llamaLike(
-  classPrefix: string,
+  classes: string | Architecture['classes'],
   defaultTargets: readonly string[] | null,
   variant: LlamaVariant,
 ): Architecture<LlamaConfig> {
   return {
-    classes: {
-      'causal-lm': `${classPrefix}ForCausalLM`,
-      'seq-cls': `${classPrefix}ForSequenceClassification`,
-    },
+    classes:
+      typeof classes === 'string'
+        ? { 'causal-lm': `${classes}ForCausalLM`, 'seq-cls': `${classes}ForSequenceClassification` }
+        : classes,
     defaultTargets,
     parse: (config, head) => parseLlamaLike(config, head, variant),
     modules: llamaModules,
