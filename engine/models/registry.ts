@@ -3,6 +3,7 @@ import { gpt2 } from './architectures/gpt2.ts';
 import { llama } from './architectures/llama.ts';
 import { mistral } from './architectures/mistral.ts';
 import { qwen2 } from './architectures/qwen2.ts';
+import { qwen3 } from './architectures/qwen3.ts';
 import { roberta } from './architectures/roberta.ts';
 import { type ArchConfig, CONFIG_FILE, ModelError, numLabelsOf } from './config.ts';
 import type { Architecture } from './network.ts';
@@ -16,6 +17,7 @@ const architectures = {
   mistral,
   bert,
   roberta,
+  qwen3,
 } satisfies Record<string, Architecture>;
 
 export type SupportedModelType = keyof typeof architectures;
