@@ -1,4 +1,5 @@
 import { bert } from './architectures/bert.ts';
+import { gemma2 } from './architectures/gemma2.ts';
 import { gpt2 } from './architectures/gpt2.ts';
 import { llama } from './architectures/llama.ts';
 import { mistral } from './architectures/mistral.ts';
@@ -18,6 +19,7 @@ const architectures = {
   bert,
   roberta,
   qwen3,
+  gemma2,
 } satisfies Record<string, Architecture>;
 
 export type SupportedModelType = keyof typeof architectures;
