@@ -1,5 +1,6 @@
 import { bert } from './architectures/bert.ts';
 import { gemma2 } from './architectures/gemma2.ts';
+import { gemma3Text } from './architectures/gemma3-text.ts';
 import { gpt2 } from './architectures/gpt2.ts';
 import { llama } from './architectures/llama.ts';
 import { mistral } from './architectures/mistral.ts';
@@ -20,6 +21,7 @@ const architectures = {
   roberta,
   qwen3,
   gemma2,
+  gemma3_text: gemma3Text,
 } satisfies Record<string, Architecture>;
 
 export type SupportedModelType = keyof typeof architectures;
