@@ -4,6 +4,7 @@ import { gemma3Text } from './architectures/gemma3-text.ts';
 import { gpt2 } from './architectures/gpt2.ts';
 import { llama } from './architectures/llama.ts';
 import { mistral } from './architectures/mistral.ts';
+import { phi3 } from './architectures/phi3.ts';
 import { qwen2 } from './architectures/qwen2.ts';
 import { qwen3 } from './architectures/qwen3.ts';
 import { roberta } from './architectures/roberta.ts';
@@ -22,6 +23,7 @@ const architectures = {
   qwen3,
   gemma2,
   gemma3_text: gemma3Text,
+  phi3,
 } satisfies Record<string, Architecture>;
 
 export type SupportedModelType = keyof typeof architectures;
