@@ -8,6 +8,7 @@ import { phi3 } from './architectures/phi3.ts';
 import { qwen2 } from './architectures/qwen2.ts';
 import { qwen3 } from './architectures/qwen3.ts';
 import { roberta } from './architectures/roberta.ts';
+import { smollm3 } from './architectures/smollm3.ts';
 import { type ArchConfig, CONFIG_FILE, ModelError, numLabelsOf } from './config.ts';
 import type { Architecture } from './network.ts';
 import type { ModelSpec, TaskKind } from './types.ts';
@@ -24,6 +25,7 @@ const architectures = {
   gemma2,
   gemma3_text: gemma3Text,
   phi3,
+  smollm3,
 } satisfies Record<string, Architecture>;
 
 export type SupportedModelType = keyof typeof architectures;
