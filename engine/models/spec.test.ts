@@ -183,7 +183,7 @@ describe('specFromConfig: parameter counts of real configs', () => {
 
   it('rejects unsupported and incomplete configs with clear messages', () => {
     expect(() => specFromConfig({ model_type: 't5' })).toThrow(
-      /model_type "t5" is not supported \(supported: gpt2, llama, qwen2, mistral, bert, roberta\)/,
+      /model_type "t5" is not supported \(supported: gpt2, llama, qwen2, mistral, bert, roberta, qwen3, gemma2, gemma3_text, phi3, smollm3\)/,
     );
     expect(() => specFromConfig({ model_type: 'llama', vocab_size: 10 })).toThrow(
       /config.json: missing "hidden_size"/,
