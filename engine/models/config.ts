@@ -110,6 +110,31 @@ export function num(config: Record<string, unknown>, key: string, fallback?: num
   return value;
 }
 
+/**
+ * Upper bounds of config.json's size fields: far above any released model (the largest have ~130 layers,
+ * hidden sizes of 16K–25K, vocabularies of 262K, contexts of 10M), low enough that the module tree and
+ * the per-layer lists built from a config stay small. A value beyond them is refused before anything is
+ * allocated from it.
+ */
+export const SIZE_LIMITS: Readonly<Record<string, number>> = {
+  num_hidden_layers: 4096,
+  n_layer: 4096,
+  hidden_size: 2 ** 17,
+  n_embd: 2 ** 17,
+  intermediate_size: 2 ** 20,
+  n_inner: 2 ** 20,
+  vocab_size: 2 ** 24,
+  num_attention_heads: 4096,
+  n_head: 4096,
+  num_key_value_heads: 4096,
+  head_dim: 2 ** 14,
+  max_position_embeddings: 2 ** 27,
+  n_positions: 2 ** 27,
+  type_vocab_size: 2 ** 16,
+  sliding_window: 2 ** 27,
+};
+
+/** A positive integer field; size fields (`SIZE_LIMITS`) also bounded above. */
 export function positiveInt(
   config: Record<string, unknown>,
   key: string,
@@ -117,10 +142,15 @@ export function positiveInt(
   where?: string,
 ): number {
   const value = num(config, key, fallback, where);
+  const field = where ? `${where}.${key}` : key;
   if (!Number.isInteger(value) || value <= 0) {
+    throw new ModelError(CONFIG_FILE, `"${field}" must be a positive integer, got ${value}`);
+  }
+  const limit = where ? undefined : SIZE_LIMITS[key];
+  if (limit !== undefined && value > limit) {
     throw new ModelError(
       CONFIG_FILE,
-      `"${where ? `${where}.${key}` : key}" must be a positive integer, got ${value}`,
+      `"${field}" is ${value}, beyond any model the engine can build (at most ${limit})`,
     );
   }
   return value;
@@ -162,15 +192,30 @@ export function kvHeads(config: Record<string, unknown>, numHeads: number): numb
   return numKvHeads;
 }
 
+/** More labels than any classification head has; a larger count is a mistake, not a task. */
+const MAX_LABELS = 2 ** 20;
+
 /** The label count of a classification head: asked for, else config.json's `num_labels` / `id2label`, else 2. */
 export function numLabelsOf(config: Record<string, unknown>, requested?: number): number {
   if (requested !== undefined) {
-    if (!Number.isInteger(requested) || requested < 1) {
-      throw new ModelError(CONFIG_FILE, `numLabels must be a positive integer, got ${requested}`);
+    if (!Number.isInteger(requested) || requested < 1 || requested > MAX_LABELS) {
+      throw new ModelError(
+        CONFIG_FILE,
+        `numLabels must be an integer from 1 to ${MAX_LABELS}, got ${requested}`,
+      );
     }
     return requested;
   }
-  if (typeof config.num_labels === 'number') return config.num_labels;
+  if (config.num_labels !== undefined && config.num_labels !== null) {
+    const n = config.num_labels;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_LABELS) {
+      throw new ModelError(
+        CONFIG_FILE,
+        `"num_labels" must be an integer from 1 to ${MAX_LABELS}, got ${JSON.stringify(n)}`,
+      );
+    }
+    return n;
+  }
   const id2label = config.id2label;
   if (id2label && typeof id2label === 'object') {
     const n = Object.keys(id2label).length;

@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { uninitializedWasmTensor } from '../backends/wasm.ts';
 import { type CheckpointReader, openCheckpoint, SafetensorsError } from '../safetensors/index.ts';
@@ -7,7 +7,7 @@ import { type ArchConfig, ModelError, readModelConfig } from './config.ts';
 import { AdaptableLayer } from './layers.ts';
 import { TransformerModel } from './model.ts';
 import type { ModelWeights } from './network.ts';
-import { archConfig, architectureOf, specFromConfig } from './registry.ts';
+import { archConfig, architectureOf, sizeError, specFromConfig } from './registry.ts';
 import type { ModelSpec, ModuleInfo, TaskKind } from './types.ts';
 
 export interface LoadOptions {
@@ -96,6 +96,34 @@ function planTensors(spec: ModelSpec, arch: ArchConfig, reader: CheckpointReader
   return plan;
 }
 
+/**
+ * Before any tensor is planned or read: the parameters config.json implies (task heads that may be absent
+ * aside) must fit in the values the weight files hold, by their safetensors headers. A config with
+ * `num_hidden_layers` far beyond its checkpoint is refused naming the field, not run out of memory.
+ */
+function checkSizeAgainstWeights(
+  config: Record<string, unknown>,
+  taskOpts: { task?: TaskKind; numLabels?: number },
+  spec: ModelSpec,
+  reader: CheckpointReader,
+): void {
+  const needed = (s: ModelSpec, arch: ArchConfig) =>
+    s.modules.reduce((sum, m) => sum + (m.tiedTo || isHeadModule(m, arch) ? 0 : m.params), 0);
+  const implied = needed(spec, archConfig(config, taskOpts));
+  let held = 0;
+  for (const key of reader.keys()) held += reader.info(key).shape.reduce((a, b) => a * b, 1);
+  if (implied <= held) return;
+  const count = (c: Record<string, unknown>) => needed(specFromConfig(c, taskOpts), archConfig(c, taskOpts));
+  const files = reader.files.map((f) => basename(f)).join(', ');
+  throw sizeError(
+    config,
+    count,
+    implied,
+    held,
+    `the values ${files} hold${reader.files.length === 1 ? 's' : ''}`,
+  );
+}
+
 async function openWeights(dir: string): Promise<CheckpointReader> {
   try {
     return await openCheckpoint(dir);
@@ -135,6 +163,7 @@ export async function checkWeights(dir: string, opts: LoadOptions = {}): Promise
   const spec = specFromConfig(config, taskOpts);
   const reader = await openWeights(dir);
   try {
+    checkSizeAgainstWeights(config, taskOpts, spec, reader);
     const plan = planTensors(spec, archConfig(config, taskOpts), reader);
     const dtypes: Record<string, number> = {};
     let bytes = 0;
@@ -199,6 +228,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Tr
   const tensors = new Map<string, tf.Tensor>();
   const newlyInitialized: string[] = [];
   try {
+    checkSizeAgainstWeights(config, taskOpts, spec, reader);
     const plan = planTensors(spec, arch, reader);
     let seed = opts.seed ?? 0;
     for (const item of plan) {

@@ -83,10 +83,9 @@ export function archConfig(
   return architecture.parse(config, { task, numLabels, architecture: className });
 }
 
-/** The module tree and parameter count of a model, from config.json alone. */
-export function specFromConfig(
+function buildSpec(
   config: Record<string, unknown>,
-  opts: { task?: TaskKind; numLabels?: number } = {},
+  opts: { task?: TaskKind; numLabels?: number },
 ): ModelSpec {
   const a = archConfig(config, opts);
   const modules = architectureOf(config).modules(a);
@@ -103,6 +102,87 @@ export function specFromConfig(
     modules,
     config,
   };
+}
+
+/** More parameters than any model the engine can load (the largest open dense models have ~0.4·10¹²). */
+const MAX_PARAMETERS = 1e13;
+
+/** The size fields of config.json, in the order one is blamed for a parameter count that is too large. */
+const SIZE_FIELDS = [
+  'num_hidden_layers',
+  'n_layer',
+  'vocab_size',
+  'intermediate_size',
+  'n_inner',
+  'hidden_size',
+  'n_embd',
+  'max_position_embeddings',
+  'n_positions',
+  'type_vocab_size',
+  'num_attention_heads',
+  'n_head',
+  'num_key_value_heads',
+  'head_dim',
+];
+
+/**
+ * The size field to name when the parameters `count` counts exceed `limit`: the first that, set to 1, brings
+ * the count within the limit, else the one whose reduction lowers it most.
+ */
+function culprit(
+  config: Record<string, unknown>,
+  count: (c: Record<string, unknown>) => number,
+  limit: number,
+): string | null {
+  let best: { key: string; count: number } | null = null;
+  for (const key of SIZE_FIELDS) {
+    if (typeof config[key] !== 'number' || config[key] === 1) continue;
+    let reduced: number;
+    try {
+      reduced = count({ ...config, [key]: 1 });
+    } catch {
+      // 1 is not a valid value of this field here (hidden_size must divide by the heads): not the one
+      continue;
+    }
+    if (reduced <= limit) return key;
+    if (!best || reduced < best.count) best = { key, count: reduced };
+  }
+  return best?.key ?? null;
+}
+
+/**
+ * The error for a config whose parameter count (`count` of it: `implied`) exceeds `limit`, naming the size
+ * field to blame; `against` says what the limit is.
+ */
+export function sizeError(
+  config: Record<string, unknown>,
+  count: (c: Record<string, unknown>) => number,
+  implied: number,
+  limit: number,
+  against: string,
+): ModelError {
+  const key = culprit(config, count, limit);
+  const field = key ? `"${key}" (${config[key]})` : 'its size fields';
+  return new ModelError(
+    CONFIG_FILE,
+    `${field} implies ${implied.toLocaleString('en-US')} parameters, more than ${against} (${limit.toLocaleString('en-US')})`,
+  );
+}
+
+/**
+ * The module tree and parameter count of a model, from config.json alone. Sizes are bounded first: each
+ * size field by `SIZE_LIMITS`, the parameter count by what any loadable model has.
+ */
+export function specFromConfig(
+  config: Record<string, unknown>,
+  opts: { task?: TaskKind; numLabels?: number } = {},
+): ModelSpec {
+  const spec = buildSpec(config, opts);
+  if (spec.numParameters > MAX_PARAMETERS) {
+    const count = (c: Record<string, unknown>) => buildSpec(c, opts).numParameters;
+    throw sizeError(config, count, spec.numParameters, MAX_PARAMETERS, 'any model the engine can load');
+  }
+  return spec;
 }
 
 /** PEFT's default LoRA targets of a model_type, null when PEFT has none (or the type is not ours). */
