@@ -98,8 +98,9 @@ function planTensors(spec: ModelSpec, arch: ArchConfig, reader: CheckpointReader
 
 /**
  * Before any tensor is planned or read: the parameters config.json implies (task heads that may be absent
- * aside) must fit in the values the weight files hold, by their safetensors headers. A config with
- * `num_hidden_layers` far beyond its checkpoint is refused naming the field, not run out of memory.
+ * aside) must fit in the values the weight files hold, by their safetensors headers. A config implying more
+ * than twice as many describes another model (`num_hidden_layers` far beyond the checkpoint) and is refused
+ * naming the field; a smaller shortfall is missing or misshapen tensors, which the tensor plan lists.
  */
 function checkSizeAgainstWeights(
   config: Record<string, unknown>,
@@ -112,15 +113,16 @@ function checkSizeAgainstWeights(
   const implied = needed(spec, archConfig(config, taskOpts));
   let held = 0;
   for (const key of reader.keys()) held += reader.info(key).shape.reduce((a, b) => a * b, 1);
-  if (implied <= held) return;
+  if (implied <= 2 * held) return;
   const count = (c: Record<string, unknown>) => needed(specFromConfig(c, taskOpts), archConfig(c, taskOpts));
   const files = reader.files.map((f) => basename(f)).join(', ');
+  const holds = reader.files.length === 1 ? 'holds' : 'hold';
   throw sizeError(
     config,
     count,
     implied,
-    held,
-    `the values ${files} hold${reader.files.length === 1 ? 's' : ''}`,
+    2 * held,
+    `twice the ${held.toLocaleString('en-US')} values ${files} ${holds}`,
   );
 }
 

@@ -152,7 +152,7 @@ function culprit(
 
 /**
  * The error for a config whose parameter count (`count` of it: `implied`) exceeds `limit`, naming the size
- * field to blame; `against` says what the limit is.
+ * field to blame; `against` says what the limit is, in words.
  */
 export function sizeError(
   config: Record<string, unknown>,
@@ -165,7 +165,7 @@ export function sizeError(
   const field = key ? `"${key}" (${config[key]})` : 'its size fields';
   return new ModelError(
     CONFIG_FILE,
-    `${field} implies ${implied.toLocaleString('en-US')} parameters, more than ${against} (${limit.toLocaleString('en-US')})`,
+    `${field} implies ${implied.toLocaleString('en-US')} parameters, more than ${against}`,
   );
 }
 
@@ -180,7 +180,13 @@ export function specFromConfig(
   const spec = buildSpec(config, opts);
   if (spec.numParameters > MAX_PARAMETERS) {
     const count = (c: Record<string, unknown>) => buildSpec(c, opts).numParameters;
-    throw sizeError(config, count, spec.numParameters, MAX_PARAMETERS, 'any model the engine can load');
+    throw sizeError(
+      config,
+      count,
+      spec.numParameters,
+      MAX_PARAMETERS,
+      `any model the engine can load (${MAX_PARAMETERS.toLocaleString('en-US')})`,
+    );
   }
   return spec;
 }
