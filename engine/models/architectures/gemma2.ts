@@ -1,6 +1,7 @@
-import { flag, num, positiveInt } from '../config.ts';
+import { num, positiveInt } from '../config.ts';
 import { layerTypesOf } from '../decoder.ts';
 import {
+  attentionBias,
   type LlamaCommon,
   type LlamaFeatures,
   llamaFeatures,
@@ -16,11 +17,9 @@ export function gemmaFeatures(
   prefix: string,
 ): LlamaFeatures {
   refuseUnless(config, 'use_bidirectional_attention', [false, null]);
-  const attentionBias = flag(config, 'attention_bias', false);
   return {
     ...llamaFeatures(common, `${prefix}RMSNorm`),
-    qkvBias: attentionBias,
-    oBias: attentionBias,
+    ...attentionBias(config),
     embeddingClass: `${prefix}TextScaledWordEmbedding`,
     normPlusOne: true,
     sandwichNorms: true,

@@ -122,6 +122,12 @@ export function llamaFeatures(common: LlamaCommon, normClass: string): LlamaFeat
   };
 }
 
+/** transformers' `attention_bias`: a bias on all four attention projections (q, k, v, o). */
+export function attentionBias(config: Record<string, unknown>): Pick<LlamaFeatures, 'qkvBias' | 'oBias'> {
+  const bias = flag(config, 'attention_bias', false);
+  return { qkvBias: bias, oBias: bias };
+}
+
 /** A number field that may be null (transformers' `float | None`), e.g. a soft-capping value. */
 export function optionalNumber(
   config: Record<string, unknown>,
@@ -342,9 +348,13 @@ export function llamaLike(
   };
 }
 
-/** Blocks that all attend fully. */
-export function fullAttention(numLayers: number): Pick<DecoderConfig, 'layerTypes' | 'windows'> {
-  return { layerTypes: new Array(numLayers).fill('full_attention'), windows: { full_attention: null } };
+/** Every block attending alike: within `window` when set (Mistral, Phi-3 mask all blocks with it), else fully. */
+export function uniformAttention(
+  numLayers: number,
+  window: number | null,
+): Pick<DecoderConfig, 'layerTypes' | 'windows'> {
+  const type = window === null ? 'full_attention' : 'sliding_attention';
+  return { layerTypes: new Array(numLayers).fill(type), windows: { [type]: window } };
 }
 
 /** Refuses a config field the engine does not implement when it is set to anything but `allowed`. */
@@ -359,14 +369,10 @@ export function refuseUnless(config: Record<string, unknown>, key: string, allow
 export const llama = llamaLike('Llama', ['q_proj', 'v_proj'], {
   modelType: 'llama',
   defaults: { maxPositions: 2048, theta: 10000, normEps: 1e-6, tieWordEmbeddings: false, activation: 'silu' },
-  features(config, common) {
-    const attentionBias = flag(config, 'attention_bias', false);
-    return {
-      ...llamaFeatures(common, 'LlamaRMSNorm'),
-      qkvBias: attentionBias,
-      oBias: attentionBias,
-      mlpBias: flag(config, 'mlp_bias', false),
-    };
-  },
-  layers: (_config, numLayers) => fullAttention(numLayers),
+  features: (config, common) => ({
+    ...llamaFeatures(common, 'LlamaRMSNorm'),
+    ...attentionBias(config),
+    mlpBias: flag(config, 'mlp_bias', false),
+  }),
+  layers: (_config, numLayers) => uniformAttention(numLayers, null),
 });

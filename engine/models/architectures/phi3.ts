@@ -1,7 +1,7 @@
 import { num } from '../config.ts';
 import { slidingWindowOf } from '../decoder.ts';
 import { ropeOf } from '../rope.ts';
-import { fullAttention, llamaFeatures, llamaLike } from './llama.ts';
+import { llamaFeatures, llamaLike, uniformAttention } from './llama.ts';
 
 /**
  * Phi-3 (`Phi3ForCausalLM`): fused `qkv_proj` and `gate_up_proj` (PEFT targets them by these names),
@@ -29,13 +29,5 @@ export const phi3 = llamaLike('Phi3', null, {
       opts,
     ),
   features: (_config, common) => ({ ...llamaFeatures(common, 'Phi3RMSNorm'), fused: true }),
-  layers(config, numLayers) {
-    // Phi3Model masks every block with `sliding_window` when set
-    const window = slidingWindowOf(config);
-    if (window === null) return fullAttention(numLayers);
-    return {
-      layerTypes: new Array(numLayers).fill('sliding_attention'),
-      windows: { sliding_attention: window },
-    };
-  },
+  layers: (config, numLayers) => uniformAttention(numLayers, slidingWindowOf(config)),
 });

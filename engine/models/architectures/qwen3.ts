@@ -1,5 +1,4 @@
-import { flag } from '../config.ts';
-import { llamaFeatures, llamaLike } from './llama.ts';
+import { attentionBias, llamaFeatures, llamaLike } from './llama.ts';
 import { qwenLayers } from './qwen2.ts';
 
 /** Qwen3 (`Qwen3ForCausalLM`): Qwen2's layout with per-head RMSNorm of queries and keys, no q/k/v bias. */
@@ -13,14 +12,10 @@ export const qwen3 = llamaLike('Qwen3', ['q_proj', 'v_proj'], {
     activation: 'silu',
     headDim: 128,
   },
-  features(config, common) {
-    const attentionBias = flag(config, 'attention_bias', false);
-    return {
-      ...llamaFeatures(common, 'Qwen3RMSNorm'),
-      qkvBias: attentionBias,
-      oBias: attentionBias,
-      qkNorm: true,
-    };
-  },
+  features: (config, common) => ({
+    ...llamaFeatures(common, 'Qwen3RMSNorm'),
+    ...attentionBias(config),
+    qkNorm: true,
+  }),
   layers: qwenLayers,
 });

@@ -1,6 +1,6 @@
 import { CONFIG_FILE, flag, ModelError, positiveInt } from '../config.ts';
 import { layerTypesOf, slidingWindowOf } from '../decoder.ts';
-import { llamaFeatures, llamaLike } from './llama.ts';
+import { attentionBias, llamaFeatures, llamaLike } from './llama.ts';
 
 /** Per block: whether it uses RoPE (`no_rope_layers`, 1 = RoPE; else every `no_rope_layer_interval`-th block is NoPE). */
 function ropeLayers(config: Record<string, unknown>, numLayers: number): boolean[] {
@@ -29,16 +29,12 @@ export const smollm3 = llamaLike('SmolLM3', null, {
     activation: 'silu',
     padTokenId: 128004,
   },
-  features(config, common) {
-    const attentionBias = flag(config, 'attention_bias', false);
-    return {
-      ...llamaFeatures(common, 'SmolLM3RMSNorm'),
-      qkvBias: attentionBias,
-      oBias: attentionBias,
-      mlpBias: flag(config, 'mlp_bias', false),
-      noRope: ropeLayers(config, common.numLayers).map((rope) => !rope),
-    };
-  },
+  features: (config, common) => ({
+    ...llamaFeatures(common, 'SmolLM3RMSNorm'),
+    ...attentionBias(config),
+    mlpBias: flag(config, 'mlp_bias', false),
+    noRope: ropeLayers(config, common.numLayers).map((rope) => !rope),
+  }),
   layers(config, numLayers) {
     const rope = ropeLayers(config, numLayers);
     const window = slidingWindowOf(config);
