@@ -8,13 +8,7 @@ import { prepareData } from '../data/prepare.ts';
 import { EXPORT_MARKER } from '../export/marker.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeFs } from '../io/fs.ts';
-import {
-  archConfig,
-  type LoadedModel,
-  loadModel,
-  loadTokenizer,
-  type StudioTokenizer,
-} from '../models/index.ts';
+import { type LoadedModel, loadModel, loadTokenizer, type StudioTokenizer } from '../models/index.ts';
 import {
   METRICS_FILE,
   newRunId,
@@ -63,12 +57,6 @@ function padIdOf(tokenizer: StudioTokenizer): number {
   return tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
 }
 
-/** Positions the model can embed (RoBERTa's learned positions start after the padding index). */
-function positionLimit(model: LoadedModel): number {
-  const arch = archConfig(model.spec.config, { task: model.spec.task, numLabels: model.spec.numLabels });
-  return model.spec.modelType === 'roberta' ? arch.maxPositions - 2 : arch.maxPositions;
-}
-
 /** Loads model, tokenizer, data and a fresh adapter for a run's frozen settings. */
 async function loadForRun(projectDir: string, settings: ProjectSettings): Promise<Loaded> {
   const modelDir = projectPath(projectDir, settings.model);
@@ -81,7 +69,7 @@ async function loadForRun(projectDir: string, settings: ProjectSettings): Promis
   try {
     const tokenizer = await loadTokenizer(modelDir);
     const warnings: string[] = [];
-    const limit = positionLimit(model);
+    const limit = model.positionLimit?.tokens ?? Number.POSITIVE_INFINITY;
     let training = settings.training;
     if (training.maxSeqLen > limit) {
       warnings.push(`maxSeqLen ${training.maxSeqLen} exceeds the model's ${limit} positions; using ${limit}`);
