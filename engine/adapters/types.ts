@@ -1,8 +1,9 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { z } from 'zod';
 import type { AdaptableKind, AdaptableLayer, AdapterLayer } from '../models/layers.ts';
+import type { MethodName } from './names.ts';
 
-export type MethodName = 'lora' | 'tlora' | 'tinylora' | 'vera' | 'loraxs';
+export type { MethodName } from './names.ts';
 
 /** A resolved target, known from the module tree alone (no weights needed). */
 export interface TargetModule {

@@ -1,11 +1,12 @@
 /**
  * The one typed API between the studio UI and the engine. Electron IPC (preload ↔ main ↔ host) and browser mode
  * (HTTP + WebSocket) carry exactly these messages; every payload is parsed with these schemas on both sides.
- * This file imports zod only, so the renderer bundles it.
+ * This file imports zod and the import-free method names only, so the renderer bundles it.
  */
 import { z } from 'zod';
+import { METHOD_NAMES } from '../adapters/names.ts';
 
-export const methodNames = ['lora', 'tlora', 'tinylora', 'vera', 'loraxs'] as const;
+export const methodNames = METHOD_NAMES;
 export const MethodNameSchema = z.enum(methodNames);
 export const exportFormats = ['peft', 'lora', 'merged', 'native'] as const;
 export const ExportFormatSchema = z.enum(exportFormats);

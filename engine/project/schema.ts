@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { METHOD_NAMES } from '../adapters/names.ts';
 
 export const PROJECT_SCHEMA_VERSION = 1;
 export const PROJECT_FILE = 'project.json';
@@ -151,7 +152,7 @@ export const TaskKindSchema = z.enum(['causal-lm', 'seq-cls']);
 
 export const MethodSettings = z
   .object({
-    name: z.enum(['lora', 'tlora', 'tinylora', 'vera', 'loraxs']),
+    name: z.enum(METHOD_NAMES),
     config: z.record(z.string(), z.unknown()).default({}),
   })
   .strict();
