@@ -2,9 +2,9 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers, TensorTableInstance } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
-import { svdFactors } from '../tinylora/factors.ts';
+import { svdFactors } from '../shared/factors.ts';
+import { ownedVariable, trainableFirst } from '../shared/regenerable.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { ownedVariable, trainableFirst } from '../vera/regenerable.ts';
 import { type LoraxsConfig, loraxsConfigSchema } from './config.ts';
 import { LoraxsLayer } from './layer.ts';
 

@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers } from '../instance.ts';
 import { deriveSeed, Rng, uniformTensor } from '../random.ts';
+import { svdFactors } from '../shared/factors.ts';
+import { ownedVariable, RegenerableInstance } from '../shared/regenerable.ts';
+import { TorchGenerator } from '../shared/torch-random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { ownedVariable, RegenerableInstance } from '../vera/regenerable.ts';
-import { TorchGenerator } from '../vera/torch-random.ts';
 import { type TinyloraConfig, tinyloraConfigSchema, tyingGroups } from './config.ts';
 import { tinyloraPeft } from './export.ts';
-import { svdFactors } from './factors.ts';
 import { TinyloraLayer } from './layer.ts';
 
 export { pythonRound, type TinyloraConfig, tinyloraConfigSchema, tyingGroups } from './config.ts';

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
+import { ownedVariable, RegenerableInstance, trainableFirst } from '../shared/regenerable.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { ownedVariable, RegenerableInstance, trainableFirst } from '../vera/regenerable.ts';
 import { kaimingNormalStd, type TloraConfig, tloraConfigSchema } from './config.ts';
 import { TloraLayer } from './layer.ts';
 

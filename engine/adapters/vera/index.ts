@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
+import { ownedVariable, RegenerableInstance, trainableFirst } from '../shared/regenerable.ts';
+import { TorchGenerator } from '../shared/torch-random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
 import { projectionDims, type VeraConfig, veraBound, veraConfigSchema } from './config.ts';
 import { veraPeft } from './export.ts';
 import { VeraLayer } from './layer.ts';
-import { ownedVariable, RegenerableInstance, trainableFirst } from './regenerable.ts';
-import { TorchGenerator } from './torch-random.ts';
 
 export { type VeraConfig, veraConfigSchema } from './config.ts';
 export { VeraLayer } from './layer.ts';

@@ -5,13 +5,13 @@ import { useTestBackend } from '../../backends/testing.ts';
 import { fromRows, matmul, matrix, maxAbsDiff } from '../../linalg/index.ts';
 import { inferenceContext, trainingContext } from '../../models/layers.ts';
 import { parseMethodConfig } from '../registry.ts';
+import { attached, dense, fitLosses } from '../shared/testing.ts';
 import { baseOutput, randomAdaptableLayer, randomInput, randomizeVariables } from '../testing.ts';
 import type { PeftContext, TargetModule } from '../types.ts';
 import { type VeraConfig, type VeraLayer, vera, veraProjections } from './index.ts';
-import { attached, dense, fitLosses } from './testing.ts';
 
 const torchRef = JSON.parse(
-  readFileSync(new URL('./fixtures/torch-random.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../shared/fixtures/torch-random.json', import.meta.url), 'utf8'),
 ) as {
   vera: { key: number; r: number; inMax: number; outMax: number; A: number[][]; B: number[][] };
 };
