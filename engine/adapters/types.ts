@@ -99,6 +99,43 @@ export interface PeftFormat<C> {
   ): { config: C; state: Record<string, tf.Tensor> };
 }
 
+/** An adapter tensor downloaded to the host (how the analysis reads a state). */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+  trainable: boolean;
+  /** The optimizer group of a trainable tensor (`scaling` marks learned scaling factors). */
+  group?: TrainableParam['group'];
+}
+
+/** What a method's `scaling` hook reads: one module of a live or recorded adapter. */
+export interface ScalingInput {
+  /** The method config, as recorded (fields added after it was written may be missing). */
+  config: Record<string, unknown>;
+  module: string;
+  /** Position of the module among the adapter's targets (TinyLoRA's `layer_idx`). */
+  moduleIndex: number;
+  moduleCount: number;
+  /** The module's own tensors by suffix (`lora_A.weight`). */
+  tensors: ReadonlyMap<string, HostTensor>;
+  /** Model-level tensors by key (`tinylora_v.0`). */
+  shared: ReadonlyMap<string, HostTensor>;
+}
+
+/** How a method scales the update at one module (the analysis' scaling-factor series). */
+export interface MethodScaling {
+  /** The scalar multiplying the update, where the method has one (LoRA's α/r, TLoRA's learned α). */
+  scale: number | null;
+  /** `fixed` from the config, `learned` from a trainable scalar, `none`. */
+  kind: 'fixed' | 'learned' | 'none';
+  /** How `scale` is obtained, for display (`loraAlpha / r = 16 / 8`). */
+  formula: string;
+  /** Keys of model-level vectors that scale this module's update (TinyLoRA's tied v). */
+  sharedVectors?: string[];
+  /** TinyLoRA: the weight-tying group whose v this module uses. */
+  group?: number;
+}
+
 /** One adapter method: one folder under engine/adapters/<method>/ exports one of these. */
 export interface MethodDefinition<C extends Record<string, unknown> = Record<string, unknown>> {
   name: MethodName;
@@ -112,6 +149,11 @@ export interface MethodDefinition<C extends Record<string, unknown> = Record<str
   create(layers: AdaptableLayer[], config: C, options: CreateOptions): AdapterInstance;
   /** The PEFT file format, for methods PEFT has (LoRA, VeRA, TinyLoRA). */
   peft?: PeftFormat<C>;
+  /**
+   * The scaling of the update at one module, from the config and the state. The module's own trainable
+   * vectors (DoRA's magnitude, VeRA's λ) are added by the analysis; list model-level ones in `sharedVectors`.
+   */
+  scaling(input: ScalingInput): MethodScaling;
   /**
    * The rank k of `AdapterLayer.lowRankFactors()` at a target (for LoRA-converted export sizes), or null
    * when the update there is not low-rank (DoRA).

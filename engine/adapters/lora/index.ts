@@ -124,6 +124,19 @@ export const lora: MethodDefinition<LoraConfig> = {
   count,
   create,
   peft: loraPeft,
+  scaling({ config, module }) {
+    // Configs written before a field existed lack its default: patterns then match nothing.
+    const { r, alpha } = moduleRankAlpha(
+      { rankPattern: {}, alphaPattern: {}, ...config } as LoraConfig,
+      module,
+    );
+    const rs = config.useRslora === true;
+    return {
+      scale: loraScaling(alpha, r, rs),
+      kind: 'fixed',
+      formula: rs ? `loraAlpha / √r = ${alpha} / √${r}` : `loraAlpha / r = ${alpha} / ${r}`,
+    };
+  },
   loraConversionRank(target, config) {
     if (config.useDora) return null;
     const { r } = moduleRankAlpha(config, target.name);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers } from '../instance.ts';
 import { deriveSeed, Rng, uniformTensor } from '../random.ts';
+import { configNumber } from '../shared/config.ts';
 import { svdFactors } from '../shared/factors.ts';
 import { ownedVariable, RegenerableInstance } from '../shared/regenerable.ts';
 import { TorchGenerator } from '../shared/torch-random.ts';
@@ -142,5 +143,16 @@ export const tinylora: MethodDefinition<TinyloraConfig> = {
   count,
   create,
   peft: tinyloraPeft,
+  scaling({ config, moduleIndex, moduleCount, shared }) {
+    const group = tyingGroups(moduleCount, configNumber(config, 'weightTying') ?? 0).groupOf[moduleIndex];
+    const v = tinyloraVKey(group);
+    return {
+      scale: null,
+      kind: 'none',
+      formula: `none: ΔW = B·(Σᵢ vᵢPᵢ)·A with v of tying group ${group}`,
+      sharedVectors: shared.has(v) ? [v] : [],
+      group,
+    };
+  },
   loraConversionRank: (target, config) => effectiveRank(target, config.r),
 };

@@ -108,5 +108,11 @@ export const tlora: MethodDefinition<TloraConfig> = {
   supportedKinds: ['Linear', 'Conv1D'],
   count,
   create,
+  scaling({ tensors }) {
+    const alpha = tensors.get(tloraSuffixes.scaling);
+    return alpha
+      ? { scale: alpha.data[0], kind: 'learned', formula: `learned α (${tloraSuffixes.scaling})` }
+      : { scale: null, kind: 'none', formula: 'no learned α in the state' };
+  },
   loraConversionRank: (_target, config) => config.r,
 };

@@ -109,5 +109,10 @@ export const vera: MethodDefinition<VeraConfig> = {
   count,
   create,
   peft: veraPeft,
+  scaling: () => ({
+    scale: null,
+    kind: 'none',
+    formula: 'none: λ_b (per output) and λ_d (per rank) scale B and A',
+  }),
   loraConversionRank: (_target, config) => config.r,
 };
