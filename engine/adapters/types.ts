@@ -18,6 +18,8 @@ export interface TensorCount {
   name: string;
   shape: number[];
   trainable: boolean;
+  /** A model-level tensor: the targets that use it (VeRA's projections: all; TinyLoRA's tied v: its group). */
+  modules?: string[];
 }
 
 /** Parameter accounting, PEFT's way: shared tensors once, frozen buffers not in `trainable`. */

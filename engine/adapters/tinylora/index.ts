@@ -52,11 +52,12 @@ function count(targets: TargetModule[], config: TinyloraConfig): ParameterCount 
       tensors,
     };
   });
-  const { numGroups } = tyingGroups(targets.length, config.weightTying);
+  const { numGroups, groupOf } = tyingGroups(targets.length, config.weightTying);
   const shared: TensorCount[] = Array.from({ length: targets.length ? numGroups : 0 }, (_, g) => ({
     name: tinyloraVKey(g),
     shape: [config.u],
     trainable: true,
+    modules: targets.filter((_, i) => groupOf[i] === g).map((t) => t.name),
   }));
   return {
     perModule,

@@ -60,7 +60,12 @@ describe('tinylora', () => {
     const count = tinylora.count(llamaQV, parse({}));
     expect(count.trainable).toBe(3584);
     expect(count.shared).toHaveLength(56);
-    expect(count.shared[3]).toEqual({ name: 'tinylora_v.3', shape: [64], trainable: true });
+    expect(count.shared[3]).toEqual({
+      name: 'tinylora_v.3',
+      shape: [64],
+      trainable: true,
+      modules: ['model.layers.1.self_attn.v_proj'],
+    });
     expect(count.perModule[1].tensors).toEqual([
       { name: 'tinylora_A', shape: [2, 3072], trainable: false },
       { name: 'tinylora_B', shape: [1024, 2], trainable: false },

@@ -25,10 +25,11 @@ function count(targets: TargetModule[], config: VeraConfig): ParameterCount {
     return { module: target.name, trainable: target.outFeatures + config.r, frozen: 0, tensors };
   });
   const { inMax, outMax } = projectionDims(targets);
+  const names = targets.map((t) => t.name);
   const shared: TensorCount[] = targets.length
     ? [
-        { name: veraSharedKeys.a, shape: [config.r, inMax], trainable: false },
-        { name: veraSharedKeys.b, shape: [outMax, config.r], trainable: false },
+        { name: veraSharedKeys.a, shape: [config.r, inMax], trainable: false, modules: names },
+        { name: veraSharedKeys.b, shape: [outMax, config.r], trainable: false, modules: names },
       ]
     : [];
   return {

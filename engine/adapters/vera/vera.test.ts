@@ -34,8 +34,8 @@ describe('vera', () => {
     const count = vera.count(llamaQV, parse({}));
     expect(count.trainable).toBe(129024);
     expect(count.shared).toEqual([
-      { name: 'vera_A', shape: [256, 3072], trainable: false },
-      { name: 'vera_B', shape: [3072, 256], trainable: false },
+      { name: 'vera_A', shape: [256, 3072], trainable: false, modules: llamaQV.map((t) => t.name) },
+      { name: 'vera_B', shape: [3072, 256], trainable: false, modules: llamaQV.map((t) => t.name) },
     ]);
     expect(count.frozen).toBe(2 * 256 * 3072);
   });
