@@ -86,6 +86,8 @@ export interface PeftContext {
 export interface PeftFormat<C> {
   /** `peft_type` in adapter_config.json (`LORA`, `VERA`, `TINYLORA`). */
   peftType: string;
+  /** adapter_config.json fields that are Python floats, so written `0.0` rather than `0` (`lora_dropout`). */
+  floatFields: readonly string[];
   toPeft(
     instance: AdapterInstance,
     ctx: PeftContext,

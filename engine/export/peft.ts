@@ -17,16 +17,6 @@ import { pythonJsonDumps } from './pyjson.ts';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG = 'adapter_config.json';
 
-/** PEFT config fields that are Python floats (written `0.0`, not `0`). */
-export const PEFT_FLOAT_FIELDS: ReadonlySet<string> = new Set([
-  'lora_dropout',
-  'vera_dropout',
-  'd_initial',
-  'weight_tying',
-  'init_v_bound',
-  'tinylora_dropout',
-]);
-
 /** Per-module PEFT keys start with this; model-level ones (VeRA's projections, TinyLoRA's v) with `base_model.`. */
 export const MODULE_PREFIX = 'base_model.model.';
 
@@ -106,9 +96,17 @@ export function buildPeftAdapter(
   return { adapterConfig: withBaseFields(adapterConfig, method.peft.peftType, ctx), tensors: out };
 }
 
-/** `adapter_config.json` text exactly as PEFT writes it (`json.dumps(indent=2, sort_keys=True)`, no newline). */
+/** The method whose PEFT format has this `peft_type`, or undefined. */
+export function methodOfPeftType(peftType: unknown): MethodDefinition | undefined {
+  return (Object.values(methods) as MethodDefinition[]).find((m) => m.peft?.peftType === peftType);
+}
+
+/**
+ * `adapter_config.json` text exactly as PEFT writes it (`json.dumps(indent=2, sort_keys=True)`, no newline),
+ * with the float fields of the method of its `peft_type`.
+ */
 export function adapterConfigText(config: Record<string, unknown>): string {
-  return pythonJsonDumps(config, PEFT_FLOAT_FIELDS);
+  return pythonJsonDumps(config, new Set(methodOfPeftType(config.peft_type)?.peft?.floatFields));
 }
 
 /** Writes `adapter_model.safetensors` (F32, metadata format=pt) and `adapter_config.json` into `dir`. */
@@ -179,7 +177,7 @@ export async function loadPeftAdapter(
   const weightsPath = join(dir, ADAPTER_WEIGHTS);
   const adapterConfig = await readAdapterConfig(dir);
   const peftType = adapterConfig.peft_type as string;
-  const method = (Object.values(methods) as MethodDefinition[]).find((m) => m.peft?.peftType === peftType);
+  const method = methodOfPeftType(peftType);
   if (!method) {
     const known = (Object.values(methods) as MethodDefinition[])
       .flatMap((m) => (m.peft ? [m.peft.peftType] : []))

@@ -144,6 +144,7 @@ export function loraFromPeft(
 
 export const loraPeft: PeftFormat<LoraConfig> = {
   peftType: 'LORA',
+  floatFields: ['lora_dropout'],
   toPeft: loraToPeft,
   fromPeft: loraFromPeft,
 };

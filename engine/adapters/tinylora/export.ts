@@ -75,6 +75,7 @@ export function tinyloraFromPeft(
 
 export const tinyloraPeft: PeftFormat<TinyloraConfig> = {
   peftType: 'TINYLORA',
+  floatFields: ['weight_tying', 'init_v_bound', 'tinylora_dropout'],
   toPeft: tinyloraToPeft,
   fromPeft: tinyloraFromPeft,
 };

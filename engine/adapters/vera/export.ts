@@ -66,6 +66,7 @@ export function veraFromPeft(
 
 export const veraPeft: PeftFormat<VeraConfig> = {
   peftType: 'VERA',
+  floatFields: ['vera_dropout', 'd_initial'],
   toPeft: veraToPeft,
   fromPeft: veraFromPeft,
 };
