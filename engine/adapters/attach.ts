@@ -1,6 +1,6 @@
 import type { LoadedModel } from '../models/types.ts';
 import { getMethod, parseMethodConfig } from './registry.ts';
-import { resolveTargets, type TargetFields } from './targets.ts';
+import { methodTargets, type TargetFields } from './targets.ts';
 import type { AdapterInstance, MethodName } from './types.ts';
 
 export interface AttachOptions {
@@ -54,10 +54,7 @@ export function attachAdapter(
   }
   const definition = getMethod(method);
   const parsed = parseMethodConfig(definition.name, config);
-  const targets = resolveTargets(model.spec, parsed as TargetFields, {
-    supportedKinds: definition.supportedKinds,
-    method: definition.name,
-  });
+  const targets = methodTargets(model.spec, definition, parsed as TargetFields);
   const layers = targets.map((t) => {
     const layer = model.layers.get(t.name);
     if (!layer)

@@ -1,7 +1,7 @@
 import type { ModelSpec } from '../models/types.ts';
 import { PEFT_BASE_PREFIX, PEFT_MODEL_PREFIX } from './peft.ts';
 import { getMethod, parseMethodConfig } from './registry.ts';
-import { resolveTargets, type TargetFields } from './targets.ts';
+import { methodTargets, type TargetFields } from './targets.ts';
 import type { MethodName, TargetModule, TensorCount } from './types.ts';
 
 export interface BudgetOptions {
@@ -83,10 +83,7 @@ export function computeBudget(
 ): Budget {
   const definition = getMethod(method);
   const parsed = parseMethodConfig(definition.name, config);
-  const targets = resolveTargets(spec, parsed as TargetFields, {
-    supportedKinds: definition.supportedKinds,
-    method: definition.name,
-  });
+  const targets = methodTargets(spec, definition, parsed as TargetFields);
   const counted = definition.count(targets, parsed);
   const byModule = new Map(counted.perModule.map((m) => [m.module, m]));
   const modules: ModuleBudget[] = targets.map((t) => {

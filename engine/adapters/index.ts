@@ -25,6 +25,7 @@ export { AdapterConfigError, getMethod, methodNames, methods, parseMethodConfig 
 export {
   allLinearModules,
   defaultTargetModules,
+  methodTargets,
   minimalTargetModules,
   nearestNames,
   refineTargetFields,

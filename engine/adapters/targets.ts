@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { AdaptableKind } from '../models/layers.ts';
 import type { ModelSpec, ModuleInfo } from '../models/types.ts';
-import type { TargetModule } from './types.ts';
+import type { MethodDefinition, TargetModule } from './types.ts';
 
 /**
  * The target fields every method shares (PEFT's `target_modules`, `exclude_modules`, `layers_to_transform`,
@@ -156,13 +156,19 @@ export function allLinearModules(spec: ModelSpec): ModuleInfo[] {
 export function resolveTargets(
   spec: ModelSpec,
   fields: TargetFields,
-  options: { supportedKinds?: readonly AdaptableKind[]; method?: string } = {},
+  options: {
+    supportedKinds?: readonly AdaptableKind[];
+    method?: string;
+    /** The method's defaults for this model type (PEFT's LoRA table when not given). */
+    defaultTargets?: string[] | null;
+  } = {},
 ): TargetModule[] {
   const method = options.method ?? 'adapter';
   const supported = options.supportedKinds ?? ['Linear', 'Conv1D', 'Embedding'];
   let targetSpec = fields.targetModules;
   if (targetSpec === undefined) {
-    const defaults = defaultTargetModules(spec.modelType);
+    const defaults =
+      options.defaultTargets !== undefined ? options.defaultTargets : defaultTargetModules(spec.modelType);
     if (!defaults) {
       throw new TargetError(
         `${method}: no default target modules for model type "${spec.modelType}"; set targetModules`,
@@ -237,6 +243,19 @@ export function resolveTargets(
     );
   }
   return targets;
+}
+
+/** The targets of a parsed method config on a model: the method's kinds and default targets. */
+export function methodTargets(
+  spec: ModelSpec,
+  definition: Pick<MethodDefinition, 'name' | 'supportedKinds' | 'defaultTargets'>,
+  config: TargetFields,
+): TargetModule[] {
+  return resolveTargets(spec, config, {
+    supportedKinds: definition.supportedKinds,
+    method: definition.name,
+    ...(definition.defaultTargets ? { defaultTargets: definition.defaultTargets(spec.modelType) } : {}),
+  });
 }
 
 /** Levenshtein distance. */

@@ -148,6 +148,11 @@ export interface MethodDefinition<C extends Record<string, unknown> = Record<str
   /** The method's config schema (defaults, ranges, messages) used by CLI, project file, API and UI. */
   schema: z.ZodType<C>;
   supportedKinds: readonly AdaptableKind[];
+  /**
+   * The targets when `targetModules` is unset, for a `model_type` (null: none known). Absent: PEFT's LoRA
+   * table, which PEFT's VeRA and TinyLoRA copy.
+   */
+  defaultTargets?(modelType: string): string[] | null;
   count(targets: TargetModule[], config: C): ParameterCount;
   /** Builds the adapter over resolved target layers (in `named_modules()` order) and attaches it. */
   create(layers: AdaptableLayer[], config: C, options: CreateOptions): AdapterInstance;
