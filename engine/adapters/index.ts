@@ -30,6 +30,8 @@ export {
   nearestNames,
   refineTargetFields,
   resolveTargets,
+  SEQ_CLS_HEADS,
+  savedModuleNames,
   TargetError,
   type TargetFields,
   targetFields,

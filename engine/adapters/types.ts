@@ -39,6 +39,13 @@ export interface TrainableParam {
   group: 'adapter' | 'scaling';
 }
 
+/** A module trained whole alongside the adapter (PEFT's `modules_to_save`), in the checkpoint's orientation. */
+export interface SavedModule {
+  readonly base: AdaptableLayer;
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable | null;
+}
+
 /** One named adapter attached to a model. */
 export interface AdapterInstance {
   readonly name: string;
@@ -47,6 +54,8 @@ export interface AdapterInstance {
   readonly config: Record<string, unknown>;
   /** Per-module layers by Hugging Face module name, in target order. */
   readonly layers: ReadonlyMap<string, AdapterLayer>;
+  /** `modulesToSave` copies by module name (not targets: they replace a module rather than adapt it). */
+  readonly savedModules?: ReadonlyMap<string, SavedModule>;
   trainable(): TrainableParam[];
   /** Every tensor of the adapter (trainable and frozen) under stable native keys, for checkpoints. */
   state(): Record<string, tf.Tensor>;

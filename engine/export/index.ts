@@ -10,7 +10,7 @@ import { ExportError } from './errors.ts';
 import { buildLoraConversion } from './lora.ts';
 import { writeMergedModel } from './merged.ts';
 import { writeNativeCheckpoint } from './native.ts';
-import { buildPeftAdapter, loadPeftAdapter, writePeftAdapter } from './peft.ts';
+import { buildPeftAdapter, exportedModulesToSave, loadPeftAdapter, writePeftAdapter } from './peft.ts';
 import {
   disposeBatch,
   maxAbs,
@@ -144,9 +144,12 @@ export async function exportAdapter(
   await checkOutDir(out, [model.dir]);
   const baseName = options.baseModelNameOrPath ?? model.dir;
   const task = { task: model.spec.task, numLabels: model.spec.numLabels };
-  if (format !== 'merged' && (model.newlyInitialized?.length ?? 0) > 0) {
+  // Adapter files carry a module the checkpoint lacks only as modules_to_save (a seq-cls head always is).
+  const carried = format === 'merged' ? [] : exportedModulesToSave(model, instance).modules;
+  const lost = format === 'merged' ? [] : (model.newlyInitialized ?? []).filter((n) => !carried.includes(n));
+  if (lost.length > 0) {
     throw new ExportError(
-      `the model's ${model.newlyInitialized!.join(', ')} ${model.newlyInitialized!.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; export --format merged instead`,
+      `the model's ${lost.join(', ')} ${lost.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; add it to modulesToSave or export --format merged instead`,
     );
   }
   const batch = probeBatch(model.spec.vocabSize);

@@ -1,30 +1,26 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { computeBudget } from '../adapters/budget.ts';
 import { detachAdapter } from '../adapters/index.ts';
 import { useTestBackend } from '../backends/testing.ts';
-import { inferenceContext } from '../models/layers.ts';
 import { loadModel } from '../models/load.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { openSafetensors } from '../safetensors/index.ts';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, buildPeftAdapter, loadPeftAdapter } from './peft.ts';
+import {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  buildPeftAdapter,
+  loadPeftAdapter,
+  methodOfPeftType,
+} from './peft.ts';
+import { expectSamePeftConfig, logitsOf, PEFT_FIXTURES, peftExpected, relative } from './peft-testing.ts';
 
 /**
  * Adapters made and saved by PEFT itself (scripts/fixtures/peft_adapters.py) on transformers-made base models:
  * each loads into the engine and gives PEFT's logits, and the engine's PEFT export of the loaded adapter is
  * PEFT's file again, tensor by tensor and field by field.
  */
-const FIXTURES = join(import.meta.dirname, 'fixtures', 'peft');
-
-interface Expected {
-  base?: string;
-  task: 'causal-lm' | 'seq-cls';
-  input_ids: number[][];
-  logits_shape: number[];
-  logits: number[];
-}
-
 const PEFT_CASES = [
   'llama-lora',
   'llama-rslora',
@@ -36,49 +32,14 @@ const PEFT_CASES = [
   'llama-tinylora-wt0.5',
   'llama-tinylora-wt1',
   'gpt2-lora',
+  'bert-cls-lora',
 ];
-
-const expectedOf = (name: string): Expected =>
-  JSON.parse(readFileSync(join(FIXTURES, name, 'expected.json'), 'utf8'));
-
-function logitsOf(model: LoadedModel, inputIds: number[][]): Float32Array {
-  return tf.tidy(() => {
-    const ids = tf.tensor2d(inputIds, undefined, 'int32');
-    return model.forward({ inputIds: ids, attentionMask: tf.onesLike(ids) }, inferenceContext()).dataSync();
-  }) as Float32Array;
-}
-
-/** max |a − b| over max |b|. */
-function relative(actual: Float32Array, expected: number[]): { rel: number; abs: number } {
-  let abs = 0;
-  let ref = 0;
-  for (let i = 0; i < expected.length; i++) {
-    abs = Math.max(abs, Math.abs(actual[i] - expected[i]));
-    ref = Math.max(ref, Math.abs(expected[i]));
-  }
-  return { rel: abs / ref, abs };
-}
 
 /**
  * Config fields this engine writes differently on purpose: the task the model was loaded for (PEFT writes
  * null and an auto_mapping when it was given none) and PEFT's own version stamp.
  */
 const OWN_FIELDS = new Set(['task_type', 'auto_mapping', 'peft_version']);
-
-/** A field PEFT writes that this engine leaves out must hold PEFT's default for it. */
-const PEFT_DEFAULTS: Record<string, unknown> = {
-  megatron_core: 'megatron.core',
-  qalora_group_size: 16,
-};
-const isUnset = (key: string, value: unknown) =>
-  key in PEFT_DEFAULTS
-    ? value === PEFT_DEFAULTS[key]
-    : value === null ||
-      value === false ||
-      (Array.isArray(value) && value.length === 0) ||
-      (typeof value === 'object' && Object.keys(value as object).length === 0);
-
-const sorted = (v: unknown) => (Array.isArray(v) ? [...v].sort() : v);
 
 /** Largest |Δlogit| per case, printed once for the record (the closing note of issue #11 quotes them). */
 const measured: string[] = [];
@@ -88,7 +49,7 @@ describe('PEFT-made adapters', () => {
   const model = async (base: string) => {
     let m = models.get(base);
     if (!m) {
-      m = await loadModel(join(FIXTURES, base));
+      m = await loadModel(join(PEFT_FIXTURES, base));
       models.set(base, m);
     }
     return m;
@@ -103,15 +64,15 @@ describe('PEFT-made adapters', () => {
   });
 
   test.each(['llama', 'gpt2', 'bert-cls'])('base %s: transformers logits', async (base) => {
-    const exp = expectedOf(base);
+    const exp = peftExpected(base);
     const m = await model(base);
     expect(m.spec.task).toBe(exp.task);
     expect(relative(logitsOf(m, exp.input_ids), exp.logits).rel).toBeLessThan(1e-4);
   });
 
   test.each(PEFT_CASES)('%s: loads with PEFT logits; the PEFT export is the same file', async (name) => {
-    const exp = expectedOf(name);
-    const dir = join(FIXTURES, name);
+    const exp = peftExpected(name);
+    const dir = join(PEFT_FIXTURES, name);
     const m = await model(exp.base!);
     const instance = await loadPeftAdapter(m, dir, { adapterName: 'fixture' });
     try {
@@ -131,14 +92,14 @@ describe('PEFT-made adapters', () => {
       } finally {
         await file.close();
       }
-      for (const [key, value] of Object.entries(peftConfig)) {
-        if (OWN_FIELDS.has(key)) continue;
-        if (key in ours.adapterConfig) expect(sorted(ours.adapterConfig[key]), key).toEqual(sorted(value));
-        else expect(isUnset(key, value), `${key} = ${JSON.stringify(value)} is not written`).toBe(true);
-      }
-      for (const key of Object.keys(ours.adapterConfig)) {
-        expect(key in peftConfig || OWN_FIELDS.has(key), `${key} is not a field PEFT writes`).toBe(true);
-      }
+      expectSamePeftConfig(ours.adapterConfig, peftConfig, OWN_FIELDS);
+
+      // The budget predicts PEFT's trainable count and file size from config.json and the config alone.
+      const method = methodOfPeftType(peftConfig.peft_type)!;
+      const budget = computeBudget(m.spec, method.name, method.peft!.fromPeft(peftConfig, {}).config);
+      // PEFT counted the PiSSA adapter it trained; the converted file holds [A; A₀], [B, −B₀]: twice the rank.
+      expect(budget.trainable).toBe((name === 'llama-pissa' ? 2 : 1) * exp.trainable_params!);
+      expect(budget.files.peft).toBe(statSync(join(dir, ADAPTER_WEIGHTS)).size);
     } finally {
       detachAdapter(m, instance.name);
     }

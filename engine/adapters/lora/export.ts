@@ -27,7 +27,6 @@ const initsRelativeToResidual = new Set(['pissa', 'olora', 'corda', 'loftq', 'lo
 
 /** LoraConfig fields this engine cannot reproduce; a PEFT adapter that sets one is refused. */
 const unsupportedFields = [
-  'modules_to_save',
   'trainable_token_indices',
   'layer_replication',
   'use_qalora',

@@ -50,7 +50,7 @@ export function veraFromPeft(
   tensors: Record<string, tf.Tensor>,
 ): { config: VeraConfig; state: Record<string, tf.Tensor> } {
   const c = adapterConfig;
-  checkPeftConfig(c, 'VERA', ['modules_to_save']);
+  checkPeftConfig(c, 'VERA', []);
   const config = parsePeftConfig(veraConfigSchema, {
     r: c.r ?? undefined,
     projectionPrngKey: c.projection_prng_key ?? undefined,
