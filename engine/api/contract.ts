@@ -74,6 +74,15 @@ export const RunInfoSchema = z.object({
   error: z.string().nullable(),
   /** The frozen run config (project settings as the run saw them). */
   config: Settings,
+  /** Set for runs not trained here (an imported PEFT adapter or run), as run.json records it. */
+  origin: z
+    .object({
+      kind: z.enum(['imported-adapter', 'imported-run']),
+      source: z.string(),
+      where: z.string().optional(),
+      importedAt: z.string(),
+    })
+    .optional(),
 });
 export type RunInfo = z.infer<typeof RunInfoSchema>;
 
@@ -393,6 +402,11 @@ export const contract = {
     'runs of a project, newest first',
   ),
   'runs.delete': method(RunRef, z.object({ deleted: z.string() }), 'delete a finished run folder'),
+  'runs.import': method(
+    z.object({ projectDir: Path, source: Path }),
+    z.object({ run: RunInfoSchema, warnings: z.array(z.string()) }),
+    'bring a PEFT adapter folder into the project as a run marked imported',
+  ),
   'runs.status': method(
     z.object({ runDir: Path, maxPoints: z.number().int().min(10).max(5000).default(600) }),
     RunDetailSchema,

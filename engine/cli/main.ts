@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   export: () => import('./commands/export.ts'),
   analyze: () => import('./commands/analyze.ts'),
   serve: () => import('./commands/serve.ts'),
+  import: () => import('./commands/import.ts'),
 };
 
 const summaries: Record<string, string> = {
@@ -27,6 +28,7 @@ const summaries: Record<string, string> = {
   export: 'export a run: PEFT adapter, LoRA conversion, merged model or native checkpoint',
   analyze: 'adaptation analysis of a run: norms, scaling factors, spectra, comparisons',
   serve: 'serve the studio UI and API over HTTP/WebSocket on 127.0.0.1',
+  import: 'bring a PEFT adapter folder into a project as a run (analyse, try, evaluate, export, train on)',
 };
 
 function topHelp(): string {

@@ -207,7 +207,8 @@ export const RunRecord = z.object({
   status: RunStatus,
   /** Why the run ended, when it did. */
   reason: z.string().optional(),
-  totalSteps: z.number().int().positive(),
+  /** Steps this run trains to (0 for an imported adapter not trained here yet). */
+  totalSteps: z.number().int().nonnegative(),
   step: z.number().int().nonnegative(),
   backend: z.string(),
   labels: z.array(z.string()).optional(),
@@ -219,6 +220,15 @@ export const RunRecord = z.object({
   lastCheckpoint: z.string().nullable(),
   finalMetrics: z.record(z.string(), z.number()).optional(),
   error: z.string().optional(),
+  /** Set for runs not trained here: an imported PEFT adapter or an imported run. */
+  origin: z
+    .object({
+      kind: z.enum(['imported-adapter', 'imported-run']),
+      source: z.string(),
+      where: z.string().optional(),
+      importedAt: z.string(),
+    })
+    .optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 

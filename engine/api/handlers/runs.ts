@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { importPeftAdapter } from '../../export/import.ts';
 import { listRuns, projectOfRun, RUNS_DIR, type RunRecord, readRunRecord } from '../../project/index.ts';
 import { type RunHandle, readRunEvents, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
 import { ApiError, type Metrics, type Progress, type RunInfo, type RunStatus } from '../contract.ts';
@@ -87,6 +88,7 @@ export async function runInfo(ctx: ServiceContext, runDir: string): Promise<RunI
     backend: record.backend,
     error: record.error ?? null,
     config: record.config as unknown as Record<string, unknown>,
+    ...(record.origin ? { origin: record.origin } : {}),
   };
 }
 
@@ -161,7 +163,14 @@ function live(ctx: ServiceContext, runDir: string): LiveRun {
 
 export const runHandlers: Pick<
   Handlers,
-  'runs.start' | 'runs.pause' | 'runs.resume' | 'runs.cancel' | 'runs.list' | 'runs.delete' | 'runs.status'
+  | 'runs.start'
+  | 'runs.pause'
+  | 'runs.resume'
+  | 'runs.cancel'
+  | 'runs.list'
+  | 'runs.delete'
+  | 'runs.status'
+  | 'runs.import'
 > = {
   async 'runs.start'({ projectDir, overrides }, ctx) {
     const busy = [...liveRuns(ctx).values()].find(
@@ -200,6 +209,10 @@ export const runHandlers: Pick<
     await readRunRecord(dir);
     await fs.rm(dir, { recursive: true, force: true });
     return { deleted: dir };
+  },
+  async 'runs.import'({ projectDir, source }, ctx) {
+    const result = await importPeftAdapter(source, projectDir);
+    return { run: await runInfo(ctx, result.runDir), warnings: result.warnings };
   },
   async 'runs.status'({ runDir, maxPoints }, ctx) {
     const dir = resolve(runDir);
