@@ -3,6 +3,6 @@
  * contract and the project schema (which the renderer bundles) derive their enums from it; the registry
  * (`registry.ts`) must hold exactly these names, which the compiler and `registry.test.ts` check.
  */
-export const METHOD_NAMES = ['lora', 'tlora', 'tinylora', 'vera', 'loraxs'] as const;
+export const METHOD_NAMES = ['lora', 'tlora', 'tinylora', 'vera', 'loraxs', 'moslora'] as const;
 
 export type MethodName = (typeof METHOD_NAMES)[number];

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { lora } from './lora/index.ts';
 import { loraxs } from './loraxs/index.ts';
+import { moslora } from './moslora/index.ts';
 import { METHOD_NAMES } from './names.ts';
 import { tinylora } from './tinylora/index.ts';
 import { tlora } from './tlora/index.ts';
@@ -18,6 +19,7 @@ export const methods: Record<MethodName, MethodDefinition> = {
   tinylora,
   vera,
   loraxs,
+  moslora,
 };
 
 /** Registered method names, in the order of `METHOD_NAMES`. */
