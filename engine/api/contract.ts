@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { METHOD_NAMES } from '../adapters/names.ts';
+import { RunOrigin } from '../project/schema.ts';
 
 export const methodNames = METHOD_NAMES;
 export const MethodNameSchema = z.enum(methodNames);
@@ -75,14 +76,7 @@ export const RunInfoSchema = z.object({
   /** The frozen run config (project settings as the run saw them). */
   config: Settings,
   /** Set for runs not trained here (an imported PEFT adapter or run), as run.json records it. */
-  origin: z
-    .object({
-      kind: z.enum(['imported-adapter', 'imported-run']),
-      source: z.string(),
-      where: z.string().optional(),
-      importedAt: z.string(),
-    })
-    .optional(),
+  origin: RunOrigin.optional(),
 });
 export type RunInfo = z.infer<typeof RunInfoSchema>;
 

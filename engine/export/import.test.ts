@@ -14,7 +14,7 @@ import { loadRunAdapter, resumeRun } from '../training/run.ts';
 import { importPeftAdapter } from './import.ts';
 import { exportRun } from './index.ts';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from './peft.ts';
-import { logitsOf, PEFT_FIXTURES, peftExpected, relative } from './peft-testing.ts';
+import { logitsOf, PEFT_CASES, PEFT_FIXTURES, peftExpected, relative } from './peft-testing.ts';
 
 /**
  * `studio import`: PEFT-made adapters (fixtures/peft) become runs of a project, and everything a trained run
@@ -72,23 +72,9 @@ afterAll(async () => {
   await fs.rm(work, { recursive: true, force: true });
 });
 
-const CASES = [
-  'llama-lora',
-  'llama-rslora',
-  'llama-dora',
-  'llama-pissa',
-  'llama-lora-patterns',
-  'llama-vera',
-  'llama-tinylora-wt0',
-  'llama-tinylora-wt0.5',
-  'llama-tinylora-wt1',
-  'gpt2-lora',
-  'bert-cls-lora',
-];
-
 describe('importing PEFT adapters', () => {
   test.each(
-    CASES,
+    PEFT_CASES,
   )('%s becomes a run marked imported that gives PEFT’s logits and exports PEFT’s file', async (name) => {
     const exp = peftExpected(name);
     const source = join(PEFT_FIXTURES, name);

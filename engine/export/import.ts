@@ -17,6 +17,7 @@ import {
   writeRunRecord,
 } from '../project/store.ts';
 import { type CheckpointState, checkpointDir, saveCheckpoint } from '../training/checkpoint.ts';
+import { initialTrainerState } from '../training/trainer.ts';
 import { ExportError } from './errors.ts';
 import { ADAPTER_CONFIG, loadPeftAdapter, readAdapterConfig } from './peft.ts';
 import { disposeBatch, maxAbsDiff, probeBatch, probeOutputs } from './verify.ts';
@@ -114,14 +115,7 @@ export async function importPeftAdapter(adapterDir: string, projectDir: string):
     const state: CheckpointState = {
       schemaVersion: 1,
       step: 0,
-      trainer: {
-        step: 0,
-        position: { epoch: 0, offset: 0 },
-        nonFiniteInARow: 0,
-        best: null,
-        evalsWithoutImprovement: 0,
-        tokensSeen: 0,
-      },
+      trainer: initialTrainerState(),
       rng: {
         seed: settings.training.seed,
         dataOrder: 'permutation(seed, epoch)',

@@ -14,26 +14,20 @@ import {
   loadPeftAdapter,
   methodOfPeftType,
 } from './peft.ts';
-import { expectSamePeftConfig, logitsOf, PEFT_FIXTURES, peftExpected, relative } from './peft-testing.ts';
+import {
+  expectSamePeftConfig,
+  logitsOf,
+  PEFT_CASES,
+  PEFT_FIXTURES,
+  peftExpected,
+  relative,
+} from './peft-testing.ts';
 
 /**
  * Adapters made and saved by PEFT itself (scripts/fixtures/peft_adapters.py) on transformers-made base models:
  * each loads into the engine and gives PEFT's logits, and the engine's PEFT export of the loaded adapter is
  * PEFT's file again, tensor by tensor and field by field.
  */
-const PEFT_CASES = [
-  'llama-lora',
-  'llama-rslora',
-  'llama-dora',
-  'llama-pissa',
-  'llama-lora-patterns',
-  'llama-vera',
-  'llama-tinylora-wt0',
-  'llama-tinylora-wt0.5',
-  'llama-tinylora-wt1',
-  'gpt2-lora',
-  'bert-cls-lora',
-];
 
 /**
  * Config fields this engine writes differently on purpose: the task the model was loaded for (PEFT writes

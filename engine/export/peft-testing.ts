@@ -8,6 +8,21 @@ import type { LoadedModel } from '../models/types.ts';
 /** Test helpers for the PEFT-made fixtures of fixtures/peft (scripts/fixtures/peft_adapters.py). */
 export const PEFT_FIXTURES = join(import.meta.dirname, 'fixtures', 'peft');
 
+/** Every PEFT-made adapter case, by folder name. */
+export const PEFT_CASES = [
+  'llama-lora',
+  'llama-rslora',
+  'llama-dora',
+  'llama-pissa',
+  'llama-lora-patterns',
+  'llama-vera',
+  'llama-tinylora-wt0',
+  'llama-tinylora-wt0.5',
+  'llama-tinylora-wt1',
+  'gpt2-lora',
+  'bert-cls-lora',
+] as const;
+
 export interface PeftExpected {
   /** The base model folder of an adapter case. */
   base?: string;

@@ -150,6 +150,14 @@ export type DataSettings = z.infer<typeof DataSettings>;
 
 export const TaskKindSchema = z.enum(['causal-lm', 'seq-cls']);
 
+/** Where a run not trained here came from (run.json `origin`): an imported PEFT adapter or an imported run. */
+export const RunOrigin = z.object({
+  kind: z.enum(['imported-adapter', 'imported-run']),
+  source: z.string(),
+  where: z.string().optional(),
+  importedAt: z.string(),
+});
+
 export const MethodSettings = z
   .object({
     name: z.enum(METHOD_NAMES),

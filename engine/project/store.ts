@@ -12,6 +12,7 @@ import {
   PROJECT_SCHEMA_VERSION,
   ProjectSettings,
   type ProjectSettingsInput,
+  RunOrigin,
   TrainingSettings,
 } from './schema.ts';
 
@@ -221,14 +222,7 @@ export const RunRecord = z.object({
   finalMetrics: z.record(z.string(), z.number()).optional(),
   error: z.string().optional(),
   /** Set for runs not trained here: an imported PEFT adapter or an imported run. */
-  origin: z
-    .object({
-      kind: z.enum(['imported-adapter', 'imported-run']),
-      source: z.string(),
-      where: z.string().optional(),
-      importedAt: z.string(),
-    })
-    .optional(),
+  origin: RunOrigin.optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 
