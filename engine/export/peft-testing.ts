@@ -45,7 +45,7 @@ export function logitsOf(model: LoadedModel, inputIds: number[][]): Float32Array
   }) as Float32Array;
 }
 
-/** max |actual − expected| (`abs`) and that over max |expected| (`rel`). */
+/** max |actual − expected| (`abs`) and that over max |expected| (`rel`; `abs` when expected is all zero). */
 export function relative(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
@@ -56,7 +56,7 @@ export function relative(
     abs = Math.max(abs, Math.abs(actual[i] - expected[i]));
     ref = Math.max(ref, Math.abs(expected[i]));
   }
-  return { rel: abs / ref, abs };
+  return { rel: ref > 0 ? abs / ref : abs, abs };
 }
 
 /** A field PEFT writes that this engine leaves out must hold PEFT's default for it. */
