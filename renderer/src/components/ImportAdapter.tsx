@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { useStudio } from '../context.ts';
-import { ErrorNote } from './common.tsx';
+import { Card, ErrorNote } from './common.tsx';
 
 /** "Import adapter": a PEFT adapter folder becomes a run of the open project (as `studio import`). */
 export function ImportAdapter() {
@@ -10,35 +10,36 @@ export function ImportAdapter() {
   const [warnings, setWarnings] = useState<string[]>([]);
   const path = source.trim();
   return (
-    <form
-      className="import-adapter"
-      data-testid="import-adapter"
-      onSubmit={(event) => {
-        event.preventDefault();
-        void importAdapter(path).then((result) => {
-          if (!result) return;
-          setWarnings(result);
-          setSource('');
-        });
-      }}
-    >
-      <label className="inline-field">
-        <span>PEFT adapter folder</span>
+    <Card title="Import adapter" testId="import-adapter">
+      <form
+        className="row"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void importAdapter(path).then((result) => {
+            if (!result) return;
+            setWarnings(result);
+            setSource('');
+          });
+        }}
+      >
         <input
+          className="grow mono"
+          aria-label="PEFT adapter folder"
           value={source}
           onChange={(event) => setSource(event.target.value)}
-          placeholder="folder with adapter_config.json and adapter_model.safetensors"
+          placeholder="PEFT adapter folder (adapter_config.json + adapter_model.safetensors)"
+          spellCheck={false}
         />
-      </label>
-      <button type="submit" disabled={busy || path === ''}>
-        {busy ? 'Importing…' : 'Import adapter'}
-      </button>
+        <button type="submit" disabled={busy || path === ''}>
+          {busy ? 'Importing…' : 'Import adapter'}
+        </button>
+      </form>
       <ErrorNote area="import" />
       {warnings.map((warning) => (
         <p key={warning} className="muted small">
           {warning}
         </p>
       ))}
-    </form>
+    </Card>
   );
 }
