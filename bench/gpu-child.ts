@@ -205,7 +205,7 @@ async function trainCommand(dir: string, batch: number, seq: number, steps: numb
   const { loadModel } = await import('../engine/models/index.ts');
   const { attachAdapter } = await import('../engine/adapters/index.ts');
   const { Trainer } = await import('../engine/training/trainer.ts');
-  const { TrainingSettings } = await import('../engine/project/schema.ts');
+  const { TrainingSettings } = await import('../engine/common/project-schema.ts');
   const t0 = performance.now();
   const model = await loadModel(dir);
   const loadSeconds = (performance.now() - t0) / 1000;

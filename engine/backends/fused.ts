@@ -18,8 +18,14 @@ export interface AdamWStep {
  * null or a method returns null (a shape the fused kernel does not cover). Results match the composed ops.
  */
 export interface FusedOps {
-  /** softmax(q·kᵀ/√d + bias)·v for q [B,H,Tq,d], k/v [B,Hkv,Tk,d] (Hkv divides H), bias [B,1,Tq or 1,Tk]. */
-  attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D): tf.Tensor4D | null;
+  /** softmax(q·kᵀ·scale + bias)·v for q [B,H,Tq,d], k/v [B,Hkv,Tk,d] (Hkv divides H), bias [B,1,Tq or 1,Tk]. */
+  attention(
+    q: tf.Tensor4D,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    bias: tf.Tensor4D,
+    scale: number,
+  ): tf.Tensor4D | null;
   rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D;
   layerNorm(x: tf.Tensor2D, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor2D;
   /** x·cos + rotate_half(x)·sin, cos/sin [B,1,T,d]. */

@@ -1,6 +1,7 @@
 /// <reference types="@webgpu/types" />
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
+import { registerWeightPlacer } from './placement.ts';
 import { capabilitiesOf, deviceDescriptor } from './webgpu/device.ts';
 import { installFusedKernels } from './webgpu/fused-kernels.ts';
 import { installKernels } from './webgpu/kernels.ts';
@@ -28,6 +29,8 @@ export interface WebGpuProbe {
   reason: string;
   /** Every attempt and its outcome, for the report. */
   attempts: string[];
+  /** The device's features, limits and kernel paths, when asked for (`ProbeOptions.capabilities`). */
+  capabilities?: GpuCapabilities | null;
 }
 
 /** Minimal shape of dawn.node's GPU object and adapter (the `webgpu` package ships no usable types for Node). */
@@ -77,6 +80,8 @@ export interface ProbeOptions {
    * driver). Off by default: it only ever yields an adapter automatic choice skips, and costs start-up time.
    */
   compat?: boolean;
+  /** Also make a device and report what it offers and which kernel paths would use it (`studio backends`). */
+  capabilities?: boolean;
 }
 
 let found: { gpu: GpuLike; dawn: DawnModule; probe: WebGpuProbe } | null = null;
@@ -89,6 +94,13 @@ const tried = new Map<WebGpuMode, string>();
  * Mesa (llvmpipe) headless with `EGL_PLATFORM=surfaceless`.
  */
 export async function probeWebGpu(opts: ProbeOptions = {}): Promise<WebGpuProbe> {
+  const probe = await findAdapter(opts);
+  return opts.capabilities && probe.available
+    ? { ...probe, capabilities: await webGpuCapabilities() }
+    : probe;
+}
+
+async function findAdapter(opts: ProbeOptions): Promise<WebGpuProbe> {
   if (found) return found.probe;
   let dawn: DawnModule;
   try {
@@ -212,6 +224,7 @@ export async function initWebGpuBackend(): Promise<GpuCapabilities> {
       3,
     );
     installKernels([installFusedKernels]);
+    registerWeightPlacer('webgpu', placeOnGpu);
     // tensors stay on the GPU (stock tfjs runs small ops on the CPU, which costs a readback each); more
     // dispatches per submit, since each submit costs a round trip through Dawn
     tf.env().set('WEBGPU_CPU_FORWARD', false);
@@ -248,11 +261,11 @@ export async function webGpuCapabilities(): Promise<GpuCapabilities | null> {
 const HALF_MAX = 65504;
 
 /**
- * Gives a freshly loaded frozen weight (2-D, never trained) its GPU copy when webgpu is active: f16 when the
- * checkpoint stores it in half precision (F16, BF16) and the device has shader-f16, else f32; split by rows
- * to fit a binding. GEMMs and embedding lookups then read the copy; tfjs's f32 copy stays on the host.
+ * A freshly loaded frozen matrix's GPU copy (the placer of placement.ts): f16 when the checkpoint stores it in
+ * half precision (F16, BF16) and the device has shader-f16, else f32; split by rows to fit a binding. GEMMs and
+ * embedding lookups then read the copy; tfjs's f32 copy stays on the host.
  */
-export function placeFrozenWeight(t: tf.Tensor, storedDtype: string): void {
+function placeOnGpu(t: tf.Tensor, storedDtype: string): void {
   const rt = activeRuntime();
   if (!rt || t.rank !== 2) return;
   let half = rt.caps.f16.used && (storedDtype === 'F16' || storedDtype === 'BF16');

@@ -354,10 +354,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 
 /** Uniforms of the three kernels; a bias of one row ([B, 1, 1, Tk], encoders) is broadcast over queries. */
-function uniforms(q: number[], k: number[], bias: number[]) {
-  const [, h, tq, d] = q;
+function uniforms(q: number[], k: number[], bias: number[], scale: number) {
+  const [, h, tq] = q;
   const [, hkv, tk] = k;
-  return [h, hkv, tq, tk, h / hkv, { f32: 1 / Math.sqrt(d) }, bias[2] * tk, bias[2] === 1 ? 0 : tk];
+  return [h, hkv, tq, tk, h / hkv, { f32: scale }, bias[2] * tk, bias[2] === 1 ? 0 : tk];
 }
 
 /** Output [B, H, Tq, d] and per-row log-sum-exp [B, H, Tq]. */
@@ -367,12 +367,13 @@ export function attentionForward(
   k: tf.TensorInfo,
   v: tf.TensorInfo,
   bias: tf.TensorInfo,
+  scale: number,
 ): { o: tf.TensorInfo; lse: tf.TensorInfo } {
   const [b, h, tq, d] = q.shape;
   const o = rt.output(q.shape);
   const lse = rt.output([b, h, tq]);
   const pipeline = rt.pipeline(`attn-fwd-${d}`, () => forwardSource(d));
-  rt.dispatch(pipeline, [o, lse, q, k, v, bias], uniforms(q.shape, k.shape, bias.shape), [
+  rt.dispatch(pipeline, [o, lse, q, k, v, bias], uniforms(q.shape, k.shape, bias.shape, scale), [
     Math.ceil(tq / FORWARD.rows),
     h,
     b,
@@ -390,6 +391,7 @@ export function attentionBackward(
   o: tf.TensorInfo,
   lse: tf.TensorInfo,
   dO: tf.TensorInfo,
+  scale: number,
 ): tf.TensorInfo[] {
   const [b, h, tq, d] = q.shape;
   const [, hkv, tk] = k.shape;
@@ -404,7 +406,7 @@ export function attentionBackward(
   const dq = rt.output(q.shape);
   const dk = rt.output(k.shape);
   const dv = rt.output(v.shape);
-  const u = uniforms(q.shape, k.shape, bias.shape);
+  const u = uniforms(q.shape, k.shape, bias.shape, scale);
   rt.dispatch(
     rt.pipeline(`attn-dq-${d}`, () => gradQSource(d)),
     [dq, q, k, v, bias, dO, stats],

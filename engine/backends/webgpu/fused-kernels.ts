@@ -187,17 +187,18 @@ function registerLoss(): void {
 }
 
 function registerAttention(): void {
-  kernel('StudioAttention', (inputs, _attrs, backend) => {
+  kernel('StudioAttention', (inputs, attrs, backend) => {
     const r = attentionForward(
       runtimeOf(backend),
       info(inputs, 'q'),
       info(inputs, 'k'),
       info(inputs, 'v'),
       info(inputs, 'bias'),
+      Number(attrs.scale),
     );
     return [r.o, r.lse];
   });
-  kernel('StudioAttentionGrad', (inputs, _attrs, backend) =>
+  kernel('StudioAttentionGrad', (inputs, attrs, backend) =>
     attentionBackward(
       runtimeOf(backend),
       info(inputs, 'q'),
@@ -207,32 +208,29 @@ function registerAttention(): void {
       info(inputs, 'o'),
       info(inputs, 'lse'),
       info(inputs, 'dO'),
+      Number(attrs.scale),
     ),
   );
 }
 
 /** The webgpu backend's fused ops for models/ops.ts and training/optimizer.ts. */
 const ops: FusedOps = {
-  attention(q, k, v, bias) {
+  attention(q, k, v, bias, scale) {
     const rt = activeRuntime();
     if (!rt || !attentionFits(rt, q.shape, k.shape, bias.shape)) return null;
     // one custom gradient for q, k and v: their gradients share the recomputed probabilities
     const op = tf.customGrad(((qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, save: tf.GradSaveFunc) => {
-      const [o, lse] = run('StudioAttention', { q: qi, k: ki, v: vi, bias }) as tf.Tensor[];
+      const [o, lse] = run('StudioAttention', { q: qi, k: ki, v: vi, bias }, { scale }) as tf.Tensor[];
       save([qi, ki, vi, bias, o, lse]);
       return {
         value: o,
         gradFunc: (dO: tf.Tensor, saved: tf.Tensor[]) => {
           const [qs, ks, vs, bs, os, ls] = saved;
-          return run('StudioAttentionGrad', {
-            q: qs,
-            k: ks,
-            v: vs,
-            bias: bs,
-            o: os,
-            lse: ls,
-            dO,
-          }) as tf.Tensor[];
+          return run(
+            'StudioAttentionGrad',
+            { q: qs, k: ks, v: vs, bias: bs, o: os, lse: ls, dO },
+            { scale },
+          ) as tf.Tensor[];
         },
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -2,16 +2,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   activation,
-  applyRope,
   attend,
   attentionBias,
   gatedActivation,
   layerNorm,
   rmsNorm,
-  ropeInvFreq,
-  ropeTables,
   weightedTokenNll,
 } from '../../models/ops.ts';
+import { applyRope, ropeTables } from '../../models/rope.ts';
 import { AdamW } from '../../training/optimizer.ts';
 import { fusedOps } from '../fused.ts';
 import { maxRelativeDiff, onCpu, randomValues } from '../parity.ts';
@@ -69,16 +67,22 @@ describe.skipIf(!gpuProbe.available)(
           [b, t],
           'int32',
         );
-        const inv = ropeInvFreq(d, 500000, {
-          kind: 'llama3',
-          factor: 32,
-          lowFreqFactor: 1,
-          highFreqFactor: 4,
-          originalMaxPositions: 8192,
-        });
-        const { cos, sin } = ropeTables(positions, inv);
-        const g = tf.grad((xi: tf.Tensor) => project(applyRope(xi as tf.Tensor4D, cos, sin), 7));
-        return [applyRope(x, cos, sin), g(x)];
+        const tables = ropeTables(
+          positions,
+          {
+            type: 'llama3',
+            theta: 500000,
+            dim: d,
+            headDim: d,
+            factor: 32,
+            lowFreqFactor: 1,
+            highFreqFactor: 4,
+            originalMaxPositions: 8192,
+          },
+          t,
+        );
+        const g = tf.grad((xi: tf.Tensor) => project(applyRope(xi as tf.Tensor4D, tables), 7));
+        return [applyRope(x, tables), g(x)];
       });
       for (const d of diffs) expect(d).toBeLessThan(F32_TOLERANCE);
     });
@@ -168,7 +172,7 @@ describe.skipIf(!gpuProbe.available)(
       // the fused kernel must take these shapes, or the comparison below would test the composed ops twice
       tf.tidy(() => {
         const { q, k, v, bias } = make();
-        expect(fusedOps()!.attention(q, k, v, bias)).not.toBeNull();
+        expect(fusedOps()!.attention(q, k, v, bias, 1 / Math.sqrt(q.shape[3]))).not.toBeNull();
       });
       const diffs = await compareWithCpu(() => {
         const { q, k, v, bias } = make();

@@ -20,7 +20,7 @@ export interface WeightChunk {
 }
 
 /** A frozen weight's GPU copy in its storage precision, made once; tfjs's own f32 copy is never uploaded. */
-export interface FrozenWeight {
+export interface GpuWeightCopy {
   dtype: 'f32' | 'f16';
   rows: number;
   cols: number;
@@ -44,7 +44,7 @@ const UNIFORM = 0x40;
 export class GpuRuntime {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   /** GPU copies of frozen weights by tfjs data id. */
-  readonly frozen = new Map<object, FrozenWeight>();
+  readonly frozen = new Map<object, GpuWeightCopy>();
   /** The first error the device reported (validation, out of memory, loss); every later dispatch throws it. */
   private failure: string | null = null;
 
@@ -208,7 +208,7 @@ export class GpuRuntime {
    * Makes a frozen weight's GPU copy in `dtype`, split by rows so every chunk fits a binding, from the tensor's
    * CPU values (a freshly loaded weight) or its GPU buffer. Idempotent.
    */
-  freeze(t: tf.Tensor2D, dtype: 'f32' | 'f16'): FrozenWeight {
+  freeze(t: tf.Tensor2D, dtype: 'f32' | 'f16'): GpuWeightCopy {
     const existing = this.frozen.get(t.dataId);
     if (existing) return existing;
     const [rows, cols] = t.shape;
@@ -250,7 +250,7 @@ export class GpuRuntime {
         this.backend.submitQueue();
       }
     }
-    const weight: FrozenWeight = { dtype, rows, cols, chunks };
+    const weight: GpuWeightCopy = { dtype, rows, cols, chunks };
     this.frozen.set(t.dataId, weight);
     return weight;
   }

@@ -2,9 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { TrainEvent } from '../../common/train-events.ts';
 import { createProject } from '../../project/store.ts';
-import type { TrainEvent } from '../../training/events.ts';
-import { readRunEvents, startRun } from '../../training/run.ts';
+import { readRunEvents } from '../../runs/index.ts';
+import { startRun } from '../../training/run.ts';
 import { gpuProbe } from './testing.ts';
 
 const demo = new URL('../../../assets/demo/', import.meta.url).pathname;
@@ -40,9 +41,9 @@ async function demoProject(): Promise<string> {
 }
 
 async function train(dir: string, backend: string): Promise<TrainEvent[]> {
-  const handle = await startRun(dir, { backend, analysis: false });
+  const handle = await startRun(dir, { backend });
   const summary = await handle.done;
-  expect(summary.status).toBe('finished');
+  expect(summary.status).toBe('completed');
   return readRunEvents(summary.runDir);
 }
 
