@@ -11,7 +11,7 @@ import type { GpuCapabilities, WebGpuBackendInternals } from './webgpu/types.ts'
 const require = createRequire(import.meta.url);
 
 /** How dawn.node reached an adapter. */
-export type WebGpuMode = 'native' | 'opengles-compat';
+export type WebGpuMode = 'native' | 'vulkan' | 'opengles-compat';
 
 export interface AdapterInfo {
   vendor: string;
@@ -84,6 +84,37 @@ export interface ProbeOptions {
   capabilities?: boolean;
 }
 
+/** One way of asking dawn.node for an adapter: Dawn's flags, and which adapters the route is for. */
+export interface AdapterRoute {
+  mode: WebGpuMode;
+  flags: string[];
+  wrap: (g: GpuLike) => GpuLike;
+  accept?: (info: AdapterInfo) => boolean;
+}
+
+/**
+ * The routes to try, in order. allow_unsafe_apis exposes Dawn's experimental features
+ * (chromium-experimental-subgroup-matrix). On Windows an NVIDIA GPU goes through Dawn's Vulkan backend first:
+ * subgroup matrices come from VK_KHR_cooperative_matrix, and Dawn's default there, D3D12, has no path to them.
+ */
+export function adapterRoutes(platform: string, compat: boolean): AdapterRoute[] {
+  const unsafe = 'enable-dawn-features=allow_unsafe_apis';
+  const routes: AdapterRoute[] = [];
+  if (platform === 'win32') {
+    routes.push({
+      mode: 'vulkan',
+      flags: [unsafe, 'backend=vulkan'],
+      wrap: (g) => g,
+      accept: (info) => /nvidia/i.test(`${info.vendor} ${info.description}`),
+    });
+  }
+  routes.push({ mode: 'native', flags: [unsafe], wrap: (g) => g });
+  if (platform === 'linux' && compat) {
+    routes.push({ mode: 'opengles-compat', flags: ['backend=opengles'], wrap: compatGpu });
+  }
+  return routes;
+}
+
 let found: { gpu: GpuLike; dawn: DawnModule; probe: WebGpuProbe } | null = null;
 /** Outcome of each route tried so far in this process, so repeated probes cost nothing. */
 const tried = new Map<WebGpuMode, string>();
@@ -113,14 +144,8 @@ async function findAdapter(opts: ProbeOptions): Promise<WebGpuProbe> {
       attempts: [],
     };
   }
-  // allow_unsafe_apis exposes Dawn's experimental features (chromium-experimental-subgroup-matrix)
-  const tries: { mode: WebGpuMode; flags: string[]; wrap: (g: GpuLike) => GpuLike }[] = [
-    { mode: 'native', flags: ['enable-dawn-features=allow_unsafe_apis'], wrap: (g) => g },
-  ];
+  const tries = adapterRoutes(process.platform, opts.compat ?? false);
   const compatPossible = process.platform === 'linux';
-  if (compatPossible && opts.compat) {
-    tries.push({ mode: 'opengles-compat', flags: ['backend=opengles'], wrap: compatGpu });
-  }
   for (const t of tries) {
     if (tried.has(t.mode)) continue;
     if (t.mode === 'opengles-compat') process.env.EGL_PLATFORM ??= 'surfaceless';
@@ -133,6 +158,10 @@ async function findAdapter(opts: ProbeOptions): Promise<WebGpuProbe> {
       }
       const { info, software } = describe(adapter);
       const name = [info.vendor, info.device || info.description].filter(Boolean).join(' ');
+      if (t.accept && !t.accept(info)) {
+        tried.set(t.mode, `${t.mode}: ${name}, not NVIDIA: Dawn's default backend serves it`);
+        continue;
+      }
       tried.set(t.mode, `${t.mode}: ${name}${software ? ' (software)' : ''}`);
       const probe: WebGpuProbe = {
         available: true,
