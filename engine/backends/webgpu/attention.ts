@@ -60,6 +60,45 @@ fn tileVisible(any: bool, it: u32, li: u32) -> bool {
   return seen != 0u;
 }`;
 
+/** A query-block kernel's indices: its row of R, the lane, the head's q and kv bases, the bias row. */
+const QUERY_ROWS = `  let r = li / L;
+  let lane = li % L;
+  let h = wg.y;
+  let b = wg.z;
+  let q0 = wg.x * R;
+  let row = q0 + r;
+  let rowOk = row < p.Tq;
+  let qBase = (b * p.H + h) * p.Tq * D;
+  let kBase = (b * p.Hkv + h / p.rep) * p.Tk * D;
+  let biasRow = b * p.biasB + min(row, p.Tq - 1u) * p.biasQ;`;
+
+/**
+ * Key block kb of a query-block kernel: the row's bias entries into bs, the block skipped when the whole
+ * workgroup sees it fully masked, else its keys (padded rows) and values (at `valueIndex`) in workgroup memory.
+ */
+function keyTile(valueIndex: string): string {
+  return `    workgroupBarrier();
+    let k0 = kb * C;
+    var bs: array<f32, CL>;
+    var any = false;
+    for (var c = 0u; c < CL; c++) {
+      let key = k0 + lane + c * L;
+      var bv = NONE;
+      if (rowOk && key < p.Tk) { bv = bias[biasRow + key]; any = any || bv > MASKED; }
+      bs[c] = bv;
+    }
+    if (!tileVisible(any, kb, li)) { continue; }
+    for (var e = li; e < C * D; e += R * L) {
+      let key = k0 + e / D;
+      var kv = 0.0;
+      var vv = 0.0;
+      if (key < p.Tk) { kv = k[kBase + key * D + e % D]; vv = v[kBase + key * D + e % D]; }
+      Ks[(e / D) * DP + e % D] = kv;
+      Vs[${valueIndex}] = vv;
+    }
+    workgroupBarrier();`;
+}
+
 function forwardSource(d: number): string {
   const { rows: R, block: C } = FORWARD;
   return `${COMMON}
@@ -78,16 +117,7 @@ var<workgroup> S: array<f32, ${R * C}>;
 
 @compute @workgroup_size(${R * LANES})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let r = li / L;
-  let lane = li % L;
-  let h = wg.y;
-  let b = wg.z;
-  let q0 = wg.x * R;
-  let row = q0 + r;
-  let rowOk = row < p.Tq;
-  let qBase = (b * p.H + h) * p.Tq * D;
-  let kBase = (b * p.Hkv + h / p.rep) * p.Tk * D;
-  let biasRow = b * p.biasB + min(row, p.Tq - 1u) * p.biasQ;
+${QUERY_ROWS}
   for (var e = li; e < R * D; e += R * L) {
     let qr = q0 + e / D;
     var x = 0.0;
@@ -100,26 +130,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc: array<f32, DL>;
   let blocks = (p.Tk + C - 1u) / C;
   for (var kb = 0u; kb < blocks; kb++) {
-    workgroupBarrier();
-    let k0 = kb * C;
-    var bs: array<f32, CL>;
-    var any = false;
-    for (var c = 0u; c < CL; c++) {
-      let key = k0 + lane + c * L;
-      var bv = NONE;
-      if (rowOk && key < p.Tk) { bv = bias[biasRow + key]; any = any || bv > MASKED; }
-      bs[c] = bv;
-    }
-    if (!tileVisible(any, kb, li)) { continue; }
-    for (var e = li; e < C * D; e += R * L) {
-      let key = k0 + e / D;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (key < p.Tk) { kv = k[kBase + key * D + e % D]; vv = v[kBase + key * D + e % D]; }
-      Ks[(e / D) * DP + e % D] = kv;
-      Vs[e] = vv;
-    }
-    workgroupBarrier();
+${keyTile('e')}
     for (var c = 0u; c < CL; c++) {
       let cc = lane + c * L;
       var s = NONE;
@@ -187,16 +198,7 @@ var<workgroup> S: array<f32, ${R * C}>;
 
 @compute @workgroup_size(${R * LANES})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let r = li / L;
-  let lane = li % L;
-  let h = wg.y;
-  let b = wg.z;
-  let q0 = wg.x * R;
-  let row = q0 + r;
-  let rowOk = row < p.Tq;
-  let qBase = (b * p.H + h) * p.Tq * D;
-  let kBase = (b * p.Hkv + h / p.rep) * p.Tk * D;
-  let biasRow = b * p.biasB + min(row, p.Tq - 1u) * p.biasQ;
+${QUERY_ROWS}
   let stat = (b * p.H + h) * p.Tq + min(row, p.Tq - 1u);
   let rowLse = stats[2u * stat];
   let rowD = stats[2u * stat + 1u];
@@ -212,26 +214,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc: array<f32, DL>;
   let blocks = (p.Tk + C - 1u) / C;
   for (var kb = 0u; kb < blocks; kb++) {
-    workgroupBarrier();
-    let k0 = kb * C;
-    var bs: array<f32, CL>;
-    var any = false;
-    for (var c = 0u; c < CL; c++) {
-      let key = k0 + lane + c * L;
-      var bv = NONE;
-      if (rowOk && key < p.Tk) { bv = bias[biasRow + key]; any = any || bv > MASKED; }
-      bs[c] = bv;
-    }
-    if (!tileVisible(any, kb, li)) { continue; }
-    for (var e = li; e < C * D; e += R * L) {
-      let key = k0 + e / D;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (key < p.Tk) { kv = k[kBase + key * D + e % D]; vv = v[kBase + key * D + e % D]; }
-      Ks[(e / D) * DP + e % D] = kv;
-      Vs[(e / D) * DP + e % D] = vv;
-    }
-    workgroupBarrier();
+${keyTile('(e / D) * DP + e % D')}
     for (var c = 0u; c < CL; c++) {
       let cc = lane + c * L;
       var ds = 0.0;

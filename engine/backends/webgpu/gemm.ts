@@ -188,6 +188,15 @@ export function matrixGemmSource(
   const result = `subgroup_matrix_result<f32, ${cfg.N}, ${cfg.M}>`;
   const aIndex = k.transA ? 'let m = e % BM; let kk = e / BM;' : 'let m = e / BK; let kk = e % BK;';
   const bIndex = k.transB ? 'let n = e / BK; let kk = e % BK;' : 'let n = e % BN; let kk = e / BN;';
+  // the body runs for each of this subgroup's blocks of MM×MN result matrices (at rows, cols of the tile)
+  const eachBlock = (body: string) => `for (var bi = 0u; bi < PER; bi++) {
+    let blk = sg + bi * SUBGROUPS;
+    if (sg < SUBGROUPS && blk < BLOCKS) {
+      let rows = (blk % SGM) * MM * ${cfg.M}u;
+      let cols = (blk / SGM) * MN * ${cfg.N}u;
+${body}
+    }
+  }`;
   const enables =
     'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);\n';
   return `${header(k, enables)}
@@ -217,11 +226,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       Bs[n * BK + kk] = f16(loadB(bBase, k0 + kk, n0 + n));
     }
     workgroupBarrier();
-    for (var bi = 0u; bi < PER; bi++) {
-      let blk = sg + bi * SUBGROUPS;
-      if (sg < SUBGROUPS && blk < BLOCKS) {
-        let rows = (blk % SGM) * MM * ${cfg.M}u;
-        let cols = (blk / SGM) * MN * ${cfg.N}u;
+    ${eachBlock(`
         for (var kk = 0u; kk < BK; kk += ${cfg.K}u) {
           var l: array<${left}, ${mm}>;
           for (var i = 0u; i < MM; i++) {
@@ -235,23 +240,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
           }
         }
-      }
-    }
+    `)}
     workgroupBarrier();
   }
-  for (var bi = 0u; bi < PER; bi++) {
-    let blk = sg + bi * SUBGROUPS;
-    if (sg < SUBGROUPS && blk < BLOCKS) {
-      let rows = (blk % SGM) * MM * ${cfg.M}u;
-      let cols = (blk / SGM) * MN * ${cfg.N}u;
+  ${eachBlock(`
       for (var i = 0u; i < MM; i++) {
         for (var j = 0u; j < MN; j++) {
           let offset = (rows + i * ${cfg.M}u) * BN + cols + j * ${cfg.N}u;
           subgroupMatrixStore(&Cs, offset, acc[(bi * MM + i) * MN + j], false, BN);
         }
       }
-    }
-  }
+  `)}
   workgroupBarrier();
   for (var e = li; e < BM * BN; e += THREADS) {
     store(batch, m0 + e / BN, n0 + e % BN, Cs[e]);
