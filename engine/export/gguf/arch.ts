@@ -33,6 +33,11 @@ export interface GgufArchitecture {
   parameters(input: ArchInput, fileType: number): [string, GgufValue][];
   /** The vocabulary the converter tries first (`LlamaHfVocab` only for the llama family). */
   llamaVocab: boolean;
+  /**
+   * Fields transformers' config class fills in: the converter reads `AutoConfig.from_pretrained(dir).to_dict()`,
+   * not the raw config.json, so a default there becomes a key in the file (Llama's `head_dim`).
+   */
+  configDefaults?(config: Record<string, unknown>): Record<string, unknown>;
 }
 
 /** The rope block of a config, in either transformers generation (`rope_parameters` or `rope_scaling` + `rope_theta`). */
@@ -148,6 +153,11 @@ const llama: GgufArchitecture = {
     return out;
   },
   llamaVocab: true,
+  configDefaults: (config) => ({
+    ...config,
+    head_dim:
+      config.head_dim ?? Math.floor((config.hidden_size as number) / (config.num_attention_heads as number)),
+  }),
 };
 
 /** Qwen2Model: the generic text keys, NeoX RoPE (no permutation). */

@@ -77,10 +77,14 @@ export interface GgufWriteResult {
 }
 
 /** Bytes of the GGUF file before writing it (header, metadata and aligned tensor data). */
-export async function estimateGgufBytes(dir: string, quant: GgufQuant): Promise<number> {
+export async function estimateGgufBytes(
+  dir: string,
+  quant: GgufQuant,
+  options: { name?: string } = {},
+): Promise<number> {
   const ckpt = await openCheckpoint(dir);
   try {
-    const plan = await planGgufModel(dir, ckpt, quant);
+    const plan = await planGgufModel(dir, ckpt, quant, options);
     return ggufFileBytes(plan.metadata, plan.tensors);
   } finally {
     await ckpt.close();

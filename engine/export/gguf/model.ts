@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { type ArchConfig, archConfig, readOptionalJson } from '../../models/config.ts';
+import { type ArchConfig, archConfig, defaultTask, readOptionalJson } from '../../models/config.ts';
 import { ExportError } from '../errors.ts';
 import { type GgufArchitecture, ggufArchitecture, ggufTensorName, permuteRows, transpose2d } from './arch.ts';
 import {
@@ -202,9 +202,10 @@ export async function planGgufModel(
   if (!(GGUF_QUANTS as readonly string[]).includes(quant)) {
     throw new ExportError(`unknown GGUF quantisation "${quant}"; choose one of ${GGUF_QUANTS.join(', ')}`);
   }
-  const config = (await readOptionalJson(`${dir}/config.json`)) ?? {};
-  const arch = archConfig(config, { task: 'causal-lm' });
-  const architecture = ggufArchitecture(arch.modelType, arch.task);
+  const raw = (await readOptionalJson(`${dir}/config.json`)) ?? {};
+  const architecture = ggufArchitecture(String(raw.model_type), defaultTask(raw));
+  const config = architecture.configDefaults?.(raw) ?? raw;
+  const arch = archConfig(raw, { task: 'causal-lm' });
   const input = { config, arch };
   let tensors: PlannedTensor[] = [];
   const rope = { ...((config.rope_parameters ?? config.rope_scaling ?? {}) as Record<string, unknown>) };

@@ -27,7 +27,7 @@ interface AddedToken {
   normalized?: boolean;
 }
 
-interface TokenizerJson {
+export interface TokenizerJson {
   model?: {
     type?: string;
     vocab?: Record<string, number>;
@@ -47,23 +47,48 @@ function pyList(ids: number[]): string {
   return `[${ids.join(', ')}]`;
 }
 
+/** The split regexes of llama.cpp's pre-tokenizer types that a tokenizer.json spells out itself. */
+const SPLIT_REGEXES: Record<string, string> = {
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    'llama-bpe',
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    'qwen2',
+};
+
+/** A normaliser llama.cpp's BPE tokenizers do not apply either: none, or NFC (which Qwen2's own files carry). */
+function harmlessNormalizer(n: Record<string, unknown> | null | undefined): boolean {
+  return n === null || n === undefined || n.type === 'NFC';
+}
+
 /**
  * `tokenizer.ggml.pre` as the converter finds it (the hash of the check text's ids in its table). A tokenizer
  * trained here is in no table, so when the hash is unknown the pre-tokenizer is recognised by its structure
- * where llama.cpp implements exactly that split: GPT-2's byte-level regex is llama.cpp's `gpt-2`.
+ * where llama.cpp implements exactly that split: GPT-2's byte-level regex (`gpt-2`), Llama 3's and Qwen2's
+ * split regex before a byte-level step without its own regex (`llama-bpe`, `qwen2`).
  */
-function preTokenizerName(json: TokenizerJson, ids: number[], path: string): string {
+export function preTokenizerName(json: TokenizerJson, ids: number[], path: string): string {
   const hash = createHash('sha256').update(pyList(ids)).digest('hex');
   const known = PRE_TOKENIZER_HASHES[hash];
   if (known) return known;
   const pre = json.pre_tokenizer;
-  if (
-    pre?.type === 'ByteLevel' &&
-    pre.use_regex !== false &&
-    pre.add_prefix_space !== true &&
-    (json.normalizer === null || json.normalizer === undefined)
-  ) {
-    return 'gpt-2';
+  if (harmlessNormalizer(json.normalizer)) {
+    if (pre?.type === 'ByteLevel' && pre.use_regex !== false && pre.add_prefix_space !== true) return 'gpt-2';
+    const steps = pre?.type === 'Sequence' ? (pre.pretokenizers as Record<string, unknown>[]) : [];
+    const [split, byteLevel] = steps;
+    const regex = (split?.pattern as { Regex?: string } | undefined)?.Regex;
+    if (
+      steps.length === 2 &&
+      split.type === 'Split' &&
+      split.behavior === 'Isolated' &&
+      split.invert === false &&
+      regex !== undefined &&
+      SPLIT_REGEXES[regex] &&
+      byteLevel.type === 'ByteLevel' &&
+      byteLevel.use_regex === false &&
+      byteLevel.add_prefix_space !== true
+    ) {
+      return SPLIT_REGEXES[regex];
+    }
   }
   throw new ExportError(
     `${path}: the BPE pre-tokenizer is not one llama.cpp knows (check-text hash ${hash}, pre_tokenizer ${JSON.stringify(pre?.type ?? null)}); llama.cpp would tokenize differently, so no GGUF is written`,
@@ -118,7 +143,18 @@ function specialVocab(
   const added = json.added_tokens ?? [];
   let specialBos = contentOf(tc?.bos_token);
   let specialEos = contentOf(tc?.eos_token);
+  const specialCls = contentOf(tc?.cls_token);
+  let specialSep = contentOf(tc?.sep_token);
+  if (!specialBos && specialCls && tc) {
+    tc.bos_token = specialCls;
+    specialBos = specialCls;
+  }
+  if (!specialEos && specialSep && tc) {
+    tc.eos_token = specialSep;
+    specialEos = specialSep;
+  }
   const post = json.post_processor;
+  type Piece = { SpecialToken?: { id?: string }; Sequence?: { id?: string } };
   if (post) {
     const processors = (Array.isArray(post.processors) ? post.processors : [post]) as Record<
       string,
@@ -129,18 +165,47 @@ function specialVocab(
         add.set('bos', true);
         add.set('eos', true);
         add.set('sep', true);
-      } else if (p.type === 'TemplateProcessing') {
-        const single = (p.single ?? []) as { SpecialToken?: { id?: string } }[];
-        if (single.length > 1) {
-          const first = single[0]?.SpecialToken?.id;
-          if (first) {
-            if (!tc) specialBos = first;
-            add.set('bos', first === specialBos || first === contentOf(tc?.cls_token));
-          }
-          const last = single[single.length - 1]?.SpecialToken?.id;
-          if (last) {
-            if (!tc) specialEos = last;
-            add.set('eos', last === specialEos);
+        continue;
+      }
+      if (p.type !== 'TemplateProcessing') continue;
+      // gguf-py's crude parse of the single and pair templates
+      const single = (p.single ?? []) as Piece[];
+      let pair = (p.pair ?? []) as Piece[];
+      let first: string | undefined;
+      let last: string | undefined;
+      if (single.length > 1) {
+        first = single[0]?.SpecialToken?.id;
+        if (first) {
+          if (!tc) specialBos = first;
+          add.set('bos', first === specialBos || first === specialCls);
+        }
+        last = single[single.length - 1]?.SpecialToken?.id;
+        if (last) {
+          if (!tc) specialEos = last;
+          add.set('eos', last === specialEos);
+        }
+      }
+      if (pair.length > 0) {
+        const start = first && pair[0]?.SpecialToken?.id === first ? 1 : 0;
+        const stop = last && pair[pair.length - 1]?.SpecialToken?.id === last ? pair.length - 1 : pair.length;
+        pair = pair.slice(start, stop);
+        if (pair.length > 0) {
+          const a = pair[0]?.Sequence?.id;
+          const b = pair[pair.length - 1]?.Sequence?.id;
+          const middle = pair.slice(1, -1);
+          if (a === 'A' && b === 'B' && middle.length > 0) {
+            let addSep = false;
+            const entry = middle[0]?.SpecialToken?.id;
+            if (entry && (entry === specialSep || entry === specialEos) && !last) addSep = true;
+            if (middle.length === 2) {
+              const second = middle[1]?.SpecialToken?.id;
+              if (second && (second === specialSep || second === specialEos)) addSep = true;
+            }
+            add.set('sep', addSep);
+            if (addSep && !specialSep && tc) {
+              tc.sep_token = specialEos;
+              specialSep = specialEos;
+            }
           }
         }
       }
