@@ -159,7 +159,9 @@ function checkNoOutputBias(
  * their update against the original model is s·B·A − s·B₀·A₀ = [s·B, −s·B₀]·[A; A₀] (PEFT's
  * path_initial_model_for_weight_conversion); other adapters leave the base alone.
  */
-function lowRankFactorsFromOriginal(layer: AdapterLayer): { left: tf.Tensor2D; right: tf.Tensor2D } | null {
+export function lowRankFactorsFromOriginal(
+  layer: AdapterLayer,
+): { left: tf.Tensor2D; right: tf.Tensor2D } | null {
   const factors = layer.lowRankFactors();
   const initial = (layer as Partial<LoraLayer>).initialFactors;
   if (!factors || !initial) return factors;

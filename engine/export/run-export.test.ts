@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detachAdapter } from '../adapters/index.ts';
+import { unwrapReply } from '../api/contract.ts';
+import { createStudioService } from '../api/service.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { main } from '../cli/main.ts';
 import { createProject } from '../project/store.ts';
@@ -25,7 +27,7 @@ beforeAll(async () => {
   await createProject(join(tmp, 'p'), {
     model: join(FIXTURES, 'gpt2'),
     task: 'causal-lm',
-    data: { train: join(tmp, 'train.jsonl') },
+    data: { train: join(tmp, 'train.jsonl'), valFraction: 0.34 },
     method: { name: 'lora', config: { r: 2, loraAlpha: 4 } },
     training: {
       batchSize: 2,
@@ -95,8 +97,62 @@ describe('exportRun', () => {
     const result = JSON.parse(out.join('\n'));
     expect(result.files).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     expect(result.verification.ok).toBe(true);
-    const bad = await main(['export', runDir, '--format', 'gguf', '--out', join(tmp, 'x')], io);
+    const bad = await main(['export', runDir, '--format', 'onnx', '--out', join(tmp, 'x')], io);
     expect(bad).toBe(2);
-    expect(err.join('\n')).toMatch(/--format must be one of peft, lora, merged, native, got "gguf"/);
+    expect(err.join('\n')).toMatch(
+      /--format must be one of peft, lora, merged, native, gguf, gguf-lora, got "onnx"/,
+    );
+  });
+});
+
+describe('spectrum-driven resize of a run', () => {
+  it('CLI --resize and the API give the same ranks; the export verifies against base + truncated ΔW', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), isTTY: false };
+    const code = await main(
+      [
+        'export',
+        runDir,
+        '--format',
+        'lora',
+        '--resize',
+        'sv_fro=0.6',
+        '--out',
+        join(tmp, 'cli-resized'),
+        '--json',
+      ],
+      io,
+    );
+    expect(code, err.join('\n')).toBe(0);
+    const cli = JSON.parse(out.join('\n'));
+    expect(cli.verification.ok).toBe(true);
+    const service = createStudioService({ configDir: join(tmp, 'config') });
+    const api = unwrapReply(
+      'export.resize',
+      await service.call('export.resize', { runDir, resize: 'sv_fro=0.6', validate: true }),
+    );
+    await service.dispose();
+    expect(cli.resize.modules.map((m: { newRank: number }) => m.newRank)).toEqual(
+      api.proposal.modules.map((m) => m.newRank),
+    );
+    expect(api.validation!.examples).toBeGreaterThan(0);
+    expect(cli.validation.lossResized).toBeCloseTo(api.validation!.lossResized, 6);
+    const config = JSON.parse(await fs.readFile(join(tmp, 'cli-resized', 'adapter_config.json'), 'utf8'));
+    const ranks = api.proposal.modules.map((m) => m.newRank);
+    const common = config.r as number;
+    for (const m of api.proposal.modules) {
+      const pattern = Object.entries(config.rank_pattern as Record<string, number>).find(([k]) =>
+        new RegExp(`(^|\\.)${k}$`).test(m.module),
+      );
+      expect(pattern ? pattern[1] : common).toBe(m.newRank);
+    }
+    expect(Math.min(...ranks)).toBeGreaterThanOrEqual(1);
+    const bad = await main(
+      ['export', runDir, '--format', 'peft', '--resize', 'sv_fro=0.6', '--out', join(tmp, 'y')],
+      io,
+    );
+    expect(bad).toBe(2);
+    expect(err.join('\n')).toMatch(/--resize applies to --format lora only/);
   });
 });
