@@ -1,6 +1,8 @@
 import { useEffect, useState } from 'react';
 import type { ExportResult } from '../../../engine/api/contract.ts';
 import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
+import { GgufExportCard } from '../components/GgufExportCard.tsx';
+import { ResizePanel } from '../components/ResizePanel.tsx';
 import { useApi, useStudio } from '../context.ts';
 import { formatBytes, formatNumber } from '../lib/format.ts';
 
@@ -36,7 +38,7 @@ function Result({ result }: { result: ExportResult }) {
       data-testid={`export-result-${result.format}`}
     >
       <div className="row">
-        <strong>{formats.find((f) => f.id === result.format)?.title}</strong>
+        <strong>{formats.find((f) => f.id === result.format)?.title ?? result.format.toUpperCase()}</strong>
         <span
           className={`badge ${result.verification.ok ? 'badge-completed' : 'badge-failed'}`}
           data-testid="verification"
@@ -183,6 +185,8 @@ export function ExportView() {
           <ErrorNote area={area} />
         </div>
       </Card>
+      <GgufExportCard runDir={selected} estimate={estimate} />
+      <ResizePanel runDir={selected} />
       {exports.length > 0 && (
         <Card title="Exports">
           {exports.map((r) => (
