@@ -10,6 +10,7 @@ import { loadModel } from '../models/index.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { openCheckpoint, openSafetensors, writeSafetensors } from '../safetensors/index.ts';
 import { exportAdapter, loadPeftAdapter } from './index.ts';
+import { adaptedModel } from './testing.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures');
 const GOLDEN = join(import.meta.dirname, 'fixtures');
@@ -26,24 +27,13 @@ afterAll(async () => {
 });
 
 /** Attaches an adapter and gives every tensor seeded random values, so the adapter changes outputs. */
-async function adapted(
+function adapted(
   fixture: string,
   method: string,
   config: Record<string, unknown>,
   seed = 7,
 ): Promise<{ model: LoadedModel; instance: AdapterInstance }> {
-  const model = await loadModel(join(FIXTURES, fixture));
-  const instance = attachAdapter(model, method, config, { adapterName: 'default', seed });
-  const state = instance.state();
-  let s = seed;
-  const random: Record<string, tf.Tensor> = {};
-  for (const [key, t] of Object.entries(state)) {
-    random[key] = tf.add(t, tf.randomNormal(t.shape, 0, 0.2, 'float32', s++));
-    t.dispose();
-  }
-  instance.loadState(random);
-  for (const t of Object.values(random)) t.dispose();
-  return { model, instance };
+  return adaptedModel(join(FIXTURES, fixture), method, config, { seed });
 }
 
 async function sortedKeys(path: string): Promise<string[]> {

@@ -40,7 +40,7 @@ export function peftLoraConfigDefaults(): Record<string, unknown> {
 }
 
 /** The most frequent value; ties go to the smaller one so the choice is deterministic. */
-function mostCommon(values: number[]): number {
+export function mostCommon(values: number[]): number {
   const counts = new Map<number, number>();
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
   let best = values[0];

@@ -20,7 +20,7 @@ import { runExamples } from '../training/eval-run.ts';
 import { evaluateExamples } from '../training/evaluate.ts';
 import { loadRunAdapter } from '../training/run.ts';
 import { ExportError } from './errors.ts';
-import { lowRankFactorsFromOriginal, peftLoraConfigDefaults } from './lora.ts';
+import { lowRankFactorsFromOriginal, mostCommon, peftLoraConfigDefaults } from './lora.ts';
 import {
   instanceTargets,
   loadPeftAdapter,
@@ -30,6 +30,7 @@ import {
   withBaseFields,
   writePeftAdapter,
 } from './peft.ts';
+import { withOnlyAdapter } from './verify.ts';
 
 /** ΔW = left · right of every adapted module, against the original base weight, in float64. */
 export interface AdapterFactors {
@@ -79,14 +80,6 @@ export function adapterSpectra(factors: AdapterFactors[]): ModuleSpectrum[] {
     cols: f.cols,
     singularValues: Array.from(lowRankSvd(f.left, f.right).s),
   }));
-}
-
-function mostCommon(values: number[]): number {
-  const counts = new Map<number, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  let best = values[0];
-  for (const [v, c] of counts) if (c > counts.get(best)! || (c === counts.get(best)! && v < best)) best = v;
-  return best;
 }
 
 export interface ResizedAdapter {
@@ -211,30 +204,13 @@ export interface RunResize {
   validation: ResizeValidation | null;
 }
 
-/** Loss on `examples` with only `adapterName` live (null: the base model). */
+/** The validation loss with only `adapterName` live (null: the base model). */
 async function lossWith(
   model: LoadedModel,
   adapterName: string | null,
   evaluate: () => Promise<Record<string, number>>,
 ): Promise<number> {
-  const saved = [...model.layers.values()].map((l) => ({
-    l,
-    active: l.activeAdapters,
-    enabled: l.adaptersEnabled,
-  }));
-  try {
-    for (const { l } of saved) {
-      l.activeAdapters = adapterName !== null && l.adapters.has(adapterName) ? [adapterName] : [];
-      l.adaptersEnabled = adapterName !== null;
-    }
-    const metrics = await evaluate();
-    return metrics.loss;
-  } finally {
-    for (const { l, active, enabled } of saved) {
-      l.activeAdapters = active;
-      l.adaptersEnabled = enabled;
-    }
-  }
+  return (await withOnlyAdapter(model, adapterName, evaluate)).loss;
 }
 
 /**

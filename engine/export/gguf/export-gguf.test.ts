@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attachAdapter } from '../../adapters/index.ts';
 import type { AdapterInstance } from '../../adapters/types.ts';
 import { useTestBackend } from '../../backends/testing.ts';
-import { loadModel, loadTokenizer } from '../../models/index.ts';
+import { loadTokenizer } from '../../models/index.ts';
 import type { LoadedModel } from '../../models/types.ts';
 import { f32ToBf16, f32ToF16, openCheckpoint } from '../../safetensors/index.ts';
 import { exportAdapter } from '../index.ts';
+import { adaptedModel } from '../testing.ts';
 import { permuteRows, transpose2d } from './arch.ts';
 import { readGguf } from './format.ts';
 import { buildModelfile } from './ollama.ts';
@@ -27,23 +27,12 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-async function adapted(
+function adapted(
   fixture: string,
   method: string,
   config: Record<string, unknown>,
 ): Promise<{ model: LoadedModel; instance: AdapterInstance }> {
-  const model = await loadModel(join(MODELS, fixture));
-  const instance = attachAdapter(model, method, config, { adapterName: 'default', seed: 3 });
-  const state = instance.state();
-  let s = 11;
-  const random: Record<string, tf.Tensor> = {};
-  for (const [key, t] of Object.entries(state)) {
-    random[key] = tf.add(t, tf.randomNormal(t.shape, 0, 0.2, 'float32', s++));
-    t.dispose();
-  }
-  instance.loadState(random);
-  for (const t of Object.values(random)) t.dispose();
-  return { model, instance };
+  return adaptedModel(join(MODELS, fixture), method, config, { seed: 3 });
 }
 
 /** `{{ if .X }}…{{ end }}` and `{{ .X }}`: the part of Ollama's Go templates the Modelfile uses. */

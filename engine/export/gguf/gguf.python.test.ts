@@ -2,14 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attachAdapter } from '../../adapters/index.ts';
 import { useTestBackend } from '../../backends/testing.ts';
-import { loadModel } from '../../models/index.ts';
 import { openCheckpoint } from '../../safetensors/index.ts';
 import { pythonOrSkip } from '../../testing/python.ts';
 import { exportAdapter } from '../index.ts';
+import { adaptedModel } from '../testing.ts';
 import { readGguf, str, writeGguf } from './format.ts';
 import { planGgufModel } from './model.ts';
 import { dequantize, quantize } from './quants.ts';
@@ -112,18 +110,8 @@ describe('GGUF files read by llama.cpp gguf-py', () => {
     }
     manifest.raw.push({ path: rawPath, tensors: raw });
     for (const [key, c] of Object.entries(CASES)) {
-      const model = await loadModel(c.dir);
+      const { model, instance } = await adaptedModel(c.dir, c.method, c.config, { seed: 5, std: 0.1 });
       try {
-        const instance = attachAdapter(model, c.method, c.config, { adapterName: 'default', seed: 5 });
-        const state = instance.state();
-        const random: Record<string, tf.Tensor> = {};
-        let s = 21;
-        for (const [k, t] of Object.entries(state)) {
-          random[k] = tf.add(t, tf.randomNormal(t.shape, 0, 0.1, 'float32', s++));
-          t.dispose();
-        }
-        instance.loadState(random);
-        for (const t of Object.values(random)) t.dispose();
         const merged = join(tmp, `${key}-merged`);
         await exportAdapter(model, instance, { format: 'merged', out: merged });
         for (const quant of c.quants) {
