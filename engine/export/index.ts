@@ -3,18 +3,19 @@ import { join, relative, resolve, sep } from 'node:path';
 import { detachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import type { ResizeProposal, ResizeSpec } from '../analysis/resize.ts';
-import { writeDirAtomic } from '../io/atomic.ts';
+import { writeDirAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { loadModel } from '../models/index.ts';
 import type { LoadedModel } from '../models/types.ts';
-import { loadRunAdapter } from '../training/run.ts';
+import { loadRunAdapter } from '../runs/index.ts';
 import { ExportError } from './errors.ts';
 import { GGUF_QUANTS, type GgufQuant, writeGgufModel } from './gguf/index.ts';
 import { loraQuantFor, writeGgufLora } from './gguf/lora.ts';
 import { buildModelfile } from './gguf/ollama.ts';
 import { buildLoraConversion } from './lora.ts';
+import { EXPORT_MARKER } from './marker.ts';
 import { writeMergedModel } from './merged.ts';
 import { writeNativeCheckpoint } from './native.ts';
-import { buildPeftAdapter, loadPeftAdapter, writePeftAdapter } from './peft.ts';
+import { buildPeftAdapter, exportedModulesToSave, loadPeftAdapter, writePeftAdapter } from './peft.ts';
 import { resizeAdapter, withTruncatedDelta } from './resize.ts';
 import {
   disposeBatch,
@@ -30,6 +31,7 @@ import {
 export { ExportError } from './errors.ts';
 export { estimateGgufBytes, GGUF_QUANTS, type GgufQuant } from './gguf/index.ts';
 export { buildLoraConversion } from './lora.ts';
+export { EXPORT_MARKER } from './marker.ts';
 export { writeMergedModel } from './merged.ts';
 export { writeNativeCheckpoint } from './native.ts';
 export {
@@ -62,6 +64,8 @@ export interface ExportOptions {
   quant?: GgufQuant;
   /** lora: resize each module's rank by ΔW's spectrum (exact truncated SVD), see engine/analysis/resize.ts. */
   resize?: ResizeSpec;
+  /** Replace `out` even when it is a non-empty folder that no export wrote (the CLI's `--force`). */
+  force?: boolean;
 }
 
 export interface ExportResult {
@@ -75,14 +79,11 @@ export interface ExportResult {
   resize?: ResizeProposal;
 }
 
-/** Files that mark a folder as an earlier export (which may be replaced). */
-const EXPORT_MARKERS = ['adapter_config.json', 'config.json', 'run.json', 'Modelfile'];
-
 /**
  * The output folder is replaced as a whole, so it must not hold the sources (the base model, the run) and
- * must be new, empty, or an earlier export: never an unrelated folder full of someone's files.
+ * must be new, empty, or an earlier export; `force` (the CLI's `--force`) replaces any other folder too.
  */
-async function checkOutDir(out: string, sources: string[]): Promise<void> {
+async function checkOutDir(out: string, sources: string[], force = false): Promise<void> {
   const target = resolve(out);
   for (const source of sources) {
     const s = resolve(source);
@@ -101,17 +102,28 @@ async function checkOutDir(out: string, sources: string[]): Promise<void> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  if (entries.length > 0 && !entries.some((e) => EXPORT_MARKERS.includes(e))) {
+  if (entries.length > 0 && !entries.includes(EXPORT_MARKER) && !force) {
     throw new ExportError(
-      `${out} is a non-empty folder that is not an earlier export (no ${EXPORT_MARKERS.join(', ')}); it would be replaced, so choose a new or empty folder`,
+      `${out} is not empty and was not written by an export (no ${EXPORT_MARKER}); an export replaces its folder as a whole, so choose a new or empty folder (studio export --force replaces it with everything in it)`,
     );
   }
 }
 
+/** Marks a finished export folder (see `EXPORT_MARKER`). */
+async function writeMarker(dir: string, format: ExportFormat, source: string): Promise<void> {
+  await writeJsonAtomic(join(dir, EXPORT_MARKER), {
+    format,
+    source: resolve(source),
+    exportedAt: new Date().toISOString(),
+  });
+}
+
+/** The files an export wrote, besides its marker. */
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) out.push(relative(dir, join(entry.parentPath, entry.name)));
+    const path = relative(dir, join(entry.parentPath, entry.name));
+    if (entry.isFile() && path !== EXPORT_MARKER) out.push(path);
   }
   return out.sort();
 }
@@ -128,6 +140,7 @@ async function totalBytes(dir: string, files: string[]): Promise<number> {
  */
 async function writeVerified(
   out: string,
+  marker: { format: ExportFormat; source: string },
   what: string,
   build: (tmp: string) => Promise<Verification>,
 ): Promise<Omit<ExportResult, 'format'>> {
@@ -140,6 +153,7 @@ async function writeVerified(
         `${what} failed verification: ${v.method}; max |Δ| ${v.maxAbsDiff.toExponential(3)} (tolerance ${v.tolerance.toExponential(3)}); nothing was written to ${out}`,
       );
     }
+    await writeMarker(tmp, marker.format, marker.source);
   });
   const files = await listFiles(out);
   return { out, files, bytes: await totalBytes(out, files), verification: verification! };
@@ -177,6 +191,7 @@ async function exportGguf(
   const quant = checkQuant(options.quant ?? 'f16');
   const result = await writeVerified(
     options.out,
+    { format: options.format, source: model.dir },
     `${options.format} export of adapter "${instance.name}"`,
     async (tmp) => {
       const modelFile = `model-${quant}.gguf`;
@@ -216,12 +231,17 @@ export async function exportAdapter(
   options: Omit<ExportOptions, 'format' | 'adapterName'> & { format: Exclude<ExportFormat, 'native'> },
 ): Promise<ExportResult> {
   const { format, out } = options;
-  await checkOutDir(out, [model.dir]);
+  await checkOutDir(out, [model.dir], options.force);
   const baseName = options.baseModelNameOrPath ?? model.dir;
   const task = { task: model.spec.task, numLabels: model.spec.numLabels };
-  if (format !== 'merged' && (model.newlyInitialized?.length ?? 0) > 0) {
+  // Adapter files carry a module the checkpoint lacks only as modules_to_save (a seq-cls head always is).
+  // The GGUF model file holds whole merged weights, so only gguf-lora's base file can miss such a module.
+  const whole = format === 'merged' || format === 'gguf';
+  const carried = whole || format === 'gguf-lora' ? [] : exportedModulesToSave(model, instance).modules;
+  const lost = whole ? [] : (model.newlyInitialized ?? []).filter((n) => !carried.includes(n));
+  if (lost.length > 0) {
     throw new ExportError(
-      `the model's ${model.newlyInitialized!.join(', ')} ${model.newlyInitialized!.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; export --format merged instead`,
+      `the model's ${lost.join(', ')} ${lost.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; add it to modulesToSave or export --format merged instead`,
     );
   }
   const batch = probeBatch(model.spec.vocabSize);
@@ -237,6 +257,7 @@ export async function exportAdapter(
       const resized = resizeAdapter(model, instance, options.resize, baseName);
       const result = await writeVerified(
         out,
+        { format, source: model.dir },
         `resized lora export of adapter "${instance.name}"`,
         async (tmp) => {
           await writePeftAdapter(tmp, resized.adapter);
@@ -261,30 +282,35 @@ export async function exportAdapter(
       );
       return { format, ...result, resize: resized.proposal };
     }
-    const result = await writeVerified(out, `${format} export of adapter "${instance.name}"`, async (tmp) => {
-      let dtypes = ['F32'];
-      if (format === 'peft' || format === 'lora') {
-        const adapter =
-          format === 'peft'
-            ? buildPeftAdapter(model, instance, baseName)
-            : buildLoraConversion(model, instance, baseName);
-        await writePeftAdapter(tmp, adapter);
-      } else {
-        dtypes = (await writeMergedModel(model, instance, tmp, { maxShardBytes: options.maxShardBytes }))
-          .dtypes;
-      }
-      const candidate = await reloadOutputs(model, format, tmp, task, batch);
-      const relative = Math.max(...dtypes.map((d) => RELATIVE_TOLERANCE[d] ?? RELATIVE_TOLERANCE.F32));
-      return logitVerification(
-        reference,
-        candidate,
-        adapterEffect,
-        relative * Math.max(1, maxAbs(reference)),
-        format === 'merged'
-          ? 'loadModel of the merged folder vs the in-memory adapted model, logits on a probe batch'
-          : 'loadPeftAdapter onto a freshly loaded base model vs the in-memory adapted model, logits on a probe batch',
-      );
-    });
+    const result = await writeVerified(
+      out,
+      { format, source: model.dir },
+      `${format} export of adapter "${instance.name}"`,
+      async (tmp) => {
+        let dtypes = ['F32'];
+        if (format === 'peft' || format === 'lora') {
+          const adapter =
+            format === 'peft'
+              ? buildPeftAdapter(model, instance, baseName)
+              : buildLoraConversion(model, instance, baseName);
+          await writePeftAdapter(tmp, adapter);
+        } else {
+          dtypes = (await writeMergedModel(model, instance, tmp, { maxShardBytes: options.maxShardBytes }))
+            .dtypes;
+        }
+        const candidate = await reloadOutputs(model, format, tmp, task, batch);
+        const relative = Math.max(...dtypes.map((d) => RELATIVE_TOLERANCE[d] ?? RELATIVE_TOLERANCE.F32));
+        return logitVerification(
+          reference,
+          candidate,
+          adapterEffect,
+          relative * Math.max(1, maxAbs(reference)),
+          format === 'merged'
+            ? 'loadModel of the merged folder vs the in-memory adapted model, logits on a probe batch'
+            : 'loadPeftAdapter onto a freshly loaded base model vs the in-memory adapted model, logits on a probe batch',
+        );
+      },
+    );
     return { format, ...result };
   } finally {
     disposeBatch(batch);
@@ -329,7 +355,7 @@ export async function exportRun(runOrCheckpointDir: string, options: ExportOptio
   if (!(exportFormats as readonly string[]).includes(options.format)) {
     throw new ExportError(`unknown export format "${options.format}"; formats: ${exportFormats.join(', ')}`);
   }
-  await checkOutDir(options.out, [runOrCheckpointDir]);
+  await checkOutDir(options.out, [runOrCheckpointDir], options.force);
   const loaded = await loadRunAdapter(runOrCheckpointDir);
   const { model, instance } = loaded;
   try {
@@ -345,7 +371,7 @@ export async function exportRun(runOrCheckpointDir: string, options: ExportOptio
         baseModelNameOrPath: options.baseModelNameOrPath ?? defaultBaseName(model),
       });
     }
-    await checkOutDir(options.out, [model.dir]);
+    await checkOutDir(options.out, [model.dir], options.force);
     return await exportNative(loaded.checkpoint, model, instance.name, options.out);
   } finally {
     detachAdapter(model, instance.name);
@@ -364,24 +390,29 @@ async function exportNative(
   try {
     const reference = withOnlyAdapter(model, adapterName, () => probeOutputs(model, batch));
     const base = withOnlyAdapter(model, null, () => probeOutputs(model, batch));
-    const result = await writeVerified(out, `native export of ${checkpoint}`, async (tmp) => {
-      await writeNativeCheckpoint(checkpoint, tmp);
-      const copy = await loadRunAdapter(tmp);
-      let candidate: Float32Array;
-      try {
-        candidate = withOnlyAdapter(copy.model, copy.instance.name, () => probeOutputs(copy.model, batch));
-      } finally {
-        detachAdapter(copy.model, copy.instance.name);
-        copy.model.dispose();
-      }
-      return logitVerification(
-        reference,
-        candidate,
-        maxAbsDiff(reference, base),
-        0,
-        'loadRunAdapter of the exported run folder vs the source checkpoint, logits on a probe batch',
-      );
-    });
+    const result = await writeVerified(
+      out,
+      { format: 'native', source: checkpoint },
+      `native export of ${checkpoint}`,
+      async (tmp) => {
+        await writeNativeCheckpoint(checkpoint, tmp);
+        const copy = await loadRunAdapter(tmp);
+        let candidate: Float32Array;
+        try {
+          candidate = withOnlyAdapter(copy.model, copy.instance.name, () => probeOutputs(copy.model, batch));
+        } finally {
+          detachAdapter(copy.model, copy.instance.name);
+          copy.model.dispose();
+        }
+        return logitVerification(
+          reference,
+          candidate,
+          maxAbsDiff(reference, base),
+          0,
+          'loadRunAdapter of the exported run folder vs the source checkpoint, logits on a probe batch',
+        );
+      },
+    );
     return { format: 'native', ...result };
   } finally {
     disposeBatch(batch);

@@ -16,9 +16,9 @@ import {
 import { lowRankSvd } from '../analysis/spectrum.ts';
 import { type Matrix, matrix } from '../linalg/index.ts';
 import type { LoadedModel } from '../models/types.ts';
+import { loadRunAdapter } from '../runs/index.ts';
 import { runExamples } from '../training/eval-run.ts';
 import { evaluateExamples } from '../training/evaluate.ts';
-import { loadRunAdapter } from '../training/run.ts';
 import { ExportError } from './errors.ts';
 import { lowRankFactorsFromOriginal, mostCommon, peftLoraConfigDefaults } from './lora.ts';
 import {

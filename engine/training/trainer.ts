@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance, TrainableParam } from '../adapters/types.ts';
+import type { TrainingSettings } from '../common/project-schema.ts';
 import { DataCursor, type DataPosition, padBatch } from '../data/batches.ts';
 import type { EncodedExample } from '../data/tokenize.ts';
 import { trainingContext } from '../models/layers.ts';
 import type { LoadedModel, TaskKind } from '../models/types.ts';
-import type { TrainingSettings } from '../project/schema.ts';
 import { batchTensors, disposeBatch } from './batch.ts';
 import { evaluateExamples, type Generator } from './evaluate.ts';
 import { causalLmLossSum, classificationLossSum } from './loss.ts';
@@ -21,6 +21,18 @@ export interface TrainerState {
   best: number | null;
   evalsWithoutImprovement: number;
   tokensSeen: number;
+}
+
+/** The state of a trainer that has not taken a step. */
+export function initialTrainerState(): TrainerState {
+  return {
+    step: 0,
+    position: { epoch: 0, offset: 0 },
+    nonFiniteInARow: 0,
+    best: null,
+    evalsWithoutImprovement: 0,
+    tokensSeen: 0,
+  };
 }
 
 export interface StepResult {
@@ -81,14 +93,7 @@ export class Trainer {
     });
     this.cursor = new DataCursor(setup.train.length, s.batchSize, s.seed, s.shuffle);
     this.totalSteps = totalStepsFor(s, setup.train.length);
-    this.state = {
-      step: 0,
-      position: { epoch: 0, offset: 0 },
-      nonFiniteInARow: 0,
-      best: null,
-      evalsWithoutImprovement: 0,
-      tokensSeen: 0,
-    };
+    this.state = initialTrainerState();
   }
 
   get warmupSteps(): number {

@@ -8,8 +8,7 @@ import {
   type GgufQuant,
   proposeRunResize,
 } from '../../export/index.ts';
-import { readRunRecord } from '../../project/store.ts';
-import { activateBackend, locateCheckpoint } from '../../training/run.ts';
+import { activateRunBackend } from '../../runs/index.ts';
 import { CliError, type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
 import { formatBytes, table } from '../format.ts';
 
@@ -26,9 +25,10 @@ const formatHelp: Record<ExportFormat, string> = {
 
 export const command: Command = {
   name: 'export',
-  summary: 'export a run: PEFT adapter, LoRA conversion, merged model or native checkpoint',
+  summary:
+    'export a run: PEFT adapter, LoRA conversion (optionally resized), merged model, GGUF or native checkpoint',
   usage:
-    '<run-or-checkpoint> --format peft|lora|merged|native|gguf|gguf-lora --out <dir> [--quant <q>] [--resize <criterion>=<value>] [--json]',
+    '<run-or-checkpoint> --format peft|lora|merged|native|gguf|gguf-lora --out <dir> [--quant <q>] [--resize <criterion>=<value>] [--force] [--json]',
   options: {
     format: {
       type: 'string',
@@ -38,7 +38,8 @@ export const command: Command = {
     out: {
       type: 'string',
       value: '<dir>',
-      description: 'output folder (replaced only once the export is verified)',
+      description:
+        'output folder: new, empty or an earlier export (replaced only once the export is verified)',
     },
     adapter: {
       type: 'string',
@@ -66,6 +67,11 @@ export const command: Command = {
       value: '<criterion>=<value>',
       description:
         "lora: per-module ranks from ΔW's singular values (kohya): sv_ratio=<σ₁/σᵢ limit>, sv_fro=<Frobenius kept>, sv_cumulative=<Σσ kept>, or size=<bytes, e.g. 2MB>; prints the ranks and the validation loss before writing",
+    },
+    force: {
+      type: 'boolean',
+      description:
+        'replace --out even when it is a non-empty folder that no export wrote (everything in it is deleted)',
     },
     backend: { type: 'string', value: '<name>', description: "compute backend (default: the run's)" },
     json: jsonOption,
@@ -96,8 +102,7 @@ export const command: Command = {
         throw new CliError(`--resize: ${(error as Error).message}`, 2);
       }
     }
-    const { runDir } = await locateCheckpoint(source);
-    await activateBackend(stringArg(args, 'backend') ?? (await readRunRecord(runDir)).config.backend);
+    await activateRunBackend(source, stringArg(args, 'backend'));
     const proposed = resize ? await proposeRunResize(resolve(source), resize, { validate: true }) : null;
     if (proposed && !args.values.json) {
       const p = proposed.proposal;
@@ -131,6 +136,7 @@ export const command: Command = {
       maxShardBytes: maxShardMb === undefined ? undefined : Math.round(maxShardMb * 1_000_000),
       quant: quant as GgufQuant | undefined,
       resize,
+      force: args.values.force === true,
     });
     if (args.values.json) {
       io.out(JSON.stringify(proposed ? { ...result, validation: proposed.validation } : result, null, 2));

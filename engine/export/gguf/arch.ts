@@ -38,6 +38,8 @@ export interface GgufArchitecture {
    * not the raw config.json, so a default there becomes a key in the file (Llama's `head_dim`).
    */
   configDefaults?(config: Record<string, unknown>): Record<string, unknown>;
+  /** Whether llama.cpp's loader types the model LLM_TYPE_70B (src/models/<arch>.cpp), which changes Q4_K_M's mix. */
+  is70B?(arch: ArchConfig): boolean;
 }
 
 /** The rope block of a config, in either transformers generation (`rope_parameters` or `rope_scaling` + `rope_theta`). */
@@ -153,6 +155,7 @@ const llama: GgufArchitecture = {
     return out;
   },
   llamaVocab: true,
+  is70B: (arch) => arch.numLayers === 80 && arch.numHeads !== arch.numKvHeads,
   configDefaults: (config) => ({
     ...config,
     head_dim:
@@ -170,6 +173,7 @@ const qwen2: GgufArchitecture = {
   rewrite: () => null,
   parameters: (input, fileType) => textParameters('qwen2', input, fileType),
   llamaVocab: false,
+  is70B: (arch) => arch.numLayers === 80,
 };
 
 /** GPT2Model: its own short key list; Conv1D weights (in × out) transposed to out × in. */

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import type { AdapterInstance } from '../../adapters/types.ts';
-import { archConfig } from '../../models/config.ts';
+import { archConfig } from '../../models/registry.ts';
 import type { LoadedModel } from '../../models/types.ts';
 import { ExportError } from '../errors.ts';
 import { buildLoraConversion } from '../lora.ts';

@@ -1,7 +1,15 @@
 import { basename } from 'node:path';
-import { type ArchConfig, archConfig, defaultTask, readOptionalJson } from '../../models/config.ts';
+import { readOptionalJson } from '../../models/config.ts';
+import { archConfig, defaultTask } from '../../models/registry.ts';
 import { ExportError } from '../errors.ts';
-import { type GgufArchitecture, ggufArchitecture, ggufTensorName, permuteRows, transpose2d } from './arch.ts';
+import {
+  type ArchInput,
+  type GgufArchitecture,
+  ggufArchitecture,
+  ggufTensorName,
+  permuteRows,
+  transpose2d,
+} from './arch.ts';
 import {
   BLOCK,
   f32,
@@ -77,12 +85,17 @@ function layerOf(name: string): number {
  * (and tied token embeddings), for attn_v/attn_qkv and ffn_down where `use_more_bits`, and its fallbacks for
  * rows that are not whole 256-blocks (Q4_K → Q5_0, Q6_K → Q8_0, then F16).
  */
-function q4kmTypes(tensors: PlannedTensor[], arch: ArchConfig): PlannedTensor[] {
-  if (arch.family === 'llama' && arch.numLayers === 80 && arch.numHeads !== arch.numKvHeads) {
+function q4kmTypes(
+  tensors: PlannedTensor[],
+  architecture: GgufArchitecture,
+  input: ArchInput,
+): PlannedTensor[] {
+  if (architecture.is70B?.(input.arch)) {
     throw new ExportError(
-      'q4_k_m for a 70B-shaped llama (80 layers, grouped-query attention) uses Q5_K for attn_v, which this exporter does not write; choose q8_0',
+      `q4_k_m for a model llama.cpp classes as 70B (${architecture.name}, ${input.arch.numLayers} layers) uses Q5_K for attn_v, which this exporter does not write; choose q8_0`,
     );
   }
+  const { arch } = input;
   const ordered = [...tensors].sort((a, b) => {
     const la = layerOf(a.name);
     const lb = layerOf(b.name);
@@ -260,7 +273,7 @@ export async function planGgufModel(
     return {
       architecture,
       metadata: moved,
-      tensors: q4kmTypes(tensors, arch),
+      tensors: q4kmTypes(tensors, architecture, input),
       chatTemplate: vocab.chatTemplate,
       tokens: vocab.tokens,
       eosTokenId: vocab.eosTokenId,

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { ggufQuants } from '../../../engine/api/contract.ts';
+import { ggufQuants } from '../../../engine/common/contract.ts';
 import { useApi, useStudio } from '../context.ts';
 import { formatBytes } from '../lib/format.ts';
 import { Card, ErrorNote } from './common.tsx';

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { RunResize } from '../../../engine/api/contract.ts';
+import type { RunResize } from '../../../engine/common/contract.ts';
 import { useApi, useStudio } from '../context.ts';
 import { formatBytes, formatNumber, formatPercent } from '../lib/format.ts';
 import { Card } from './common.tsx';
