@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../../backends/testing.ts';
 import { loadModel } from '../../models/index.ts';
+import { openCheckpoint } from '../../safetensors/index.ts';
 import { ExportError } from '../errors.ts';
 import { loadPeftAdapter } from '../peft.ts';
 import { GgmlType, ggufFileBytes, readGguf } from './format.ts';
@@ -25,6 +26,9 @@ const MODEL_DIRS: Record<string, string> = {
   'llama-sharded': join(REPO, 'engine', 'models', 'fixtures', 'llama-sharded'),
   mistral: join(REPO, 'engine', 'models', 'fixtures', 'mistral'),
   qwen2: join(REPO, 'engine', 'models', 'fixtures', 'qwen2'),
+  qwen3: join(FIXTURES, 'models', 'qwen3'),
+  smollm3: join(FIXTURES, 'models', 'smollm3'),
+  gemma3_text: join(FIXTURES, 'models', 'gemma3_text'),
 };
 
 interface Reference {
@@ -174,6 +178,79 @@ describe('GGUF refusals', () => {
     await expect(planGgufModel(odd, ckpt, 'f16')).rejects.toThrow(
       /pre-tokenizer is not one llama\.cpp knows/,
     );
+  });
+});
+
+describe('GGUF refusals of what llama.cpp would read or run differently', () => {
+  const ckpt = { keys: () => [], info: () => ({ shape: [] }) };
+  /** A copy of a fixture model folder with config.json edited (and files added). */
+  async function variant(
+    from: string,
+    name: string,
+    patch: Record<string, unknown>,
+    extra: Record<string, string> = {},
+  ): Promise<string> {
+    const dir = join(tmp, name);
+    await fs.cp(from, dir, { recursive: true });
+    const config = JSON.parse(await fs.readFile(join(dir, 'config.json'), 'utf8'));
+    await fs.writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, ...patch }));
+    for (const [file, text] of Object.entries(extra)) await fs.writeFile(join(dir, file), text);
+    return dir;
+  }
+  const transformers = join(REPO, 'engine', 'models', 'fixtures', 'transformers');
+
+  it('gemma2 and phi3: refused naming what the converter needs', async () => {
+    await expect(planGgufModel(join(transformers, 'gemma2'), ckpt, 'f16')).rejects.toThrow(
+      /model_type "gemma2": .*tokenizer\.model \(SentencePiece\) only/,
+    );
+    await expect(planGgufModel(join(transformers, 'phi3'), ckpt, 'f16')).rejects.toThrow(
+      /model_type "phi3": .*SentencePiece tokenizer\.model/,
+    );
+  });
+
+  it('a tokenizer.model beside tokenizer.json (the converter would read it instead)', async () => {
+    const dir = await variant(MODEL_DIRS.qwen3, 'spm', {}, { 'tokenizer.model': 'x' });
+    await expect(planGgufModel(dir, ckpt, 'f16')).rejects.toThrow(/tokenizer\.model: .*SentencePiece/);
+  });
+
+  it("settings llama.cpp's runtime fixes instead of reading them", async () => {
+    const cases: [string, string, Record<string, unknown>, RegExp][] = [
+      ['smollm3', 'smol-rope', { no_rope_layers: [1, 0, 1, 0] }, /no_rope_layers \[1, 0, 1, 0\]/],
+      ['qwen3', 'qwen-swa', { use_sliding_window: true }, /use_sliding_window is true/],
+      ['gemma3_text', 'gemma-scalar', { query_pre_attn_scalar: 12 }, /query_pre_attn_scalar is 12/],
+      [
+        'gemma3_text',
+        'gemma-layers',
+        {
+          layer_types: Array.from({ length: 6 }, (_, i) => (i % 2 ? 'full_attention' : 'sliding_attention')),
+        },
+        /layer_types \[.*\] is not llama\.cpp.s gemma3 pattern \(every 6th layer global\)/,
+      ],
+    ];
+    for (const [model, name, patch, message] of cases) {
+      const dir = await variant(MODEL_DIRS[model], name, patch);
+      await expect(planGgufModel(dir, ckpt, 'f16'), name).rejects.toThrow(message);
+    }
+  });
+
+  it('gemma3: norms are written as 1 + w, as Gemma3RMSNorm applies them', async () => {
+    const model = await loadModel(MODEL_DIRS.gemma3_text);
+    const path = join(tmp, 'gemma3-f32.gguf');
+    try {
+      await writeGgufModel(model, null, path, 'f32');
+    } finally {
+      model.dispose();
+    }
+    const file = await readGguf(path);
+    const ckptValues = await openCheckpoint(MODEL_DIRS.gemma3_text);
+    try {
+      const stored = dequantize('F32', await file.readRaw('blk.0.attn_q_norm.weight'), 8);
+      const hf = await ckptValues.readFloat32('model.layers.0.self_attn.q_norm.weight');
+      expect(Array.from(stored)).toEqual(Array.from(hf, (v) => Math.fround(v + 1)));
+    } finally {
+      await file.close();
+      await ckptValues.close();
+    }
   });
 });
 

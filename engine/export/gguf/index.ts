@@ -40,7 +40,8 @@ async function openSource(model: LoadedModel, instance: AdapterInstance | null):
 
 async function expectedValues(source: Source, t: PlannedTensor): Promise<Float32Array> {
   if (t.source === null) return t.values!;
-  return rewriteValues(t, await source.values(t.source), source.ckpt.info(t.source).shape);
+  const { shape, dtype } = source.ckpt.info(t.source);
+  return rewriteValues(t, await source.values(t.source), shape, dtype);
 }
 
 /**

@@ -6,7 +6,13 @@ import { ExportError } from '../errors.ts';
 import { buildLoraConversion } from '../lora.ts';
 import { buildPeftAdapter, MODULE_PREFIX, type PeftAdapter } from '../peft.ts';
 import type { Verification } from '../verify.ts';
-import { ggufArchitecture, ggufTensorName, permuteRows } from './arch.ts';
+import {
+  type ArchInput,
+  type GgufArchitecture,
+  ggufArchitecture,
+  ggufTensorName,
+  permuteRows,
+} from './arch.ts';
 import {
   f32,
   GGML_QUANT_VERSION,
@@ -19,6 +25,7 @@ import {
   writeGguf,
 } from './format.ts';
 import type { GgufQuant } from './model.ts';
+import { archInput } from './model.ts';
 import { dequantize, quantize } from './quants.ts';
 
 /** The outtypes convert_lora_to_gguf.py writes (an adapter is never quantised below 8 bits). */
@@ -72,9 +79,9 @@ function planLora(
   instance: AdapterInstance,
   quant: GgufLoraQuant,
   name: string,
+  architecture: GgufArchitecture,
+  input: ArchInput,
 ): LoraPlan {
-  const arch = archConfig(model.spec.config, { task: model.spec.task });
-  const architecture = ggufArchitecture(arch.modelType, arch.task);
   for (const layerName of instance.layers.keys()) {
     const layer = model.layers.get(layerName);
     if (layer && layer.tiedWith.length > 0) {
@@ -108,7 +115,6 @@ function planLora(
     modules.set(module, entry);
   }
   const tensors: LoraTensor[] = [];
-  const input = { config: model.spec.config, arch };
   for (const [module, f] of modules) {
     const weightKey = `${module}.weight`;
     const base = ggufTensorName(architecture, weightKey);
@@ -121,6 +127,14 @@ function planLora(
     const bShape = f.bShape;
     const rank = aShape[0];
     if (folded && rank !== alpha) b = b.map((v) => Math.fround(v * (rank / alpha)));
+    const rewrite = architecture.rewrite(weightKey, [bShape[0], aShape[1]], input);
+    // Conv1D's transpose is in the factors already (lora_a is r × in); a trimmed token_embd (gemma3) would not
+    // line up with the factors' rows
+    if (rewrite && rewrite.kind !== 'permute' && rewrite.kind !== 'transpose') {
+      throw new ExportError(
+        `adapter "${instance.name}": llama.cpp's converter rewrites ${weightKey} (${rewrite.kind}), so a LoRA on it does not apply to the base GGUF; export --format gguf (merged) instead`,
+      );
+    }
     if (f.embedding) {
       // lora_embedding_A (r × num) is written transposed, as the converter does for token_embd
       const t = new Float32Array(a.length);
@@ -128,10 +142,8 @@ function planLora(
       for (let i = 0; i < r; i++) for (let j = 0; j < n; j++) t[j * r + i] = a[i * n + j];
       a = t;
       aShape = [n, r];
-    } else {
-      const layerShape = [bShape[0], aShape[1]];
-      const rewrite = architecture.rewrite(weightKey, layerShape, input);
-      if (rewrite?.kind === 'permute') b = permuteRows(b, bShape, rewrite.heads);
+    } else if (rewrite?.kind === 'permute') {
+      b = permuteRows(b, bShape, rewrite.heads);
     }
     const type = (shape: number[]): GgmlTypeName => {
       const t = LORA_TYPE[quant];
@@ -170,7 +182,10 @@ export async function writeGgufLora(
   quant: GgufLoraQuant,
   options: { name?: string } = {},
 ): Promise<GgufLoraResult> {
-  const plan = planLora(model, instance, quant, options.name ?? instance.name);
+  const arch = archConfig(model.spec.config, { task: model.spec.task });
+  const architecture = ggufArchitecture(arch.modelType, arch.task);
+  const input = await archInput(model.dir, model.spec.config, architecture);
+  const plan = planLora(model, instance, quant, options.name ?? instance.name, architecture, input);
   const handle = await fs.open(path, 'w');
   let bytes: number;
   try {

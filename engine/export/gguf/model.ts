@@ -1,6 +1,8 @@
-import { basename } from 'node:path';
+import { promises as fs } from 'node:fs';
+import { basename, join } from 'node:path';
 import { readOptionalJson } from '../../models/config.ts';
 import { archConfig, defaultTask } from '../../models/registry.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../safetensors/index.ts';
 import { ExportError } from '../errors.ts';
 import {
   type ArchInput,
@@ -217,9 +219,8 @@ export async function planGgufModel(
   }
   const raw = (await readOptionalJson(`${dir}/config.json`)) ?? {};
   const architecture = ggufArchitecture(String(raw.model_type), defaultTask(raw));
-  const config = architecture.configDefaults?.(raw) ?? raw;
-  const arch = archConfig(raw, { task: 'causal-lm' });
-  const input = { config, arch };
+  const input = await archInput(dir, raw, architecture);
+  const { config, arch } = input;
   let tensors: PlannedTensor[] = [];
   const rope = { ...((config.rope_parameters ?? config.rope_scaling ?? {}) as Record<string, unknown>) };
   if (rope.rope_theta === undefined) rope.rope_theta = config.rope_theta;
@@ -240,7 +241,12 @@ export async function planGgufModel(
     if (name === null) continue;
     const hfShape = checkpoint.info(key).shape;
     const rewrite = architecture.rewrite(key, hfShape, input);
-    const shape = rewrite?.kind === 'transpose' ? [hfShape[1], hfShape[0]] : [...hfShape];
+    const shape =
+      rewrite?.kind === 'transpose'
+        ? [hfShape[1], hfShape[0]]
+        : rewrite?.kind === 'rows'
+          ? [rewrite.rows, ...hfShape.slice(1)]
+          : [...hfShape];
     tensors.push({ name, shape, type: 'F32', source: key, rewrite });
   }
   const fileQuant = quant === 'q4_k_m' ? 'f32' : quant;
@@ -289,9 +295,70 @@ export async function planGgufModel(
   };
 }
 
-/** A planned tensor's float32 values from its checkpoint values (HF orientation), rewritten as the converter does. */
-export function rewriteValues(t: PlannedTensor, values: Float32Array, hfShape: number[]): Float32Array {
-  if (!t.rewrite) return values;
-  if (t.rewrite.kind === 'transpose') return transpose2d(values, hfShape);
-  return permuteRows(values, hfShape, t.rewrite.heads);
+/**
+ * What the converter reads of a model folder besides tensors: transformers' config (its defaults filled in), our
+ * normalised config, and tokenizer.json's row count. Refuses what the converter would read differently (a
+ * SentencePiece tokenizer.model, which it prefers) and what llama.cpp would run differently (`check`).
+ */
+export async function archInput(
+  dir: string,
+  raw: Record<string, unknown>,
+  architecture: GgufArchitecture,
+): Promise<ArchInput> {
+  const config = architecture.configDefaults?.(raw) ?? raw;
+  architecture.check?.(config);
+  if (architecture.name !== 'gpt2') {
+    const spm = join(dir, 'tokenizer.model');
+    const present = await fs.stat(spm).then(
+      () => true,
+      () => false,
+    );
+    if (present) {
+      throw new ExportError(
+        `${spm}: llama.cpp's converter reads this SentencePiece model before tokenizer.json, and GGUF export does not write SentencePiece vocabularies; export from a folder with tokenizer.json only`,
+      );
+    }
+  }
+  const tokenizer = (await readOptionalJson(join(dir, 'tokenizer.json'))) as {
+    model?: { vocab?: Record<string, number> };
+    added_tokens?: unknown[];
+  } | null;
+  const tokenizerRows = tokenizer?.model?.vocab
+    ? Object.keys(tokenizer.model.vocab).length + (tokenizer.added_tokens?.length ?? 0)
+    : undefined;
+  return { config, arch: archConfig(raw, { task: 'causal-lm' }), tokenizerRows };
+}
+
+/** `values` rounded to a checkpoint dtype, as torch's arithmetic in that dtype leaves them. */
+function inDtype(values: Float32Array, dtype: string | undefined): Float32Array {
+  if (dtype === 'BF16') return bf16ToF32(f32ToBf16(values));
+  if (dtype === 'F16') return f16ToF32(f32ToF16(values));
+  return values;
+}
+
+/**
+ * A planned tensor's float32 values from its checkpoint values (HF orientation, stored as `dtype`), rewritten
+ * as the converter does.
+ */
+export function rewriteValues(
+  t: PlannedTensor,
+  values: Float32Array,
+  hfShape: number[],
+  dtype?: string,
+): Float32Array {
+  const rewrite = t.rewrite;
+  if (!rewrite) return values;
+  switch (rewrite.kind) {
+    case 'transpose':
+      return transpose2d(values, hfShape);
+    case 'permute':
+      return permuteRows(values, hfShape, rewrite.heads);
+    case 'shift':
+      return inDtype(
+        values.map((v) => v + rewrite.by),
+        dtype,
+      );
+    case 'rows':
+      return values.slice(0, rewrite.rows * (values.length / hfShape[0]));
+  }
 }

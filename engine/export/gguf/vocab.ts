@@ -298,10 +298,11 @@ export async function ggufVocab(
     model.byte_fallback === true &&
     json.decoder?.type === 'Sequence' &&
     !model.ignore_merges;
+  // LlamaModel.set_vocab writes add_prefix_space before choosing a vocabulary, so whichever it then writes
+  if (allowLlamaVocab && tokenizerConfig && typeof tokenizerConfig.add_prefix_space === 'boolean') {
+    metadata.push(['tokenizer.ggml.add_space_prefix', bool(tokenizerConfig.add_prefix_space)]);
+  }
   if (isLlamaHf && allowLlamaVocab) {
-    if (tokenizerConfig && typeof tokenizerConfig.add_prefix_space === 'boolean') {
-      metadata.push(['tokenizer.ggml.add_space_prefix', bool(tokenizerConfig.add_prefix_space)]);
-    }
     const reverse = new Map<number, string>();
     for (const [t, id] of Object.entries(vocab)) reverse.set(id, t);
     const baseSize = Object.keys(vocab).length;
