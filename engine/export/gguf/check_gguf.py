@@ -41,6 +41,11 @@ def rewrite(values, how):
         return values
     if how['kind'] == 'transpose':
         return values.T.copy()
+    if how['kind'] == 'shift':
+        # Gemma's norms: convert_hf_to_gguf.py adds in the checkpoint's dtype
+        return (values + np.asarray(how['by'], dtype=values.dtype)).astype(values.dtype)
+    if how['kind'] == 'rows':
+        return values[:how['rows']]
     return permute(values, how['heads'])
 
 

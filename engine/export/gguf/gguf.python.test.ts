@@ -14,6 +14,7 @@ import { dequantize, quantize } from './quants.ts';
 
 const REPO = join(import.meta.dirname, '..', '..', '..');
 const MODELS = join(REPO, 'engine', 'models', 'fixtures');
+const GGUF_MODELS = join(import.meta.dirname, 'fixtures', 'models');
 const CHECK = join(import.meta.dirname, 'check_gguf.py');
 let tmp: string;
 
@@ -61,6 +62,27 @@ const CASES: Record<string, Case> = {
     method: 'vera',
     config: { r: 8, targetModules: ['q_proj', 'v_proj'] },
     quants: ['f16', 'q8_0'],
+    lora: true,
+  },
+  qwen3: {
+    dir: join(GGUF_MODELS, 'qwen3'),
+    method: 'lora',
+    config: { r: 2, loraAlpha: 4, targetModules: ['q_proj', 'k_proj', 'down_proj'] },
+    quants: ['f16', 'q4_k_m'],
+    lora: true,
+  },
+  smollm3: {
+    dir: join(GGUF_MODELS, 'smollm3'),
+    method: 'lora',
+    config: { r: 2, loraAlpha: 4, targetModules: ['q_proj', 'v_proj'] },
+    quants: ['bf16', 'q8_0'],
+    lora: true,
+  },
+  gemma3_text: {
+    dir: join(GGUF_MODELS, 'gemma3_text'),
+    method: 'lora',
+    config: { r: 2, loraAlpha: 4, targetModules: ['q_proj', 'o_proj', 'up_proj'] },
+    quants: ['f32', 'q4_k_m'],
     lora: true,
   },
 };
@@ -147,14 +169,14 @@ describe('GGUF files read by llama.cpp gguf-py', () => {
             modules: [...instance.layers.keys()].map((m) => {
               const role = m.split('.').at(-1)!;
               const config = model.spec.config;
-              const heads =
-                c.dir.includes('qwen2') || key === 'gpt2'
-                  ? null
-                  : role === 'q_proj'
-                    ? config.num_attention_heads
-                    : role === 'k_proj'
-                      ? config.num_key_value_heads
-                      : null;
+              // LlamaModel and its subclasses permute Q/K; Qwen2/Qwen3/Gemma3 (NeoX RoPE) and GPT-2 do not
+              const heads = !['llama', 'mistral', 'smollm3'].includes(model.spec.modelType)
+                ? null
+                : role === 'q_proj'
+                  ? config.num_attention_heads
+                  : role === 'k_proj'
+                    ? config.num_key_value_heads
+                    : null;
               return {
                 gguf: `${ggufModuleName(m)}.weight`,
                 source: model.layers.get(m)!.weightKey,
