@@ -3,7 +3,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { detachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import type { ResizeProposal, ResizeSpec } from '../analysis/resize.ts';
-import { writeDirAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { loadModel } from '../models/index.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { loadRunAdapter } from '../runs/index.ts';
@@ -198,7 +198,7 @@ async function exportGguf(
       if (options.format === 'gguf') {
         const written = await writeGgufModel(model, instance, join(tmp, modelFile), quant);
         const modelfile = buildModelfile({ from: `./${modelFile}`, ...written.plan });
-        await fs.writeFile(join(tmp, 'Modelfile'), modelfile.text);
+        await writeFileAtomic(join(tmp, 'Modelfile'), modelfile.text);
         return { ...written.verification, adapterEffect: options.adapterEffect };
       }
       const loraQuant = loraQuantFor(quant);
@@ -206,7 +206,7 @@ async function exportGguf(
       const lora = await writeGgufLora(model, instance, join(tmp, adapterFile), loraQuant);
       const base = await writeGgufModel(model, null, join(tmp, modelFile), quant);
       const modelfile = buildModelfile({ from: `./${modelFile}`, adapter: `./${adapterFile}`, ...base.plan });
-      await fs.writeFile(join(tmp, 'Modelfile'), modelfile.text);
+      await writeFileAtomic(join(tmp, 'Modelfile'), modelfile.text);
       return {
         maxAbsDiff: Math.max(lora.verification.maxAbsDiff, base.verification.maxAbsDiff),
         tolerance: Math.max(lora.verification.tolerance, base.verification.tolerance),

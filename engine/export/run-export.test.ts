@@ -167,6 +167,47 @@ describe('spectrum-driven resize of a run', () => {
   });
 });
 
+describe('GGUF from a trained run', () => {
+  it('studio export --format gguf and gguf-lora: the sizes export.estimate gave before writing, verified, memory flat', async () => {
+    const service = createStudioService({ configDir: join(tmp, 'config') });
+    const estimate = unwrapReply('export.estimate', await service.call('export.estimate', { runDir }));
+    await service.dispose();
+    const before = tf.memory().numTensors;
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t), isTTY: false };
+    for (const quant of ['q4_k_m', 'q8_0'] as const) {
+      out.length = 0;
+      const dir = join(tmp, `gguf-${quant}`);
+      const code = await main(
+        ['export', runDir, '--format', 'gguf', '--quant', quant, '--out', dir, '--json'],
+        io,
+      );
+      expect(code, out.join('\n')).toBe(0);
+      const result = JSON.parse(out.join('\n'));
+      expect(result.files).toEqual(['Modelfile', `model-${quant}.gguf`]);
+      expect(result.verification.ok).toBe(true);
+      expect((await fs.stat(join(dir, `model-${quant}.gguf`))).size).toBe(estimate[`gguf-${quant}`]);
+      expect(await fs.readFile(join(dir, 'Modelfile'), 'utf8')).toMatch(
+        new RegExp(`^FROM ./model-${quant}\\.gguf$`, 'm'),
+      );
+    }
+    out.length = 0;
+    const lora = join(tmp, 'gguf-lora');
+    expect(
+      await main(['export', runDir, '--format', 'gguf-lora', '--quant', 'f16', '--out', lora, '--json'], io),
+    ).toBe(0);
+    const result = JSON.parse(out.join('\n'));
+    expect(result.files).toEqual(['Modelfile', 'adapter-f16.gguf', 'model-f16.gguf']);
+    expect(await fs.readFile(join(lora, 'Modelfile'), 'utf8')).toMatch(/^ADAPTER \.\/adapter-f16\.gguf$/m);
+    expect(tf.memory().numTensors).toBe(before);
+    out.length = 0;
+    expect(
+      await main(['export', runDir, '--format', 'peft', '--quant', 'q8_0', '--out', join(tmp, 'z')], io),
+    ).toBe(2);
+    expect(out.join('\n')).toMatch(/--quant applies to --format gguf and gguf-lora only/);
+  });
+});
+
 /** Every file under `dir` with its bytes, to tell whether a folder was touched. */
 async function contents(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -241,7 +282,7 @@ describe('export destinations', () => {
 
   it('on a full disk: names the file being written and the space it needed, and writes nothing', async () => {
     const root = await fs.mkdtemp(join(tmp, 'full-'));
-    for (const format of ['peft', 'merged', 'native'] as const) {
+    for (const format of ['peft', 'merged', 'native', 'gguf', 'gguf-lora'] as const) {
       const out = join(root, format);
       const restore = setWriteFs(new TestDisk(500));
       const errors: string[] = [];

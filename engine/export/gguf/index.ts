@@ -1,5 +1,5 @@
-import { promises as fs } from 'node:fs';
 import type { AdapterInstance } from '../../adapters/types.ts';
+import { writeFileAtomicWith } from '../../io/atomic.ts';
 import type { LoadedModel } from '../../models/types.ts';
 import { type CheckpointReader, openCheckpoint, type TensorEntry } from '../../safetensors/index.ts';
 import { type MergedTensors, mergedTensors } from '../merged.ts';
@@ -109,14 +109,14 @@ export async function writeGgufModel(
   let bytes: number;
   try {
     plan = await planGgufModel(model.dir, source.ckpt, quant, options);
-    const handle = await fs.open(path, 'w');
-    try {
-      bytes = await writeGguf(handle, plan.metadata, plan.tensors, async (_info, i) =>
-        quantize(plan.tensors[i].type, await expectedValues(source, plan.tensors[i])),
+    const planned = plan;
+    bytes = ggufFileBytes(planned.metadata, planned.tensors);
+    // a tensor at a time, through a temp file renamed into place (a full disk is named with the bytes needed)
+    await writeFileAtomicWith(path, bytes, async (handle) => {
+      await writeGguf(handle, planned.metadata, planned.tensors, async (_info, i) =>
+        quantize(planned.tensors[i].type, await expectedValues(source, planned.tensors[i])),
       );
-    } finally {
-      await handle.close();
-    }
+    });
   } finally {
     await source.ckpt.close();
   }

@@ -1,5 +1,5 @@
-import { promises as fs } from 'node:fs';
 import type { AdapterInstance } from '../../adapters/types.ts';
+import { writeFileAtomicWith } from '../../io/atomic.ts';
 import { archConfig } from '../../models/registry.ts';
 import type { LoadedModel } from '../../models/types.ts';
 import { ExportError } from '../errors.ts';
@@ -19,6 +19,7 @@ import {
   type GgmlTypeName,
   type GgufTensorInfo,
   type GgufValue,
+  ggufFileBytes,
   readGguf,
   str,
   u32,
@@ -186,15 +187,12 @@ export async function writeGgufLora(
   const architecture = ggufArchitecture(arch.modelType, arch.task);
   const input = await archInput(model.dir, model.spec.config, architecture);
   const plan = planLora(model, instance, quant, options.name ?? instance.name, architecture, input);
-  const handle = await fs.open(path, 'w');
-  let bytes: number;
-  try {
-    bytes = await writeGguf(handle, plan.metadata, plan.tensors, async (_t, i) =>
+  const bytes = ggufFileBytes(plan.metadata, plan.tensors);
+  await writeFileAtomicWith(path, bytes, async (handle) => {
+    await writeGguf(handle, plan.metadata, plan.tensors, async (_t, i) =>
       quantize(plan.tensors[i].type, plan.tensors[i].values),
     );
-  } finally {
-    await handle.close();
-  }
+  });
   const file = await readGguf(path);
   let worst = 0;
   let tolerance = 0;
