@@ -122,4 +122,25 @@ describe('resized LoRA export', () => {
       model.dispose();
     }
   });
+
+  it('refuses an adapter with modules_to_save rather than dropping them', async () => {
+    const model = await loadModel(join(FIXTURES, 'llama'));
+    try {
+      const instance = attachAdapter(
+        model,
+        'lora',
+        { r: 2, loraAlpha: 4, targetModules: ['q_proj'], modulesToSave: ['lm_head'] },
+        { adapterName: 'default', seed: 1 },
+      );
+      await expect(
+        exportAdapter(model, instance, {
+          format: 'lora',
+          out: join(tmp, 'saved'),
+          resize: { criterion: 'sv_fro', value: 0.9 },
+        }),
+      ).rejects.toThrow(/also trains lm_head \(modules_to_save\), which a spectrum resize does not cover/);
+    } finally {
+      model.dispose();
+    }
+  });
 });

@@ -3,8 +3,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { detachAdapter } from '../adapters/index.ts';
-import { escapeRegex } from '../adapters/peft.ts';
-import { minimalTargetModules } from '../adapters/targets.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import {
   type ModuleSpectrum,
@@ -20,14 +18,13 @@ import { loadRunAdapter } from '../runs/index.ts';
 import { runExamples } from '../training/eval-run.ts';
 import { evaluateExamples } from '../training/evaluate.ts';
 import { ExportError } from './errors.ts';
-import { lowRankFactorsFromOriginal, mostCommon, peftLoraConfigDefaults } from './lora.ts';
+import { lowRankFactorsFromOriginal, plainLoraAdapter } from './lora.ts';
 import {
+  exportedModulesToSave,
   instanceTargets,
   loadPeftAdapter,
   MODULE_PREFIX,
   type PeftAdapter,
-  peftTaskType,
-  withBaseFields,
   writePeftAdapter,
 } from './peft.ts';
 import { withOnlyAdapter } from './verify.ts';
@@ -100,6 +97,13 @@ export function resizeAdapter(
   spec: ResizeSpec,
   baseModelNameOrPath: string,
 ): ResizedAdapter {
+  const saved = exportedModulesToSave(model, instance).modules;
+  if (saved.length > 0) {
+    // the reference (base + truncated ΔW) and the resize itself concern the low-rank factors only
+    throw new ExportError(
+      `adapter "${instance.name}" also trains ${saved.join(', ')} (modules_to_save), which a spectrum resize does not cover; export --format lora without --resize`,
+    );
+  }
   const factors = adapterFactors(model, instance);
   const proposal = proposeResize(adapterSpectra(factors), spec);
   const tensors: PeftAdapter['tensors'] = {};
@@ -125,31 +129,9 @@ export function resizeAdapter(
       tensors[`${key}.lora_B.weight`] = { shape: [f.rows, k], data: Float32Array.from(b.data) };
     }
   });
-  const r = mostCommon([...ranks.values()]);
-  const rankPattern: Record<string, number> = {};
-  for (const [name, k] of ranks) if (k !== r) rankPattern[escapeRegex(name)] = k;
-  const targets = instanceTargets(model, instance);
-  const config = {
-    ...peftLoraConfigDefaults(),
-    r,
-    lora_alpha: r,
-    rank_pattern: rankPattern,
-    alpha_pattern: { ...rankPattern },
-    target_modules: minimalTargetModules(
-      targets.map((t) => t.name),
-      model.spec.modules.map((m) => m.name),
-    ),
-    fan_in_fan_out: targets.some((t) => t.kind === 'Conv1D'),
-  };
   return {
     proposal,
-    adapter: {
-      adapterConfig: withBaseFields(config, 'LORA', {
-        baseModelNameOrPath,
-        taskType: peftTaskType(model.spec),
-      }),
-      tensors,
-    },
+    adapter: plainLoraAdapter(model, instance, ranks, tensors, baseModelNameOrPath),
     truncated,
   };
 }
