@@ -12,7 +12,7 @@ import { GgmlType, ggufFileBytes, readGguf } from './format.ts';
 import { estimateGgufBytes, GGUF_QUANTS, type GgufQuant, planGgufModel, writeGgufModel } from './index.ts';
 import { writeGgufLora } from './lora.ts';
 import { sizeLabel } from './model.ts';
-import { dequantize, quantize } from './quants.ts';
+import { dequantBound, dequantize, quantize } from './quants.ts';
 
 const HERE = import.meta.dirname;
 const FIXTURES = join(HERE, 'fixtures');
@@ -92,6 +92,27 @@ describe('ggml quantisers', () => {
     expect(dequantize('F16', quantize('F16', f16), x.length)).toEqual(f16);
     const q4 = dequantize('Q4_K', quantize('Q4_K', x), x.length);
     expect(Math.max(...q4.map((v, i) => Math.abs(v - x[i])))).toBeLessThan(0.6);
+  });
+
+  it('stay within dequantBound, the bound every GGUF read-back check holds a tensor to', () => {
+    let seed = 1;
+    const rand = () => {
+      seed = (seed * 16807) % 2147483647;
+      return (seed / 2147483647) * 2 - 1;
+    };
+    for (const type of ['Q8_0', 'Q5_0', 'Q4_K', 'Q6_K', 'F16', 'BF16'] as const) {
+      let worst = 0;
+      for (let trial = 0; trial < 200; trial++) {
+        const x = Float32Array.from({ length: 256 }, () => rand() * (0.5 + trial / 100));
+        const amax = Math.max(...x.map(Math.abs));
+        const y = dequantize(type, quantize(type, x), x.length);
+        const diff = Math.max(...y.map((v, i) => Math.abs(v - x[i])));
+        worst = Math.max(worst, diff / dequantBound(type, amax));
+      }
+      expect(worst, type).toBeLessThanOrEqual(1);
+      // Q8_0's half step plus its f16 scale rounding is reached: a tighter bound (amax/250) fails real adapters
+      if (type === 'Q8_0') expect(worst).toBeGreaterThan(250 / 254 - 0.1);
+    }
   });
 
   it('refuse a row that is not a whole number of blocks', () => {

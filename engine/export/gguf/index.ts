@@ -12,7 +12,7 @@ import {
   planGgufModel,
   rewriteValues,
 } from './model.ts';
-import { dequantize, quantize } from './quants.ts';
+import { dequantBound, dequantize, quantize } from './quants.ts';
 
 export { GGUF_ARCHITECTURES } from './arch.ts';
 export { type GgufFile, readGguf } from './format.ts';
@@ -42,31 +42,6 @@ async function expectedValues(source: Source, t: PlannedTensor): Promise<Float32
   if (t.source === null) return t.values!;
   const { shape, dtype } = source.ckpt.info(t.source);
   return rewriteValues(t, await source.values(t.source), shape, dtype);
-}
-
-/**
- * The largest |dequantised − exact| a type allows for values whose largest magnitude is `amax`: half a unit in
- * the last place for F16/BF16 (relative), half a step for Q8_0 (amax/127, f16 scale), a step for Q5_0 (whose
- * top is clipped), and loose bounds for the K-quants, whose exactness the byte comparison checks.
- */
-function bound(type: GgmlTypeName, amax: number): number {
-  switch (type) {
-    case 'F32':
-      return 0;
-    case 'F16':
-      return Math.max(amax * 2 ** -11, 2 ** -25);
-    case 'BF16':
-      return amax * 2 ** -8;
-    case 'Q8_0':
-      return (amax / 127) * 0.5 * 1.01 + amax * 2 ** -11;
-    case 'Q5_0':
-      // the positive end is clipped at 15 steps of max/16, so a value can be a whole step off
-      return (amax / 16) * 1.01 + amax * 2 ** -11;
-    case 'Q6_K':
-      return amax / 16;
-    case 'Q4_K':
-      return amax / 4;
-  }
 }
 
 export interface GgufWriteResult {
@@ -170,7 +145,7 @@ async function verifyGguf(
         if (!(d <= diff)) diff = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
       }
       byType[t.type] = Math.max(byType[t.type] ?? 0, diff);
-      const b = bound(t.type, amax);
+      const b = dequantBound(t.type, amax);
       worst = Math.max(worst, diff);
       tolerance = Math.max(tolerance, b);
       const ratio = b === 0 ? (diff === 0 ? 0 : Number.POSITIVE_INFINITY) : diff / b;

@@ -27,7 +27,7 @@ import {
 } from './format.ts';
 import type { GgufQuant } from './model.ts';
 import { archInput } from './model.ts';
-import { dequantize, quantize } from './quants.ts';
+import { dequantBound, dequantize, quantize } from './quants.ts';
 
 /** The outtypes convert_lora_to_gguf.py writes (an adapter is never quantised below 8 bits). */
 export const GGUF_LORA_QUANTS = ['f32', 'f16', 'bf16', 'q8_0'] as const;
@@ -211,7 +211,7 @@ export async function writeGgufLora(
         amax = Math.max(amax, Math.abs(t.values[i]));
         diff = Math.max(diff, Math.abs(values[i] - t.values[i]));
       }
-      const bound = t.type === 'F32' ? 0 : t.type === 'Q8_0' ? amax / 250 : amax * 2 ** -7;
+      const bound = dequantBound(t.type, amax);
       worst = Math.max(worst, diff);
       tolerance = Math.max(tolerance, bound);
       if (!(diff <= bound)) problems.push(`${t.name}: dequantised values differ by ${diff.toExponential(3)}`);

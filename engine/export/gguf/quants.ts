@@ -459,3 +459,28 @@ export function dequantize(type: GgmlTypeName, bytes: Uint8Array, count: number)
   else dequantizeQ6_K(copy, out);
   return out;
 }
+
+/**
+ * The largest |dequantised − exact| a type allows for values whose largest magnitude is `amax`: half a unit in
+ * the last place for F16/BF16 (relative), half a step for Q8_0 (amax/127, f16 scale), a step for Q5_0 (whose
+ * top is clipped), and loose bounds for the K-quants, whose exactness the byte comparison checks.
+ */
+export function dequantBound(type: GgmlTypeName, amax: number): number {
+  switch (type) {
+    case 'F32':
+      return 0;
+    case 'F16':
+      return Math.max(amax * 2 ** -11, 2 ** -25);
+    case 'BF16':
+      return amax * 2 ** -8;
+    case 'Q8_0':
+      return (amax / 127) * 0.5 * 1.01 + amax * 2 ** -11;
+    case 'Q5_0':
+      // the positive end is clipped at 15 steps of max/16, so a value can be a whole step off
+      return (amax / 16) * 1.01 + amax * 2 ** -11;
+    case 'Q6_K':
+      return amax / 16;
+    case 'Q4_K':
+      return amax / 4;
+  }
+}
