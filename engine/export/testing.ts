@@ -32,3 +32,13 @@ export async function adaptedModel(
   for (const t of Object.values(random)) t.dispose();
   return { model, instance };
 }
+
+/** `adaptedModel` on one of the tiny model fixtures (by folder name). */
+export function adaptedFixture(
+  fixture: string,
+  method: string,
+  config: Record<string, unknown>,
+  seed = 7,
+): Promise<{ model: LoadedModel; instance: AdapterInstance }> {
+  return adaptedModel(join(MODEL_FIXTURES, fixture), method, config, { seed });
+}

@@ -3,13 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AdapterInstance } from '../../adapters/types.ts';
 import { useTestBackend } from '../../backends/testing.ts';
 import { loadTokenizer } from '../../models/index.ts';
-import type { LoadedModel } from '../../models/types.ts';
 import { f32ToBf16, f32ToF16, openCheckpoint } from '../../safetensors/index.ts';
 import { exportAdapter } from '../index.ts';
-import { adaptedModel } from '../testing.ts';
+import { adaptedFixture } from '../testing.ts';
 import { permuteRows, transpose2d } from './arch.ts';
 import { readGguf } from './format.ts';
 import { buildModelfile } from './ollama.ts';
@@ -27,13 +25,8 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-function adapted(
-  fixture: string,
-  method: string,
-  config: Record<string, unknown>,
-): Promise<{ model: LoadedModel; instance: AdapterInstance }> {
-  return adaptedModel(join(MODELS, fixture), method, config, { seed: 3 });
-}
+const adapted = (fixture: string, method: string, config: Record<string, unknown>) =>
+  adaptedFixture(fixture, method, config, 3);
 
 /** `{{ if .X }}…{{ end }}` and `{{ .X }}`: the part of Ollama's Go templates the Modelfile uses. */
 function renderGo(template: string, vars: Record<string, string>): string {

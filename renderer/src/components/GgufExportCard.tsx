@@ -1,8 +1,9 @@
 import { useEffect, useState } from 'react';
 import { ggufQuants } from '../../../engine/common/contract.ts';
-import { useApi, useStudio } from '../context.ts';
+import { useStudio } from '../context.ts';
 import { formatBytes } from '../lib/format.ts';
 import { Card, ErrorNote } from './common.tsx';
+import { ExportFolderField } from './ExportFolderField.tsx';
 
 type Quant = (typeof ggufQuants)[number];
 
@@ -22,7 +23,6 @@ export function GgufExportCard({
   runDir: string;
   estimate: Record<string, number> | null;
 }) {
-  const api = useApi();
   const busy = useStudio((s) => s.busy);
   const runExport = useStudio((s) => s.runExport);
   const [quant, setQuant] = useState<Quant>('f16');
@@ -61,24 +61,12 @@ export function GgufExportCard({
             </option>
           ))}
         </select>
-        <input
-          className="grow mono"
-          aria-label="GGUF export folder"
+        <ExportFolderField
+          label="GGUF export folder"
+          pickerTitle="Export GGUF to"
           value={out}
-          onChange={(e) => setOut(e.target.value)}
-          spellCheck={false}
+          onChange={setOut}
         />
-        {api.desktop && (
-          <button
-            type="button"
-            onClick={async () => {
-              const picked = await api.desktop?.saveFolder('Export GGUF to', out);
-              if (picked) setOut(picked);
-            }}
-          >
-            Browse…
-          </button>
-        )}
         <button
           type="submit"
           className="primary"

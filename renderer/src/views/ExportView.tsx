@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import type { ExportResult } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
+import { ExportFolderField } from '../components/ExportFolderField.tsx';
 import { GgufExportCard } from '../components/GgufExportCard.tsx';
 import { ResizePanel } from '../components/ResizePanel.tsx';
 import { useApi, useStudio } from '../context.ts';
@@ -148,24 +149,7 @@ export function ExportView() {
             void runExport(selected, format, out.trim());
           }}
         >
-          <input
-            className="grow mono"
-            aria-label="export folder"
-            value={out}
-            onChange={(e) => setOut(e.target.value)}
-            spellCheck={false}
-          />
-          {api.desktop && (
-            <button
-              type="button"
-              onClick={async () => {
-                const picked = await api.desktop?.saveFolder('Export to', out);
-                if (picked) setOut(picked);
-              }}
-            >
-              Browse…
-            </button>
-          )}
+          <ExportFolderField label="export folder" pickerTitle="Export to" value={out} onChange={setOut} />
           <button
             type="submit"
             className="primary"
