@@ -61,12 +61,7 @@ export function GgufExportCard({
             </option>
           ))}
         </select>
-        <ExportFolderField
-          label="GGUF export folder"
-          pickerTitle="Export GGUF to"
-          value={out}
-          onChange={setOut}
-        />
+        <ExportFolderField label="GGUF folder" pickerTitle="Export GGUF to" value={out} onChange={setOut} />
         <button
           type="submit"
           className="primary"
