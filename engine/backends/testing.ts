@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import type { NativeGemmPath } from './gemm.ts';
 import { ensureGradients } from './gradients.ts';
 import { parsePreference } from './index.ts';
+import { activateNative } from './native/index.ts';
 import { activateWasm } from './wasm.ts';
 import { initWebGpuBackend } from './webgpu.ts';
 
@@ -22,6 +24,9 @@ export function useTestBackend(): Promise<string> {
         break;
       case 'webgpu':
         await initWebGpuBackend();
+        break;
+      case 'native':
+        await activateNative(preference.matmul as NativeGemmPath | undefined);
         break;
       case 'cuda':
         throw new Error('STUDIO_TEST_BACKEND=cuda is not supported: the CUDA plugin is not a dependency');
