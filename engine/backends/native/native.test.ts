@@ -174,7 +174,7 @@ describe('native backend data movement', () => {
   it('gathers rows and scatter-adds their gradient as cpu does', async () => {
     const ids = { values: Int32Array.from([3, 0, 3, 9, 1]), shape: [5], dtype: 'int32' as const };
     await expectSame([f32([10, 6]), ids], (w, i) => tf.gather(w, i));
-    await expectSame([f32([5, 6]), ids], (x, i) => tf.unsortedSegmentSum(x, i, 10));
+    await expectSame([f32([5, 6]), ids], (x, i) => tf.unsortedSegmentSum(x, i as tf.Tensor1D, 10));
     await expectSame([f32([10, 6]), ids], (w, i) =>
       tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.gather(v, i), 2)))(w),
     );
