@@ -306,7 +306,8 @@ export class TransformerModel implements LoadedModel {
   dispose(): void {
     const seen = new Set<tf.Tensor>();
     for (const layer of this.layers.values()) {
-      seen.add(layer.weight);
+      // a tied lm_head shares its embedding's weight
+      if (!layer.weight.isDisposed) layer.weight.dispose();
       if (layer.bias) seen.add(layer.bias);
     }
     for (const p of this.params.values()) seen.add(p);

@@ -116,10 +116,7 @@ export class LoraLayer implements AdapterLayer {
       const k = tf.reshape(tf.div(this.magnitude, detach(this.weightNorm()) as tf.Tensor1D), [1, -1]);
       let baseNoBias: tf.Tensor2D;
       if (ctx.training && p > 0) {
-        const w = this.base.weight;
-        baseNoBias = (
-          this.base.kind === 'Linear' ? tf.matMul(xd, w, false, true) : tf.matMul(xd, w)
-        ) as tf.Tensor2D;
+        baseNoBias = this.base.weight.matmul(xd, this.base.kind === 'Linear');
       } else {
         baseNoBias = this.base.bias ? tf.sub(base, this.base.bias) : base;
       }
@@ -203,7 +200,7 @@ export class LoraLayer implements AdapterLayer {
     const restored = tf.tidy(() =>
       tf.add(this.base.logicalWeight(), tf.mul(tf.matMul(b, a), this.settings.scaling)),
     );
-    setLogicalWeight(this.base, restored as tf.Tensor2D);
+    this.base.setLogicalWeight(restored as tf.Tensor2D);
   }
 
   /** Frees the layer's caches; its variables belong to the adapter instance, which disposes them. */
@@ -214,15 +211,4 @@ export class LoraLayer implements AdapterLayer {
     this.mergedNorm = null;
     this.initialDelta = null;
   }
-}
-
-/** Replaces a layer's base weight with `w` given in logical orientation (takes ownership of `w`). */
-export function setLogicalWeight(layer: AdaptableLayer, w: tf.Tensor2D): void {
-  const stored = layer.kind === 'Conv1D' ? tf.transpose(w) : w;
-  const old = layer.weight;
-  layer.weight = tf.keep(stored);
-  // A tied lm_head / input embedding shares the tensor, as PyTorch's shared Parameter.
-  for (const peer of layer.tiedWith) peer.weight = layer.weight;
-  if (stored !== w) w.dispose();
-  old.dispose();
 }

@@ -4,6 +4,7 @@ import { type GemmProbe, loadGemm, type NativeGemmPath, nativeGemmOrder, probeGe
 import type { NativeGemm } from '../types.ts';
 import { NATIVE_BACKEND, NativeBackend } from './backend.ts';
 import { elementwiseKernels } from './elementwise.ts';
+import { frozenKernels } from './frozen.ts';
 import { layoutKernels } from './layout.ts';
 import { matMulKernels } from './matmul.ts';
 import { reductionKernels } from './reduce.ts';
@@ -34,8 +35,10 @@ function register(): void {
     ...elementwiseKernels(),
     ...reductionKernels(),
     ...layoutKernels(),
+    ...frozenKernels(),
   ]) {
-    tf.unregisterKernel(config.kernelName, NATIVE_BACKEND);
+    if (tf.getKernel(config.kernelName, NATIVE_BACKEND))
+      tf.unregisterKernel(config.kernelName, NATIVE_BACKEND);
     tf.registerKernel(config);
   }
 }

@@ -9,10 +9,10 @@ import {
 } from './backend.ts';
 
 /** Below this many flops a plain loop beats a native call's fixed cost (tens of microseconds). */
-const NATIVE_MIN_FLOPS = 1 << 16;
+export const NATIVE_MIN_FLOPS = 1 << 16;
 
 /** c = op(a)·op(b) for one matrix pair, accumulated in float64 (tiny products only). */
-function smallGemm(
+export function smallGemm(
   ta: boolean,
   tb: boolean,
   m: number,

@@ -26,7 +26,8 @@ function formatReport(report: BackendReport): string {
   ];
   // the native GEMM libraries behind the chosen CPU backend (native, else wasm)
   const cpuSide =
-    report.candidates.find((c) => c.name === 'native' && c.used) ?? report.candidates.find((c) => c.name === 'wasm');
+    report.candidates.find((c) => c.name === 'native' && c.used) ??
+    report.candidates.find((c) => c.name === 'wasm');
   const routes = cpuSide?.details.matmulCandidates as
     | { path: string; available: boolean; reason: string }[]
     | undefined;
