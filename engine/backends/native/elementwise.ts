@@ -155,7 +155,7 @@ function binary(kernelName: string, expr: string, output: 'float32' | 'bool'): t
     const lb = layoutOf(b.shape, shape);
     const { backend } = args;
     const size = tf.util.sizeFromShape(shape);
-    const o = output === 'bool' ? new Uint8Array(size) : new Float32Array(size);
+    const o = output === 'bool' ? backend.alloc(Uint8Array, size) : backend.alloc(Float32Array, size);
     const av = backend.values(a);
     const bv = backend.values(b);
     if (size === 0) return backend.output(shape, output, o);
@@ -190,7 +190,7 @@ function unary(kernelName: string, expr: string | null, nativeOp?: NativeUnaryOp
     const size = tf.util.sizeFromShape(x.shape);
     const native = nativeOp && size >= NATIVE_UNARY_MIN_ELEMENTS ? backend.gemm.unary : undefined;
     if (!native && !loop) return fallback(args);
-    const o = new Float32Array(size);
+    const o = backend.alloc(Float32Array, size);
     if (native) native(nativeOp!, backend.values(x), o);
     else loop!(backend.values(x), o, size);
     return backend.output(x.shape, 'float32', o);

@@ -72,7 +72,7 @@ function frozenMatMul({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorIn
   const host = weight.hostValues();
   if (!host) throw new Error('frozen matmul: the weight was disposed');
   const xv = backend.values(x);
-  const y = new Float32Array(n * out);
+  const y = backend.alloc(Float32Array, n * out);
   if (n === 0 || out === 0) return backend.output([n, out], 'float32', y);
   if (weight.dtype === 'F32') {
     gemm(backend, transposeWeight, n, out, k, xv, host as Float32Array, y);
@@ -121,7 +121,7 @@ function frozenGather({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorIn
   const host = weight.hostValues();
   if (!host) throw new Error('frozen gather: the weight was disposed');
   const ids = backend.values<Int32Array>(indices);
-  const y = new Float32Array(ids.length * cols);
+  const y = backend.alloc(Float32Array, ids.length * cols);
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     if (!(id >= 0 && id < rows))

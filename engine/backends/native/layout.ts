@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   cpuKernel,
   NATIVE_BACKEND,
+  type NativeBackend,
   type NativeKernelArgs,
   type NativeKernelFunc,
   type Values,
@@ -12,12 +13,14 @@ import {
  * gradient. The cpu backend computes every element's coordinates (0.02 Gelem/s for the head split).
  */
 
-function newLike(dtype: tf.DataType, size: number): Values | null {
-  if (dtype === 'float32') return new Float32Array(size);
-  if (dtype === 'int32') return new Int32Array(size);
-  if (dtype === 'bool') return new Uint8Array(size);
+function newLike(backend: NativeBackend, dtype: tf.DataType, size: number): Values | null {
+  if (dtype === 'float32') return backend.alloc(Float32Array, size);
+  if (dtype === 'int32') return backend.alloc(Int32Array, size);
+  if (dtype === 'bool') return backend.alloc(Uint8Array, size);
   return null;
 }
+
+const SUPPORTED = new Set<tf.DataType>(['float32', 'int32', 'bool']);
 
 /** out = x with axes permuted; the innermost output axis is walked with one stride. */
 export function transposeInto(x: Values, shape: number[], perm: number[], out: Values): void {
@@ -72,8 +75,8 @@ function transpose(): tf.KernelConfig {
     const x = args.inputs.x as tf.TensorInfo;
     const perm = args.attrs?.perm as number[];
     const size = tf.util.sizeFromShape(x.shape);
-    const out = newLike(x.dtype, size);
-    if (!out || x.shape.length === 0) return fallback(args);
+    if (!SUPPORTED.has(x.dtype) || x.shape.length === 0) return fallback(args);
+    const out = newLike(args.backend, x.dtype, size)!;
     transposeInto(args.backend.values<Values>(x), x.shape, perm, out);
     return args.backend.output(
       perm.map((p) => x.shape[p]),
@@ -100,8 +103,8 @@ function gather(): tf.KernelConfig {
     const rows = x.shape[0];
     const rowSize = rows === 0 ? 0 : tf.util.sizeFromShape(x.shape) / rows;
     const ids = args.backend.values<Int32Array>(indices);
-    const out = newLike(x.dtype, ids.length * rowSize);
-    if (!out) return fallback(args);
+    if (!SUPPORTED.has(x.dtype)) return fallback(args);
+    const out = newLike(args.backend, x.dtype, ids.length * rowSize)!;
     const xv = args.backend.values<Values>(x);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
@@ -128,7 +131,7 @@ function unsortedSegmentSum(): tf.KernelConfig {
     const numSegments = Number(args.attrs?.numSegments);
     const ids = args.backend.values<Int32Array>(segmentIds);
     const rowSize = ids.length === 0 ? 0 : tf.util.sizeFromShape(x.shape) / ids.length;
-    const out = new Float32Array(numSegments * rowSize);
+    const out = args.backend.alloc(Float32Array, numSegments * rowSize, true);
     const xv = args.backend.values(x);
     for (let i = 0; i < ids.length; i++) {
       const seg = ids[i];
@@ -179,7 +182,7 @@ export function sliceInto(x: Values, shape: number[], begin: number[], size: num
 }
 
 function slicedCopy(backend: NativeKernelArgs['backend'], x: tf.TensorInfo, begin: number[], size: number[]) {
-  const out = newLike(x.dtype, tf.util.sizeFromShape(size))!;
+  const out = newLike(backend, x.dtype, tf.util.sizeFromShape(size))!;
   sliceInto(backend.values<Values>(x), x.shape, begin, size, out);
   return backend.output(size, x.dtype, out);
 }
@@ -188,7 +191,7 @@ function slice(): tf.KernelConfig {
   const fallback = cpuKernel(tf.Slice);
   const kernelFunc: NativeKernelFunc = (args: NativeKernelArgs) => {
     const x = args.inputs.x as tf.TensorInfo;
-    if (!newLike(x.dtype, 0) || x.shape.length === 0) return fallback(args);
+    if (!SUPPORTED.has(x.dtype) || x.shape.length === 0) return fallback(args);
     const [begin, size] = tf.slice_util.parseSliceParams(
       x,
       args.attrs?.begin as number | number[],
@@ -208,7 +211,7 @@ function splitV(): tf.KernelConfig {
   const fallback = cpuKernel(tf.SplitV);
   const kernelFunc: NativeKernelFunc = (args: NativeKernelArgs) => {
     const x = args.inputs.x as tf.TensorInfo;
-    if (!newLike(x.dtype, 0) || x.shape.length === 0) return fallback(args);
+    if (!SUPPORTED.has(x.dtype) || x.shape.length === 0) return fallback(args);
     const axis = tf.util.parseAxisParam(Number(args.attrs?.axis), x.shape)[0];
     const sizes = tf.backend_util.prepareSplitSize(
       x as tf.Tensor,
@@ -241,7 +244,7 @@ function concat(): tf.KernelConfig {
       !first ||
       first.shape.length === 0 ||
       inputs.some((t) => t.dtype !== first.dtype) ||
-      !newLike(first.dtype, 0)
+      !SUPPORTED.has(first.dtype)
     )
       return fallback(args);
     const axis = tf.util.parseAxisParam(Number(args.attrs?.axis), first.shape)[0];
@@ -252,7 +255,7 @@ function concat(): tf.KernelConfig {
     const outer = first.shape.slice(0, axis).reduce((a, b) => a * b, 1);
     const chunks = inputs.map((t) => (outer === 0 ? 0 : tf.util.sizeFromShape(t.shape) / outer));
     const rowSize = chunks.reduce((a, b) => a + b, 0);
-    const out = newLike(first.dtype, outer * rowSize)!;
+    const out = newLike(args.backend, first.dtype, outer * rowSize)!;
     const views = inputs.map((t) => args.backend.values<Values>(t));
     for (let r = 0; r < outer; r++) {
       let o = r * rowSize;
@@ -277,9 +280,10 @@ function tile(): tf.KernelConfig {
   const kernelFunc: NativeKernelFunc = (args: NativeKernelArgs) => {
     const x = args.inputs.x as tf.TensorInfo;
     const reps = args.attrs?.reps as number[];
-    if (!newLike(x.dtype, 0) || x.shape.length === 0 || reps.length !== x.shape.length) return fallback(args);
+    if (!SUPPORTED.has(x.dtype) || x.shape.length === 0 || reps.length !== x.shape.length)
+      return fallback(args);
     const outShape = x.shape.map((d, i) => d * reps[i]);
-    const out = newLike(x.dtype, tf.util.sizeFromShape(outShape))!;
+    const out = newLike(args.backend, x.dtype, tf.util.sizeFromShape(outShape))!;
     if (out.length === 0) return args.backend.output(outShape, x.dtype, out);
     const xv = args.backend.values<Values>(x);
     // recursive on axis: writes the tile of x[prefix] (input offset i) at output offset o, returns its size

@@ -38,7 +38,7 @@ export function matMulInto(
   transposeB: boolean,
   p: MatMulPlan,
 ): Float32Array {
-  const out = new Float32Array(p.batch * p.m * p.n);
+  const out = backend.alloc(Float32Array, p.batch * p.m * p.n);
   const av = backend.values(a);
   const bv = backend.values(b);
   const aBatch = a.shape.slice(0, -2);

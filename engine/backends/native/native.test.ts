@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureGradients } from '../gradients.ts';
 import { maxRelativeDiff, onCpu, randomValues, referenceMatMul } from '../parity.ts';
+import { BufferPool, type NativeBackend } from './backend.ts';
 import { NATIVE_UNARY_MIN_ELEMENTS } from './elementwise.ts';
 import { activateNative, NATIVE_BACKEND } from './index.ts';
 
@@ -224,5 +225,43 @@ describe('native backend matmul', () => {
     await expectSame([f32([20, 30]), f32([40, 30]), f32([40])], (a, b, bias) =>
       tf.fused.matMul({ a, b, transposeB: true, bias, activation: 'relu' }),
     );
+  });
+});
+
+describe('native backend buffer pool', () => {
+  it('rounds sizes to classes under 13 % apart and reuses a given-back buffer of the same class', () => {
+    for (const bytes of [70_000, 1 << 20, 3_000_001, 123_456_789]) {
+      const size = BufferPool.classOf(bytes);
+      expect(size).toBeGreaterThanOrEqual(bytes);
+      expect(size / bytes).toBeLessThan(1.13);
+    }
+    const pool = new BufferPool(1 << 24);
+    const a = pool.take(100_000)!;
+    pool.give(a);
+    expect(pool.held).toBe(a.byteLength);
+    expect(pool.take(99_000)).toBe(a);
+    expect(pool.held).toBe(0);
+    expect(pool.take(100)).toBeNull();
+    // over the cap, a given-back buffer is left to the garbage collector
+    const big = pool.take(1 << 24)!;
+    pool.give(big);
+    pool.give(pool.take(1 << 24)!);
+    expect(pool.held).toBeLessThanOrEqual(1 << 24);
+  });
+
+  it('recycles a disposed kernel output but never an array a reader has seen', () => {
+    const backend = tf.backend() as NativeBackend;
+    const x = tf.ones([64, 1024]);
+    const y = tf.add(x, 1);
+    const yBuffer = backend.values(y as unknown as tf.TensorInfo).buffer;
+    y.dispose();
+    const z = tf.add(x, 2);
+    expect(backend.values(z as unknown as tf.TensorInfo).buffer).toBe(yBuffer);
+    const seen = z.dataSync();
+    z.dispose();
+    const w = tf.add(x, 3);
+    expect(backend.values(w as unknown as tf.TensorInfo).buffer).not.toBe(seen.buffer);
+    expect(seen[0]).toBe(3);
+    tf.dispose([x, w]);
   });
 });

@@ -83,7 +83,7 @@ function reduction(
     const axes = tf.util.parseAxisParam(args.attrs?.[axisAttr] as number | number[], x.shape);
     const s = axes.length === 0 ? null : split(x.shape, axes, Boolean(args.attrs?.keepDims));
     if (!s || s.mid === 0) return fallback(args);
-    const out = new Float32Array(s.outer * s.inner);
+    const out = args.backend.alloc(Float32Array, s.outer * s.inner);
     reduceInto(kind, args.backend.values(x), out, s);
     return args.backend.output(s.outShape, 'float32', out);
   };
@@ -103,7 +103,7 @@ function softmax(): tf.KernelConfig {
     const cols = logits.shape[rank - 1];
     const rows = cols === 0 ? 0 : size / cols;
     const x = backend.values(logits);
-    const out = new Float32Array(size);
+    const out = backend.alloc(Float32Array, size);
     if (size >= NATIVE_UNARY_MIN_ELEMENTS && backend.gemm.softmax) {
       backend.gemm.softmax(x, out, rows, cols);
     } else {
