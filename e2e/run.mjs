@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { _electron, chromium } from 'playwright-core';
+import { electronRuntime } from '../scripts/electron-runtime.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const artifacts = join(root, 'e2e', 'artifacts');
@@ -232,13 +233,6 @@ async function browserMode() {
     await new Promise((r) => server.child.once('exit', r));
     rmSync(work, { recursive: true, force: true });
   }
-}
-
-function electronRuntime() {
-  const pathFile = join(root, 'node_modules', 'electron', 'path.txt');
-  if (!existsSync(pathFile)) return null;
-  const binary = join(root, 'node_modules', 'electron', 'dist', readFileSync(pathFile, 'utf8').trim());
-  return existsSync(binary) ? binary : null;
 }
 
 async function electronMode() {

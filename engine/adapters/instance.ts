@@ -1,11 +1,12 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import { StudioError } from '../common/errors.ts';
 import type { AdaptableLayer, AdapterLayer } from '../models/layers.ts';
 import type { AdapterInstance, MethodName, TrainableParam } from './types.ts';
 
 /** A bad adapter state (checkpoint or PEFT file): the message names the key and the problem. */
-export class AdapterStateError extends Error {
+export class AdapterStateError extends StudioError {
   constructor(message: string) {
-    super(message);
+    super('conflict', message);
     this.name = 'AdapterStateError';
   }
 }

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { StudioError } from '../common/errors.ts';
 import { lora } from './lora/index.ts';
 import { loraxs } from './loraxs/index.ts';
 import { tinylora } from './tinylora/index.ts';
@@ -24,12 +25,12 @@ export function methodNames(): MethodName[] {
 }
 
 /** A method config that does not validate: the message lists every problem with its field path. */
-export class AdapterConfigError extends Error {
+export class AdapterConfigError extends StudioError {
   constructor(
     message: string,
     readonly issues: { path: string; message: string }[] = [],
   ) {
-    super(message);
+    super('invalid_input', message);
     this.name = 'AdapterConfigError';
   }
 }

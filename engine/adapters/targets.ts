@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { StudioError } from '../common/errors.ts';
 import type { AdaptableKind } from '../models/layers.ts';
+import { defaultTargetModules } from '../models/registry.ts';
 import type { ModelSpec, ModuleInfo } from '../models/types.ts';
 import type { TargetModule } from './types.ts';
 
@@ -78,23 +80,12 @@ function regexProblem(pattern: string): string | null {
   }
 }
 
-/** PEFT's default targets when `target_modules` is unset (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`). */
-const defaultTargets: Record<string, string[]> = {
-  llama: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  gpt2: ['c_attn'],
-  bert: ['query', 'value'],
-  roberta: ['query', 'value'],
-};
+// PEFT's default targets when `target_modules` is unset live with each architecture (engine/models)
+export { defaultTargetModules };
 
-export function defaultTargetModules(modelType: string): string[] | null {
-  return defaultTargets[modelType] ? [...defaultTargets[modelType]] : null;
-}
-
-export class TargetError extends Error {
+export class TargetError extends StudioError {
   constructor(message: string) {
-    super(message);
+    super('invalid_input', message);
     this.name = 'TargetError';
   }
 }

@@ -4,7 +4,8 @@ import { ensureGradients } from './gradients.ts';
 import { activateNative } from './native/index.ts';
 import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
 import { activateWasm } from './wasm.ts';
-import { initWebGpuBackend, probeWebGpu, type WebGpuProbe } from './webgpu.ts';
+import { initWebGpuBackend } from './webgpu.ts';
+import { probeWebGpuQuietly, type QuietProbe } from './webgpu-quiet.ts';
 
 export { ensureGradients } from './gradients.ts';
 export { getMatMulRoute, setMatMulRoute } from './matmul.ts';
@@ -128,16 +129,22 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     details: { probed: false },
   });
   const cuda = probes('cuda') ? await probeCuda() : notProbed('cuda');
-  const gpu: WebGpuProbe = probes('webgpu')
-    ? await probeWebGpu({ compat: survey || allowSoftwareGpu || wanted === 'webgpu' })
-    : { available: false, software: false, reason: '', attempts: [] };
+  const gpu: QuietProbe = probes('webgpu')
+    ? await probeWebGpuQuietly({ compat: survey || allowSoftwareGpu || wanted === 'webgpu' })
+    : { available: false, software: false, reason: '', attempts: [], dawnMessages: [] };
   const webgpu: CandidateReport = probes('webgpu')
     ? {
         name: 'webgpu',
         available: gpu.available,
         used: false,
         reason: gpu.reason,
-        details: { mode: gpu.mode, software: gpu.software, adapter: gpu.adapter, attempts: gpu.attempts },
+        details: {
+          mode: gpu.mode,
+          software: gpu.software,
+          adapter: gpu.adapter,
+          attempts: gpu.attempts,
+          dawnMessages: gpu.dawnMessages,
+        },
       }
     : notProbed('webgpu');
   const native: CandidateReport = probes('native')

@@ -1,23 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { mulberry32 } from '../random.ts';
 
 /**
  * Helpers for kernel-parity tests: deterministic data, results computed on the tfjs `cpu` backend, and an
  * independent float64 matmul for the broadcasting cases the cpu kernel gets wrong.
  */
 
-/** Deterministic uniform values in [-1, 1) (mulberry32). */
+/** Deterministic uniform values in [-1, 1). */
 export function randomValues(size: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
+  const random = mulberry32(seed);
+  return Float32Array.from({ length: size }, () => random() * 2 - 1);
 }
 
 /** Runs `fn` with `cpu` as the active backend and returns its plain-array results. */

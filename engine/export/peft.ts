@@ -9,7 +9,9 @@ import type {
   PeftTaskType,
   TargetModule,
 } from '../adapters/types.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import type { LoadedModel, ModelSpec } from '../models/types.ts';
+import { checkFinite } from '../runs/index.ts';
 import { openSafetensors, parseStrictJson, type TensorData, writeSafetensors } from '../safetensors/index.ts';
 import { ExportError } from './errors.ts';
 import { pythonJsonDumps } from './pyjson.ts';
@@ -119,7 +121,7 @@ export async function writePeftAdapter(dir: string, adapter: PeftAdapter): Promi
   const weights = join(dir, ADAPTER_WEIGHTS);
   const config = join(dir, ADAPTER_CONFIG);
   await writeSafetensors(weights, tensors, { format: 'pt' });
-  await fs.writeFile(config, adapterConfigText(adapter.adapterConfig));
+  await writeFileAtomic(config, adapterConfigText(adapter.adapterConfig));
   return [weights, config];
 }
 
@@ -210,7 +212,7 @@ export async function loadPeftAdapter(
     }
     for (const key of file.keys()) {
       const { shape } = file.info(key);
-      tensors[key] = tf.tensor(await file.readFloat32(key), shape, 'float32');
+      tensors[key] = tf.tensor(checkFinite(await file.readFloat32(key), key, weightsPath), shape, 'float32');
     }
   } catch (error) {
     for (const t of Object.values(tensors)) t.dispose();

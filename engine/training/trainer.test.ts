@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../backends/testing.ts';
+import { TrainingSettings } from '../common/project-schema.ts';
 import type { EncodedExample } from '../data/tokenize.ts';
-import { TrainingSettings } from '../project/schema.ts';
 import { tinyAdapter, tinyModel } from './testing.ts';
 import { Trainer, type TrainerSetup } from './trainer.ts';
 

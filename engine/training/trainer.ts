@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance, TrainableParam } from '../adapters/types.ts';
+import type { TrainingSettings } from '../common/project-schema.ts';
 import { DataCursor, type DataPosition, padBatch } from '../data/batches.ts';
 import type { EncodedExample } from '../data/tokenize.ts';
 import { trainingContext } from '../models/layers.ts';
 import type { LoadedModel, TaskKind } from '../models/types.ts';
-import type { TrainingSettings } from '../project/schema.ts';
 import { batchTensors, disposeBatch } from './batch.ts';
 import { evaluateExamples, type Generator } from './evaluate.ts';
 import { causalLmLossSum, classificationLossSum } from './loss.ts';

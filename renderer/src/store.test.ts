@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Input, MethodId, Output, RunDetail, RunInfo, StudioApi } from '../../engine/api/contract.ts';
-import { ApiError } from '../../engine/api/contract.ts';
+import type { Input, MethodId, Output, RunDetail, RunInfo, StudioApi } from '../../engine/common/contract.ts';
+import { ApiError } from '../../engine/common/contract.ts';
 import { applyTrainEvent, createStudioStore, MAX_LIVE_POINTS } from './store.ts';
 
 const run: RunInfo = {

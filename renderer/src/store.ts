@@ -20,7 +20,7 @@ import type {
   StudioApi,
   StudioEvent,
   TrainEvent,
-} from '../../engine/api/contract.ts';
+} from '../../engine/common/contract.ts';
 import { downsample } from './lib/downsample.ts';
 
 export const views = ['project', 'adapter', 'train', 'analysis', 'runs', 'export', 'try'] as const;

@@ -1,7 +1,7 @@
 import { buildHeatmaps, readAnalysis } from '../../analysis/store.ts';
 import type { HeatmapMetric, Histogram, ModuleMetrics, TimeSeriesRow } from '../../analysis/types.ts';
-import type { Analysis } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import type { Analysis } from '../../common/contract.ts';
+import type { Handlers } from './context.ts';
 
 const metricLabels: Partial<Record<HeatmapMetric, string>> = {
   deltaFrobenius: '‖ΔW‖_F',

@@ -1,9 +1,9 @@
 import { computeBudget, type Budget as EngineBudget } from '../../adapters/budget.ts';
 import { tyingGroups as tinyloraGroups } from '../../adapters/tinylora/config.ts';
+import type { Budget } from '../../common/contract.ts';
 import { readModelConfig, specFromConfig } from '../../models/index.ts';
 import type { ModelSpec, TaskKind } from '../../models/types.ts';
-import type { Budget } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import type { Handlers } from './context.ts';
 
 export async function modelSpec(modelDir: string, task?: TaskKind, numLabels?: number): Promise<ModelSpec> {
   return specFromConfig(await readModelConfig(modelDir), { task, numLabels });

@@ -1,4 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { dawnMessages, describeDawnMessages } from '../../backends/webgpu-quiet.ts';
 import { runCli as run } from '../testing.ts';
 
 describe('studio backends', () => {
@@ -21,5 +25,35 @@ describe('studio backends', () => {
     const { code, err } = await run(['backends', '--backend', 'tpu']);
     expect(code).toBe(1);
     expect(err).toMatch(/unknown backend "tpu"/);
+  });
+});
+
+describe('studio backends: Dawn stays quiet', () => {
+  it('prints none of Dawn’s native warnings, in a process of its own as users run it', async () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const result = spawnSync(process.execPath, [join(root, 'bin/studio.mjs'), 'backends'], {
+      encoding: 'utf8',
+      env: { ...process.env, STUDIO_DEBUG: '' },
+    });
+    expect(result.status).toBe(0);
+    expect(result.stderr).not.toMatch(/Warning:|BackendVk|Dawn|Vulkan/);
+    expect(result.stdout).toMatch(/^chosen: /);
+    expect(result.stdout.match(/webgpu notes:/g)?.length ?? 0).toBeLessThanOrEqual(1);
+  });
+
+  it('says a missing Vulkan loader once, in our words', () => {
+    const stderr = [
+      "Warning: Couldn't load Vulkan: libvulkan.so.1: cannot open shared object file: No such file or directory",
+      '    at operator() (/home/runner/work/node-webgpu/node-webgpu/third_party/dawn/src/dawn/native/vulkan/BackendVk.cpp:368)',
+      '',
+    ].join('\n');
+    const messages = dawnMessages(stderr);
+    expect(messages).toEqual([
+      "Couldn't load Vulkan: libvulkan.so.1: cannot open shared object file: No such file or directory",
+    ]);
+    expect(describeDawnMessages(messages)).toBe(
+      "no Vulkan driver on this machine (libvulkan did not load), so Dawn has no GPU route there (STUDIO_DEBUG=1 shows Dawn's own output)",
+    );
+    expect(describeDawnMessages([])).toBeNull();
   });
 });

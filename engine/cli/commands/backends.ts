@@ -1,4 +1,5 @@
 import { type BackendReport, selectBackend } from '../../backends/index.ts';
+import { describeDawnMessages } from '../../backends/webgpu-quiet.ts';
 import { CliError, type Command, jsonOption, stringArg } from '../command.ts';
 
 function formatReport(report: BackendReport): string {
@@ -45,6 +46,8 @@ function formatReport(report: BackendReport): string {
   const gpu = report.candidates.find((c) => c.name === 'webgpu');
   const attempts = gpu?.details.attempts as string[] | undefined;
   if (attempts?.length) out.push('', `webgpu adapters tried: ${attempts.join('; ')}`);
+  const dawn = describeDawnMessages((gpu?.details.dawnMessages as string[] | undefined) ?? []);
+  if (dawn) out.push(`webgpu notes: ${dawn}`);
   return out.join('\n');
 }
 

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { DataPreview } from '../../../engine/api/contract.ts';
+import type { DataPreview } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, Stat } from '../components/common.tsx';
 import { ModuleTree } from '../components/ModuleTree.tsx';
 import { useApi, useStudio } from '../context.ts';

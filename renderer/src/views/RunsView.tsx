@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'react';
-import type { RunComparison } from '../../../engine/api/contract.ts';
+import type { RunComparison } from '../../../engine/common/contract.ts';
 import { BarsChart, CurveChart } from '../components/charts.tsx';
 import { Card, Empty, ErrorNote, StatusBadge } from '../components/common.tsx';
 import { useStudio } from '../context.ts';

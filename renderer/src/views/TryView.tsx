@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { Output } from '../../../engine/api/contract.ts';
+import type { Output } from '../../../engine/common/contract.ts';
 import { Card, Empty, RunPicker } from '../components/common.tsx';
 import { useApi, useStudio } from '../context.ts';
 
