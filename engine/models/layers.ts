@@ -10,6 +10,11 @@ export interface ForwardContext {
   training: boolean;
   /** A fresh integer seed for one dropout mask; the sequence is deterministic for a given step. */
   nextSeed(): number;
+  /**
+   * Activation checkpointing: when set (training), each transformer block keeps only its input for the
+   * backward pass and runs again there. `params(i)` are the trainable variables block i reads.
+   */
+  checkpoint?: { params(layerIndex: number): tf.Variable[] };
 }
 
 export function inferenceContext(): ForwardContext {
@@ -138,6 +143,11 @@ export class AdaptableLayer {
       }
       return y;
     });
+  }
+
+  /** Whether any adapter takes part in this module's forward pass. */
+  hasLiveAdapters(): boolean {
+    return this.liveAdapters().length > 0;
   }
 
   private liveAdapters(): string[] {

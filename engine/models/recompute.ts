@@ -43,7 +43,8 @@ function seedRecorder(ctx: ForwardContext): { record: ForwardContext; replay: ()
   const seeds: number[] = [];
   return {
     record: {
-      training: ctx.training,
+      ...ctx,
+      checkpoint: undefined,
       nextSeed: () => {
         const s = ctx.nextSeed();
         seeds.push(s);
@@ -53,7 +54,8 @@ function seedRecorder(ctx: ForwardContext): { record: ForwardContext; replay: ()
     replay: () => {
       let i = 0;
       return {
-        training: ctx.training,
+        ...ctx,
+        checkpoint: undefined,
         nextSeed: () => {
           if (i >= seeds.length)
             throw new Error('checkpoint: the recomputation drew more dropout masks than the forward');
