@@ -76,8 +76,9 @@ export class TensorTableInstance implements AdapterInstance {
     for (const t of this.tensors) {
       const value = state[t.key];
       if (!sameShape(value.shape, t.variable.shape)) {
+        const module = [...this.layers.keys()].find((m) => t.key.startsWith(`${m}.`));
         throw new AdapterStateError(
-          `${this.method} adapter "${this.name}": "${t.key}" has shape [${value.shape.join(', ')}], expected [${t.variable.shape.join(', ')}]`,
+          `${this.method} adapter "${this.name}": "${t.key}"${module ? ` (module ${module})` : ''} has shape [${value.shape.join(', ')}], expected [${t.variable.shape.join(', ')}]`,
         );
       }
       if (value.dtype !== 'float32') {

@@ -37,7 +37,7 @@ export {
   type RecordTrigger,
   runRecorder,
 } from './recorder.ts';
-export { scalingFactors, tinyLoraGroup, vectorStats } from './scaling.ts';
+export { scalingFactors, vectorStats } from './scaling.ts';
 export { type AnalyzeOptions, analyzeAdapter, budgetOf } from './snapshot.ts';
 export {
   DENSE_SPECTRUM_LIMIT,

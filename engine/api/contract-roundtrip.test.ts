@@ -124,6 +124,9 @@ describe('API contract round trip through the service', () => {
     expect((await call('export.estimate', { runDir: runA })).peft).toBeGreaterThan(0);
     const exported = await call('export.run', { runDir: runA, format: 'peft', out: join(work, 'peft') });
     expect(exported.verification.ok).toBe(true);
+    // the exported PEFT adapter comes back in as a run of its own
+    const imported = await call('runs.import', { projectDir: dir, source: join(work, 'peft') });
+    expect(imported.run.origin?.kind).toBe('imported-adapter');
     const tried = await call('tryit.generate', {
       runDir: runA,
       prompt: 'sky is',

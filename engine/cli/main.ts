@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   serve: () => import('./commands/serve.ts'),
   try: () => import('./commands/try.ts'),
   runs: () => import('./commands/runs.ts'),
+  import: () => import('./commands/import.ts'),
 };
 
 const summaries: Record<string, string> = {
@@ -32,6 +33,7 @@ const summaries: Record<string, string> = {
   serve: 'serve the studio UI and API over HTTP/WebSocket on 127.0.0.1',
   try: "try a run's adapter on one prompt or text, next to the base model",
   runs: "list a project's runs or delete a finished run",
+  import: 'bring a PEFT adapter folder into a project as a run (analyse, try, evaluate, export, train on)',
 };
 
 function topHelp(): string {

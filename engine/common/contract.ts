@@ -1,11 +1,13 @@
 /**
  * The one typed API between the studio UI and the engine. Electron IPC (preload ↔ main ↔ host) and browser mode
  * (HTTP + WebSocket) carry exactly these messages; every payload is parsed with these schemas on both sides.
- * This file imports zod only, so the renderer bundles it.
+ * This file imports zod and the import-free method names only, so the renderer bundles it.
  */
 import { z } from 'zod';
+import { METHOD_NAMES } from './method-names.ts';
+import { RunOrigin } from './project-schema.ts';
 
-export const methodNames = ['lora', 'tlora', 'tinylora', 'vera', 'loraxs'] as const;
+export const methodNames = METHOD_NAMES;
 export const MethodNameSchema = z.enum(methodNames);
 export const exportFormats = ['peft', 'lora', 'merged', 'native'] as const;
 export const ExportFormatSchema = z.enum(exportFormats);
@@ -73,6 +75,8 @@ export const RunInfoSchema = z.object({
   error: z.string().nullable(),
   /** The frozen run config (project settings as the run saw them). */
   config: Settings,
+  /** Set for runs not trained here (an imported PEFT adapter or run), as run.json records it. */
+  origin: RunOrigin.optional(),
 });
 export type RunInfo = z.infer<typeof RunInfoSchema>;
 
@@ -392,6 +396,11 @@ export const contract = {
     'runs of a project, newest first',
   ),
   'runs.delete': method(RunRef, z.object({ deleted: z.string() }), 'delete a finished run folder'),
+  'runs.import': method(
+    z.object({ projectDir: Path, source: Path }),
+    z.object({ run: RunInfoSchema, warnings: z.array(z.string()) }),
+    'bring a PEFT adapter folder into the project as a run marked imported',
+  ),
   'runs.status': method(
     z.object({ runDir: Path, maxPoints: z.number().int().min(10).max(5000).default(600) }),
     RunDetailSchema,

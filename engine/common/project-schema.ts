@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { METHOD_NAMES } from './method-names.ts';
 
 export const PROJECT_SCHEMA_VERSION = 1;
 export const PROJECT_FILE = 'project.json';
@@ -156,9 +157,17 @@ export type DataSettings = z.infer<typeof DataSettings>;
 export const TaskKindSchema = z.enum(['causal-lm', 'seq-cls']);
 export type TaskKind = z.infer<typeof TaskKindSchema>;
 
+/** Where a run not trained here came from (run.json `origin`): an imported PEFT adapter or an imported run. */
+export const RunOrigin = z.object({
+  kind: z.enum(['imported-adapter', 'imported-run']),
+  source: z.string(),
+  where: z.string().optional(),
+  importedAt: z.string(),
+});
+
 export const MethodSettings = z
   .object({
-    name: z.enum(['lora', 'tlora', 'tinylora', 'vera', 'loraxs']),
+    name: z.enum(METHOD_NAMES),
     config: z.record(z.string(), z.unknown()).default({}),
   })
   .strict();

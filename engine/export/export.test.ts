@@ -232,7 +232,7 @@ describe('merged model export', () => {
 });
 
 describe('merged model edge cases', () => {
-  it('a classification head missing from a causal checkpoint is written from memory; PEFT refuses it', async () => {
+  it('a classification head missing from a causal checkpoint is written from memory; PEFT refuses to adapt it', async () => {
     const model = await loadModel(join(FIXTURES, 'gpt2'), { task: 'seq-cls', numLabels: 3, seed: 5 });
     expect(model.newlyInitialized).toEqual(['score']);
     const instance = attachAdapter(model, 'lora', { r: 2, targetModules: ['c_attn', 'score'] }, { seed: 3 });
@@ -250,7 +250,7 @@ describe('merged model edge cases', () => {
     await ckpt.close();
     await expect(
       exportAdapter(model, instance, { format: 'peft', out: join(tmp, 'gpt2-cls-peft') }),
-    ).rejects.toThrow(/score was initialised at random .* export --format merged instead/);
+    ).rejects.toThrow(/adapts score, which PEFT saves whole as modules_to_save .* export --format merged/);
     model.dispose();
   });
 

@@ -11,7 +11,7 @@ import { buildLoraConversion } from './lora.ts';
 import { EXPORT_MARKER } from './marker.ts';
 import { writeMergedModel } from './merged.ts';
 import { writeNativeCheckpoint } from './native.ts';
-import { buildPeftAdapter, loadPeftAdapter, writePeftAdapter } from './peft.ts';
+import { buildPeftAdapter, exportedModulesToSave, loadPeftAdapter, writePeftAdapter } from './peft.ts';
 import {
   disposeBatch,
   maxAbs,
@@ -156,9 +156,12 @@ export async function exportAdapter(
   await checkOutDir(out, [model.dir], options.force);
   const baseName = options.baseModelNameOrPath ?? model.dir;
   const task = { task: model.spec.task, numLabels: model.spec.numLabels };
-  if (format !== 'merged' && (model.newlyInitialized?.length ?? 0) > 0) {
+  // Adapter files carry a module the checkpoint lacks only as modules_to_save (a seq-cls head always is).
+  const carried = format === 'merged' ? [] : exportedModulesToSave(model, instance).modules;
+  const lost = format === 'merged' ? [] : (model.newlyInitialized ?? []).filter((n) => !carried.includes(n));
+  if (lost.length > 0) {
     throw new ExportError(
-      `the model's ${model.newlyInitialized!.join(', ')} ${model.newlyInitialized!.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; export --format merged instead`,
+      `the model's ${lost.join(', ')} ${lost.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; add it to modulesToSave or export --format merged instead`,
     );
   }
   const batch = probeBatch(model.spec.vocabSize);

@@ -88,7 +88,8 @@ export async function writeMergedModel(
   options: MergedOptions = {},
 ): Promise<{ files: string[]; dtypes: Dtype[] }> {
   const byKey = new Map<string, AdaptableLayer>();
-  for (const name of instance.layers.keys()) {
+  // Saved modules (modules_to_save) merge as their trained copy.
+  for (const name of [...instance.layers.keys(), ...(instance.savedModules?.keys() ?? [])]) {
     const layer = model.layers.get(name);
     if (!layer)
       throw new ExportError(`adapter "${instance.name}" targets ${name}, which the model does not have`);

@@ -11,6 +11,7 @@ import {
   PROJECT_SCHEMA_VERSION,
   ProjectSettings,
   type ProjectSettingsInput,
+  RunOrigin,
   TrainingSettings,
 } from '../common/project-schema.ts';
 import { type DataSources, readData } from '../data/prepare.ts';
@@ -213,7 +214,8 @@ export const RunRecord = z.object({
   status: z.preprocess((v) => (typeof v === 'string' ? (LEGACY_STATUS[v] ?? v) : v), RunStatus),
   /** Why the run ended, when it did. */
   reason: z.string().optional(),
-  totalSteps: z.number().int().positive(),
+  /** Steps this run trains to (0 for an imported adapter not trained here yet). */
+  totalSteps: z.number().int().nonnegative(),
   step: z.number().int().nonnegative(),
   backend: z.string(),
   labels: z.array(z.string()).optional(),
@@ -225,6 +227,8 @@ export const RunRecord = z.object({
   lastCheckpoint: z.string().nullable(),
   finalMetrics: z.record(z.string(), z.number()).optional(),
   error: z.string().optional(),
+  /** Set for runs not trained here: an imported PEFT adapter or an imported run. */
+  origin: RunOrigin.optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 

@@ -84,13 +84,13 @@ async function loadForRun(projectDir: string, settings: ProjectSettings): Promis
         `${data.stats.truncated} of ${data.stats.trainExamples} training examples were truncated to ${training.maxSeqLen} tokens`,
       );
     }
-    if (model.newlyInitialized?.length) {
-      warnings.push(`randomly initialised (frozen) head modules: ${model.newlyInitialized.join(', ')}`);
-    }
     const instance = attachAdapter(model, settings.method.name, settings.method.config, {
       adapterName: 'default',
       seed: training.seed,
     });
+    // A head in modulesToSave trains (as a copy); any other new head stays at its random start.
+    const frozen = (model.newlyInitialized ?? []).filter((name) => !instance.savedModules?.has(name));
+    if (frozen.length > 0) warnings.push(`randomly initialised (frozen) head modules: ${frozen.join(', ')}`);
     return { model, tokenizer, instance, data, settings: { ...settings, training }, warnings };
   } catch (error) {
     model.dispose();

@@ -23,6 +23,18 @@ export interface TrainerState {
   tokensSeen: number;
 }
 
+/** The state of a trainer that has not taken a step. */
+export function initialTrainerState(): TrainerState {
+  return {
+    step: 0,
+    position: { epoch: 0, offset: 0 },
+    nonFiniteInARow: 0,
+    best: null,
+    evalsWithoutImprovement: 0,
+    tokensSeen: 0,
+  };
+}
+
 export interface StepResult {
   step: number;
   epoch: number;
@@ -123,14 +135,7 @@ export class Trainer {
     });
     this.cursor = new DataCursor(setup.train.length, s.batchSize, s.seed, s.shuffle);
     this.totalSteps = totalStepsFor(s, setup.train.length);
-    this.state = {
-      step: 0,
-      position: { epoch: 0, offset: 0 },
-      nonFiniteInARow: 0,
-      best: null,
-      evalsWithoutImprovement: 0,
-      tokensSeen: 0,
-    };
+    this.state = initialTrainerState();
   }
 
   get warmupSteps(): number {

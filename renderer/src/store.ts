@@ -95,6 +95,8 @@ export interface StudioActions {
   cancelRun(runDir: string): Promise<void>;
   deleteRun(runDir: string): Promise<void>;
   refreshRuns(): Promise<void>;
+  /** Imports a PEFT adapter folder as a run of the open project; the warnings, or null when refused. */
+  importAdapter(source: string): Promise<string[] | null>;
   selectRun(runDir: string | null): Promise<void>;
   loadAnalysis(runDir: string): Promise<void>;
   compareRuns(runA: string, runB: string): Promise<void>;
@@ -434,6 +436,14 @@ export function createStudioStore(
         if (!project) return;
         const runs = await guarded('runs', 'runs.list', { projectDir: project.dir });
         if (runs) set({ runs });
+      },
+      async importAdapter(source) {
+        const project = get().project;
+        if (!project) return null;
+        const result = await guarded('import', 'runs.import', { projectDir: project.dir, source });
+        if (!result) return null;
+        set((s) => ({ runs: [result.run, ...s.runs.filter((r) => r.dir !== result.run.dir)] }));
+        return result.warnings;
       },
       async selectRun(runDir) {
         set({ selectedRun: runDir });

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runRecorder } from '../../analysis/index.ts';
 import { ApiError, type Metrics, type Progress, type RunInfo } from '../../common/contract.ts';
+import { importPeftAdapter } from '../../export/import.ts';
 import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
 import { lockHolder, readRunEvents, recoverRun } from '../../runs/index.ts';
 import { type RunHandle, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
@@ -77,6 +78,7 @@ export async function runInfo(ctx: ServiceContext, runDir: string): Promise<RunI
     backend: record.backend,
     error: record.error ?? null,
     config: record.config as unknown as Record<string, unknown>,
+    ...(record.origin ? { origin: record.origin } : {}),
   };
 }
 
@@ -151,7 +153,14 @@ function live(ctx: ServiceContext, runDir: string): LiveRun {
 
 export const runHandlers: Pick<
   Handlers,
-  'runs.start' | 'runs.pause' | 'runs.resume' | 'runs.cancel' | 'runs.list' | 'runs.delete' | 'runs.status'
+  | 'runs.start'
+  | 'runs.pause'
+  | 'runs.resume'
+  | 'runs.cancel'
+  | 'runs.list'
+  | 'runs.delete'
+  | 'runs.status'
+  | 'runs.import'
 > = {
   async 'runs.start'({ projectDir, overrides }, ctx) {
     const o = overrides as { training?: Record<string, unknown>; backend?: string };
@@ -189,6 +198,10 @@ export const runHandlers: Pick<
     await readRunRecord(dir);
     await fs.rm(dir, { recursive: true, force: true });
     return { deleted: dir };
+  },
+  async 'runs.import'({ projectDir, source }, ctx) {
+    const result = await importPeftAdapter(source, projectDir);
+    return { run: await runInfo(ctx, result.runDir), warnings: result.warnings };
   },
   async 'runs.status'({ runDir, maxPoints }, ctx) {
     const dir = resolve(runDir);
