@@ -12,6 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ensureGradients } from '../engine/backends/gradients.ts';
 import { writeJsonAtomic } from '../engine/io/atomic.ts';
 import { BENCH_USAGE, BenchArgsError, type BenchOptions, parseBenchArgs } from './args.ts';
+import { unknownShapes } from './shapes.ts';
 import type { BenchRow, BenchSection } from './types.ts';
 
 const sectionsDir = join(dirname(fileURLToPath(import.meta.url)), 'sections');
@@ -70,6 +71,11 @@ async function main() {
   const unknown = only?.filter((n) => !available.includes(n)) ?? [];
   if (unknown.length) {
     console.error(`bench: unknown section(s) ${unknown.join(', ')}; sections: ${available.join(', ')}`);
+    process.exit(2);
+  }
+  const badShapes = unknownShapes(options.shapes);
+  if (badShapes) {
+    console.error(`bench: ${badShapes}`);
     process.exit(2);
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
