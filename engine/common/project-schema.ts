@@ -187,11 +187,11 @@ export const ProjectSettings = z
     backend: z
       .string()
       .regex(
-        /^(auto|cuda|webgpu|wasm|cpu|wasm:[a-z-]+)$/,
-        'backend must be auto, cuda, webgpu, wasm, cpu or wasm:<matmul route>',
+        /^(auto|cuda|webgpu|native|wasm|cpu|(native|wasm):[a-z-]+)$/,
+        'backend must be auto, cuda, webgpu, native, wasm, cpu, native:<matmul route> or wasm:<matmul route>',
       )
       .default('auto')
-      .describe('compute backend (auto, cuda, webgpu, wasm, cpu)'),
+      .describe('compute backend (auto, cuda, webgpu, native, wasm, cpu)'),
   })
   .strict();
 export type ProjectSettings = z.infer<typeof ProjectSettings>;

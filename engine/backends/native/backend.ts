@@ -1,5 +1,7 @@
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
+import { outOfMemoryAdvice, StudioError } from '../../common/errors.ts';
+import { formatBytes } from '../../io/bytes.ts';
 import type { NativeGemm } from '../types.ts';
 
 /** The name the native CPU backend registers under with tfjs. */
@@ -106,7 +108,22 @@ export class BufferPool {
       this.held -= size;
       return buffer;
     }
-    return new ArrayBuffer(size);
+    try {
+      return new ArrayBuffer(size);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      // what the pool holds may be what is missing: let it go and ask once more
+      this.clear();
+      try {
+        return new ArrayBuffer(size);
+      } catch {
+        throw new StudioError(
+          'out_of_memory',
+          `out of memory: a tensor of ${formatBytes(size)} could not be allocated: ${outOfMemoryAdvice}`,
+          { cause: error },
+        );
+      }
+    }
   }
 
   give(buffer: ArrayBuffer): void {

@@ -249,6 +249,19 @@ describe('native backend buffer pool', () => {
     expect(pool.held).toBeLessThanOrEqual(1 << 24);
   });
 
+  it('says it is memory, and how much, when an allocation fails', () => {
+    const pool = new BufferPool();
+    pool.give(pool.take(1 << 20)!);
+    // 2^50 bytes: more than any machine has, so V8 refuses it
+    expect(() => pool.take(2 ** 50)).toThrow(
+      expect.objectContaining({
+        code: 'out_of_memory',
+        message: expect.stringMatching(/1048576\.00 GiB.*batch size/),
+      }),
+    );
+    expect(pool.held).toBe(0);
+  });
+
   it('recycles a disposed kernel output but never an array a reader has seen', () => {
     const backend = tf.backend() as NativeBackend;
     const x = tf.ones([64, 1024]);
