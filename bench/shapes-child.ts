@@ -23,6 +23,7 @@ const report = await selectBackend({ prefer: backendArg });
 const { attachAdapter } = await import('../engine/adapters/index.ts');
 const { loadModel } = await import('../engine/models/index.ts');
 const { Trainer } = await import('../engine/training/trainer.ts');
+const { computeBudget } = await import('../engine/adapters/budget.ts');
 
 const t0 = performance.now();
 const model = await loadModel(dir, { task: 'causal-lm' });
@@ -63,6 +64,18 @@ const trainer = new Trainer({
   padTokenId: 0,
   checkpointing: settings.gradientCheckpointing === 'on',
 });
+// the studio's own estimate for these settings, to set beside the measured peak
+const estimate = computeBudget(
+  model.spec,
+  'lora',
+  { ...LORA },
+  {
+    batchSize: batch,
+    seqLen: seq,
+    checkpointing: checkpointingArg === 'on',
+    weightsHeldAs: report.chosen === 'native' ? 'checkpoint' : 'float32',
+  },
+).memory;
 const stepMs: number[] = [];
 const losses: number[] = [];
 for (let step = 0; step <= steps; step++) {
@@ -86,6 +99,7 @@ console.log(
     loadMs,
     rssAfterLoadBytes,
     peakRssBytes: peakRssBytes(),
+    estimatedPeakBytes: estimate.total,
     frozen: frozenDtypes(model),
     parameters: model.spec.numParameters,
     trainable: instance.trainable().reduce((n, p) => n + p.variable.size, 0),

@@ -195,7 +195,10 @@ async function measureShape(
       details: { ...r, losses, tokensPerSecond, weightBytes: weights[m.dtype] },
     });
     if (m.side === 'studio') {
-      const line = memoryLine(peak, weights[m.dtype]);
+      const estimated = num(r.estimatedPeakBytes);
+      const line = `${memoryLine(peak, weights[m.dtype])}; the studio's estimate ${gb(estimated)} (${(
+        estimated / peak
+      ).toFixed(2)}× the measured peak, issue #10: within 15 %)`;
       ctx.log(`shapes: ${run.name} ${label(m)}: ${line}`);
       memory.push({
         name: `${run.name} ${run.batch}×${run.seq}: memory`,

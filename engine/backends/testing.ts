@@ -10,14 +10,15 @@ import { initWebGpuBackend } from './webgpu.ts';
 let ready: Promise<string> | null = null;
 
 /**
- * Selects a backend for unit tests once per process and returns its name: by default the fastest correct one,
- * wasm with a native GEMM (or the JS matmul route without one). `STUDIO_TEST_BACKEND` forces a backend or a wasm
- * matmul route, with the values `studio backends --backend` takes (`cpu`, `wasm`, `wasm:js-relayout`, `webgpu`).
+ * Selects a backend for unit tests once per process and returns its name: by default the CPU default users get,
+ * `native` (typed arrays outside any wasm heap, products on the native GEMM). `STUDIO_TEST_BACKEND` forces a
+ * backend or a matmul route, with the values `studio backends --backend` takes (`cpu`, `wasm`, `wasm:js-relayout`,
+ * `native:koffi-blas`, `webgpu`).
  */
 export function useTestBackend(): Promise<string> {
   ready ??= (async () => {
     await ensureGradients();
-    const preference = parsePreference(process.env.STUDIO_TEST_BACKEND ?? 'wasm');
+    const preference = parsePreference(process.env.STUDIO_TEST_BACKEND ?? 'native');
     switch (preference.backend) {
       case 'cpu':
         if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
