@@ -35,7 +35,8 @@ async function loadSection(name: string): Promise<BenchSection> {
 }
 
 function valueCell(r: BenchRow): string {
-  if (r.skipped) return `skipped: ${r.skipped}`;
+  const skipped = r.skipped ?? (r.details?.skipped !== undefined ? String(r.details.skipped) : undefined);
+  if (skipped) return `skipped: ${skipped}`;
   if (Number.isNaN(r.value)) return `failed: ${String(r.details?.error ?? 'no value')}`;
   return `${r.value} ${r.unit}`;
 }

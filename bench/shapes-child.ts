@@ -80,7 +80,7 @@ const stepMs: number[] = [];
 const losses: number[] = [];
 for (let step = 0; step <= steps; step++) {
   const s0 = performance.now();
-  const result = trainer.step();
+  const result = await trainer.step();
   const ms = performance.now() - s0;
   stepMs.push(ms);
   losses.push(result.loss);

@@ -130,7 +130,10 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
   });
   const cuda = probes('cuda') ? await probeCuda() : notProbed('cuda');
   const gpu: QuietProbe = probes('webgpu')
-    ? await probeWebGpuQuietly({ compat: survey || allowSoftwareGpu || wanted === 'webgpu' })
+    ? await probeWebGpuQuietly({
+        compat: survey || allowSoftwareGpu || wanted === 'webgpu',
+        capabilities: survey,
+      })
     : { available: false, software: false, reason: '', attempts: [], dawnMessages: [] };
   const webgpu: CandidateReport = probes('webgpu')
     ? {
@@ -180,7 +183,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     wanted === 'webgpu' || (wanted === 'auto' && gpu.available && (!gpu.software || allowSoftwareGpu));
   if (!chosen && gpuWanted) {
     if (!gpu.available) throw new Error(`backend webgpu was requested but is unavailable: ${gpu.reason}`);
-    await initWebGpuBackend();
+    webgpu.details.capabilities = await initWebGpuBackend();
     chosen = webgpu;
   }
   if (!chosen && native.available && (wanted === 'auto' || wanted === 'native')) {
@@ -222,6 +225,8 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
       wasm.reason = `tfjs-backend-wasm failed: ${(error as Error).message.split('\n')[0]}`;
     }
   }
+  // the device's features, limits and kernel paths, for the report
+  if (survey && gpu.available && !webgpu.details.capabilities) webgpu.details.capabilities = gpu.capabilities;
   if (!chosen) {
     await import('@tensorflow/tfjs-backend-cpu');
     if (!(await tf.setBackend('cpu'))) throw new Error('even the cpu backend failed to initialise');

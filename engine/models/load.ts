@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { FrozenWeight } from '../backends/frozen.ts';
 import { NATIVE_BACKEND } from '../backends/native/backend.ts';
+import { placeFrozenWeight } from '../backends/placement.ts';
 import { uninitializedWasmTensor } from '../backends/wasm.ts';
 import { type CheckpointReader, openCheckpoint, SafetensorsError } from '../safetensors/index.ts';
 import { type ArchConfig, ModelError, readModelConfig } from './config.ts';
@@ -190,11 +191,18 @@ export async function checkWeights(dir: string, opts: LoadOptions = {}): Promise
   }
 }
 
-/** On wasm the weight streams straight into the tensor's heap storage: never two copies of a big embedding. */
+/**
+ * On wasm the weight streams straight into the tensor's heap storage: never two copies of a big embedding. On
+ * webgpu a matrix gets its GPU copy in the checkpoint's precision.
+ */
 async function readWeight(reader: CheckpointReader, key: string, shape: number[]): Promise<tf.Tensor> {
   if (tf.getBackend() === NATIVE_BACKEND) return tf.tensor(await reader.readFloat32(key), shape, 'float32');
   const target = uninitializedWasmTensor(shape);
-  if (!target) return tf.tensor(await reader.readFloat32(key), shape, 'float32');
+  if (!target) {
+    const t = tf.tensor(await reader.readFloat32(key), shape, 'float32');
+    placeFrozenWeight(t, reader.info(key).dtype);
+    return t;
+  }
   try {
     await reader.readFloat32Into(key, target.view);
     return target.tensor;

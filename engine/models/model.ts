@@ -22,7 +22,12 @@ function withBlockTensors(s: BlockInputs, tensors: tf.Tensor[]): BlockInputs {
   const positions = next() as tf.Tensor2D;
   const rope: BlockInputs['rope'] = {};
   for (const key of Object.keys(s.rope).sort()) {
-    rope[key] = { cos: next() as tf.Tensor4D, sin: next() as tf.Tensor4D, rotate: next() as tf.Tensor2D };
+    rope[key] = {
+      ...s.rope[key],
+      cos: next() as tf.Tensor4D,
+      sin: next() as tf.Tensor4D,
+      rotate: next() as tf.Tensor2D,
+    };
   }
   const bias: BlockInputs['bias'] = {};
   for (const key of Object.keys(s.bias).sort()) bias[key] = next() as tf.Tensor4D;

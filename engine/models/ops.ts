@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedOps } from '../backends/fused.ts';
 
 /** Added to attention scores of masked keys; finite so fully masked (padding) rows stay NaN-free. */
 export const MASKED_SCORE = -1e9;
@@ -47,6 +48,8 @@ export function addShapes<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
  * composed ops kept five [N, d] intermediates).
  */
 export function layerNorm(x: tf.Tensor2D, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const fused = fusedOps();
+  if (fused) return fused.layerNorm(x, weight, bias, eps);
   const op = customOp(([input, w, b], save) => {
     const mean = tf.mean(input, -1, true);
     const centered = tf.sub(input, mean);
@@ -71,6 +74,8 @@ export function layerNorm(x: tf.Tensor2D, weight: tf.Tensor1D, bias: tf.Tensor1D
 
 /** RMSNorm (Llama): x / sqrt(mean(x²) + eps) · weight. The gradient saves x, 1/rms [N, 1] and the weight. */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const fused = fusedOps();
+  if (fused) return fused.rmsNorm(x, weight, eps);
   const op = customOp(([input, w], save) => {
     const r = tf.rsqrt(tf.add(tf.mean(tf.square(input), -1, true), eps));
     // w is saved too: a weight computed in the forward pass (Gemma's 1 + w) is gone by the backward pass
@@ -95,12 +100,12 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
  * An elementwise activation whose gradient saves only its input (autodiff of the composed ops kept up to
  * eight intermediates of the MLP width per layer).
  */
-function elementwise(f: (x: tf.Tensor) => tf.Tensor, df: (x: tf.Tensor) => tf.Tensor) {
+function elementwise(name: string, f: (x: tf.Tensor) => tf.Tensor, df: (x: tf.Tensor) => tf.Tensor) {
   const op = customOp(([x], save) => {
     save([x]);
     return { value: f(x), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, df(saved[0])) };
   });
-  return (x: tf.Tensor): tf.Tensor => tf.tidy(() => op(x) as tf.Tensor);
+  return (x: tf.Tensor): tf.Tensor => fusedOps()?.activation(name, x) ?? tf.tidy(() => op(x) as tf.Tensor);
 }
 
 const GELU_CUBIC = 0.044715;
@@ -118,6 +123,7 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
     case 'gelu_fast':
       // d/dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
       return elementwise(
+        name,
         (x) => tf.mul(tf.mul(x, 0.5), tf.add(geluTanhInner(x), 1)),
         (x) => {
           const t = geluTanhInner(x);
@@ -131,6 +137,7 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
     case 'gelu':
       // d/dx = Φ(x) + x·φ(x)
       return elementwise(
+        name,
         (x) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)),
         (x) =>
           tf.add(
@@ -142,6 +149,7 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
     case 'swish':
       // d/dx = σ(x)(1 + x(1 − σ(x)))
       return elementwise(
+        name,
         (x) => tf.mul(x, tf.sigmoid(x)),
         (x) => {
           const s = tf.sigmoid(x);
@@ -157,6 +165,11 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
         `activation "${name}" is not supported (supported: gelu, gelu_new, gelu_pytorch_tanh, silu, relu, tanh)`,
       );
   }
+}
+
+/** act(gate)·up of gated MLPs (Llama's SwiGLU), one fused kernel where the backend has it. */
+export function gatedActivation(name: string, gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  return fusedOps()?.gated(name, gate, up) ?? tf.tidy(() => tf.mul(activation(name)(gate), up));
 }
 
 /**
@@ -246,6 +259,10 @@ export function attend(
   bias: tf.Tensor4D,
   opts: AttentionOptions = {},
 ): tf.Tensor4D {
+  const fused = opts.softcap
+    ? null
+    : fusedOps()?.attention(q, k, v, bias, opts.scale ?? 1 / Math.sqrt(q.shape[3]));
+  if (fused) return fused;
   const [batch, heads, queryLength, dim] = q.shape;
   const kvHeads = k.shape[1];
   if (heads !== kvHeads) {
@@ -290,6 +307,8 @@ export function attend(
  * copies, the largest tensors of a language-model step.
  */
 export function weightedTokenNll(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
+  const fused = fusedOps();
+  if (fused) return fused.tokenNll(logits, targets, weights);
   const [n, c] = logits.shape;
   const op = customOp(([x], save) => {
     const lse = tf.logSumExp(x, 1);

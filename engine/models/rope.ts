@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedOps } from '../backends/fused.ts';
 import { CONFIG_FILE, ModelError } from './config.ts';
 
 export const ropeTypes = ['default', 'linear', 'dynamic', 'yarn', 'llama3', 'longrope'] as const;
@@ -423,6 +424,8 @@ export interface RopeTables {
   cos: tf.Tensor4D;
   sin: tf.Tensor4D;
   rotate: tf.Tensor2D;
+  /** Whether every dimension rotates (no partial rotary): the fused kernel covers only that case. */
+  full: boolean;
 }
 
 export function ropeTables(positions: tf.Tensor2D, rope: Rope, seqLength: number): RopeTables {
@@ -450,6 +453,7 @@ export function ropeTables(positions: tf.Tensor2D, rope: Rope, seqLength: number
       cos: tf.reshape(cos, shape) as tf.Tensor4D,
       sin: tf.reshape(sin, shape) as tf.Tensor4D,
       rotate: rotateHalfMatrix(rope.headDim, rope.dim),
+      full: rope.dim === rope.headDim,
     };
   });
 }
@@ -471,6 +475,8 @@ function rotateHalfMatrix(headDim: number, dim: number): tf.Tensor2D {
  * their gradients) were the slowest kernels of a small Llama's step.
  */
 export function applyRope(x: tf.Tensor4D, tables: RopeTables): tf.Tensor4D {
+  const fused = tables.full ? fusedOps() : null;
+  if (fused) return fused.rope(x, tables.cos, tables.sin);
   return tf.tidy(() => {
     const dim = x.shape[3];
     const rows = tf.reshape(x, [-1, dim]) as tf.Tensor2D;

@@ -14,7 +14,7 @@ export {
   type AdamWOptions,
   clipFactor,
   type GroupSettings,
-  globalNorm,
+  gradSquaredSum,
   type ParamGroup,
 } from './optimizer.ts';
 export {

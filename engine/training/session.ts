@@ -263,7 +263,7 @@ export class RunSession implements RunHandle {
   private async takeStep(): Promise<StepResult> {
     const { trainer } = this;
     const started = performance.now();
-    const r = trainer.step();
+    const r = await trainer.step();
     const seconds = (performance.now() - started) / 1000;
     this.stepTimes.push(seconds);
     if (this.stepTimes.length > 20) this.stepTimes.shift();

@@ -8,7 +8,7 @@ import type { LoadedModel, TaskKind } from '../models/types.ts';
 import { batchTensors, disposeBatch } from './batch.ts';
 import { evaluateExamples, type Generator } from './evaluate.ts';
 import { causalLmLossOfModel, classificationLossSum } from './loss.ts';
-import { AdamW, clipFactor, globalNorm } from './optimizer.ts';
+import { AdamW, clipFactor, gradSquaredSum } from './optimizer.ts';
 import { lrFactor } from './schedule.ts';
 
 /** Everything besides tensors that a checkpoint needs to continue a run bit for bit. */
@@ -162,11 +162,11 @@ export class Trainer {
     return p.epoch + p.offset / this.setup.train.length;
   }
 
-  /** Summed loss of one micro-batch and its gradients (summed, not averaged). */
+  /** Summed loss of one micro-batch (a scalar tensor, left unread) and its gradients (summed, not averaged). */
   private microBatch(
     indices: number[],
     microIndex: number,
-  ): { lossSum: number; grads: tf.NamedTensorMap; targets: number; tokens: number } {
+  ): { lossSum: tf.Scalar; grads: tf.NamedTensorMap; targets: number; tokens: number } {
     const { model, task, train, padTokenId, settings } = this.setup;
     const padded = padBatch(
       indices.map((i) => train[i]),
@@ -183,25 +183,26 @@ export class Trainer {
             : causalLmLossOfModel(model, tensors.batch, tensors.lossMask, ctx, this.variables.head),
         this.params.map((p) => p.variable),
       );
-      const lossSum = value.dataSync()[0];
-      value.dispose();
-      return { lossSum, grads, targets: padded.targetCount, tokens: padded.tokenCount };
+      return { lossSum: value, grads, targets: padded.targetCount, tokens: padded.tokenCount };
     } finally {
       disposeBatch(tensors);
     }
   }
 
-  /** One optimizer step over `gradAccumSteps` micro-batches. */
-  step(): StepResult {
+  /**
+   * One optimizer step over `gradAccumSteps` micro-batches. The loss and the gradient norm are read back once,
+   * together and asynchronously: a GPU backend cannot read synchronously in Node, and each read stalls it.
+   */
+  async step(): Promise<StepResult> {
     const { settings } = this.setup;
     const accumulated = new Map<string, tf.Tensor>();
-    let lossSum = 0;
+    const lossSums: tf.Scalar[] = [];
     let targets = 0;
     let tokens = 0;
     for (let k = 0; k < settings.gradAccumSteps; k++) {
       const { indices } = this.cursor.next();
       const micro = this.microBatch(indices, this.state.step * settings.gradAccumSteps + k);
-      lossSum += micro.lossSum;
+      lossSums.push(micro.lossSum);
       targets += micro.targets;
       tokens += micro.tokens;
       for (const p of this.params) {
@@ -219,13 +220,17 @@ export class Trainer {
     }
     const lrNow = this.optimizer.lr('adapter', this.lrFactor());
     const count = Math.max(1, targets);
-    const loss = lossSum / count;
     const grads: Record<string, tf.Tensor> = {};
     for (const [name, g] of accumulated) {
       grads[name] = tf.div(g, count);
       g.dispose();
     }
-    const gradNorm = globalNorm(Object.values(grads));
+    const scalars = tf.tidy(() => tf.stack([tf.addN(lossSums), gradSquaredSum(Object.values(grads))]));
+    tf.dispose(lossSums);
+    const [lossSum, squaredNorm] = await scalars.data();
+    scalars.dispose();
+    const loss = lossSum / count;
+    const gradNorm = Math.sqrt(squaredNorm);
     const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
     if (!skipped) {
       const clip = clipFactor(gradNorm, settings.maxGradNorm);

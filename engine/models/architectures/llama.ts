@@ -13,7 +13,7 @@ import {
 import { type DecoderConfig, decoderInputs, lastTokenPool, withPast } from '../decoder.ts';
 import type { ForwardContext } from '../layers.ts';
 import type { Architecture, ModelWeights, Network } from '../network.ts';
-import { activation, addShapes, attend, mergeHeads, rmsNorm, splitHeads } from '../ops.ts';
+import { addShapes, attend, gatedActivation, mergeHeads, rmsNorm, splitHeads } from '../ops.ts';
 import { applyRope, type Rope, type RopeOptions, ropeOf } from '../rope.ts';
 import { adaptable, decoderHeadModules, weighted } from '../spec.ts';
 import type { ModuleInfo } from '../types.ts';
@@ -250,7 +250,6 @@ function softcap(x: tf.Tensor2D, cap: number): tf.Tensor2D {
 
 export function llamaNetwork(a: LlamaConfig, w: ModelWeights): Network {
   const p = a.basePrefix;
-  const act = activation(a.activation);
   const embed = w.layer(`${p}.embed_tokens`);
   const q = a.numHeads * a.headDim;
   const kv = a.numKvHeads * a.headDim;
@@ -273,7 +272,7 @@ export function llamaNetwork(a: LlamaConfig, w: ModelWeights): Network {
     const [gate, up] = a.fused
       ? (tf.split(w.layer(`${l}.mlp.gate_up_proj`).forward(x, ctx), 2, 1) as tf.Tensor2D[])
       : [w.layer(`${l}.mlp.gate_proj`).forward(x, ctx), w.layer(`${l}.mlp.up_proj`).forward(x, ctx)];
-    return w.layer(`${l}.mlp.down_proj`).forward(tf.mul(act(gate), up) as tf.Tensor2D, ctx);
+    return w.layer(`${l}.mlp.down_proj`).forward(gatedActivation(a.activation, gate, up) as tf.Tensor2D, ctx);
   };
   const head = w.layer(a.task === 'causal-lm' ? 'lm_head' : 'score');
   const finalSoftcap = a.task === 'causal-lm' ? a.finalSoftcap : null;
