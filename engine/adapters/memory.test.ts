@@ -13,10 +13,11 @@ import { attachAdapter } from './index.ts';
  * The activation estimate against what the engine holds: tf.profile's peak of tensor bytes over one forward and
  * backward pass, with and without checkpointing, on transformers-made checkpoints of three families.
  *
- * The same comparison on real shapes (peak tensor bytes above the resident weights, LoRA r 16 all-linear):
- * Qwen2.5-0.5B 1 × 64: 1.14 GB measured / 1.08 GB estimated, 1 × 128: 2.26 / 2.22, 2 × 128: 4.45 / 4.44,
- * with checkpointing 1 × 128: 0.284 / 0.279; Llama-3.2-1B 1 × 128: 2.96 / 2.90, with checkpointing 1 × 128:
- * 0.289 / 0.285, 2 × 128: 0.500 / 0.504.
+ * On real shapes (LoRA r 16 all-linear, bf16 weights on the native backend) the whole estimate against the
+ * peak RSS of a training step (bench/shapes-child.ts): Qwen2.5-0.5B 1 × 256 5.53 GB estimated / 5.22 GB
+ * measured, 4 × 256 16.1 / 15.4, 4 × 256 with checkpointing 2.57 / 2.59; and the activations against tf.profile's
+ * tensor peak: Qwen2.5-0.5B 1 × 128 2.20 / 2.26, with checkpointing 0.279 / 0.284; Llama-3.2-1B 1 × 128
+ * 2.71 / 2.96, with checkpointing 0.285 / 0.289, 2 × 128 with checkpointing 0.504 / 0.500.
  */
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures', 'transformers');
