@@ -122,8 +122,13 @@ export const BudgetSchema = z.object({
   /** Tensors shared by several modules (VeRA's A/B, TinyLoRA's tied vectors), with the modules sharing each. */
   tyingGroups: z.array(z.object({ name: z.string(), size: z.number(), modules: z.array(z.string()) })),
   fileBytes: z.record(z.string(), z.number()),
+  /** Peak memory of a training step without gradient checkpointing. */
   memoryBytes: z.number(),
   memoryBreakdown: z.record(z.string(), z.number()),
+  /** The same with gradient checkpointing (each block recomputed in the backward pass). */
+  memoryWithCheckpointing: z.number().optional(),
+  /** What this machine can allocate now, to compare against. */
+  memoryAvailable: z.number().optional(),
 });
 export type Budget = z.infer<typeof BudgetSchema>;
 

@@ -43,22 +43,20 @@ function mergeOne(layer: AdaptableLayer, adapterName: string): MergedModule {
       `${layer.name}: adapters [${layer.merged.join(', ')}] are merged in memory; unmerge first`,
     );
   }
-  const weight = layer.weight.clone();
+  const weight = layer.weight.snapshot();
   const bias = layer.bias ? layer.bias.clone() : null;
   const biasBefore = layer.bias;
   try {
     layer.merge(adapterName);
-    const mergedWeight = layer.weight.dataSync() as Float32Array;
     const mergedBias =
       layer.bias !== biasBefore && layer.bias ? (layer.bias.dataSync() as Float32Array) : null;
     return {
-      weight: Float32Array.from(mergedWeight),
+      weight: layer.weight.float32(),
       bias: mergedBias ? Float32Array.from(mergedBias) : null,
     };
   } finally {
     layer.unmerge(adapterName);
-    layer.weight.dispose();
-    layer.weight = weight;
+    layer.weight.restore(weight);
     if (bias) {
       if (layer.bias && layer.bias !== bias) layer.bias.dispose();
       layer.bias = bias;
@@ -172,8 +170,10 @@ export async function mergedTensors(model: LoadedModel, instance: AdapterInstanc
       let values = layer ? take(layer, weightLayer ? 'weight' : 'bias') : null;
       const head = heads.get(entry.name);
       if (head && !values) {
-        const t = head.part === 'weight' ? head.layer.weight : head.layer.bias!;
-        values = Float32Array.from(t.dataSync() as Float32Array);
+        values =
+          head.part === 'weight'
+            ? head.layer.weight.float32()
+            : Float32Array.from(head.layer.bias!.dataSync() as Float32Array);
       }
       if (!values) return null;
       const where = head ? 'the model in memory' : ckpt.fileOf(entry.name);
