@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapter, detachAdapter } from '../adapters/index.ts';
+import type { FrozenSnapshot, FrozenWeight } from '../backends/frozen.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { matrix, svd } from '../linalg/index.ts';
 import { loadModel } from '../models/index.ts';
@@ -56,7 +57,7 @@ describe('resized LoRA export', () => {
       expect([...ranks.values()].some((k) => k < 6)).toBe(true);
       // reference: W0 + U_k S_k V_kᵀ of the dense ΔW, SVD in float64, merged into a fresh base model
       const fresh = await loadModel(join(FIXTURES, 'llama'));
-      const saved: [string, tf.Tensor2D][] = [];
+      const saved: [FrozenWeight, FrozenSnapshot][] = [];
       for (const [name, layer] of instance.layers) {
         const delta = tf.tidy(() => layer.deltaWeight());
         const [rows, cols] = delta.shape;
@@ -70,15 +71,14 @@ describe('resized LoRA export', () => {
             for (let q = 0; q < k; q++) v += d.u.data[i * d.u.cols + q] * d.s[q] * d.v.data[j * d.v.cols + q];
             t[i * cols + j] = v;
           }
-        const base = fresh.layers.get(name)!;
-        saved.push([name, base.weight]);
-        base.weight = tf.add(base.weight, tf.tensor2d(t, [rows, cols])) as tf.Tensor2D;
+        const base = fresh.layers.get(name)!.weight;
+        saved.push([base, base.snapshot()]);
+        const merged = tf.tidy(() => tf.add(base.toTensor(), tf.tensor2d(t, [rows, cols])) as tf.Tensor2D);
+        base.replace(merged);
+        merged.dispose();
       }
       const reference = withOnlyAdapter(fresh, null, () => probeOutputs(fresh, batch));
-      for (const [name, w] of saved) {
-        fresh.layers.get(name)!.weight.dispose();
-        fresh.layers.get(name)!.weight = w;
-      }
+      for (const [weight, snapshot] of saved) weight.restore(snapshot);
       await loadPeftAdapter(fresh, out, { adapterName: 'resized' });
       const resized = withOnlyAdapter(fresh, 'resized', () => probeOutputs(fresh, batch));
       const original = withOnlyAdapter(model, 'default', () => probeOutputs(model, batch));

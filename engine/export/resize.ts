@@ -12,6 +12,7 @@ import {
   truncatedFactors,
 } from '../analysis/resize.ts';
 import { lowRankSvd } from '../analysis/spectrum.ts';
+import type { FrozenSnapshot, FrozenWeight } from '../backends/frozen.ts';
 import { type Matrix, matrix } from '../linalg/index.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { loadRunAdapter } from '../runs/index.ts';
@@ -146,7 +147,7 @@ export function withTruncatedDelta<T>(
   truncated: ResizedAdapter['truncated'],
   fn: () => T,
 ): T {
-  const saved: { layer: NonNullable<ReturnType<LoadedModel['layers']['get']>>; weight: tf.Tensor2D }[] = [];
+  const saved: { weight: FrozenWeight; snapshot: FrozenSnapshot }[] = [];
   try {
     for (const [name, { kind, b, a }] of truncated) {
       const layer = model.layers.get(name);
@@ -156,17 +157,18 @@ export function withTruncatedDelta<T>(
           tf.tensor2d(Float32Array.from(b.data), [b.rows, b.cols]),
           tf.tensor2d(Float32Array.from(a.data), [a.rows, a.cols]),
         );
-        return tf.add(layer.weight, kind === 'Conv1D' ? tf.transpose(delta) : delta) as tf.Tensor2D;
+        return tf.add(
+          layer.weight.toTensor(),
+          kind === 'Conv1D' ? tf.transpose(delta) : delta,
+        ) as tf.Tensor2D;
       });
-      saved.push({ layer, weight: layer.weight });
-      layer.weight = stored;
+      saved.push({ weight: layer.weight, snapshot: layer.weight.snapshot() });
+      layer.weight.replace(stored);
+      stored.dispose();
     }
     return fn();
   } finally {
-    for (const { layer, weight } of saved.reverse()) {
-      layer.weight.dispose();
-      layer.weight = weight;
-    }
+    for (const { weight, snapshot } of saved.reverse()) weight.restore(snapshot);
   }
 }
 
