@@ -65,7 +65,12 @@ export function CurveChart({
   }, [rows, series, weight, log]);
   const empty = rows.length === 0 || series.every((s) => rows.every((r) => typeof r[s.key] !== 'number'));
   return (
-    <div className="chart" data-testid={testId} data-points={rows.length}>
+    <div
+      className="chart"
+      data-testid={testId}
+      data-points={rows.length}
+      data-last-step={rows.length > 0 ? String(rows[rows.length - 1].step) : undefined}
+    >
       <div className="chart-head">
         <h3>{title}</h3>
         <div className="chart-tools">
