@@ -21,7 +21,7 @@ import type {
   StudioEvent,
   TrainEvent,
 } from '../../engine/api/contract.ts';
-import { downsample } from './lib/downsample.ts';
+import { thinSeries } from '../../engine/common/thinning.ts';
 
 export const views = ['project', 'adapter', 'train', 'analysis', 'runs', 'export', 'try'] as const;
 export type ViewId = (typeof views)[number];
@@ -143,7 +143,7 @@ export function applyTrainEvent(detail: RunDetail, event: TrainEvent): RunDetail
     };
     let steps = [...metrics.steps.filter((r) => r.step !== row.step), row];
     if (steps.length > MAX_LIVE_POINTS)
-      steps = downsample(steps, Math.floor(MAX_LIVE_POINTS * 0.75), (r) => r.loss);
+      steps = thinSeries(steps, Math.floor(MAX_LIVE_POINTS * 0.75), (r) => r.loss);
     metrics = { ...metrics, steps, totalRecorded: metrics.totalRecorded + 1 };
   }
   if (event.type === 'eval' && typeof event.step === 'number') {

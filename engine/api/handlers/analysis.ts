@@ -1,5 +1,6 @@
 import { buildHeatmaps, readAnalysis } from '../../analysis/store.ts';
 import type { HeatmapMetric, Histogram, ModuleMetrics, TimeSeriesRow } from '../../analysis/types.ts';
+import { thinSeries } from '../../common/thinning.ts';
 import type { Analysis } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 
@@ -12,14 +13,6 @@ const metricLabels: Partial<Record<HeatmapMetric, string>> = {
 };
 const MAX_HEATMAPS = 8;
 const MAX_HISTOGRAMS = 4;
-
-/** At most `max` evenly spaced rows, always the first and the last. */
-export function thinRows<T>(rows: T[], max: number): T[] {
-  if (rows.length <= max) return rows;
-  const picked = new Set<number>();
-  for (let i = 0; i < max; i++) picked.add(Math.round((i * (rows.length - 1)) / (max - 1)));
-  return [...picked].sort((a, b) => a - b).map((i) => rows[i]);
-}
 
 function trainableCount(m: ModuleMetrics): number {
   return m.tensors
@@ -38,7 +31,8 @@ export async function analysisView(runDir: string, maxSteps: number): Promise<An
   const byStep = new Map<number, TimeSeriesRow>();
   for (const row of data.timeseries) byStep.set(row.step, row);
   const ordered = [...byStep.values()].sort((a, b) => a.step - b.step);
-  const rows = thinRows(ordered, maxSteps);
+  // snapshots carry many series at once: evenly spaced rows, by the shared rule
+  const rows = thinSeries(ordered, maxSteps);
   const metrics = Object.keys(metricLabels) as HeatmapMetric[];
   const heatmaps = buildHeatmaps(rows, metrics)
     .sort((a, b) => metrics.indexOf(a.metric) - metrics.indexOf(b.metric))

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { thinSeries } from '../../common/thinning.ts';
 import { listRuns, projectOfRun, RUNS_DIR, type RunRecord, readRunRecord } from '../../project/index.ts';
 import { type RunHandle, readRunEvents, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
 import { ApiError, type Metrics, type Progress, type RunInfo, type RunStatus } from '../contract.ts';
@@ -98,7 +99,7 @@ export async function listRunInfos(ctx: ServiceContext, projectDir: string): Pro
   return infos.filter((r): r is RunInfo => r !== null).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
 }
 
-/** Chart rows of a run: step series and evaluations, thinned to `maxPoints` with the last point kept. */
+/** Chart rows of a run: step series (thinned to `maxPoints` by the shared rule, loss extremes kept) and evaluations. */
 export function metricsOf(runDir: string, events: readonly TrainEvent[], maxPoints: number): Metrics {
   const steps: Metrics['steps'] = [];
   const evals: Metrics['evals'] = [];
@@ -116,9 +117,7 @@ export function metricsOf(runDir: string, events: readonly TrainEvent[], maxPoin
       evals.push({ step: e.step, evalLoss: typeof loss === 'number' ? loss : null, metrics: rest });
     }
   }
-  const stride = Math.ceil(steps.length / maxPoints);
-  const thinned = stride <= 1 ? steps : steps.filter((_, i) => i % stride === 0 || i === steps.length - 1);
-  return { runDir, steps: thinned, evals, totalRecorded: steps.length };
+  return { runDir, steps: thinSeries(steps, maxPoints, (r) => r.loss), evals, totalRecorded: steps.length };
 }
 
 const stateEvents = new Set([

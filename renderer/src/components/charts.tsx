@@ -27,7 +27,7 @@ const axisStyle = { fontSize: 11, fill: 'var(--muted)' };
 
 /**
  * A line chart over steps with optional EMA smoothing (raw curve kept faint behind the smoothed one) and a
- * log-scale toggle. Rows are drawn as given; the store already downsampled them.
+ * log-scale toggle. Rows are drawn as given; the engine or the store thinned them (engine/common/thinning.ts).
  */
 export function CurveChart({
   title,

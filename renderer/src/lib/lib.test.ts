@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { downsample, evenIndices } from './downsample.ts';
 import { formatBytes, formatCount, formatDuration, metricLabel } from './format.ts';
 import { fieldsFromSchema, parseFieldValue } from './schemaForm.ts';
 import { emaSmooth } from './smoothing.ts';
@@ -14,21 +13,6 @@ describe('emaSmooth', () => {
     expect(b).toBeCloseTo((0.25 * 2 + 0.5 * 4) / 0.75, 12);
     expect(c).toBeNull();
     expect(emaSmooth([1, 5], 0)).toEqual([1, 5]);
-  });
-});
-
-describe('downsample', () => {
-  it('keeps the ends and the spike of each bucket', () => {
-    const points = Array.from({ length: 100 }, (_, i) => ({ x: i, y: i === 50 ? 100 : 1 }));
-    const out = downsample(points, 10, (p) => p.y);
-    expect(out.length).toBeLessThanOrEqual(10);
-    expect(out[0].x).toBe(0);
-    expect(out.at(-1)?.x).toBe(99);
-    expect(out.some((p) => p.y === 100)).toBe(true);
-  });
-  it('spreads indices evenly', () => {
-    expect(evenIndices(11, 3)).toEqual([0, 5, 10]);
-    expect(evenIndices(3, 10)).toEqual([0, 1, 2]);
   });
 });
 
