@@ -184,4 +184,28 @@ describe('studio store', () => {
     store.getState().setMethod('vera');
     expect(store.getState().draft).toEqual({ method: 'vera', config: { r: 256, targetModules: ['q_proj'] } });
   });
+
+  it('keeps the busy flag and the error of views that used to call the API themselves (export, try it)', async () => {
+    let release: (v: Output<'tryit.generate'>) => void = () => {};
+    const { api } = fakeApi({
+      'export.estimate': () => {
+        throw new ApiError('not_found', '/p/runs/r1: no checkpoint yet');
+      },
+      'tryit.generate': () =>
+        new Promise((r) => {
+          release = r;
+        }),
+    });
+    const store = createStudioStore(api);
+    await store.getState().estimateExport(run.dir);
+    expect(store.getState().errors['export-estimate']).toBe('/p/runs/r1: no checkpoint yet');
+    expect(store.getState().estimates[run.dir]).toBeUndefined();
+    const pending = store.getState().generate({ runDir: run.dir, prompt: 'hi' });
+    expect(store.getState().busy.try).toBe(true);
+    const answer = { text: '!', tokens: 1, ms: 1 };
+    release({ base: answer, adapted: answer, checkpoint: 'step-1' });
+    await pending;
+    expect(store.getState().busy.try).toBe(false);
+    expect(store.getState().generated?.checkpoint).toBe('step-1');
+  });
 });

@@ -67,18 +67,13 @@ export function ExportView() {
   const exports = useStudio((s) => s.exports);
   const errors = useStudio((s) => s.errors);
   const runExport = useStudio((s) => s.runExport);
+  const estimateExport = useStudio((s) => s.estimateExport);
+  const estimate = useStudio((s) => (s.selectedRun ? (s.estimates[s.selectedRun] ?? null) : null));
   const [format, setFormat] = useState<Format>('peft');
-  const [estimate, setEstimate] = useState<Record<string, number> | null>(null);
-  const [estimateError, setEstimateError] = useState<string | null>(null);
   const [out, setOut] = useState('');
   useEffect(() => {
-    if (!selected) return;
-    setEstimate(null);
-    setEstimateError(null);
-    api
-      .call('export.estimate', { runDir: selected })
-      .then(setEstimate, (e: Error) => setEstimateError(e.message));
-  }, [api, selected]);
+    if (selected) void estimateExport(selected);
+  }, [selected, estimateExport]);
   useEffect(() => {
     if (selected) setOut(`${selected}/exports/${format}`);
   }, [selected, format]);
@@ -137,7 +132,7 @@ export function ExportView() {
           </button>
         ))}
       </div>
-      {estimateError && <div className="error-note">{estimateError}</div>}
+      <ErrorNote area="export-estimate" />
       <Card title="Destination">
         <form
           className="row"

@@ -1,9 +1,8 @@
 import { useState } from 'react';
 import type { Output } from '../../../engine/api/contract.ts';
-import { Card, Empty, RunPicker } from '../components/common.tsx';
-import { useApi, useStudio } from '../context.ts';
+import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
+import { useStudio } from '../context.ts';
 
-type Generated = Output<'tryit.generate'>;
 type Classified = Output<'tryit.classify'>;
 
 function Probabilities({ result }: { result: Classified['base'] }) {
@@ -28,7 +27,6 @@ function Probabilities({ result }: { result: Classified['base'] }) {
 }
 
 export function TryView() {
-  const api = useApi();
   const selected = useStudio((s) => s.selectedRun);
   const model = useStudio((s) => s.model);
   const preview = useStudio((s) => s.preview);
@@ -45,10 +43,11 @@ export function TryView() {
   const [temperature, setTemperature] = useState(0.8);
   const [topK, setTopK] = useState(40);
   const [seed, setSeed] = useState(0);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [generated, setGenerated] = useState<Generated | null>(null);
-  const [classified, setClassified] = useState<Classified | null>(null);
+  const busy = useStudio((s) => Boolean(s.busy.try));
+  const generated = useStudio((s) => s.generated);
+  const classified = useStudio((s) => s.classified);
+  const generate = useStudio((s) => s.generate);
+  const classify = useStudio((s) => s.classify);
   if (!selected) {
     return (
       <div className="view">
@@ -62,25 +61,10 @@ export function TryView() {
     );
   }
   const classifier = model?.task === 'seq-cls';
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      if (classifier) setClassified(await api.call('tryit.classify', { runDir: selected, text: prompt }));
-      else
-        setGenerated(
-          await api.call('tryit.generate', {
-            runDir: selected,
-            prompt,
-            options: { mode, maxNewTokens, temperature, topK, seed },
-          }),
-        );
-    } catch (e) {
-      setError((e as Error).message);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = () =>
+    classifier
+      ? classify({ runDir: selected, text: prompt })
+      : generate({ runDir: selected, prompt, options: { mode, maxNewTokens, temperature, topK, seed } });
   return (
     <div className="view">
       <header className="view-head">
@@ -169,11 +153,7 @@ export function TryView() {
             </button>
           </div>
         </form>
-        {error && (
-          <div className="error-note" role="alert">
-            {error}
-          </div>
-        )}
+        <ErrorNote area="try" />
       </Card>
       {generated && !classifier && (
         <div className="grid-2" data-testid="try-output">

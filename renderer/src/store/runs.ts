@@ -1,0 +1,175 @@
+import type { Metrics, RunDetail, RunInfo, TrainEvent } from '../../../engine/api/contract.ts';
+import { thinSeries } from '../../../engine/common/thinning.ts';
+import type { RunsSlice, Slice } from './types.ts';
+
+/** Live chart rows kept in memory per run; older rows are thinned so a long run stays cheap to draw. */
+export const MAX_LIVE_POINTS = 1500;
+
+export function isActive(run: RunInfo | undefined | null): boolean {
+  return Boolean(
+    run?.live && (run.status === 'running' || run.status === 'paused' || run.status === 'pending'),
+  );
+}
+
+function emptyMetrics(runDir: string): Metrics {
+  return { runDir, steps: [], evals: [], totalRecorded: 0 };
+}
+
+function num(x: unknown): number | null {
+  return typeof x === 'number' && Number.isFinite(x) ? x : null;
+}
+
+/** Folds one live training event into a run's detail: progress, chart rows, eval rows. */
+export function applyTrainEvent(detail: RunDetail, event: TrainEvent): RunDetail {
+  const progress = { ...detail.progress };
+  if (typeof event.step === 'number') progress.step = Math.max(progress.step, event.step);
+  if (typeof event.totalSteps === 'number') progress.totalSteps = event.totalSteps;
+  if (typeof event.epoch === 'number') progress.epoch = event.epoch;
+  if (typeof event.tokensPerSec === 'number') progress.tokensPerSec = event.tokensPerSec;
+  if (typeof event.etaSec === 'number') progress.etaSec = event.etaSec;
+  let metrics = detail.metrics;
+  if (typeof event.step === 'number' && typeof event.loss === 'number') {
+    const row = {
+      step: event.step,
+      loss: num(event.loss),
+      lr: num(event.lr),
+      gradNorm: num(event.gradNorm),
+      tokensPerSec: num(event.tokensPerSec),
+    };
+    let steps = [...metrics.steps.filter((r) => r.step !== row.step), row];
+    if (steps.length > MAX_LIVE_POINTS)
+      steps = thinSeries(steps, Math.floor(MAX_LIVE_POINTS * 0.75), (r) => r.loss);
+    metrics = { ...metrics, steps, totalRecorded: metrics.totalRecorded + 1 };
+  }
+  if (event.type === 'eval' && typeof event.step === 'number') {
+    const { loss, ...rest } = event.metrics ?? {};
+    const evalLoss = num(loss ?? event.evalLoss);
+    const row = { step: event.step, evalLoss, metrics: rest };
+    metrics = { ...metrics, evals: [...metrics.evals.filter((r) => r.step !== row.step), row] };
+  }
+  const run = { ...detail.run, step: progress.step, totalSteps: progress.totalSteps, epoch: progress.epoch };
+  if (typeof event.loss === 'number') run.lastLoss = event.loss;
+  if (event.type === 'eval')
+    run.lastEvalLoss = num(event.metrics?.loss ?? event.evalLoss) ?? run.lastEvalLoss;
+  return { run, progress, metrics };
+}
+
+export function upsertRun(runs: RunInfo[], run: RunInfo): RunInfo[] {
+  const found = runs.some((r) => r.dir === run.dir);
+  const next = found ? runs.map((r) => (r.dir === run.dir ? run : r)) : [run, ...runs];
+  return next.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+export const runsSlice: Slice<RunsSlice> = (set, get) => {
+  async function fetchDetail(runDir: string): Promise<void> {
+    const detail = await get().request('run', 'runs.status', { runDir, maxPoints: 1000 });
+    if (detail) {
+      set((s) => ({ details: { ...s.details, [runDir]: detail }, runs: upsertRun(s.runs, detail.run) }));
+    }
+  }
+
+  return {
+    runs: [],
+    selectedRun: null,
+    details: {},
+
+    async startRun(overrides = {}) {
+      const { project } = get();
+      if (!project) return;
+      await get().saveAdapter();
+      if (get().errors.adapter) {
+        set((s) => ({ errors: { ...s.errors, train: s.errors.adapter } }));
+        return;
+      }
+      const run = await get().request('train', 'runs.start', { projectDir: project.dir, overrides });
+      if (!run) return;
+      set((s) => ({
+        runs: upsertRun(s.runs, run),
+        selectedRun: run.dir,
+        details: {
+          ...s.details,
+          [run.dir]: {
+            run,
+            progress: {
+              step: run.step,
+              totalSteps: run.totalSteps,
+              epoch: run.epoch,
+              tokensPerSec: null,
+              etaSec: null,
+            },
+            metrics: emptyMetrics(run.dir),
+          },
+        },
+        view: 'train',
+      }));
+    },
+
+    async pauseRun(runDir) {
+      const run = await get().request('train', 'runs.pause', { runDir });
+      if (run) get().applyRunState(run);
+    },
+    async resumeRun(runDir) {
+      const run = await get().request('train', 'runs.resume', { runDir });
+      if (run) {
+        get().applyRunState(run);
+        set((s) => ({
+          selectedRun: runDir,
+          host: { ...s.host, interruptedRuns: s.host.interruptedRuns.filter((r) => r !== runDir) },
+        }));
+      }
+    },
+    async cancelRun(runDir) {
+      const run = await get().request('train', 'runs.cancel', { runDir });
+      if (run) get().applyRunState(run);
+    },
+    async deleteRun(runDir) {
+      const done = await get().request('runs', 'runs.delete', { runDir });
+      if (!done) return;
+      set((s) => {
+        const details = { ...s.details };
+        delete details[runDir];
+        return {
+          runs: s.runs.filter((r) => r.dir !== runDir),
+          details,
+          selectedRun: s.selectedRun === runDir ? null : s.selectedRun,
+          runComparison: null,
+        };
+      });
+    },
+    async refreshRuns() {
+      const project = get().project;
+      if (!project) return;
+      const runs = await get().request('runs', 'runs.list', { projectDir: project.dir });
+      if (runs) set({ runs });
+    },
+    async selectRun(runDir) {
+      set({ selectedRun: runDir });
+      if (runDir) await fetchDetail(runDir);
+    },
+
+    applyRunEvent(runDir, event) {
+      set((s) => {
+        const current = s.details[runDir];
+        if (!current) return {};
+        return { details: { ...s.details, [runDir]: applyTrainEvent(current, event) } };
+      });
+    },
+    applyRunState(run) {
+      set((s) => {
+        const inProject = !s.project || run.projectDir === s.project.dir;
+        const current = s.details[run.dir];
+        const details = current
+          ? {
+              ...s.details,
+              [run.dir]: {
+                ...current,
+                run,
+                progress: { ...current.progress, step: run.step, totalSteps: run.totalSteps },
+              },
+            }
+          : s.details;
+        return { runs: inProject ? upsertRun(s.runs, run) : s.runs, details };
+      });
+    },
+  };
+};

@@ -1,0 +1,162 @@
+/**
+ * The studio store's state and actions, one interface per slice. The slices (one file each in this folder)
+ * implement them; `../store.ts` puts them together. Every API call of every view goes through a store action,
+ * so busy flags and in-place errors live in one place (`busy`, `errors`, by area).
+ */
+import type { StoreApi } from 'zustand/vanilla';
+import type {
+  Analysis,
+  BackendReport,
+  Budget,
+  DataPreview,
+  EigenResult,
+  ExportResult,
+  Input,
+  MethodDescription,
+  MethodId,
+  ModelSummary,
+  Output,
+  ProjectSummary,
+  RecentProject,
+  RunComparison,
+  RunDetail,
+  RunInfo,
+  StudioApi,
+  StudioEvent,
+  TrainEvent,
+} from '../../../engine/api/contract.ts';
+
+export const views = ['project', 'adapter', 'train', 'analysis', 'runs', 'export', 'try'] as const;
+export type ViewId = (typeof views)[number];
+export type MethodName = MethodDescription['name'];
+export type ExportFormat = ExportResult['format'];
+
+/** What every slice is built with. */
+export interface SliceContext {
+  api: StudioApi;
+  storage: Pick<Storage, 'getItem' | 'setItem'> | null;
+}
+export type SetState = StoreApi<Studio>['setState'];
+export type GetState = StoreApi<Studio>['getState'];
+export type Slice<T> = (set: SetState, get: GetState, ctx: SliceContext) => T;
+
+/** Busy flags and in-place errors by area (`project`, `budget`, `train`, `export-peft`, …). */
+export interface RequestSlice {
+  busy: Record<string, boolean | undefined>;
+  /** The engine's message, shown where the area's action lives. */
+  errors: Record<string, string | undefined>;
+  /** One API call with busy/error bookkeeping for `area`; null when it failed (the error is in `errors`). */
+  request<M extends MethodId>(area: string, id: M, input: Input<M>): Promise<Output<M> | null>;
+  clearError(area: string): void;
+}
+
+export interface HostState {
+  state: 'up' | 'down' | 'restarting';
+  message: string;
+  interruptedRuns: string[];
+}
+
+export interface AppSlice {
+  view: ViewId;
+  theme: 'light' | 'dark';
+  appInfo: Output<'app.info'> | null;
+  backend: BackendReport | null;
+  recent: RecentProject[];
+  methods: MethodDescription[];
+  host: HostState;
+  setView(view: ViewId): void;
+  setTheme(theme: 'light' | 'dark'): void;
+  init(): Promise<void>;
+  restartEngine(): Promise<void>;
+  /** Engine events, dispatched to the slices they concern. */
+  handleEvent(event: StudioEvent): void;
+}
+
+export interface ProjectSlice {
+  project: ProjectSummary | null;
+  model: ModelSummary | null;
+  preview: DataPreview | null;
+  openProject(dir: string): Promise<void>;
+  createProject(input: Input<'projects.create'>): Promise<void>;
+  openDemo(dir?: string): Promise<void>;
+  loadPreview(): Promise<void>;
+}
+
+export type BudgetRow = Budget | { method: MethodName; error: string };
+
+export interface AdapterSlice {
+  /** The adapter being configured: method and its config (validated by the engine on every change). */
+  draft: { method: MethodName; config: Record<string, unknown> } | null;
+  budget: Budget | null;
+  comparison: BudgetRow[] | null;
+  setMethod(method: MethodName): void;
+  setConfig(patch: Record<string, unknown>): void;
+  refreshBudget(): Promise<void>;
+  compareMethods(): Promise<void>;
+  saveAdapter(): Promise<void>;
+}
+
+export interface RunsSlice {
+  runs: RunInfo[];
+  /** The run shown in Train, Analysis, Export and Try it. */
+  selectedRun: string | null;
+  details: Record<string, RunDetail>;
+  startRun(overrides?: Record<string, unknown>): Promise<void>;
+  pauseRun(runDir: string): Promise<void>;
+  resumeRun(runDir: string): Promise<void>;
+  cancelRun(runDir: string): Promise<void>;
+  deleteRun(runDir: string): Promise<void>;
+  refreshRuns(): Promise<void>;
+  selectRun(runDir: string | null): Promise<void>;
+  /** A live training event of a run whose detail is loaded. */
+  applyRunEvent(runDir: string, event: TrainEvent): void;
+  /** A run's new state (status, step), from an event or an action's reply. */
+  applyRunState(run: RunInfo): void;
+}
+
+export interface EigenJob {
+  jobId: string;
+  runDir: string;
+  module: string;
+  fraction: number;
+  message: string;
+  result?: EigenResult;
+  error?: string;
+}
+
+export interface AnalysisSlice {
+  analysis: Record<string, Analysis>;
+  runComparison: RunComparison | null;
+  eigenJobs: Record<string, EigenJob>;
+  loadAnalysis(runDir: string): Promise<void>;
+  compareRuns(runA: string, runB: string): Promise<void>;
+  startEigen(runDir: string, module: string): Promise<void>;
+  cancelEigen(jobId: string): Promise<void>;
+  applyEigenEvent(
+    event: Extract<StudioEvent, { type: 'eigen.progress' | 'eigen.done' | 'eigen.failed' }>,
+  ): void;
+}
+
+export interface ExportSlice {
+  /** Bytes per export format of a run (a format its method lacks is absent). */
+  estimates: Record<string, Record<string, number>>;
+  exports: ExportResult[];
+  estimateExport(runDir: string): Promise<void>;
+  runExport(runDir: string, format: ExportFormat, out: string): Promise<ExportResult | null>;
+}
+
+export interface TrySlice {
+  generated: Output<'tryit.generate'> | null;
+  classified: Output<'tryit.classify'> | null;
+  generate(input: Input<'tryit.generate'>): Promise<void>;
+  classify(input: Input<'tryit.classify'>): Promise<void>;
+}
+
+export type Studio = RequestSlice &
+  AppSlice &
+  ProjectSlice &
+  AdapterSlice &
+  RunsSlice &
+  AnalysisSlice &
+  ExportSlice &
+  TrySlice;
