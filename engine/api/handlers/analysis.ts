@@ -4,12 +4,13 @@ import { thinSeries } from '../../common/thinning.ts';
 import type { Analysis } from '../contract.ts';
 import type { Handlers } from '../service.ts';
 
-const metricLabels: Partial<Record<HeatmapMetric, string>> = {
-  deltaFrobenius: '‖ΔW‖_F',
-  relativeDelta: '‖ΔW‖ / ‖W₀‖',
-  scale: 'scaling factor',
-  trainableNorm: '‖trainable‖',
-  effectiveRank: 'effective rank of ΔW',
+/** The heatmaps shown, in order: label and what the colour scale measures. */
+const metricLabels: Partial<Record<HeatmapMetric, { label: string; unit: string }>> = {
+  deltaFrobenius: { label: '‖ΔW‖_F', unit: 'Frobenius norm of ΔW (scale of the weights)' },
+  relativeDelta: { label: '‖ΔW‖ / ‖W₀‖', unit: 'ratio to the frozen weight’s norm' },
+  scale: { label: 'scaling factor', unit: 'multiplier of ΔW' },
+  trainableNorm: { label: '‖trainable‖', unit: 'L2 norm of the trainable tensors' },
+  effectiveRank: { label: 'effective rank of ΔW', unit: 'dimensions (entropy of the singular values)' },
 };
 const MAX_HEATMAPS = 8;
 const MAX_HISTOGRAMS = 4;
@@ -37,7 +38,20 @@ export async function analysisView(runDir: string, maxSteps: number): Promise<An
   const heatmaps = buildHeatmaps(rows, metrics)
     .sort((a, b) => metrics.indexOf(a.metric) - metrics.indexOf(b.metric))
     .slice(0, MAX_HEATMAPS)
-    .map((h) => ({ name: `${metricLabels[h.metric]} · ${h.role}`, rowLabels: h.rows, matrix: h.values }));
+    .map((h) => {
+      const { label, unit } = metricLabels[h.metric]!;
+      return {
+        name: `${label} · ${h.role}`,
+        metric: h.metric,
+        label,
+        unit,
+        role: h.role,
+        // blocks give their index; a module outside blocks (an output head) is named
+        rowAxis: h.rows.every((r) => /^\d+$/.test(r)) ? ('layer' as const) : ('module' as const),
+        rowLabels: h.rows,
+        matrix: h.values,
+      };
+    });
   const last = ordered.at(-1);
   const modules = last?.modules ?? [];
   const histograms: Analysis['histograms'] = [];

@@ -160,7 +160,14 @@ function live(ctx: ServiceContext, runDir: string): LiveRun {
 
 export const runHandlers: Pick<
   Handlers,
-  'runs.start' | 'runs.pause' | 'runs.resume' | 'runs.cancel' | 'runs.list' | 'runs.delete' | 'runs.status'
+  | 'runs.start'
+  | 'runs.pause'
+  | 'runs.resume'
+  | 'runs.cancel'
+  | 'runs.list'
+  | 'runs.delete'
+  | 'runs.status'
+  | 'runs.live'
 > = {
   async 'runs.start'({ projectDir, overrides }, ctx) {
     const busy = [...liveRuns(ctx).values()].find(
@@ -213,5 +220,8 @@ export const runHandlers: Pick<
       etaSec: run.status === 'running' ? s.etaSec : null,
     };
     return { run, progress, metrics: metricsOf(dir, events, maxPoints) };
+  },
+  async 'runs.live'(_input, ctx) {
+    return Promise.all([...liveRuns(ctx).keys()].map((dir) => runInfo(ctx, dir)));
   },
 };
