@@ -95,7 +95,10 @@ export async function shoot(page: Page, name: string): Promise<void> {
   }
 }
 
-export const test = base.extend<{ chromium: undefined; problems: string[] }, { studio: StudioServer }>({
+export const test = base.extend<
+  { chromium: undefined; freshStart: undefined; problems: string[] },
+  { studio: StudioServer }
+>({
   // set up before the page: without Chromium a test is "not run" locally and fails in CI
   chromium: [
     // biome-ignore lint/correctness/noEmptyPattern: Playwright fixtures take their dependencies destructured
@@ -124,6 +127,14 @@ export const test = base.extend<{ chromium: undefined; problems: string[] }, { s
     },
     { scope: 'worker', timeout: 120_000 },
   ],
+  // tests share one engine: each starts from the start page, whatever project the one before left open
+  freshStart: [
+    async ({ studio }, use) => {
+      await studio.call('settings.update', { lastProject: null });
+      await use(undefined);
+    },
+    { auto: true },
+  ],
   problems: [
     async ({ page }, use) => {
       const problems = watchProblems(page);
@@ -135,3 +146,43 @@ export const test = base.extend<{ chromium: undefined; problems: string[] }, { s
 });
 
 export { expect };
+
+/** A demo project of its own for one test, with training settings changed as given. */
+export async function demoProject(
+  studio: StudioServer,
+  name: string,
+  training: Record<string, unknown> = {},
+): Promise<string> {
+  const dir = join(studio.projectsDir, name);
+  await studio.call('projects.createDemo', { dir });
+  if (Object.keys(training).length > 0) await studio.call('projects.update', { dir, training });
+  return dir;
+}
+
+interface RunState {
+  id: string;
+  dir: string;
+  status: string;
+  step: number;
+}
+
+/** Starts a run through the API; the page sees it through the engine like any other run. */
+export function startRun(studio: StudioServer, projectDir: string, training: Record<string, unknown> = {}) {
+  return studio.call<RunState>('runs.start', { projectDir, overrides: { training } });
+}
+
+/** Trains a run to its end through the API. */
+export async function trainedRun(
+  studio: StudioServer,
+  projectDir: string,
+  training: Record<string, unknown> = {},
+): Promise<RunState> {
+  const run = await startRun(studio, projectDir, training);
+  await expect
+    .poll(async () => (await studio.call<{ run: RunState }>('runs.status', { runDir: run.dir })).run.status, {
+      timeout: 180_000,
+      intervals: [500],
+    })
+    .toBe('completed');
+  return run;
+}

@@ -48,7 +48,7 @@ export async function demoJourney(page: Page, label: string, projectsDir: string
     await expect(page.getByTestId('run-card')).toBeVisible({ timeout: 60_000 });
     await expect(chartPoints(page)).toHaveAttribute('data-points', /^([4-9]|\d{2,})$/, { timeout: 90_000 });
     await page.getByTestId('pause').click();
-    await expect(page.locator('.badge-paused').first()).toBeVisible({ timeout: 60_000 });
+    await expect(page.getByTestId('run-card').locator('.badge-paused')).toBeVisible({ timeout: 60_000 });
     // paused: the step shown is the step of the last loss point
     const shownStep = async () =>
       Number((await page.getByTestId('progress-step').textContent())?.split('/')[0]);
@@ -62,7 +62,7 @@ export async function demoJourney(page: Page, label: string, projectsDir: string
     await page.getByTestId('resume').click();
     await expect(page.getByTestId('pause')).toBeVisible();
     await expect(page.getByTestId('progress-step')).not.toHaveText(new RegExp(`^${step} /`));
-    await expect(page.locator('.badge-completed').first()).toBeVisible({ timeout: 180_000 });
+    await expect(page.getByTestId('run-card').locator('.badge-completed')).toBeVisible({ timeout: 180_000 });
     await expect(page.getByTestId('progress-step')).toHaveText('96 / 96');
     await shoot(page, `${label}-05-train-done`);
   });

@@ -1,26 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import type { Input, MethodId, Output, RunDetail, RunInfo, StudioApi } from '../../engine/api/contract.ts';
+import { describe, expect, it, vi } from 'vitest';
+import type { Output, RunDetail } from '../../engine/api/contract.ts';
 import { ApiError } from '../../engine/api/contract.ts';
+import { eventBatcher } from './store/events.ts';
+import { fakeApi, runInfo } from './store/testing.ts';
 import { applyTrainEvent, createStudioStore, MAX_LIVE_POINTS } from './store.ts';
 
-const run: RunInfo = {
-  id: 'r1',
-  dir: '/p/runs/r1',
-  projectDir: '/p',
-  status: 'running',
-  live: true,
-  method: 'lora',
-  createdAt: '2026-01-01T00:00:00Z',
-  step: 0,
-  totalSteps: 10,
-  epoch: 0,
-  lastLoss: null,
-  lastEvalLoss: null,
-  lastCheckpoint: null,
-  backend: 'cpu',
-  error: null,
-  config: {},
-};
+const run = runInfo();
 
 function detail(): RunDetail {
   return {
@@ -28,25 +13,6 @@ function detail(): RunDetail {
     progress: { step: 0, totalSteps: 10, epoch: 0, tokensPerSec: null, etaSec: null },
     metrics: { runDir: run.dir, steps: [], evals: [], totalRecorded: 0 },
   };
-}
-
-/** An API double answering from a table of handlers; unknown methods fail like the engine would. */
-function fakeApi(
-  handlers: Partial<{ [M in MethodId]: (input: Input<M>) => Output<M> | Promise<Output<M>> }>,
-) {
-  const calls: string[] = [];
-  const api: StudioApi = {
-    transport: 'http',
-    async call(id, input) {
-      calls.push(id);
-      const handler = handlers[id] as ((i: unknown) => unknown) | undefined;
-      if (!handler) throw new ApiError('engine_error', `no ${id}`);
-      return (await handler(input)) as never;
-    },
-    onEvent: () => () => {},
-    restartEngine: async () => {},
-  };
-  return { api, calls };
 }
 
 describe('applyTrainEvent', () => {
@@ -207,5 +173,51 @@ describe('studio store', () => {
     await pending;
     expect(store.getState().busy.try).toBe(false);
     expect(store.getState().generated?.checkpoint).toBe('step-1');
+  });
+});
+
+describe('live events', () => {
+  const step = (n: number) => ({
+    type: 'run.event' as const,
+    runDir: run.dir,
+    event: { type: 'step', step: n, loss: 1 },
+  });
+
+  it('reach the store in batches: steps wait a moment, a state change goes out at once after them', () => {
+    vi.useFakeTimers();
+    const batches: string[][] = [];
+    const batcher = eventBatcher((events) => batches.push(events.map((e) => e.type)), 100);
+    batcher.push(step(1));
+    batcher.push(step(2));
+    expect(batches).toEqual([]);
+    vi.advanceTimersByTime(100);
+    expect(batches).toEqual([['run.event', 'run.event']]);
+    batcher.push(step(3));
+    batcher.push({ type: 'run.state', run });
+    expect(batches).toEqual([
+      ['run.event', 'run.event'],
+      ['run.event', 'run.state'],
+    ]);
+    vi.advanceTimersByTime(1000);
+    expect(batches).toHaveLength(2);
+    vi.useRealTimers();
+  });
+
+  it('fold a batch of steps into the chart rows and the chip in order', () => {
+    const { api } = fakeApi({});
+    const store = createStudioStore(api);
+    store.setState({ details: { [run.dir]: detail() }, liveRuns: { [run.dir]: run } });
+    store
+      .getState()
+      .handleEvents([
+        step(1),
+        step(2),
+        { type: 'run.state', run: { ...run, status: 'paused', step: 2 } },
+        step(3),
+      ]);
+    const s = store.getState();
+    expect(s.details[run.dir].metrics.steps.map((r) => r.step)).toEqual([1, 2, 3]);
+    expect(s.details[run.dir].run.status).toBe('paused');
+    expect(s.liveRuns[run.dir]).toMatchObject({ status: 'paused', step: 3 });
   });
 });

@@ -11,11 +11,13 @@ import { appSlice } from './store/app.ts';
 import { exportSlice } from './store/exports.ts';
 import { projectSlice } from './store/project.ts';
 import { requestSlice } from './store/request.ts';
+import { routeSlice } from './store/route.ts';
 import { runsSlice } from './store/runs.ts';
 import { trySlice } from './store/tryit.ts';
 import type { SliceContext, Studio } from './store/types.ts';
 
 export { TARGET_FIELDS } from './store/adapter.ts';
+export { formatRoute, parseRoute, routeOf } from './store/route.ts';
 export { applyTrainEvent, isActive, MAX_LIVE_POINTS } from './store/runs.ts';
 export * from './store/types.ts';
 
@@ -30,5 +32,6 @@ export function createStudioStore(api: StudioApi, storage: SliceContext['storage
     ...analysisSlice(set, get, ctx),
     ...exportSlice(set, get, ctx),
     ...trySlice(set, get, ctx),
+    ...routeSlice(set, get, ctx),
   }));
 }

@@ -1,6 +1,8 @@
 import type { AnalysisSlice, EigenJob, Slice } from './types.ts';
 
 export const analysisSlice: Slice<AnalysisSlice> = (set, get) => ({
+  analysisSection: 'norms',
+  setAnalysisSection: (analysisSection) => set({ analysisSection }),
   analysis: {},
   runComparison: null,
   eigenJobs: {},

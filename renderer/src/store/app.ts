@@ -24,6 +24,7 @@ export const appSlice: Slice<AppSlice> = (set, get, { api, storage }) => ({
       request('app', 'methods.list', {}).then((methods) => set({ methods: methods ?? [] })),
       request('app', 'projects.recent', {}).then((recent) => set({ recent: recent ?? [] })),
       request('backend', 'backend.report', {}).then((backend) => set({ backend })),
+      get().refreshLiveRuns(),
     ]);
   },
 
@@ -38,10 +39,31 @@ export const appSlice: Slice<AppSlice> = (set, get, { api, storage }) => ({
     }
   },
 
+  handleEvents(events) {
+    // consecutive steps of one run fold into one update; anything else keeps its place in the order
+    let i = 0;
+    while (i < events.length) {
+      const event = events[i];
+      if (event.type !== 'run.event') {
+        get().handleEvent(event);
+        i += 1;
+        continue;
+      }
+      const steps = [];
+      while (i < events.length) {
+        const next = events[i];
+        if (next.type !== 'run.event' || next.runDir !== event.runDir) break;
+        steps.push(next.event);
+        i += 1;
+      }
+      get().applyRunEvents(event.runDir, steps);
+    }
+  },
+
   handleEvent(event) {
     switch (event.type) {
       case 'run.event':
-        get().applyRunEvent(event.runDir, event.event);
+        get().applyRunEvents(event.runDir, [event.event]);
         return;
       case 'run.state':
         get().applyRunState(event.run);
@@ -59,7 +81,10 @@ export const appSlice: Slice<AppSlice> = (set, get, { api, storage }) => ({
             interruptedRuns: event.state === 'down' ? event.interruptedRuns : s.host.interruptedRuns,
           },
         }));
-        if (event.state === 'up') void get().refreshRuns();
+        if (event.state === 'up') {
+          void get().refreshRuns();
+          void get().refreshLiveRuns();
+        }
         return;
     }
   },

@@ -70,8 +70,14 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
 
   return {
     runs: [],
+    liveRuns: {},
     selectedRun: null,
     details: {},
+
+    async refreshLiveRuns() {
+      const live = await get().request('live', 'runs.live', {});
+      if (live) set({ liveRuns: Object.fromEntries(live.map((r) => [r.dir, r])) });
+    },
 
     async startRun(overrides = {}) {
       const { project } = get();
@@ -147,11 +153,23 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
       if (runDir) await fetchDetail(runDir);
     },
 
-    applyRunEvent(runDir, event) {
+    applyRunEvents(runDir, events) {
       set((s) => {
+        const live = s.liveRuns[runDir];
+        let liveRuns = s.liveRuns;
+        // the sidebar chip follows every step, whichever run the views show
+        if (live) {
+          let { step, totalSteps } = live;
+          for (const e of events) {
+            if (typeof e.step === 'number') step = Math.max(step, e.step);
+            if (typeof e.totalSteps === 'number') totalSteps = e.totalSteps;
+          }
+          if (step !== live.step || totalSteps !== live.totalSteps)
+            liveRuns = { ...s.liveRuns, [runDir]: { ...live, step, totalSteps } };
+        }
         const current = s.details[runDir];
-        if (!current) return {};
-        return { details: { ...s.details, [runDir]: applyTrainEvent(current, event) } };
+        if (!current) return { liveRuns };
+        return { liveRuns, details: { ...s.details, [runDir]: events.reduce(applyTrainEvent, current) } };
       });
     },
     applyRunState(run) {
@@ -168,7 +186,10 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
               },
             }
           : s.details;
-        return { runs: inProject ? upsertRun(s.runs, run) : s.runs, details };
+        const liveRuns = { ...s.liveRuns };
+        if (isActive(run)) liveRuns[run.dir] = run;
+        else delete liveRuns[run.dir];
+        return { runs: inProject ? upsertRun(s.runs, run) : s.runs, details, liveRuns };
       });
     },
   };

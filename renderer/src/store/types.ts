@@ -70,13 +70,21 @@ export interface AppSlice {
   restartEngine(): Promise<void>;
   /** Engine events, dispatched to the slices they concern. */
   handleEvent(event: StudioEvent): void;
+  /** A batch of engine events: the training steps of each run are folded in with one update. */
+  handleEvents(events: StudioEvent[]): void;
+}
+
+/** Where an opened project lands: a view and a run (by id); else its live run's Train view, or the project. */
+export interface OpenTarget {
+  view?: ViewId;
+  run?: string;
 }
 
 export interface ProjectSlice {
   project: ProjectSummary | null;
   model: ModelSummary | null;
   preview: DataPreview | null;
-  openProject(dir: string): Promise<void>;
+  openProject(dir: string, target?: OpenTarget): Promise<void>;
   createProject(input: Input<'projects.create'>): Promise<void>;
   openDemo(dir?: string): Promise<void>;
   loadPreview(): Promise<void>;
@@ -97,7 +105,11 @@ export interface AdapterSlice {
 }
 
 export interface RunsSlice {
+  /** Runs of the open project, newest first. */
   runs: RunInfo[];
+  /** Runs the engine drives now, of any project (the sidebar's chip), by folder. */
+  liveRuns: Record<string, RunInfo>;
+  refreshLiveRuns(): Promise<void>;
   /** The run shown in Train, Analysis, Export and Try it. */
   selectedRun: string | null;
   details: Record<string, RunDetail>;
@@ -108,8 +120,8 @@ export interface RunsSlice {
   deleteRun(runDir: string): Promise<void>;
   refreshRuns(): Promise<void>;
   selectRun(runDir: string | null): Promise<void>;
-  /** A live training event of a run whose detail is loaded. */
-  applyRunEvent(runDir: string, event: TrainEvent): void;
+  /** Live training events of a run, in order (its chart rows when its detail is loaded, its chip always). */
+  applyRunEvents(runDir: string, events: TrainEvent[]): void;
   /** A run's new state (status, step), from an event or an action's reply. */
   applyRunState(run: RunInfo): void;
 }
@@ -125,6 +137,9 @@ export interface EigenJob {
 }
 
 export interface AnalysisSlice {
+  /** The section of the Analysis view shown (norms, scaling, …), part of the URL. */
+  analysisSection: string;
+  setAnalysisSection(section: string): void;
   analysis: Record<string, Analysis>;
   runComparison: RunComparison | null;
   eigenJobs: Record<string, EigenJob>;
@@ -152,7 +167,26 @@ export interface TrySlice {
   classify(input: Input<'tryit.classify'>): Promise<void>;
 }
 
-export type Studio = RequestSlice &
+/** What the URL holds: `#/<view>?project=<folder>&run=<run id>&section=<analysis section>`. */
+export interface Route {
+  view: ViewId | null;
+  project: string | null;
+  run: string | null;
+  section: string | null;
+}
+
+/** The URL mirrors the open project, view, run and section; a reload or a deep link comes back to them. */
+export interface RouteSlice {
+  /** False until the first route (or the engine's last project) is applied: the URL is left alone till then. */
+  started: boolean;
+  start(route: Route): Promise<void>;
+  followRoute(route: Route): Promise<void>;
+  /** Back to the start page; a reload stays there (the engine forgets the last project). */
+  closeProject(): Promise<void>;
+}
+
+export type Studio = RouteSlice &
+  RequestSlice &
   AppSlice &
   ProjectSlice &
   AdapterSlice &

@@ -105,11 +105,17 @@ function StartPanel() {
           <ul className="recent">
             {recent.map((r) => (
               <li key={r.dir}>
-                <button type="button" className="link" onClick={() => void openProject(r.dir)} title={r.dir}>
-                  {r.name}
+                <button
+                  type="button"
+                  className="recent-entry"
+                  onClick={() => void openProject(r.dir)}
+                  title={r.dir}
+                  data-testid="recent-entry"
+                >
+                  <span className="recent-name">{r.name}</span>
+                  <span className="recent-path muted mono small">{r.dir}</span>
+                  <span className="muted small">{formatDate(r.openedAt)}</span>
                 </button>
-                <span className="muted mono small">{r.dir}</span>
-                <span className="muted small">{formatDate(r.openedAt)}</span>
               </li>
             ))}
           </ul>

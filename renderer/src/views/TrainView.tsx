@@ -124,6 +124,7 @@ export function TrainView() {
         </div>
       </header>
       <ErrorNote area="train" />
+      <ErrorNote area="run" />
       <div className="grid-train">
         <Card title="Backend" testId="backend-card">
           <ErrorNote area="backend" />
