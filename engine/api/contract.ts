@@ -317,7 +317,8 @@ export type StudioSettings = z.infer<typeof StudioSettingsSchema>;
 export const BrowseEntrySchema = z.object({
   name: z.string(),
   path: z.string(),
-  kind: z.enum(['dir', 'model', 'dataset']),
+  /** A plain folder, a studio project (project.json), a model folder (config.json), a dataset file. */
+  kind: z.enum(['dir', 'project', 'model', 'dataset']),
   /** A folder with a config.json: what it holds. */
   model: z.object({ architecture: z.string(), modelType: z.string(), sizeBytes: z.number() }).optional(),
   /** A .jsonl/.csv/.tsv file: its format and non-empty rows (null when too large to count while listing). */
@@ -671,6 +672,8 @@ export interface StudioApi {
 
 export interface DesktopApi {
   openFolder(title: string): Promise<string | null>;
+  /** A native open-file dialog showing files with these extensions (no dot). */
+  openFile(title: string, extensions: string[]): Promise<string | null>;
   saveFolder(title: string, defaultPath?: string): Promise<string | null>;
   /** Tells the main process whether closing the window would stop a training run. */
   setTrainingActive(active: boolean): void;
@@ -693,5 +696,10 @@ export const DesktopRequestSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('openFolder'), title: z.string().max(200) }),
   z.object({ kind: z.literal('saveFolder'), title: z.string().max(200), defaultPath: z.string().optional() }),
   z.object({ kind: z.literal('trainingActive'), active: z.boolean() }),
+  z.object({
+    kind: z.literal('openFile'),
+    title: z.string().max(200),
+    extensions: z.array(z.string().regex(/^[a-z0-9]{1,8}$/)).max(10),
+  }),
 ]);
 export type DesktopRequest = z.infer<typeof DesktopRequestSchema>;

@@ -9,14 +9,18 @@ import { adapterSlice } from './store/adapter.ts';
 import { analysisSlice } from './store/analysis.ts';
 import { appSlice } from './store/app.ts';
 import { exportSlice } from './store/exports.ts';
+import { filesSlice } from './store/files.ts';
+import { formsSlice } from './store/forms.ts';
 import { projectSlice } from './store/project.ts';
 import { requestSlice } from './store/request.ts';
 import { routeSlice } from './store/route.ts';
 import { runsSlice } from './store/runs.ts';
+import { trainingSlice } from './store/training.ts';
 import { trySlice } from './store/tryit.ts';
 import type { SliceContext, Studio } from './store/types.ts';
 
 export { TARGET_FIELDS } from './store/adapter.ts';
+export { formErrors } from './store/forms.ts';
 export { formatRoute, parseRoute, routeOf } from './store/route.ts';
 export { applyTrainEvent, isActive, MAX_LIVE_POINTS } from './store/runs.ts';
 export * from './store/types.ts';
@@ -33,5 +37,8 @@ export function createStudioStore(api: StudioApi, storage: SliceContext['storage
     ...exportSlice(set, get, ctx),
     ...trySlice(set, get, ctx),
     ...routeSlice(set, get, ctx),
+    ...formsSlice(set, get, ctx),
+    ...trainingSlice(set, get, ctx),
+    ...filesSlice(set, get, ctx),
   }));
 }

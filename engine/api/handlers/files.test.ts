@@ -101,7 +101,7 @@ describe('files.list', () => {
       projectDir: project,
     });
     if (!reply.ok) throw new Error(reply.error.message);
-    expect(reply.result.entries.map((e) => e.name)).toEqual(['proj']);
+    expect(reply.result.entries.map((e) => [e.name, e.kind])).toEqual([['proj', 'project']]);
   });
 });
 

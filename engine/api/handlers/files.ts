@@ -111,6 +111,7 @@ export async function listFolder(dir: string | undefined, projectDir?: string): 
       const stat = await fs.stat(path).catch(() => null);
       if (!stat) return null;
       if (stat.isDirectory()) {
+        if (existsSync(join(path, PROJECT_FILE))) return { name, path, kind: 'project' };
         if (!existsSync(join(path, 'config.json'))) return { name, path, kind: 'dir' };
         return { name, path, kind: 'model', ...(await describeModel(path)) };
       }

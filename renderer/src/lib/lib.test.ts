@@ -124,6 +124,42 @@ describe('schema form', () => {
     expect(parseFieldValue(r, '4')).toEqual({ value: 4 });
     expect(parseFieldValue(r, '0').error).toBe('r must be ≥ 1');
     expect(parseFieldValue(r, '2.5').error).toBe('r must be a whole number');
-    expect(parseFieldValue(r, 'x').error).toBe('r must be a number');
+    expect(parseFieldValue(r, 'x').error).toBe('r: “x” is not a number (type digits, like 8)');
+  });
+
+  it('reads numbers as people type them and never guesses one', () => {
+    const lr = {
+      key: 'learningRate',
+      label: 'Learning rate',
+      kind: 'number',
+      optional: false,
+      nullable: false,
+    } as const;
+    const cases: [string, number][] = [
+      ['0.0002', 0.0002],
+      ['2e-4', 0.0002],
+      ['2E-4', 0.0002],
+      ['1e9', 1e9],
+      ['-1', -1],
+      ['+3', 3],
+      ['.5', 0.5],
+      ['5.', 5],
+    ];
+    for (const [text, value] of cases) expect(parseFieldValue(lr, text), text).toEqual({ value });
+    for (const text of ['abc', '2e', '-', '.', '1,5', '0x10', '1e999', 'Infinity', 'NaN', '2 e-4', '--1'])
+      expect(parseFieldValue(lr, text).error, text).toMatch(/^Learning rate: /);
+  });
+
+  it('keeps exclusive bounds of the schema (positive(), lt())', () => {
+    const [, alpha] = fieldsFromSchema(schema);
+    expect(alpha).toMatchObject({ minimum: 0, exclusiveMinimum: true });
+    expect(parseFieldValue(alpha, '0').error).toBe('lora alpha must be > 0');
+    expect(parseFieldValue(alpha, '1e-9')).toEqual({ value: 1e-9 });
+    const [fraction] = fieldsFromSchema({
+      type: 'object',
+      properties: { valFraction: { type: 'number', minimum: 0, exclusiveMaximum: 1 } },
+    });
+    expect(parseFieldValue(fraction, '1').error).toBe('val fraction must be < 1');
+    expect(parseFieldValue(fraction, '0')).toEqual({ value: 0 });
   });
 });

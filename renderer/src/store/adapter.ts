@@ -21,6 +21,8 @@ export const adapterSlice: Slice<AdapterSlice> = (set, get) => {
       const config: Record<string, unknown> = { ...(described?.defaults ?? {}) };
       // targets and layer range carry over: they are the same question for every method
       for (const key of TARGET_FIELDS) if (key in old) config[key] = old[key];
+      // the other method's fields (and any text typed into them) are gone
+      get().resetForm('adapter');
       set({ draft: { method, config } });
       void get().refreshBudget();
     },
@@ -38,10 +40,14 @@ export const adapterSlice: Slice<AdapterSlice> = (set, get) => {
     },
 
     async refreshBudget() {
-      const { project, draft } = get();
+      const { project, draft, trainingDraft } = get();
       if (!draft || !project) return;
       const ticket = ++budgetTicket;
-      const training = project.training as { batchSize?: number; maxSeqLen?: number };
+      // the memory estimate is for the settings the next run will use
+      const training = { ...project.training, ...trainingDraft } as {
+        batchSize?: number;
+        maxSeqLen?: number;
+      };
       const budget = await get().request('budget', 'budget.compute', {
         modelDir: project.modelDir,
         method: draft.method,

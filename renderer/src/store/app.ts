@@ -25,6 +25,7 @@ export const appSlice: Slice<AppSlice> = (set, get, { api, storage }) => ({
       request('app', 'projects.recent', {}).then((recent) => set({ recent: recent ?? [] })),
       request('backend', 'backend.report', {}).then((backend) => set({ backend })),
       get().refreshLiveRuns(),
+      get().loadTrainingFields(),
     ]);
   },
 

@@ -12,8 +12,11 @@ function adoptProject(set: SetState, get: GetState, project: ProjectSummary, tar
   const config = { ...(described?.defaults ?? {}), ...project.methodConfig };
   const live = project.runs.find((r) => isActive(r));
   const wanted = target.run ? project.runs.find((r) => r.id === target.run) : undefined;
+  get().resetForm('adapter');
+  get().resetForm('training');
   set((s) => ({
     project,
+    trainingDraft: {},
     runs: project.runs,
     draft: { method, config },
     model: null,

@@ -1,5 +1,6 @@
 import type { Metrics, RunDetail, RunInfo, TrainEvent } from '../../../engine/api/contract.ts';
 import { thinSeries } from '../../../engine/common/thinning.ts';
+import { formErrors } from './forms.ts';
 import type { RunsSlice, Slice } from './types.ts';
 
 /** Live chart rows kept in memory per run; older rows are thinned so a long run stays cheap to draw. */
@@ -80,14 +81,23 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
     },
 
     async startRun(overrides = {}) {
-      const { project } = get();
+      const { project, trainingDraft } = get();
       if (!project) return;
+      const blocking = formErrors(get(), 'adapter', 'training');
+      if (blocking.length > 0) {
+        set((s) => ({ errors: { ...s.errors, train: `fix the settings first: ${blocking.join('; ')}` } }));
+        return;
+      }
+      const training = { ...trainingDraft, ...(overrides.training as Record<string, unknown> | undefined) };
       await get().saveAdapter();
       if (get().errors.adapter) {
         set((s) => ({ errors: { ...s.errors, train: s.errors.adapter } }));
         return;
       }
-      const run = await get().request('train', 'runs.start', { projectDir: project.dir, overrides });
+      const run = await get().request('train', 'runs.start', {
+        projectDir: project.dir,
+        overrides: Object.keys(training).length > 0 ? { ...overrides, training } : overrides,
+      });
       if (!run) return;
       set((s) => ({
         runs: upsertRun(s.runs, run),

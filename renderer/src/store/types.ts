@@ -7,8 +7,10 @@ import type { StoreApi } from 'zustand/vanilla';
 import type {
   Analysis,
   BackendReport,
+  BrowseListing,
   Budget,
   DataPreview,
+  DatasetInfo,
   EigenResult,
   ExportResult,
   Input,
@@ -21,6 +23,7 @@ import type {
   RunComparison,
   RunDetail,
   RunInfo,
+  SettingField,
   StudioApi,
   StudioEvent,
   TrainEvent,
@@ -167,6 +170,39 @@ export interface TrySlice {
   classify(input: Input<'tryit.classify'>): Promise<void>;
 }
 
+/** Typed text of form fields. Nothing typed is replaced: invalid text stays, marked, and blocks its form. */
+export interface FormsSlice {
+  /** Text typed into a field, by `form:key`, kept while it is invalid or reads differently from its value. */
+  fieldTexts: Record<string, string>;
+  /** Why a field's text is not a valid value, by `form:key`. */
+  fieldErrors: Record<string, string>;
+  setFieldText(form: string, key: string, text: string | undefined, error: string | null): void;
+  resetForm(form: string): void;
+}
+
+/** The training settings of the next run, described by the engine (labels, units, groups, help). */
+export interface TrainingSlice {
+  trainingFields: SettingField[];
+  trainingGroups: { id: SettingField['group']; label: string }[];
+  /** Settings changed for the next run, over the project's (sent as run overrides, or saved). */
+  trainingDraft: Record<string, unknown>;
+  loadTrainingFields(): Promise<void>;
+  setTraining(patch: Record<string, unknown>): void;
+  /** Writes the changed settings into project.json. */
+  saveTraining(): Promise<void>;
+}
+
+/** The engine's folder browser (browser mode) and what the new-project form learns about dataset files. */
+export interface FilesSlice {
+  /** The folder shown by the open browser, and which path field opened it. */
+  listing: BrowseListing | null;
+  browsingFor: string | null;
+  browse(field: string | null, dir?: string): Promise<void>;
+  /** Examples and split of a dataset file, by `path|task|fraction`. */
+  datasets: Record<string, DatasetInfo>;
+  describeDataset(area: string, input: Input<'files.dataset'>): Promise<DatasetInfo | null>;
+}
+
 /** What the URL holds: `#/<view>?project=<folder>&run=<run id>&section=<analysis section>`. */
 export interface Route {
   view: ViewId | null;
@@ -185,7 +221,10 @@ export interface RouteSlice {
   closeProject(): Promise<void>;
 }
 
-export type Studio = RouteSlice &
+export type Studio = FilesSlice &
+  FormsSlice &
+  TrainingSlice &
+  RouteSlice &
   RequestSlice &
   AppSlice &
   ProjectSlice &
