@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react';
+import { type ReactNode, useEffect, useMemo, useState } from 'react';
 import type { SettingField } from '../../../engine/api/contract.ts';
 import { useStudio } from '../context.ts';
 import { warningsByField } from '../lib/sanity.ts';
@@ -26,6 +26,20 @@ function fieldOf(setting: SettingField, project: Record<string, unknown>): Field
   };
 }
 
+/** Folded settings: they unfold by themselves when one is wrong or warned about, and fold only when asked. */
+function Fold({ summary, issue, children }: { summary: string; issue: boolean; children: ReactNode }) {
+  const [open, setOpen] = useState(issue);
+  useEffect(() => {
+    if (issue) setOpen(true);
+  }, [issue]);
+  return (
+    <details open={open} onToggle={(e) => setOpen(e.currentTarget.open)}>
+      <summary className="small">{summary}</summary>
+      {children}
+    </details>
+  );
+}
+
 /** The settings of the next run in plain words, grouped; the rarely changed ones folded under each group. */
 export function TrainingSettings() {
   const settings = useStudio((s) => s.trainingFields);
@@ -43,6 +57,9 @@ export function TrainingSettings() {
   const pending = Object.keys(draft).length > 0 || formErrors({ fieldErrors }, 'training').length > 0;
   // folded while a run's curves are the thing to watch, unless something here is changed or wrong
   const [open, setOpen] = useState(!hasRuns || pending);
+  useEffect(() => {
+    if (pending) setOpen(true);
+  }, [pending]);
   if (!project) return null;
   const values = { ...project, ...draft };
   const changed = Object.keys(draft).length;
@@ -52,7 +69,7 @@ export function TrainingSettings() {
     <details
       className="card training-settings"
       data-testid="training-settings"
-      open={open || pending}
+      open={open}
       onToggle={(e) => setOpen(e.currentTarget.open)}
     >
       <summary className="card-head">
@@ -98,10 +115,10 @@ export function TrainingSettings() {
                 warnings={warnings}
               />
               {folded.length > 0 && (
-                <details open={issueIn(folded.map((f) => f.key)) || undefined}>
-                  <summary className="small">
-                    More {group.label.toLowerCase()} settings ({folded.length})
-                  </summary>
+                <Fold
+                  summary={`More ${group.label.toLowerCase()} settings (${folded.length})`}
+                  issue={issueIn(folded.map((f) => f.key))}
+                >
                   <StoreForm
                     form="training"
                     fields={folded}
@@ -109,7 +126,7 @@ export function TrainingSettings() {
                     onChange={setTraining}
                     warnings={warnings}
                   />
-                </details>
+                </Fold>
               )}
             </fieldset>
           );

@@ -54,6 +54,13 @@ function role(name: string): string {
   return last >= 0 ? parts.slice(last + 1).join('.') : name;
 }
 
+/** 1e9 and 2e-5 as people write them, 0.02 and 512 as they are. */
+function plain(x: number): string {
+  const abs = Math.abs(x);
+  if (abs !== 0 && (abs >= 1e5 || abs < 1e-3)) return x.toExponential().replace('e+', 'e');
+  return String(x);
+}
+
 function num(x: unknown): number | null {
   return typeof x === 'number' && Number.isFinite(x) ? x : null;
 }
@@ -89,13 +96,13 @@ function learningRateWarnings({ method, training }: SanityInput): SanityWarning[
   const lr = num(training.learningRate);
   const swept = sweptLearningRates[method];
   if (lr === null || !swept) return [];
-  const range = `${swept.low}–${swept.high}, best ${swept.best}`;
+  const range = `${plain(swept.low)}–${plain(swept.high)}, best ${plain(swept.best)}`;
   if (lr > swept.high * FAR)
     return [
       {
         form: 'training',
         key: 'learningRate',
-        message: `Learning rate ${lr} is over ${FAR}× the highest the README's ${method} sweeps tried (${range}): training will likely diverge.`,
+        message: `Learning rate ${plain(lr)} is over ${FAR}× the highest the README's ${method} sweeps tried (${range}): training will likely diverge.`,
       },
     ];
   if (lr < swept.low / FAR)
@@ -103,7 +110,7 @@ function learningRateWarnings({ method, training }: SanityInput): SanityWarning[
       {
         form: 'training',
         key: 'learningRate',
-        message: `Learning rate ${lr} is under 1/${FAR} of the lowest the README's ${method} sweeps tried (${range}): the adapter will barely move.`,
+        message: `Learning rate ${plain(lr)} is under 1/${FAR} of the lowest the README's ${method} sweeps tried (${range}): the adapter will barely move.`,
       },
     ];
   return [];

@@ -44,27 +44,27 @@ function adoptProject(set: SetState, get: GetState, project: ProjectSummary, tar
   void request('recent', 'projects.recent', {}).then((recent) => recent && set({ recent }));
 }
 
-export const projectSlice: Slice<ProjectSlice> = (set, get) => ({
-  project: null,
-  model: null,
-  preview: null,
+export const projectSlice: Slice<ProjectSlice> = (set, get) => {
+  // a deep link followed while the last project still opens: the newest request wins, whichever answers last
+  let ticket = 0;
+  const open = async (answer: Promise<ProjectSummary | null>, target?: OpenTarget): Promise<void> => {
+    const mine = ++ticket;
+    const project = await answer;
+    if (project && mine === ticket) adoptProject(set, get, project, target);
+  };
+  return {
+    project: null,
+    model: null,
+    preview: null,
 
-  async openProject(dir, target) {
-    const project = await get().request('project', 'projects.open', { dir });
-    if (project) adoptProject(set, get, project, target);
-  },
-  async createProject(input) {
-    const project = await get().request('project', 'projects.create', input);
-    if (project) adoptProject(set, get, project);
-  },
-  async openDemo(dir) {
-    const project = await get().request('project', 'projects.createDemo', dir ? { dir } : {});
-    if (project) adoptProject(set, get, project);
-  },
-  async loadPreview() {
-    const project = get().project;
-    if (!project) return;
-    const preview = await get().request('preview', 'data.preview', { projectDir: project.dir, count: 6 });
-    set({ preview });
-  },
-});
+    openProject: (dir, target) => open(get().request('project', 'projects.open', { dir }), target),
+    createProject: (input) => open(get().request('project', 'projects.create', input)),
+    openDemo: (dir) => open(get().request('project', 'projects.createDemo', dir ? { dir } : {})),
+    async loadPreview() {
+      const project = get().project;
+      if (!project) return;
+      const preview = await get().request('preview', 'data.preview', { projectDir: project.dir, count: 6 });
+      set({ preview });
+    },
+  };
+};

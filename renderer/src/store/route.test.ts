@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createStudioStore } from '../store.ts';
 import { formatRoute, parseRoute, routeOf } from './route.ts';
 import { fakeApi, projectSummary, runInfo } from './testing.ts';
@@ -82,5 +82,42 @@ describe('routes', () => {
     expect(calls).toContain('settings.update');
     expect(store.getState().project).toBeNull();
     expect(routeOf(store.getState())).toEqual({ view: 'project', project: null, run: null, section: null });
+  });
+
+  it('let a deep link followed while the last project still opens win, whichever answers last', async () => {
+    const pending: ((p: ReturnType<typeof projectSummary>) => void)[] = [];
+    const { api } = fakeApi({
+      'settings.get': () => ({ lastProject: '/last' }),
+      'projects.open': () => new Promise((r) => pending.push(r)),
+      'runs.status': () => detail(done),
+    });
+    const store = createStudioStore(api);
+    const starting = store.getState().start(parseRoute(''));
+    await vi.waitFor(() => expect(pending).toHaveLength(1));
+    const following = store.getState().followRoute(parseRoute('#/adapter?project=/linked'));
+    await vi.waitFor(() => expect(pending).toHaveLength(2));
+    pending[1](projectSummary({ dir: '/linked' }));
+    await following;
+    pending[0](projectSummary({ dir: '/last' }));
+    await starting;
+    expect([store.getState().project?.dir, store.getState().view]).toEqual(['/linked', 'adapter']);
+  });
+
+  it('leave the last project closed when a link was followed before the engine named it', async () => {
+    let answer: (s: { lastProject: string | null }) => void = () => {};
+    const { api, calls } = fakeApi({
+      'settings.get': () =>
+        new Promise((r) => {
+          answer = r;
+        }),
+      'projects.open': ({ dir }) => projectSummary({ dir }),
+    });
+    const store = createStudioStore(api);
+    const starting = store.getState().start(parseRoute(''));
+    await store.getState().followRoute(parseRoute('#/train?project=/linked'));
+    answer({ lastProject: '/last' });
+    await starting;
+    expect(store.getState().project?.dir).toBe('/linked');
+    expect(calls.filter((c) => c === 'projects.open')).toHaveLength(1);
   });
 });

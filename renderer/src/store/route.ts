@@ -52,40 +52,51 @@ async function follow(set: SetState, get: GetState, route: Route): Promise<void>
   if (route.section) set({ analysisSection: route.section });
 }
 
-export const routeSlice: Slice<RouteSlice> = (set, get) => ({
-  started: false,
+export const routeSlice: Slice<RouteSlice> = (set, get) => {
+  /** Routes followed so far: a link followed while the app starts wins over the engine's last project. */
+  let followed = 0;
+  return {
+    started: false,
 
-  async start(route) {
-    const { init, request } = get();
-    const ready = init();
-    if (route.project) {
-      await follow(set, get, route);
-    } else {
-      // no project in the URL: the engine knows which one was open last (this window or another)
-      const settings = await request('settings', 'settings.get', {});
-      if (settings?.lastProject)
-        await get().openProject(settings.lastProject, { view: route.view ?? undefined });
-      else if (route.view) set({ view: route.view });
-    }
-    set({ started: true });
-    await ready;
-  },
+    async start(route) {
+      const { init, request } = get();
+      const ready = init();
+      if (route.project) {
+        await follow(set, get, route);
+      } else {
+        // no project in the URL: the engine knows which one was open last (this window or another)
+        const before = followed;
+        const settings = await request('settings', 'settings.get', {});
+        // unless the user went somewhere meanwhile
+        if (followed === before) {
+          if (settings?.lastProject)
+            await get().openProject(settings.lastProject, { view: route.view ?? undefined });
+          else if (route.view) set({ view: route.view });
+        }
+      }
+      set({ started: true });
+      await ready;
+    },
 
-  followRoute: (route) => follow(set, get, route),
+    followRoute(route) {
+      followed += 1;
+      return follow(set, get, route);
+    },
 
-  async closeProject() {
-    await get().request('settings', 'settings.update', { lastProject: null });
-    set({
-      project: null,
-      model: null,
-      preview: null,
-      draft: null,
-      budget: null,
-      comparison: null,
-      runs: [],
-      selectedRun: null,
-      runComparison: null,
-      view: 'project',
-    });
-  },
-});
+    async closeProject() {
+      await get().request('settings', 'settings.update', { lastProject: null });
+      set({
+        project: null,
+        model: null,
+        preview: null,
+        draft: null,
+        budget: null,
+        comparison: null,
+        runs: [],
+        selectedRun: null,
+        runComparison: null,
+        view: 'project',
+      });
+    },
+  };
+};
