@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Locator, Page } from '@playwright/test';
+import type { Locator } from '@playwright/test';
 import { root } from './env.ts';
 import { demoProject, expect, type StudioServer, shoot, test } from './fixtures.ts';
 
@@ -26,7 +26,7 @@ function exponentForm(text: string): string {
  * reason, and blocks `blocked`; the value written with an exponent or a leading minus stays exactly as
  * typed (valid, or marked with the bound it breaks); the original value makes the field valid again.
  */
-async function exerciseNumericFields(page: Page, form: Locator, blocked: Locator): Promise<number> {
+async function exerciseNumericFields(form: Locator, blocked: Locator): Promise<number> {
   const inputs = form.locator('input[data-numeric]');
   const count = await inputs.count();
   for (let i = 0; i < count; i++) {
@@ -78,7 +78,7 @@ test('every numeric field of every form takes what is typed, keeps invalid text 
       await page.getByTestId(`method-${method}`).click();
       await expect(page.getByTestId(`method-${method}`)).toHaveAttribute('aria-pressed', 'true');
       await expect(form.locator('input[data-numeric]').first()).toBeVisible();
-      typed += await exerciseNumericFields(page, form, page.getByTestId('train-now'));
+      typed += await exerciseNumericFields(form, page.getByTestId('train-now'));
     }
     await page.getByTestId('method-lora').click();
     await expect(page.getByTestId('train-now')).toBeEnabled();
@@ -88,7 +88,7 @@ test('every numeric field of every form takes what is typed, keeps invalid text 
     await page.getByTestId('nav-train').click();
     const form = page.getByTestId('training-settings');
     await openFolded(form);
-    typed += await exerciseNumericFields(page, form, page.getByTestId('start-run'));
+    typed += await exerciseNumericFields(form, page.getByTestId('start-run'));
   });
 
   await test.step('a learning rate typed as 0.0002 trains at 0.0002, not 2', async () => {
@@ -121,7 +121,7 @@ test('every numeric field of every form takes what is typed, keeps invalid text 
     await page.locator('#prompt').fill('Verse: in the beginning');
     await page.locator('#try-mode').selectOption('sampled');
     await expect(page.getByTestId('try-run')).toBeEnabled();
-    typed += await exerciseNumericFields(page, page.locator('.schema-form'), page.getByTestId('try-run'));
+    typed += await exerciseNumericFields(page.locator('.schema-form'), page.getByTestId('try-run'));
   });
 
   await test.step('the held-out fraction of a new project', async () => {
@@ -130,11 +130,7 @@ test('every numeric field of every form takes what is typed, keeps invalid text 
     await page.getByText('use the bundled demo model').click();
     await page.locator('#new-data').fill(join(root, 'assets', 'demo', 'data', 'train.jsonl'));
     await expect(page.getByTestId('create-project')).toBeEnabled();
-    typed += await exerciseNumericFields(
-      page,
-      page.getByTestId('new-project'),
-      page.getByTestId('create-project'),
-    );
+    typed += await exerciseNumericFields(page.getByTestId('new-project'), page.getByTestId('create-project'));
   });
   expect(typed, 'numeric fields typed into').toBeGreaterThan(40);
 });
