@@ -54,7 +54,7 @@ function codeOf(error: unknown): ApiErrorCode {
   const name = (error as { name?: string })?.name ?? '';
   const code = (error as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT') return 'not_found';
-  if (/ConfigError|TargetError|DataError|ZodError|ProjectError|SettingsError/.test(name))
+  if (/ConfigError|TargetError|DataError|ModelError|ZodError|ProjectError|SettingsError/.test(name))
     return 'invalid_input';
   return 'engine_error';
 }

@@ -105,6 +105,23 @@ describe('files.list', () => {
   });
 });
 
+describe('projects.create from picked paths', () => {
+  it('names the missing config.json of a model folder as bad input, not an engine failure', async () => {
+    const reply = await call('projects.create', {
+      dir: join(home, 'p2'),
+      modelDir: join(home, 'no-such-model'),
+      dataPath: join(home, 'train.jsonl'),
+    });
+    expect(reply).toMatchObject({
+      ok: false,
+      error: {
+        code: 'invalid_input',
+        message: expect.stringContaining(join(home, 'no-such-model', 'config.json')),
+      },
+    });
+  });
+});
+
 describe('files.dataset', () => {
   it('counts the examples and shows the split training would make', async () => {
     const reply = await call<DatasetInfo>('files.dataset', {

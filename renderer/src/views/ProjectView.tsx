@@ -149,7 +149,7 @@ function NewProjectForm() {
       />
       <fieldset className="validation-choice">
         <legend>Validation</legend>
-        <label className="inline-field">
+        <label className="radio">
           <input
             type="radio"
             name="validation"
@@ -158,7 +158,7 @@ function NewProjectForm() {
           />
           hold out part of the training data
         </label>
-        <label className="inline-field">
+        <label className="radio">
           <input
             type="radio"
             name="validation"
