@@ -70,6 +70,7 @@ export async function demoJourney(page: Page, label: string, projectsDir: string
   await test.step('analysis', async () => {
     await nav('analysis');
     await expect(page.locator('[data-testid^="heatmap-"]').first()).toBeVisible({ timeout: 60_000 });
+    await page.getByTestId('section-eigen').click();
     await page.getByTestId('eigen-card').getByRole('button', { name: 'Compute' }).click();
     await expect(page.getByTestId('eigen-card').locator('.recharts-scatter').first()).toBeVisible({
       timeout: 60_000,

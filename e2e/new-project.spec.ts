@@ -56,7 +56,9 @@ test('a new project without typing a path: folder browser, bad inputs named, the
     await expect(browser.locator('li', { hasText: 'verses.jsonl' })).toContainText('1,800 rows');
     await expect(browser).toContainText('and 1 other file');
     await browser.locator('li', { hasText: 'broken.jsonl' }).getByRole('button').click();
-    await expect(page.getByTestId('split-line')).toContainText(`${join(data, 'broken.jsonl')}:2: malformed JSON`);
+    await expect(page.getByTestId('split-line')).toContainText(
+      `${join(data, 'broken.jsonl')}:2: malformed JSON`,
+    );
     await shoot(page, 'new-project-02-broken-dataset');
   });
 
@@ -64,7 +66,9 @@ test('a new project without typing a path: folder browser, bad inputs named, the
     const browser = await browseTo(page, 'new-data', []);
     await browser.locator('li', { hasText: 'verses.jsonl' }).getByRole('button').click();
     const split = page.getByTestId('split-line');
-    await expect(split).toContainText('1,800 examples: 1,620 to train on, 180 held out for validation (10 %, seed 0)');
+    await expect(split).toContainText(
+      '1,800 examples: 1,620 to train on, 180 held out for validation (10 %, seed 0)',
+    );
     const fraction = page.locator('#new-project-valFraction');
     await fraction.click();
     await fraction.press('ControlOrMeta+a');
@@ -93,7 +97,9 @@ test('a new project without typing a path: folder browser, bad inputs named, the
     await page.locator('#new-model').fill('/etc/ssl');
     await page.getByTestId('browse-new-model').click();
     const browser = page.getByTestId('folder-browser');
-    await expect(browser.getByRole('alert')).toContainText('/etc/ssl is outside the folders the studio may browse');
+    await expect(browser.getByRole('alert')).toContainText(
+      '/etc/ssl is outside the folders the studio may browse',
+    );
     // and browsing starts where it may
     await expect(page.getByTestId('browser-dir')).toHaveText(studio.home);
     await browser.getByRole('button', { name: 'Close' }).click();

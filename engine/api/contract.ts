@@ -261,7 +261,8 @@ export type Analysis = z.infer<typeof AnalysisSchema>;
 export const RunComparisonSchema = z.object({
   runA: RunInfoSchema,
   runB: RunInfoSchema,
-  configDiff: z.array(z.object({ key: z.string(), a: z.unknown(), b: z.unknown() })),
+  /** A setting one run has and the other lacks (a newer field, a method's own) is absent on that side. */
+  configDiff: z.array(z.object({ key: z.string(), a: z.unknown().optional(), b: z.unknown().optional() })),
   metricsA: MetricsSchema,
   metricsB: MetricsSchema,
   /** Per-module similarity of ΔW between the runs (cosine, subspace overlap), where both runs have analysis. */

@@ -10,9 +10,14 @@ const metricLabels: Partial<Record<HeatmapMetric, { label: string; unit: string 
   relativeDelta: { label: '‖ΔW‖ / ‖W₀‖', unit: 'ratio to the frozen weight’s norm' },
   scale: { label: 'scaling factor', unit: 'multiplier of ΔW' },
   trainableNorm: { label: '‖trainable‖', unit: 'L2 norm of the trainable tensors' },
+  scalingVectors: {
+    label: '‖scaling vectors‖',
+    unit: 'L2 norm of the per-feature scaling vectors (DoRA magnitude, VeRA λ, TinyLoRA v)',
+  },
   effectiveRank: { label: 'effective rank of ΔW', unit: 'dimensions (entropy of the singular values)' },
 };
-const MAX_HEATMAPS = 8;
+/** Module roles shown per metric (q_proj, v_proj, …): each metric gets its own maps, whatever comes first. */
+const MAX_ROLES_PER_METRIC = 6;
 const MAX_HISTOGRAMS = 4;
 
 function trainableCount(m: ModuleMetrics): number {
@@ -37,7 +42,7 @@ export async function analysisView(runDir: string, maxSteps: number): Promise<An
   const metrics = Object.keys(metricLabels) as HeatmapMetric[];
   const heatmaps = buildHeatmaps(rows, metrics)
     .sort((a, b) => metrics.indexOf(a.metric) - metrics.indexOf(b.metric))
-    .slice(0, MAX_HEATMAPS)
+    .filter((h, i, all) => all.slice(0, i).filter((o) => o.metric === h.metric).length < MAX_ROLES_PER_METRIC)
     .map((h) => {
       const { label, unit } = metricLabels[h.metric]!;
       return {
