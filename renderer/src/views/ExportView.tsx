@@ -1,8 +1,10 @@
 import { useEffect, useState } from 'react';
 import type { ExportResult } from '../../../engine/api/contract.ts';
 import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
-import { useApi, useStudio } from '../context.ts';
+import { PathPicker } from '../components/PathPicker.tsx';
+import { useStudio } from '../context.ts';
 import { formatBytes, formatNumber } from '../lib/format.ts';
+import { exportCards } from '../slots.ts';
 
 type Format = ExportResult['format'];
 
@@ -60,7 +62,6 @@ function Result({ result }: { result: ExportResult }) {
 }
 
 export function ExportView() {
-  const api = useApi();
   const selected = useStudio((s) => s.selectedRun);
   const run = useStudio((s) => s.runs.find((r) => r.dir === s.selectedRun));
   const busy = useStudio((s) => s.busy);
@@ -135,33 +136,16 @@ export function ExportView() {
       <ErrorNote area="export-estimate" />
       <Card title="Destination">
         <form
-          className="row"
+          className="stack"
           onSubmit={(e) => {
             e.preventDefault();
             void runExport(selected, format, out.trim());
           }}
         >
-          <input
-            className="grow mono"
-            aria-label="export folder"
-            value={out}
-            onChange={(e) => setOut(e.target.value)}
-            spellCheck={false}
-          />
-          {api.desktop && (
-            <button
-              type="button"
-              onClick={async () => {
-                const picked = await api.desktop?.saveFolder('Export to', out);
-                if (picked) setOut(picked);
-              }}
-            >
-              Browse…
-            </button>
-          )}
+          <PathPicker id="export-out" label="Export folder" value={out} onChange={setOut} kind="new-folder" />
           <button
             type="submit"
-            className="primary"
+            className="primary align-start"
             disabled={busy[area] || !out.trim()}
             data-testid="export-run"
           >
@@ -178,6 +162,10 @@ export function ExportView() {
           <ErrorNote area={area} />
         </div>
       </Card>
+      {exportCards.map((ExportCard, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
+        <ExportCard key={i} run={run} />
+      ))}
       {exports.length > 0 && (
         <Card title="Exports">
           {exports.map((r) => (
