@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { Output, RunDetail } from '../../engine/api/contract.ts';
 import { ApiError } from '../../engine/api/contract.ts';
 import { eventBatcher } from './store/events.ts';
-import { fakeApi, runInfo } from './store/testing.ts';
+import { fakeApi, projectSummary, runInfo } from './store/testing.ts';
 import { applyTrainEvent, createStudioStore, MAX_LIVE_POINTS } from './store.ts';
 
 const run = runInfo();
@@ -65,21 +65,7 @@ describe('studio store', () => {
     const resolvers: ((v: Output<'budget.compute'>) => void)[] = [];
     const { api } = fakeApi({ 'budget.compute': () => new Promise((r) => resolvers.push(r)) });
     const store = createStudioStore(api);
-    store.setState({
-      project: {
-        dir: '/p',
-        name: 'p',
-        modelDir: '/m',
-        dataPath: '/d',
-        task: 'causal-lm',
-        method: 'lora',
-        methodConfig: {},
-        training: {},
-        settings: {},
-        runs: [],
-      },
-      draft: { method: 'lora', config: { r: 8 } },
-    });
+    store.setState({ project: projectSummary(), draft: { method: 'lora', config: { r: 8 } } });
     const first = store.getState().refreshBudget();
     const second = store.getState().refreshBudget();
     const budget = (trainable: number) =>

@@ -62,6 +62,10 @@ export function TrainingSettings() {
   }, [pending]);
   if (!project) return null;
   const values = { ...project, ...draft };
+  const byKey = new Map(settings.map((f) => [f.key, f]));
+  const form = (list: Field[]) => (
+    <StoreForm form="training" fields={list} values={values} onChange={setTraining} warnings={warnings} />
+  );
   const changed = Object.keys(draft).length;
   const invalid = formErrors({ fieldErrors }, 'training').length;
   const issueIn = (keys: string[]) => keys.some((k) => fieldErrors[`training:${k}`] || warnings[k]?.length);
@@ -101,31 +105,19 @@ export function TrainingSettings() {
       <ErrorNote area="training" />
       <div className="settings-groups">
         {groups.map((group) => {
-          const inGroup = fields.filter((f) => settings.find((s) => s.key === f.key)?.group === group.id);
-          const basic = inGroup.filter((f) => !settings.find((s) => s.key === f.key)?.advanced);
-          const folded = inGroup.filter((f) => settings.find((s) => s.key === f.key)?.advanced);
+          const inGroup = fields.filter((f) => byKey.get(f.key)?.group === group.id);
+          const basic = inGroup.filter((f) => !byKey.get(f.key)?.advanced);
+          const folded = inGroup.filter((f) => byKey.get(f.key)?.advanced);
           return (
             <fieldset key={group.id} className="settings-group" data-group={group.id}>
               <legend>{group.label}</legend>
-              <StoreForm
-                form="training"
-                fields={basic}
-                values={values}
-                onChange={setTraining}
-                warnings={warnings}
-              />
+              {form(basic)}
               {folded.length > 0 && (
                 <Fold
                   summary={`More ${group.label.toLowerCase()} settings (${folded.length})`}
                   issue={issueIn(folded.map((f) => f.key))}
                 >
-                  <StoreForm
-                    form="training"
-                    fields={folded}
-                    values={values}
-                    onChange={setTraining}
-                    warnings={warnings}
-                  />
+                  {form(folded)}
                 </Fold>
               )}
             </fieldset>

@@ -149,24 +149,22 @@ function NewProjectForm() {
       />
       <fieldset className="validation-choice">
         <legend>Validation</legend>
-        <label className="radio">
-          <input
-            type="radio"
-            name="validation"
-            checked={validationMode === 'fraction'}
-            onChange={() => setValidationMode('fraction')}
-          />
-          hold out part of the training data
-        </label>
-        <label className="radio">
-          <input
-            type="radio"
-            name="validation"
-            checked={validationMode === 'file'}
-            onChange={() => setValidationMode('file')}
-          />
-          a validation file
-        </label>
+        {(
+          [
+            ['fraction', 'hold out part of the training data'],
+            ['file', 'a validation file'],
+          ] as const
+        ).map(([mode, text]) => (
+          <label className="radio" key={mode}>
+            <input
+              type="radio"
+              name="validation"
+              checked={validationMode === mode}
+              onChange={() => setValidationMode(mode)}
+            />
+            {text}
+          </label>
+        ))}
         {validationMode === 'fraction' ? (
           <StoreForm
             form="new-project"
