@@ -206,4 +206,22 @@ describe('live events', () => {
     expect(s.details[run.dir].run.status).toBe('paused');
     expect(s.liveRuns[run.dir]).toMatchObject({ status: 'paused', step: 3 });
   });
+
+  it("never let an action's late reply undo a newer state event (pause answered after 'paused' arrived)", async () => {
+    let reply: (r: typeof run) => void = () => {};
+    const { api } = fakeApi({
+      'runs.pause': () =>
+        new Promise((r) => {
+          reply = r;
+        }),
+    });
+    const store = createStudioStore(api);
+    store.setState({ details: { [run.dir]: detail() }, runs: [run], liveRuns: { [run.dir]: run } });
+    const pausing = store.getState().pauseRun(run.dir);
+    store.getState().handleEvent({ type: 'run.state', run: { ...run, status: 'paused', step: 4 } });
+    reply({ ...run, status: 'running', step: 3 });
+    await pausing;
+    expect(store.getState().runs[0].status).toBe('paused');
+    expect(store.getState().details[run.dir].run.status).toBe('paused');
+  });
 });

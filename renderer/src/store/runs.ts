@@ -62,6 +62,21 @@ export function upsertRun(runs: RunInfo[], run: RunInfo): RunInfo[] {
 }
 
 export const runsSlice: Slice<RunsSlice> = (set, get) => {
+  /**
+   * State events seen per run. An action's reply describes the run when the engine received the action (a
+   * pause answers "running"); when a state event arrived meanwhile, it is newer and the reply is dropped.
+   */
+  const seen = new Map<string, number>();
+  const applyReply = (runDir: string, before: number, run: RunInfo | null) => {
+    if (run && (seen.get(runDir) ?? 0) === before) get().applyRunState(run, false);
+  };
+  async function act(id: 'runs.pause' | 'runs.resume' | 'runs.cancel', runDir: string) {
+    const before = seen.get(runDir) ?? 0;
+    const run = await get().request('train', id, { runDir });
+    applyReply(runDir, before, run);
+    return run;
+  }
+
   async function fetchDetail(runDir: string): Promise<void> {
     const detail = await get().request('run', 'runs.status', { runDir, maxPoints: 1000 });
     if (detail) {
@@ -94,40 +109,42 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
         set((s) => ({ errors: { ...s.errors, train: s.errors.adapter } }));
         return;
       }
-      const run = await get().request('train', 'runs.start', {
+      const started = await get().request('train', 'runs.start', {
         projectDir: project.dir,
         overrides: Object.keys(training).length > 0 ? { ...overrides, training } : overrides,
       });
-      if (!run) return;
-      set((s) => ({
-        runs: upsertRun(s.runs, run),
-        selectedRun: run.dir,
-        details: {
-          ...s.details,
-          [run.dir]: {
-            run,
-            progress: {
-              step: run.step,
-              totalSteps: run.totalSteps,
-              epoch: run.epoch,
-              tokensPerSec: null,
-              etaSec: null,
+      if (!started) return;
+      set((s) => {
+        // a state event of the new run may have come first: it is newer than the reply
+        const run = (seen.has(started.dir) && s.runs.find((r) => r.dir === started.dir)) || started;
+        return {
+          runs: upsertRun(s.runs, run),
+          liveRuns: isActive(run) ? { ...s.liveRuns, [run.dir]: run } : s.liveRuns,
+          selectedRun: run.dir,
+          details: {
+            ...s.details,
+            [run.dir]: {
+              run,
+              progress: {
+                step: run.step,
+                totalSteps: run.totalSteps,
+                epoch: run.epoch,
+                tokensPerSec: null,
+                etaSec: null,
+              },
+              metrics: emptyMetrics(run.dir),
             },
-            metrics: emptyMetrics(run.dir),
           },
-        },
-        view: 'train',
-      }));
+          view: 'train',
+        };
+      });
     },
 
     async pauseRun(runDir) {
-      const run = await get().request('train', 'runs.pause', { runDir });
-      if (run) get().applyRunState(run);
+      await act('runs.pause', runDir);
     },
     async resumeRun(runDir) {
-      const run = await get().request('train', 'runs.resume', { runDir });
-      if (run) {
-        get().applyRunState(run);
+      if (await act('runs.resume', runDir)) {
         set((s) => ({
           selectedRun: runDir,
           host: { ...s.host, interruptedRuns: s.host.interruptedRuns.filter((r) => r !== runDir) },
@@ -135,8 +152,7 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
       }
     },
     async cancelRun(runDir) {
-      const run = await get().request('train', 'runs.cancel', { runDir });
-      if (run) get().applyRunState(run);
+      await act('runs.cancel', runDir);
     },
     async deleteRun(runDir) {
       const done = await get().request('runs', 'runs.delete', { runDir });
@@ -182,7 +198,8 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
         return { liveRuns, details: { ...s.details, [runDir]: events.reduce(applyTrainEvent, current) } };
       });
     },
-    applyRunState(run) {
+    applyRunState(run, fromEvent = true) {
+      if (fromEvent) seen.set(run.dir, (seen.get(run.dir) ?? 0) + 1);
       set((s) => {
         const inProject = !s.project || run.projectDir === s.project.dir;
         const current = s.details[run.dir];

@@ -125,8 +125,8 @@ export interface RunsSlice {
   selectRun(runDir: string | null): Promise<void>;
   /** Live training events of a run, in order (its chart rows when its detail is loaded, its chip always). */
   applyRunEvents(runDir: string, events: TrainEvent[]): void;
-  /** A run's new state (status, step), from an event or an action's reply. */
-  applyRunState(run: RunInfo): void;
+  /** A run's new state (status, step): from an engine event, or (`fromEvent` false) an action's reply. */
+  applyRunState(run: RunInfo, fromEvent?: boolean): void;
 }
 
 export interface EigenJob {
