@@ -1,13 +1,16 @@
 /**
  * Electron Forge: `npm run package` / `npm run make` build the desktop app with the Vite plugin (main, engine
- * host, preload, renderer) and make a .deb and zip archives. See electron/README.md.
+ * host, preload, renderer), flip its fuses (electron/fuses.ts) and make a .deb and zip archives. See
+ * electron/README.md.
  */
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MakerDeb } from '@electron-forge/maker-deb';
 import { MakerZIP } from '@electron-forge/maker-zip';
+import { FusesPlugin } from '@electron-forge/plugin-fuses';
 import { VitePlugin } from '@electron-forge/plugin-vite';
 import type { ForgeConfig } from '@electron-forge/shared-types';
+import { fuses } from './electron/fuses.ts';
 import { runtimeExternals } from './electron/vite.main.config.ts';
 
 /** The externals plus everything they depend on, as folder names under node_modules. */
@@ -69,6 +72,7 @@ const config: ForgeConfig = {
       ],
       renderer: [{ name: 'main_window', config: 'electron/vite.renderer.config.ts' }],
     }),
+    new FusesPlugin(fuses),
   ],
 };
 

@@ -35,7 +35,11 @@ function table(rows: BenchRow[]): string {
   const cells = rows.map((r) => [
     r.name,
     r.config,
-    Number.isNaN(r.value) ? `failed: ${String(r.details?.error ?? 'no value')}` : `${r.value} ${r.unit}`,
+    Number.isNaN(r.value)
+      ? r.details?.skipped
+        ? `skipped: ${String(r.details.skipped)}`
+        : `failed: ${String(r.details?.error ?? 'no value')}`
+      : `${r.value} ${r.unit}`,
     r.details?.ms !== undefined ? `${r.details.ms} ms` : '',
   ]);
   const head = ['measurement', 'backend / route', 'value', ''];

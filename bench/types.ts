@@ -6,7 +6,7 @@ export interface BenchRow {
   config: string;
   value: number;
   unit: string;
-  /** Extra figures or context (ms per call, shapes, notes). */
+  /** Extra figures or context (ms per call, shapes, notes); `skipped` (with value NaN) says why nothing was measured. */
   details?: Record<string, unknown>;
 }
 

@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { _electron, test } from '@playwright/test';
-import { electronRuntime, root } from './env.ts';
+import { electronRuntime } from '../scripts/electron-runtime.mjs';
+import { root } from './env.ts';
 import { demoJourney } from './journey.ts';
 
 const main = join(root, '.vite', 'build', 'main.js');

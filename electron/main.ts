@@ -25,10 +25,12 @@ import {
   type RecentProject,
   type Reply,
   type StudioEvent,
-} from '../engine/api/contract.ts';
-import { EngineHost, type HostProcess } from '../engine/api/host-client.ts';
-import { contentType } from '../engine/api/mime.ts';
-import type { HostMessage } from '../engine/api/transport.ts';
+} from '../engine/common/contract.ts';
+import { EngineHost, type HostProcess } from '../engine/common/engine-host.ts';
+import type { HostMessage } from '../engine/common/host-protocol.ts';
+import { externalLinks } from '../engine/common/links.ts';
+import { contentType } from '../engine/common/mime.ts';
+import { dialogDefaultPath, isAllowedExternal, isTrustedSender } from './policy.ts';
 import { appCsp, loadWindowState, rendererUrl, safeRendererPath, saveWindowState } from './window.ts';
 
 /** Set by @electron-forge/plugin-vite at build time. */
@@ -75,11 +77,19 @@ function menuCommand(command: MenuCommand): void {
   send('studio:menu', command);
 }
 
-/** Calls are accepted only from our own page, never from a frame that navigated elsewhere. */
+/** Calls are accepted only from the main frame of our window showing our page (electron/policy.ts). */
 function trustedSender(event: IpcMainInvokeEvent): boolean {
-  const url = event.senderFrame?.url ?? '';
-  if (isDev) return url.startsWith(MAIN_WINDOW_VITE_DEV_SERVER_URL as string);
-  return url.startsWith(`${SCHEME}://studio/`);
+  const frame = event.senderFrame;
+  return isTrustedSender(
+    frame
+      ? {
+          url: frame.url,
+          isMainFrame: frame === event.sender.mainFrame,
+          fromMainWindow: event.sender === mainWindow?.webContents,
+        }
+      : null,
+    isDev ? (MAIN_WINDOW_VITE_DEV_SERVER_URL as string) : null,
+  );
 }
 
 async function recentProjects(): Promise<RecentProject[]> {
@@ -210,7 +220,7 @@ function registerIpc(): void {
     }
     const result = await dialog.showOpenDialog(mainWindow, {
       title: r.title,
-      defaultPath: r.kind === 'saveFolder' ? r.defaultPath : undefined,
+      defaultPath: r.kind === 'saveFolder' ? dialogDefaultPath(r.defaultPath) : undefined,
       properties:
         r.kind === 'saveFolder'
           ? ['openDirectory', 'createDirectory', 'promptToCreate']
@@ -302,8 +312,8 @@ async function createWindow(): Promise<void> {
   win.on('unmaximize', remember);
 
   win.webContents.setWindowOpenHandler(({ url }) => {
-    // links to documentation open in the user's browser, never in the app
-    if (url.startsWith('https://')) void shell.openExternal(url);
+    // the links the app shows open in the user's browser, never in the app; nothing else opens at all
+    if (isAllowedExternal(url, externalLinks)) void shell.openExternal(url);
     return { action: 'deny' };
   });
   win.webContents.on('will-navigate', (event, url) => {

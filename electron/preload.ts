@@ -15,7 +15,7 @@ import {
   type StudioApi,
   type StudioEvent,
   unwrapReply,
-} from '../engine/api/contract.ts';
+} from '../engine/common/contract.ts';
 
 function desktop(request: unknown): Promise<unknown> {
   return ipcRenderer.invoke('studio:desktop', DesktopRequestSchema.parse(request));

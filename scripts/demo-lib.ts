@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MethodName } from '../engine/adapters/index.ts';
+import { runRecorder } from '../engine/analysis/index.ts';
 import { selectBackend } from '../engine/backends/index.ts';
 import { prepareData } from '../engine/data/index.ts';
 import { writeFileAtomic } from '../engine/io/atomic.ts';
@@ -166,7 +167,7 @@ export async function trainRun(
   let first: { step: number; wall: number; cpu: NodeJS.CpuUsage } | null = null;
   let last: { step: number; wall: number; cpu: NodeJS.CpuUsage } | null = null;
   const result = await timed(async () => {
-    const handle = await startRun(projectDir, { training });
+    const handle = await startRun(projectDir, { training, recorder: runRecorder });
     handle.on('event', (event) => {
       if (event.type === 'run-started') trainableParams = event.trainableParams;
       if (event.type === 'step') {
@@ -178,7 +179,7 @@ export async function trainRun(
     return await handle.done;
   });
   const summary = result.value;
-  if (summary.status !== 'finished') {
+  if (summary.status !== 'completed') {
     throw new Error(
       `run ${summary.runDir} ended ${summary.status}${summary.error ? `: ${summary.error}` : ''}`,
     );

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { methods, parseMethodConfig } from '../../engine/adapters/index.ts';
+import { methodNames, methods, parseMethodConfig } from '../../engine/adapters/index.ts';
 import type { MethodName } from '../../engine/adapters/types.ts';
 import { AnalysisRecorder, analyzeAdapter } from '../../engine/analysis/index.ts';
 import { fakeModel, seededValues } from '../../engine/analysis/testing.ts';
@@ -13,7 +13,8 @@ import type { BenchContext, BenchRow, BenchSection } from '../types.ts';
 /** The trainer's default `analysisEvery`-style cadence the overhead is quoted for. */
 const EVERY = 10;
 
-const configs: Record<MethodName, Record<string, unknown>> = {
+/** Sizes as in the method comparison; a method not listed runs with its defaults. */
+const configs: Partial<Record<MethodName, Record<string, unknown>>> = {
   lora: { r: 8, loraAlpha: 16 },
   tlora: { r: 32 },
   tinylora: { r: 2, u: 64 },
@@ -48,9 +49,9 @@ export async function analysisOverhead(ctx: BenchContext): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const root = mkdtempSync(join(tmpdir(), 'bench-analysis-'));
   try {
-    for (const [name, config] of Object.entries(configs) as [MethodName, Record<string, unknown>][]) {
+    for (const name of methodNames()) {
       const definition = methods[name];
-      if (!definition) continue;
+      const config = configs[name] ?? {};
       const model = fakeModel(modules, 1, 0);
       const layers = [...model.layers.values()];
       const instance = definition.create(layers, parseMethodConfig(name, config), {

@@ -1,6 +1,7 @@
 import type { LoadedModel } from '../models/types.ts';
 import { getMethod, parseMethodConfig } from './registry.ts';
-import { resolveTargets, type TargetFields } from './targets.ts';
+import { withSavedModules } from './shared/modules-to-save.ts';
+import { methodTargets, savedModuleNames, type TargetFields } from './targets.ts';
 import type { AdapterInstance, MethodName } from './types.ts';
 
 export interface AttachOptions {
@@ -54,17 +55,25 @@ export function attachAdapter(
   }
   const definition = getMethod(method);
   const parsed = parseMethodConfig(definition.name, config);
-  const targets = resolveTargets(model.spec, parsed as TargetFields, {
-    supportedKinds: definition.supportedKinds,
-    method: definition.name,
-  });
+  const targets = methodTargets(model.spec, definition, parsed as TargetFields);
+  const saved = savedModuleNames(model.spec, (parsed as TargetFields).modulesToSave, definition.name).map(
+    (name) => {
+      const layer = model.layers.get(name);
+      if (!layer)
+        throw new Error(`${definition.name}: modulesToSave module "${name}" is not in the loaded model`);
+      return layer;
+    },
+  );
   const layers = targets.map((t) => {
     const layer = model.layers.get(t.name);
     if (!layer)
       throw new Error(`${definition.name}: module "${t.name}" is not an adaptable layer of the loaded model`);
     return layer;
   });
-  const instance = definition.create(layers, parsed, { adapterName, seed: options.seed ?? 0 });
+  const instance = withSavedModules(
+    definition.create(layers, parsed, { adapterName, seed: options.seed ?? 0 }),
+    saved,
+  );
   adapters.set(adapterName, instance);
   if (options.activate ?? true) setActiveAdapters(model, [adapterName]);
   return instance;

@@ -1,7 +1,7 @@
 import type { ModelSpec } from '../models/types.ts';
 import { PEFT_BASE_PREFIX, PEFT_MODEL_PREFIX } from './peft.ts';
 import { getMethod, parseMethodConfig } from './registry.ts';
-import { resolveTargets, type TargetFields } from './targets.ts';
+import { methodTargets, SEQ_CLS_HEADS, savedModuleTensors, type TargetFields } from './targets.ts';
 import type { MethodName, TargetModule, TensorCount } from './types.ts';
 
 export interface BudgetOptions {
@@ -56,6 +56,8 @@ export interface Budget {
   targets: ModuleBudget[];
   /** Model-level tensors shared by modules (counted once). */
   shared: TensorCount[];
+  /** The trainable copies of `modulesToSave` modules (in `trainable`). */
+  savedModules: TensorCount[];
   trainable: number;
   /** Frozen adapter tensors (random projections, SVD factors), not in `trainable`. */
   frozen: number;
@@ -83,17 +85,24 @@ export function computeBudget(
 ): Budget {
   const definition = getMethod(method);
   const parsed = parseMethodConfig(definition.name, config);
-  const targets = resolveTargets(spec, parsed as TargetFields, {
-    supportedKinds: definition.supportedKinds,
-    method: definition.name,
-  });
+  const targets = methodTargets(spec, definition, parsed as TargetFields);
   const counted = definition.count(targets, parsed);
   const byModule = new Map(counted.perModule.map((m) => [m.module, m]));
   const modules: ModuleBudget[] = targets.map((t) => {
     const m = byModule.get(t.name);
     return { ...t, trainable: m?.trainable ?? 0, frozen: m?.frozen ?? 0, tensors: m?.tensors ?? [] };
   });
-  const trainable = counted.trainable;
+  // modulesToSave copies train whole; PEFT files of seq-cls adapters always carry the head (PEFT adds it).
+  const own = (parsed as TargetFields).modulesToSave;
+  const savedModules = savedModuleTensors(spec, own, definition.name);
+  const exported =
+    spec.task === 'seq-cls'
+      ? savedModuleTensors(spec, [...new Set([...(own ?? []), ...SEQ_CLS_HEADS])])
+      : savedModules;
+  const savedEntries = (list: TensorCount[], prefix: string) =>
+    list.map((t) => ({ key: `${prefix}${t.name}`, shape: t.shape }));
+  const trainable =
+    counted.trainable + savedModules.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   const frozen = counted.frozen;
   const allParameters = spec.numParameters + trainable;
   const trainablePercent = (100 * trainable) / allParameters;
@@ -104,33 +113,43 @@ export function computeBudget(
     counted.shared.map((t) => ({ key: `${prefix}${t.name}`, shape: t.shape }));
 
   const peft = definition.peft
-    ? safetensorsSize([...perModuleEntries(PEFT_MODEL_PREFIX), ...sharedEntries(PEFT_BASE_PREFIX)], {
-        format: 'pt',
-      })
+    ? safetensorsSize(
+        [
+          ...perModuleEntries(PEFT_MODEL_PREFIX),
+          ...sharedEntries(PEFT_BASE_PREFIX),
+          ...savedEntries(exported, PEFT_MODEL_PREFIX),
+        ],
+        { format: 'pt' },
+      )
     : null;
   let lora: number | null = null;
   if (definition.loraConversionRank) {
     const ranks = targets.map((t) => definition.loraConversionRank!(t, parsed));
     if (ranks.every((k) => k !== null)) {
       lora = safetensorsSize(
-        targets.flatMap((t, i) => {
-          const k = ranks[i]!;
-          const key = `${PEFT_MODEL_PREFIX}${t.name}`;
-          return t.kind === 'Embedding'
-            ? [
-                { key: `${key}.lora_embedding_A`, shape: [k, t.inFeatures] },
-                { key: `${key}.lora_embedding_B`, shape: [t.outFeatures, k] },
-              ]
-            : [
-                { key: `${key}.lora_A.weight`, shape: [k, t.inFeatures] },
-                { key: `${key}.lora_B.weight`, shape: [t.outFeatures, k] },
-              ];
-        }),
+        targets
+          .flatMap((t, i) => {
+            const k = ranks[i]!;
+            const key = `${PEFT_MODEL_PREFIX}${t.name}`;
+            return t.kind === 'Embedding'
+              ? [
+                  { key: `${key}.lora_embedding_A`, shape: [k, t.inFeatures] },
+                  { key: `${key}.lora_embedding_B`, shape: [t.outFeatures, k] },
+                ]
+              : [
+                  { key: `${key}.lora_A.weight`, shape: [k, t.inFeatures] },
+                  { key: `${key}.lora_B.weight`, shape: [t.outFeatures, k] },
+                ];
+          })
+          .concat(savedEntries(exported, PEFT_MODEL_PREFIX)),
         { format: 'pt' },
       );
     }
   }
-  const native = safetensorsSize([...perModuleEntries(''), ...sharedEntries('')], {});
+  const native = safetensorsSize(
+    [...perModuleEntries(''), ...sharedEntries(''), ...savedEntries(savedModules, '')],
+    {},
+  );
   const merged = spec.numParameters * checkpointDtypeBytes(spec.config);
 
   const batchSize = options.batchSize ?? 1;
@@ -165,6 +184,7 @@ export function computeBudget(
     },
     targets: modules,
     shared: counted.shared,
+    savedModules,
     trainable,
     frozen,
     allParameters,

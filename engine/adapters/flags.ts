@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { StudioError } from '../common/errors.ts';
 
 /**
  * Command-line flags generated from a method's zod schema, so every option exists once (in the schema)
@@ -102,9 +103,9 @@ export function schemaFlags(schema: z.ZodType): SchemaFlag[] {
   });
 }
 
-export class FlagError extends Error {
+export class FlagError extends StudioError {
   constructor(message: string) {
-    super(message);
+    super('invalid_input', message);
     this.name = 'FlagError';
   }
 }

@@ -25,10 +25,13 @@ export { AdapterConfigError, getMethod, methodNames, methods, parseMethodConfig 
 export {
   allLinearModules,
   defaultTargetModules,
+  methodTargets,
   minimalTargetModules,
   nearestNames,
   refineTargetFields,
   resolveTargets,
+  SEQ_CLS_HEADS,
+  savedModuleNames,
   TargetError,
   type TargetFields,
   targetFields,

@@ -1,11 +1,12 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import { StudioError } from '../common/errors.ts';
 import type { AdaptableLayer, AdapterLayer } from '../models/layers.ts';
 import type { AdapterInstance, MethodName, TrainableParam } from './types.ts';
 
 /** A bad adapter state (checkpoint or PEFT file): the message names the key and the problem. */
-export class AdapterStateError extends Error {
+export class AdapterStateError extends StudioError {
   constructor(message: string) {
-    super(message);
+    super('conflict', message);
     this.name = 'AdapterStateError';
   }
 }
@@ -75,8 +76,9 @@ export class TensorTableInstance implements AdapterInstance {
     for (const t of this.tensors) {
       const value = state[t.key];
       if (!sameShape(value.shape, t.variable.shape)) {
+        const module = [...this.layers.keys()].find((m) => t.key.startsWith(`${m}.`));
         throw new AdapterStateError(
-          `${this.method} adapter "${this.name}": "${t.key}" has shape [${value.shape.join(', ')}], expected [${t.variable.shape.join(', ')}]`,
+          `${this.method} adapter "${this.name}": "${t.key}"${module ? ` (module ${module})` : ''} has shape [${value.shape.join(', ')}], expected [${t.variable.shape.join(', ')}]`,
         );
       }
       if (value.dtype !== 'float32') {

@@ -71,7 +71,7 @@ export function peftCommonConfig(
     inference_mode: true,
     layers_pattern: config.layersPattern ?? null,
     layers_to_transform: config.layersToTransform ?? null,
-    modules_to_save: null,
+    modules_to_save: config.modulesToSave ?? null,
     peft_type: peftType,
     revision: null,
     target_modules: peftTargetModules(config.targetModules, ctx),
@@ -124,6 +124,7 @@ export function peftTargetFields(c: Record<string, unknown>): Record<keyof Targe
     excludeModules: c.exclude_modules ?? undefined,
     layersToTransform: c.layers_to_transform ?? undefined,
     layersPattern: c.layers_pattern ?? undefined,
+    modulesToSave: c.modules_to_save ?? undefined,
   };
 }
 

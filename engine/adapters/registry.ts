@@ -1,14 +1,18 @@
 import type { z } from 'zod';
+import { StudioError } from '../common/errors.ts';
+import { METHOD_NAMES } from '../common/method-names.ts';
 import { lora } from './lora/index.ts';
 import { loraxs } from './loraxs/index.ts';
+import { moslora } from './moslora/index.ts';
 import { tinylora } from './tinylora/index.ts';
 import { tlora } from './tlora/index.ts';
 import type { MethodDefinition, MethodName } from './types.ts';
 import { vera } from './vera/index.ts';
 
 /**
- * Every registered method. One line per method folder; a method not listed here is unknown to the CLI,
- * the project file, the API and the conformance test.
+ * Every registered method: one line per method folder, keyed by the names of `names.ts` (the compiler refuses
+ * a missing or an extra one). A method not listed here is unknown to the CLI, the project file, the API and
+ * the conformance test.
  */
 export const methods: Record<MethodName, MethodDefinition> = {
   lora,
@@ -16,20 +20,21 @@ export const methods: Record<MethodName, MethodDefinition> = {
   tinylora,
   vera,
   loraxs,
+  moslora,
 };
 
-/** Registered method names, in a stable order. */
+/** Registered method names, in the order of `METHOD_NAMES`. */
 export function methodNames(): MethodName[] {
-  return Object.keys(methods) as MethodName[];
+  return [...METHOD_NAMES];
 }
 
 /** A method config that does not validate: the message lists every problem with its field path. */
-export class AdapterConfigError extends Error {
+export class AdapterConfigError extends StudioError {
   constructor(
     message: string,
     readonly issues: { path: string; message: string }[] = [],
   ) {
-    super(message);
+    super('invalid_input', message);
     this.name = 'AdapterConfigError';
   }
 }

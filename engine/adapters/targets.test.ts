@@ -5,6 +5,7 @@ import { parseMethodConfig } from './registry.ts';
 import {
   editDistance,
   layerIndexOf,
+  methodTargets,
   minimalTargetModules,
   nearestNames,
   resolveTargets,
@@ -146,5 +147,25 @@ describe('helpers', () => {
     );
     expect(short).toEqual(['down_proj', 'gate_proj', 'k_proj', 'q_proj', 'up_proj', 'v_proj']);
     expect(names(llama, { targetModules: short })).toEqual(targets);
+  });
+});
+
+describe('methodTargets', () => {
+  test("a method's default targets replace PEFT's table when targetModules is unset", async () => {
+    const llama = await load('llama-3.2-3b');
+    const plain = { name: 'loraxs', supportedKinds: ['Linear'] } as const;
+    expect(methodTargets(llama, plain, {}).map((t) => t.name.split('.').pop())).toEqual(
+      Array.from({ length: 28 }, () => ['q_proj', 'v_proj']).flat(),
+    );
+    const own = { ...plain, defaultTargets: (type: string) => (type === 'llama' ? ['o_proj'] : null) };
+    expect(methodTargets(llama, own, {})).toHaveLength(28);
+    expect(methodTargets(llama, own, {})[0].name).toBe('model.layers.0.self_attn.o_proj');
+    expect(methodTargets(llama, own, { targetModules: ['k_proj'] })[0].name).toBe(
+      'model.layers.0.self_attn.k_proj',
+    );
+    const none = { ...plain, defaultTargets: () => null };
+    expect(() => methodTargets(llama, none, {})).toThrow(
+      /loraxs: no default target modules for model type "llama"/,
+    );
   });
 });

@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { StudioError } from '../common/errors.ts';
 import type { AdaptableKind } from '../models/layers.ts';
+import { defaultTargetModules } from '../models/registry.ts';
 import type { ModelSpec, ModuleInfo } from '../models/types.ts';
-import type { TargetModule } from './types.ts';
+import type { MethodDefinition, TargetModule } from './types.ts';
 
 /**
  * The target fields every method shares (PEFT's `target_modules`, `exclude_modules`, `layers_to_transform`,
@@ -29,6 +31,13 @@ export const targetFields = {
     .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
     .optional()
     .describe('name of the block list in module paths (e.g. layers, h), used with layersToTransform'),
+  modulesToSave: z
+    .array(z.string().min(1))
+    .min(1, 'modulesToSave: give at least one module name')
+    .optional()
+    .describe(
+      "modules trained whole and saved with the adapter (PEFT's modules_to_save), e.g. classifier; never adapted",
+    ),
 };
 
 export type TargetFields = {
@@ -36,7 +45,75 @@ export type TargetFields = {
   excludeModules?: string[] | string;
   layersToTransform?: number | number[];
   layersPattern?: string | string[];
+  modulesToSave?: string[];
 };
+
+/**
+ * The head names PEFT adds to `modules_to_save` for sequence classification (`PeftModelForSequenceClassification`);
+ * a model has at most one of them, so an entry that matches nothing is not an error for these.
+ */
+export const SEQ_CLS_HEADS = ['classifier', 'score'] as const;
+
+/**
+ * The adaptable modules a `modules_to_save` list selects, in module order, by PEFT's rule (`_set_trainable`): a
+ * module whose name, or the name of a module containing it, ends with an entry. Only Linear, Conv1D and
+ * Embedding modules can be copied; an entry that matches nothing (other than PEFT's seq-cls head names) or that
+ * selects another kind of module is an error.
+ */
+export function savedModuleNames(
+  spec: ModelSpec,
+  entries: readonly string[] | undefined,
+  method = 'adapter',
+): string[] {
+  if (!entries || entries.length === 0) return [];
+  const selects = (entry: string, name: string) => {
+    const parts = name.split('.');
+    return parts.some((_, i) =>
+      parts
+        .slice(0, i + 1)
+        .join('.')
+        .endsWith(entry),
+    );
+  };
+  for (const entry of entries) {
+    const matched = spec.modules.filter((m) => selects(entry, m.name));
+    if (matched.length === 0 && !(SEQ_CLS_HEADS as readonly string[]).includes(entry)) {
+      throw new TargetError(
+        `${method}: modulesToSave entry "${entry}" matches no module of ${spec.architecture}; nearest names: ${nearestNames(
+          entry,
+          spec.modules.map((m) => m.name),
+        ).join(', ')}`,
+      );
+    }
+    const other = matched.find((m) => !m.adaptable);
+    if (other) {
+      throw new TargetError(
+        `${method}: modulesToSave entry "${entry}" selects ${other.name}, a ${other.type}; only Linear, Conv1D and Embedding modules can be saved`,
+      );
+    }
+  }
+  return spec.modules.filter((m) => entries.some((e) => selects(e, m.name))).map((m) => m.name);
+}
+
+/** The tensors of the modules `entries` selects, keyed `<module>.weight` / `<module>.bias`, as stored. */
+export function savedModuleTensors(
+  spec: ModelSpec,
+  entries: readonly string[] | undefined,
+  method?: string,
+): { name: string; shape: number[]; trainable: true }[] {
+  return savedModuleNames(spec, entries, method).flatMap((name) => {
+    const m = spec.modules.find((x) => x.name === name)!;
+    const bias = m.hasBias
+      ? [{ name: `${name}.bias`, shape: [m.outFeatures!], trainable: true as const }]
+      : [];
+    return [{ name: `${name}.weight`, shape: [...m.shape], trainable: true as const }, ...bias];
+  });
+}
+
+/** PEFT never adapts a module inside `modules_to_save`: `(^|.*\.)entry($|\..*)` on its name. */
+function isSavedModule(entries: readonly string[] | undefined, name: string): boolean {
+  return (entries ?? []).some((m) => new RegExp(`^(.*\\.)?${m}(\\..*)?$`).test(name));
+}
 
 /** Cross-field rules of the target fields, as PEFT's config checks them. */
 export function refineTargetFields(value: TargetFields, ctx: z.RefinementCtx): void {
@@ -78,23 +155,12 @@ function regexProblem(pattern: string): string | null {
   }
 }
 
-/** PEFT's default targets when `target_modules` is unset (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`). */
-const defaultTargets: Record<string, string[]> = {
-  llama: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  gpt2: ['c_attn'],
-  bert: ['query', 'value'],
-  roberta: ['query', 'value'],
-};
+// PEFT's default targets when `target_modules` is unset live with each architecture (engine/models)
+export { defaultTargetModules };
 
-export function defaultTargetModules(modelType: string): string[] | null {
-  return defaultTargets[modelType] ? [...defaultTargets[modelType]] : null;
-}
-
-export class TargetError extends Error {
+export class TargetError extends StudioError {
   constructor(message: string) {
-    super(message);
+    super('invalid_input', message);
     this.name = 'TargetError';
   }
 }
@@ -156,13 +222,19 @@ export function allLinearModules(spec: ModelSpec): ModuleInfo[] {
 export function resolveTargets(
   spec: ModelSpec,
   fields: TargetFields,
-  options: { supportedKinds?: readonly AdaptableKind[]; method?: string } = {},
+  options: {
+    supportedKinds?: readonly AdaptableKind[];
+    method?: string;
+    /** The method's defaults for this model type (PEFT's LoRA table when not given). */
+    defaultTargets?: string[] | null;
+  } = {},
 ): TargetModule[] {
   const method = options.method ?? 'adapter';
   const supported = options.supportedKinds ?? ['Linear', 'Conv1D', 'Embedding'];
   let targetSpec = fields.targetModules;
   if (targetSpec === undefined) {
-    const defaults = defaultTargetModules(spec.modelType);
+    const defaults =
+      options.defaultTargets !== undefined ? options.defaultTargets : defaultTargetModules(spec.modelType);
     if (!defaults) {
       throw new TargetError(
         `${method}: no default target modules for model type "${spec.modelType}"; set targetModules`,
@@ -217,6 +289,7 @@ export function resolveTargets(
     const exclude = fields.excludeModules;
     candidates = candidates.filter((m) => !matchesSpec(exclude, m.name));
   }
+  candidates = candidates.filter((m) => !isSavedModule(fields.modulesToSave, m.name));
 
   const targets: TargetModule[] = [];
   for (const m of candidates) {
@@ -233,10 +306,23 @@ export function resolveTargets(
   }
   if (targets.length === 0) {
     throw new TargetError(
-      `${method}: no module left to adapt after layersToTransform/excludeModules (targets: ${JSON.stringify(targetSpec)})`,
+      `${method}: no module left to adapt after layersToTransform/excludeModules/modulesToSave (targets: ${JSON.stringify(targetSpec)})`,
     );
   }
   return targets;
+}
+
+/** The targets of a parsed method config on a model: the method's kinds and default targets. */
+export function methodTargets(
+  spec: ModelSpec,
+  definition: Pick<MethodDefinition, 'name' | 'supportedKinds' | 'defaultTargets'>,
+  config: TargetFields,
+): TargetModule[] {
+  return resolveTargets(spec, config, {
+    supportedKinds: definition.supportedKinds,
+    method: definition.name,
+    ...(definition.defaultTargets ? { defaultTargets: definition.defaultTargets(spec.modelType) } : {}),
+  });
 }
 
 /** Levenshtein distance. */

@@ -209,6 +209,12 @@ export function fakeModel(layers: AdaptableLayer[], overrides: Partial<ModelSpec
     forward: () => {
       throw new Error('fakeModel has no forward; call the layers');
     },
+    hidden: () => {
+      throw new Error('fakeModel has no forward; call the layers');
+    },
+    head: () => {
+      throw new Error('fakeModel has no forward; call the layers');
+    },
     dispose: () => {
       for (const l of layers) {
         l.weight.dispose();

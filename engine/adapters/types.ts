@@ -1,8 +1,9 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { z } from 'zod';
+import type { MethodName } from '../common/method-names.ts';
 import type { AdaptableKind, AdaptableLayer, AdapterLayer } from '../models/layers.ts';
 
-export type MethodName = 'lora' | 'tlora' | 'tinylora' | 'vera' | 'loraxs';
+export type { MethodName } from '../common/method-names.ts';
 
 /** A resolved target, known from the module tree alone (no weights needed). */
 export interface TargetModule {
@@ -17,6 +18,8 @@ export interface TensorCount {
   name: string;
   shape: number[];
   trainable: boolean;
+  /** A model-level tensor: the targets that use it (VeRA's projections: all; TinyLoRA's tied v: its group). */
+  modules?: string[];
 }
 
 /** Parameter accounting, PEFT's way: shared tensors once, frozen buffers not in `trainable`. */
@@ -36,6 +39,13 @@ export interface TrainableParam {
   group: 'adapter' | 'scaling';
 }
 
+/** A module trained whole alongside the adapter (PEFT's `modules_to_save`), in the checkpoint's orientation. */
+export interface SavedModule {
+  readonly base: AdaptableLayer;
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable | null;
+}
+
 /** One named adapter attached to a model. */
 export interface AdapterInstance {
   readonly name: string;
@@ -44,6 +54,8 @@ export interface AdapterInstance {
   readonly config: Record<string, unknown>;
   /** Per-module layers by Hugging Face module name, in target order. */
   readonly layers: ReadonlyMap<string, AdapterLayer>;
+  /** `modulesToSave` copies by module name (not targets: they replace a module rather than adapt it). */
+  readonly savedModules?: ReadonlyMap<string, SavedModule>;
   trainable(): TrainableParam[];
   /** Every tensor of the adapter (trainable and frozen) under stable native keys, for checkpoints. */
   state(): Record<string, tf.Tensor>;
@@ -83,6 +95,8 @@ export interface PeftContext {
 export interface PeftFormat<C> {
   /** `peft_type` in adapter_config.json (`LORA`, `VERA`, `TINYLORA`). */
   peftType: string;
+  /** adapter_config.json fields that are Python floats, so written `0.0` rather than `0` (`lora_dropout`). */
+  floatFields: readonly string[];
   toPeft(
     instance: AdapterInstance,
     ctx: PeftContext,
@@ -98,6 +112,43 @@ export interface PeftFormat<C> {
   ): { config: C; state: Record<string, tf.Tensor> };
 }
 
+/** An adapter tensor downloaded to the host (how the analysis reads a state). */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+  trainable: boolean;
+  /** The optimizer group of a trainable tensor (`scaling` marks learned scaling factors). */
+  group?: TrainableParam['group'];
+}
+
+/** What a method's `scaling` hook reads: one module of a live or recorded adapter. */
+export interface ScalingInput {
+  /** The method config, as recorded (fields added after it was written may be missing). */
+  config: Record<string, unknown>;
+  module: string;
+  /** Position of the module among the adapter's targets (TinyLoRA's `layer_idx`). */
+  moduleIndex: number;
+  moduleCount: number;
+  /** The module's own tensors by suffix (`lora_A.weight`). */
+  tensors: ReadonlyMap<string, HostTensor>;
+  /** Model-level tensors by key (`tinylora_v.0`). */
+  shared: ReadonlyMap<string, HostTensor>;
+}
+
+/** How a method scales the update at one module (the analysis' scaling-factor series). */
+export interface MethodScaling {
+  /** The scalar multiplying the update, where the method has one (LoRA's α/r, TLoRA's learned α). */
+  scale: number | null;
+  /** `fixed` from the config, `learned` from a trainable scalar, `none`. */
+  kind: 'fixed' | 'learned' | 'none';
+  /** How `scale` is obtained, for display (`loraAlpha / r = 16 / 8`). */
+  formula: string;
+  /** Keys of model-level vectors that scale this module's update (TinyLoRA's tied v). */
+  sharedVectors?: string[];
+  /** TinyLoRA: the weight-tying group whose v this module uses. */
+  group?: number;
+}
+
 /** One adapter method: one folder under engine/adapters/<method>/ exports one of these. */
 export interface MethodDefinition<C extends Record<string, unknown> = Record<string, unknown>> {
   name: MethodName;
@@ -106,11 +157,21 @@ export interface MethodDefinition<C extends Record<string, unknown> = Record<str
   /** The method's config schema (defaults, ranges, messages) used by CLI, project file, API and UI. */
   schema: z.ZodType<C>;
   supportedKinds: readonly AdaptableKind[];
+  /**
+   * The targets when `targetModules` is unset, for a `model_type` (null: none known). Absent: PEFT's LoRA
+   * table, which PEFT's VeRA and TinyLoRA copy.
+   */
+  defaultTargets?(modelType: string): string[] | null;
   count(targets: TargetModule[], config: C): ParameterCount;
   /** Builds the adapter over resolved target layers (in `named_modules()` order) and attaches it. */
   create(layers: AdaptableLayer[], config: C, options: CreateOptions): AdapterInstance;
   /** The PEFT file format, for methods PEFT has (LoRA, VeRA, TinyLoRA). */
   peft?: PeftFormat<C>;
+  /**
+   * The scaling of the update at one module, from the config and the state. The module's own trainable
+   * vectors (DoRA's magnitude, VeRA's λ) are added by the analysis; list model-level ones in `sharedVectors`.
+   */
+  scaling(input: ScalingInput): MethodScaling;
   /**
    * The rank k of `AdapterLayer.lowRankFactors()` at a target (for LoRA-converted export sizes), or null
    * when the update there is not low-rank (DoRA).

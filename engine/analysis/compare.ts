@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import type { AdapterInstance } from '../adapters/types.ts';
 import { type Matrix, matmul, svd, transpose } from '../linalg/index.ts';
 import type { LoadedModel } from '../models/types.ts';
+import { loadRunAdapter, type RunAdapter } from '../runs/index.ts';
 import { DENSE_SPECTRUM_LIMIT, lowRankSvd } from './spectrum.ts';
 import { writeComparison } from './store.ts';
 import { readDense, readFactors } from './tensors.ts';
@@ -232,35 +233,55 @@ export async function compareAdapters(
   };
 }
 
+/** One run to compare: a run or checkpoint folder (loaded here), or an adapter already loaded from one. */
+export type RunSide = string | RunAdapter;
+
+export interface CompareRunsOptions extends CompareOptions {
+  /** Also save the comparison as `compare-<run B id>.json` in run A's `analysis/` (default false). */
+  write?: boolean;
+}
+
+async function loadSide(side: RunSide): Promise<{ adapter: RunAdapter; owned: boolean }> {
+  return typeof side === 'string'
+    ? { adapter: await loadRunAdapter(side), owned: true }
+    : { adapter: side, owned: false };
+}
+
+function release(side: { adapter: RunAdapter; owned: boolean }): void {
+  if (!side.owned) return;
+  side.adapter.instance.dispose();
+  side.adapter.model.dispose();
+}
+
 /**
- * Compares the adapters of two runs (or checkpoints) on the same base model: loads both with the training
- * engine's `loadRunAdapter`, writes `compare-<run B id>.json` into run A's `analysis/`, and frees both.
+ * Compares the adapters of two runs (their latest checkpoints, or the checkpoints given) on the same base
+ * model: loads the sides given as folders, runs `compareAdapters`, optionally saves the result in run A's
+ * analysis folder, and frees what it loaded. Both models are in memory at once.
  */
 export async function compareRuns(
-  runA: string,
-  runB: string,
-  options: CompareOptions = {},
-): Promise<{ comparison: Comparison; path: string }> {
-  // Loaded on demand: training loads the analysis recorder the same way, so neither imports the other eagerly.
-  const { loadRunAdapter, locateCheckpoint } = await import('../training/run.ts');
-  const dirA = (await locateCheckpoint(runA)).runDir;
-  const dirB = (await locateCheckpoint(runB)).runDir;
-  const a = await loadRunAdapter(runA);
+  runA: RunSide,
+  runB: RunSide,
+  options: CompareRunsOptions = {},
+): Promise<{ comparison: Comparison; path: string | null }> {
+  const a = await loadSide(runA);
   try {
-    const b = await loadRunAdapter(runB);
+    const b = await loadSide(runB);
     try {
-      const comparison = await compareAdapters(
-        { instance: a.instance, model: a.model, dir: dirA, step: a.state.step },
-        { instance: b.instance, model: b.model, dir: dirB, step: b.state.step },
-        options,
-      );
-      return { comparison, path: await writeComparison(dirA, basename(dirB), comparison) };
+      const side = ({ adapter }: { adapter: RunAdapter }): CompareSide => ({
+        instance: adapter.instance,
+        model: adapter.model,
+        dir: adapter.runDir,
+        step: adapter.state.step,
+      });
+      const comparison = await compareAdapters(side(a), side(b), options);
+      const path = options.write
+        ? await writeComparison(side(a).dir, basename(side(b).dir), comparison)
+        : null;
+      return { comparison, path };
     } finally {
-      b.instance.dispose();
-      b.model.dispose();
+      release(b);
     }
   } finally {
-    a.instance.dispose();
-    a.model.dispose();
+    release(a);
   }
 }

@@ -30,8 +30,14 @@ export {
   newMetricsCache,
   tensorNorms,
 } from './metrics.ts';
-export { AnalysisRecorder, CHEAP_EXACT_RANK, type RecorderOptions, type RecordTrigger } from './recorder.ts';
-export { scalingFactors, tinyLoraGroup, vectorStats } from './scaling.ts';
+export {
+  AnalysisRecorder,
+  CHEAP_EXACT_RANK,
+  type RecorderOptions,
+  type RecordTrigger,
+  runRecorder,
+} from './recorder.ts';
+export { scalingFactors, vectorStats } from './scaling.ts';
 export { type AnalyzeOptions, analyzeAdapter, budgetOf } from './snapshot.ts';
 export {
   DENSE_SPECTRUM_LIMIT,

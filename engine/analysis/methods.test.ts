@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { methods, parseMethodConfig } from '../adapters/index.ts';
+import { methodNames, methods, parseMethodConfig } from '../adapters/index.ts';
 import type { AdapterInstance, MethodName } from '../adapters/types.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { matrix, svd } from '../linalg/index.ts';
@@ -9,8 +9,12 @@ import { collectMetrics } from './metrics.ts';
 import { analyzeAdapter } from './snapshot.ts';
 import { fakeModel, seededValues } from './testing.ts';
 
-/** Every registered method on real layers, trained to random values, against dense references. */
-const cases: { label: string; method: MethodName; config: Record<string, unknown> }[] = [
+/**
+ * Every registered method on real layers, trained to random values, against dense references. These cases add
+ * method-specific checks (scaling factors); a method not listed runs with its defaults (rank 3 where it has one).
+ */
+type Case = { label: string; method: MethodName; config: Record<string, unknown> };
+const listed: Case[] = [
   { label: 'lora', method: 'lora', config: { r: 3, loraAlpha: 6 } },
   { label: 'lora rsLoRA', method: 'lora', config: { r: 4, loraAlpha: 6, useRslora: true } },
   { label: 'lora DoRA', method: 'lora', config: { r: 2, loraAlpha: 2, useDora: true } },
@@ -18,6 +22,16 @@ const cases: { label: string; method: MethodName; config: Record<string, unknown
   { label: 'tinylora', method: 'tinylora', config: { r: 2, u: 3, weightTying: 0.5 } },
   { label: 'vera', method: 'vera', config: { r: 6 } },
   { label: 'loraxs', method: 'loraxs', config: { r: 3, alpha: 9 } },
+];
+
+const cases: Case[] = [
+  ...listed,
+  ...methodNames()
+    .filter((name) => !listed.some((c) => c.method === name))
+    .map((name) => {
+      const shape = (methods[name].schema as unknown as { shape?: Record<string, unknown> }).shape;
+      return { label: name, method: name, config: shape && 'r' in shape ? { r: 3 } : {} };
+    }),
 ];
 
 const modules = [

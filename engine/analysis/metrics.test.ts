@@ -3,7 +3,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../backends/testing.ts';
 import { matrix, svd } from '../linalg/index.ts';
 import { collectMetrics, newMetricsCache } from './metrics.ts';
-import { tinyLoraGroup } from './scaling.ts';
 import { analyzeAdapter } from './snapshot.ts';
 import { fakeDora, fakeLora, fakeModel, fakeTlora } from './testing.ts';
 
@@ -135,16 +134,5 @@ describe('analyzeAdapter', () => {
     expect(JSON.parse(JSON.stringify(snap))).toEqual(snap);
     instance.dispose();
     model.dispose();
-  });
-});
-
-describe('tinyLoraGroup', () => {
-  it("follows PEFT's grouping (round half to even, last group absorbs the remainder)", () => {
-    expect(Array.from({ length: 4 }, (_, i) => tinyLoraGroup(i, 4, 0))).toEqual([0, 1, 2, 3]);
-    expect(Array.from({ length: 4 }, (_, i) => tinyLoraGroup(i, 4, 1))).toEqual([0, 0, 0, 0]);
-    // 5 · 0.5 = 2.5 rounds to 2 groups of size 2; module 4 falls into the last group
-    expect(Array.from({ length: 5 }, (_, i) => tinyLoraGroup(i, 5, 0.5))).toEqual([0, 0, 1, 1, 1]);
-    // 7 · 0.5 = 3.5 rounds to 4 groups of size 1
-    expect(Array.from({ length: 7 }, (_, i) => tinyLoraGroup(i, 7, 0.5))).toEqual([0, 1, 2, 3, 3, 3, 3]);
   });
 });

@@ -100,6 +100,22 @@ export class AnalysisRecorder {
   }
 }
 
+/**
+ * The recorder a training run takes (`startRun(dir, { recorder: runRecorder })`): a row every `analysisEvery`
+ * steps (0: at checkpoints only), a snapshot at checkpoints and at the end.
+ */
+export function runRecorder(run: {
+  runDir: string;
+  model: LoadedModel;
+  analysisEvery: number;
+}): AnalysisRecorder {
+  return new AnalysisRecorder({
+    runDir: run.runDir,
+    model: run.model,
+    every: run.analysisEvery > 0 ? run.analysisEvery : 1,
+  });
+}
+
 async function isCheckpoint(runDir: string, step: number): Promise<boolean> {
   try {
     return (await fs.stat(join(runDir, 'checkpoints', `step-${step}`))).isDirectory();

@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { appendLine, writeJsonAtomic } from '../io/atomic.ts';
-import { parseJsonLines } from '../io/jsonl.ts';
+import { StudioError } from '../common/errors.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { appendJsonLine, readJsonLines } from '../io/jsonl.ts';
 import {
   ANALYSIS_VERSION,
   type AnalysisData,
@@ -35,7 +36,7 @@ export function compareFile(otherId: string): string {
 }
 
 export async function appendTimeSeries(runDir: string, row: TimeSeriesRow): Promise<void> {
-  await appendLine(join(analysisDir(runDir), TIMESERIES_FILE), JSON.stringify(row));
+  await appendJsonLine(join(analysisDir(runDir), TIMESERIES_FILE), row);
 }
 
 export async function writeSnapshot(runDir: string, snapshot: Snapshot): Promise<string> {
@@ -59,9 +60,9 @@ export function eigenDir(runDir: string): string {
 }
 
 /** A bad analysis file: the message names the file (and line) and the problem. */
-export class AnalysisFileError extends Error {
+export class AnalysisFileError extends StudioError {
   constructor(message: string) {
-    super(message);
+    super('invalid_input', message);
     this.name = 'AnalysisFileError';
   }
 }
@@ -103,15 +104,8 @@ export async function readJsonFile<T>(path: string, kind: string): Promise<T> {
  */
 export async function readTimeSeries(runDir: string): Promise<TimeSeriesRow[]> {
   const path = join(analysisDir(runDir), TIMESERIES_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  const lines = parseJsonLines(
-    text,
+  const lines = await readJsonLines(
+    path,
     (line, reason) => new AnalysisFileError(`${path}:${line}: invalid JSON (${reason})`),
   );
   return lines.map(({ value, line }) => {

@@ -1,16 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { AdapterInstance } from '../adapters/types.ts';
+import type { AdapterInstance, HostTensor } from '../adapters/types.ts';
 import { type Matrix, matrix } from '../linalg/index.ts';
 import type { AdaptableLayer, AdapterLayer } from '../models/layers.ts';
 
-/** A tensor copied to the host. */
-export interface HostTensor {
-  shape: number[];
-  data: Float32Array;
-  trainable: boolean;
-  /** The optimizer group of a trainable tensor (`scaling` marks learned scaling factors). */
-  group?: 'adapter' | 'scaling';
-}
+export type { HostTensor };
 
 /**
  * Runs `produce` in a tidy scope and downloads what it returns. Tensors the adapter creates on the way are

@@ -53,6 +53,12 @@ export function fakeModel(modules: FakeModule[], seed = 1, numParameters = 1_000
     forward: () => {
       throw new Error('fake model has no forward');
     },
+    hidden: () => {
+      throw new Error('fake model has no forward');
+    },
+    head: () => {
+      throw new Error('fake model has no forward');
+    },
     dispose: () => {
       for (const l of layers.values()) l.weight.dispose();
     },

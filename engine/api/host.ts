@@ -2,8 +2,9 @@
  * The engine host: a process of its own that runs the studio service, so training never blocks or dies with a
  * UI process. Started with `child_process.fork` (browser mode) or Electron's `utilityProcess.fork` (desktop).
  */
+
+import type { HostMessage, HostRequest } from '../common/host-protocol.ts';
 import { createStudioService } from './service.ts';
-import type { HostMessage, HostRequest } from './transport.ts';
 
 interface ElectronParentPort {
   postMessage(message: unknown): void;

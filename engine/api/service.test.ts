@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStudioService, type StudioService } from './service.ts';
+import { ApiError } from '../common/contract.ts';
+import { EigCancelledError } from '../linalg/eig.ts';
+import { ModelError } from '../models/config.ts';
+import { createStudioService, replyError, type StudioService } from './service.ts';
 
 const gpt2 = fileURLToPath(new URL('../models/fixtures/gpt2', import.meta.url));
 let work: string;
@@ -108,5 +111,36 @@ describe('studio service', () => {
     expect(segments.some((s) => s.trained)).toBe(true);
     expect(segments.some((s) => !s.trained)).toBe(true);
     expect(segments.map((s) => s.text).join('')).toContain('hello world:');
+  });
+});
+
+describe('studio service errors', () => {
+  it('answers model.inspect on a folder without config.json with invalid_input naming the file', async () => {
+    const empty = await fs.mkdtemp(join(tmpdir(), 'studio-no-model-'));
+    const reply = await service.call('model.inspect', { modelDir: empty });
+    expect(reply).toEqual({
+      ok: false,
+      error: { code: 'invalid_input', message: expect.stringContaining(join(empty, 'config.json')) },
+    });
+  });
+
+  it('maps engine error codes to API error kinds, never by class name', () => {
+    expect(replyError(new ModelError('/m/config.json', 'bad'))).toEqual({
+      code: 'invalid_input',
+      message: '/m/config.json: bad',
+    });
+    expect(replyError(new ApiError('host_down', 'gone'))).toEqual({ code: 'host_down', message: 'gone' });
+    expect(replyError(new EigCancelledError()).code).toBe('conflict');
+    expect(replyError(Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC' })).code).toBe('io');
+    const oom = Object.assign(new Error('memory access out of bounds'), { name: 'RuntimeError' });
+    expect(replyError(oom)).toEqual({
+      code: 'out_of_memory',
+      message: expect.stringMatching(/^the run needs more memory .*enable gradient checkpointing$/),
+    });
+    // a class whose name merely looks like an input error is still a bug
+    class SettingsError extends Error {
+      override name = 'SettingsError';
+    }
+    expect(replyError(new SettingsError('x')).code).toBe('engine_error');
   });
 });

@@ -4,23 +4,20 @@
  * schemas (project settings, method configs), and every reply is checked against the contract before it leaves.
  */
 import { EventEmitter } from 'node:events';
-import type { z } from 'zod';
 import {
   ApiError,
   type ApiErrorCode,
-  type Contract,
   isMethodId,
-  type MethodId,
-  type Output,
   parseInput,
   parseOutput,
   type Reply,
   type StudioEvent,
-} from './contract.ts';
+} from '../common/contract.ts';
+import { describeError, type ErrorCode } from '../common/errors.ts';
 import { analysisHandlers } from './handlers/analysis.ts';
 import { appHandlers } from './handlers/app.ts';
 import { budgetHandlers } from './handlers/budget.ts';
-import type { ServiceContext } from './handlers/context.ts';
+import type { Handler, Handlers, ServiceContext } from './handlers/context.ts';
 import { dataHandlers } from './handlers/data.ts';
 import { fileHandlers } from './handlers/files.ts';
 import { insightHandlers } from './handlers/insight.ts';
@@ -29,12 +26,6 @@ import { projectHandlers } from './handlers/projects.ts';
 import { runHandlers } from './handlers/runs.ts';
 import { settingsHandlers } from './handlers/settings.ts';
 import { trainingHandlers } from './handlers/training.ts';
-
-export type Handler<M extends MethodId> = (
-  input: z.output<Contract[M]['input']>,
-  ctx: ServiceContext,
-) => Promise<Output<M>>;
-export type Handlers = { [M in MethodId]: Handler<M> };
 
 export interface StudioService {
   /** Never throws: failures are `{ok: false, error}` replies with the engine's message. */
@@ -48,20 +39,22 @@ export interface ServiceOptions {
   configDir?: string;
 }
 
-/** Maps engine errors to API error codes by their class name, so no engine module is imported for it. */
-function codeOf(error: unknown): ApiErrorCode {
-  if (error instanceof ApiError) return error.code;
-  const name = (error as { name?: string })?.name ?? '';
-  const code = (error as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return 'not_found';
-  if (/ConfigError|TargetError|DataError|ModelError|ZodError|ProjectError|SettingsError/.test(name))
-    return 'invalid_input';
-  return 'engine_error';
-}
+/** The API's error kind for each engine error code. */
+const apiCodes: Record<ErrorCode, ApiErrorCode> = {
+  invalid_input: 'invalid_input',
+  not_found: 'not_found',
+  conflict: 'conflict',
+  out_of_memory: 'out_of_memory',
+  io: 'io',
+  cancelled: 'conflict',
+  internal: 'engine_error',
+};
 
-function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+/** The reply error of a failed call: the API's own errors as they are, engine errors by their code. */
+export function replyError(error: unknown): { code: ApiErrorCode; message: string } {
+  if (error instanceof ApiError) return { code: error.code, message: error.message };
+  const { code, message } = describeError(error);
+  return { code: apiCodes[code], message };
 }
 
 export function createStudioService(options: ServiceOptions = {}): StudioService {
@@ -97,7 +90,7 @@ export function createStudioService(options: ServiceOptions = {}): StudioService
         return { ok: true, result: parseOutput(method, result) };
       } catch (error) {
         if (process.env.STUDIO_DEBUG && error instanceof Error) console.error(error.stack);
-        return { ok: false, error: { code: codeOf(error), message: messageOf(error) } };
+        return { ok: false, error: replyError(error) };
       }
     },
     onEvent(listener) {

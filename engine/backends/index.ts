@@ -3,7 +3,8 @@ import { isMatMulPath, matMulPaths } from './gemm.ts';
 import { ensureGradients } from './gradients.ts';
 import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
 import { activateWasm } from './wasm.ts';
-import { initWebGpuBackend, probeWebGpu, type WebGpuProbe } from './webgpu.ts';
+import { initWebGpuBackend } from './webgpu.ts';
+import { probeWebGpuQuietly, type QuietProbe } from './webgpu-quiet.ts';
 
 export { ensureGradients } from './gradients.ts';
 export { getMatMulRoute, setMatMulRoute } from './matmul.ts';
@@ -120,16 +121,25 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     details: { probed: false },
   });
   const cuda = probes('cuda') ? await probeCuda() : notProbed('cuda');
-  const gpu: WebGpuProbe = probes('webgpu')
-    ? await probeWebGpu({ compat: survey || allowSoftwareGpu || wanted === 'webgpu' })
-    : { available: false, software: false, reason: '', attempts: [] };
+  const gpu: QuietProbe = probes('webgpu')
+    ? await probeWebGpuQuietly({
+        compat: survey || allowSoftwareGpu || wanted === 'webgpu',
+        capabilities: survey,
+      })
+    : { available: false, software: false, reason: '', attempts: [], dawnMessages: [] };
   const webgpu: CandidateReport = probes('webgpu')
     ? {
         name: 'webgpu',
         available: gpu.available,
         used: false,
         reason: gpu.reason,
-        details: { mode: gpu.mode, software: gpu.software, adapter: gpu.adapter, attempts: gpu.attempts },
+        details: {
+          mode: gpu.mode,
+          software: gpu.software,
+          adapter: gpu.adapter,
+          attempts: gpu.attempts,
+          dawnMessages: gpu.dawnMessages,
+        },
       }
     : notProbed('webgpu');
   const wasm: CandidateReport = probes('wasm')
@@ -162,7 +172,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     wanted === 'webgpu' || (wanted === 'auto' && gpu.available && (!gpu.software || allowSoftwareGpu));
   if (!chosen && gpuWanted) {
     if (!gpu.available) throw new Error(`backend webgpu was requested but is unavailable: ${gpu.reason}`);
-    await initWebGpuBackend();
+    webgpu.details.capabilities = await initWebGpuBackend();
     chosen = webgpu;
   } else if (!chosen && wasm.available && (wanted === 'auto' || wanted === 'wasm')) {
     try {
@@ -188,6 +198,8 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
       wasm.reason = `tfjs-backend-wasm failed: ${(error as Error).message.split('\n')[0]}`;
     }
   }
+  // the device's features, limits and kernel paths, for the report
+  if (survey && gpu.available && !webgpu.details.capabilities) webgpu.details.capabilities = gpu.capabilities;
   if (!chosen) {
     await import('@tensorflow/tfjs-backend-cpu');
     if (!(await tf.setBackend('cpu'))) throw new Error('even the cpu backend failed to initialise');

@@ -1,23 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { mulberry32 } from '../random.ts';
 
 /**
  * Helpers for kernel-parity tests: deterministic data, results computed on the tfjs `cpu` backend, and an
  * independent float64 matmul for the broadcasting cases the cpu kernel gets wrong.
  */
 
-/** Deterministic uniform values in [-1, 1) (mulberry32). */
+/** Deterministic uniform values in [-1, 1). */
 export function randomValues(size: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
+  const random = mulberry32(seed);
+  return Float32Array.from({ length: size }, () => random() * 2 - 1);
 }
 
 /** Runs `fn` with `cpu` as the active backend and returns its plain-array results. */
@@ -98,4 +91,46 @@ export function maxRelativeDiff(actual: ArrayLike<number>, expected: ArrayLike<n
     if (!(d <= worst)) worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
   }
   return worst;
+}
+
+/** Largest absolute difference over the largest |expected|: the relative error of half-precision results. */
+export function maxScaledDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) {
+    throw new Error(`length mismatch: ${actual.length} vs ${expected.length}`);
+  }
+  let worst = 0;
+  let scale = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]);
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return worst / Math.max(scale, Number.MIN_VALUE);
+}
+
+/** `x` rounded to the nearest IEEE half-precision value (ties to even), as float32 values. */
+export function roundToHalf(x: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    const a = Math.abs(v);
+    if (!Number.isFinite(v) || a === 0) {
+      out[i] = v;
+      continue;
+    }
+    if (a >= 65520) {
+      out[i] = Math.sign(v) * Number.POSITIVE_INFINITY;
+      continue;
+    }
+    let e = Math.floor(Math.log2(a));
+    if (2 ** e > a) e--;
+    if (2 ** (e + 1) <= a) e++;
+    // below 2^-14 half precision is subnormal: a fixed step of 2^-24
+    const step = 2 ** (Math.max(e, -14) - 10);
+    const q = a / step;
+    const f = Math.floor(q);
+    const r = q - f > 0.5 || (q - f === 0.5 && f % 2 === 1) ? f + 1 : f;
+    out[i] = Math.sign(v) * r * step;
+  }
+  return out;
 }

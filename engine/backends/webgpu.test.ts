@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureGradients } from './gradients.ts';
 import { maxRelativeDiff, onCpu, randomValues } from './parity.ts';
-import { initWebGpuBackend, probeWebGpu } from './webgpu.ts';
+import { adapterRoutes, initWebGpuBackend, probeWebGpu } from './webgpu.ts';
 
 /**
  * Matmul parity of tfjs-backend-webgpu against `cpu`, on whatever adapter dawn.node finds. In CI without a GPU
@@ -67,5 +67,24 @@ describe.skipIf(!probe.available)(`webgpu matmul parity (${probe.reason})`, () =
     };
     const expected = await await onCpu(run);
     expect(maxRelativeDiff(await run(), expected)).toBeLessThan(1e-4);
+  });
+});
+
+describe('adapter routes', () => {
+  const info = (vendor: string) => ({ vendor, architecture: '', device: '', description: '' });
+
+  it('Windows tries Dawn’s Vulkan backend first, for NVIDIA adapters only, then Dawn’s default', () => {
+    const routes = adapterRoutes('win32', true);
+    expect(routes.map((r) => r.mode)).toEqual(['vulkan', 'native']);
+    expect(routes[0].flags).toContain('backend=vulkan');
+    expect(routes[0].accept?.(info('nvidia'))).toBe(true);
+    expect(routes[0].accept?.(info('amd'))).toBe(false);
+    expect(routes[1].accept).toBeUndefined();
+  });
+
+  it('Linux adds the OpenGL ES compatibility route only when asked; macOS has Dawn’s default alone', () => {
+    expect(adapterRoutes('linux', true).map((r) => r.mode)).toEqual(['native', 'opengles-compat']);
+    expect(adapterRoutes('linux', false).map((r) => r.mode)).toEqual(['native']);
+    expect(adapterRoutes('darwin', true).map((r) => r.mode)).toEqual(['native']);
   });
 });

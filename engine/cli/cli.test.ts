@@ -17,6 +17,8 @@ const commands = [
   'export',
   'analyze',
   'serve',
+  'try',
+  'runs',
 ];
 
 /** A failure is one line on stderr, nothing on stdout, and a non-zero exit code. */
@@ -65,6 +67,8 @@ describe('studio CLI', () => {
     ['eval', 'run or checkpoint folder'],
     ['export', 'run or checkpoint folder'],
     ['analyze', 'run or checkpoint folder'],
+    ['try', 'run folder'],
+    ['runs', 'action \\(list or delete\\)'],
   ])('%s without its positional is a usage error naming it', async (name, what) => {
     expect(await fails([name], new RegExp(`^studio ${name}: missing ${what}`))).toBe(2);
   });

@@ -1,3 +1,4 @@
+import { describeError } from '../common/errors.ts';
 import { CliError, type Command, type CommandIO, formatHelp, parseCommandArgs } from './command.ts';
 
 /** Every subcommand, loaded lazily so `studio --help` and light commands start fast. */
@@ -13,6 +14,9 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   export: () => import('./commands/export.ts'),
   analyze: () => import('./commands/analyze.ts'),
   serve: () => import('./commands/serve.ts'),
+  try: () => import('./commands/try.ts'),
+  runs: () => import('./commands/runs.ts'),
+  import: () => import('./commands/import.ts'),
 };
 
 const summaries: Record<string, string> = {
@@ -27,6 +31,9 @@ const summaries: Record<string, string> = {
   export: 'export a run: PEFT adapter, LoRA conversion, merged model or native checkpoint',
   analyze: 'adaptation analysis of a run: norms, scaling factors, spectra, comparisons',
   serve: 'serve the studio UI and API over HTTP/WebSocket on 127.0.0.1',
+  try: "try a run's adapter on one prompt or text, next to the base model",
+  runs: "list a project's runs or delete a finished run",
+  import: 'bring a PEFT adapter folder into a project as a run (analyse, try, evaluate, export, train on)',
 };
 
 function topHelp(): string {
@@ -65,7 +72,7 @@ export async function main(argv: string[], io?: Partial<CommandIO>): Promise<num
     }
     return await command.run(parseCommandArgs(command, rest), fullIO);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const { message } = describeError(error);
     err(`studio ${name}: ${message.split('\n')[0]}`);
     if (process.env.STUDIO_DEBUG && error instanceof Error) err(error.stack ?? '');
     return error instanceof CliError ? error.exitCode : 1;

@@ -15,7 +15,6 @@ export function parseDelimited(text: string, delimiter: string, file: string): C
   let line = 1;
   let i = 0;
   const n = text.length;
-  if (text.charCodeAt(0) === 0xfeff) i = 1;
   while (i < n) {
     const start = line;
     const fields: string[] = [];

@@ -111,6 +111,46 @@ describe('JSONL', () => {
   });
 });
 
+describe('text encoding', () => {
+  const bytes = (...parts: (string | number[])[]) =>
+    Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
+  const binary = (name: string, content: Buffer) => {
+    const path = join(dir, name);
+    writeFileSync(path, content);
+    return path;
+  };
+
+  it('accepts and strips a UTF-8 byte-order mark at the start of JSONL, CSV and TSV', async () => {
+    const bom = [0xef, 0xbb, 0xbf];
+    const jsonl = binary('bom.jsonl', bytes(bom, '{"prompt":"héllo","completion":" 世界 🙂"}\n'));
+    expect(await readExamples(jsonl, 'causal-lm')).toMatchObject([
+      { prompt: 'héllo', completion: ' 世界 🙂' },
+    ]);
+    const csv = binary('bom.csv', bytes(bom, 'sentence,label\nyes,pos\n'));
+    expect(await readExamples(csv, 'seq-cls')).toMatchObject([{ sentence: 'yes', label: 'pos', line: 2 }]);
+    const tsv = binary('bom.tsv', bytes(bom, 'sentence\tlabel\nno\tneg\n'));
+    expect(await readExamples(tsv, 'seq-cls')).toMatchObject([{ sentence: 'no', label: 'neg' }]);
+  });
+
+  it('refuses invalid UTF-8 with file:line instead of training on replacement characters', async () => {
+    const cases: [string, Buffer, number][] = [
+      ['latin1.csv', bytes('sentence,label\nok,pos\ncaf', [0xe9], ',neg\n'), 3],
+      ['stray.jsonl', bytes('{"text":"a"}\n{"text":"', [0xff], '"}\n'), 2],
+      ['overlong.jsonl', bytes('{"text":"', [0xc0, 0xaf], '"}\n'), 1],
+      ['surrogate.tsv', bytes('text\tlabel\nx\t1\ny', [0xed, 0xa0, 0x80], '\t0\n'), 3],
+      ['cut.jsonl', bytes('{"text":"a"}\n{"text":"b"}\n{"text":"', [0xe4, 0xb8]), 3],
+    ];
+    for (const [name, content, line] of cases) {
+      const path = binary(name, content);
+      const task = name.endsWith('.jsonl') ? 'causal-lm' : 'seq-cls';
+      const error = await dataError(readExamples(path, task));
+      expect(error.message, name).toMatch(
+        new RegExp(`^${path}:${line}: invalid UTF-8 \\(byte 0x[0-9a-f]{2} at offset \\d+\\)`),
+      );
+    }
+  });
+});
+
 describe('tokenisation', () => {
   it('masks the prompt and trains the completion plus EOS', () => {
     const tok = new WordTokenizer();

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { extname } from 'node:path';
 import type { TaskKind } from '../models/types.ts';
 import { parseDelimited } from './csv.ts';
+import { decodeDataset } from './encoding.ts';
 import { DataError } from './errors.ts';
 
 export type DataFormat = 'jsonl' | 'csv' | 'tsv';
@@ -35,12 +36,13 @@ export function detectFormat(file: string): DataFormat {
 
 /** Reads every example of a dataset file for a task; any malformed record is an error naming file and line. */
 export async function readExamples(file: string, task: TaskKind, format?: DataFormat): Promise<RawExample[]> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await fs.readFile(file, 'utf8');
+    bytes = await fs.readFile(file);
   } catch (error) {
     throw new DataError(`cannot read the dataset (${(error as NodeJS.ErrnoException).code ?? error})`, file);
   }
+  const text = decodeDataset(bytes, file);
   const fmt = format ?? detectFormat(file);
   const examples = fmt === 'jsonl' ? parseJsonl(text, file, task) : parseTable(text, fmt, file, task);
   if (examples.length === 0) throw new DataError('the dataset has no examples', file);

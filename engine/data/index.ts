@@ -5,7 +5,7 @@ export { type ChatMessage, type DataFormat, detectFormat, type RawExample, readE
 export { collectLabelNames, labelIdOf } from './labels.ts';
 export { type DataSources, type PreparedData, prepareData, type RawData, readData } from './prepare.ts';
 export { formatPreview, type PreviewExample, type PreviewToken, previewExamples } from './preview.ts';
-export { deriveSeed, mulberry32, permutation } from './shuffle.ts';
+export { deriveSeed, permutation } from './shuffle.ts';
 export { splitValidation } from './split.ts';
 export {
   type EncodedExample,

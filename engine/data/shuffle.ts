@@ -1,14 +1,4 @@
-/** mulberry32: a small seeded PRNG; the same seed always yields the same stream on every platform. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../random.ts';
 
 /** Mixes a seed with a stream id so different uses (split, epoch order) get independent streams. */
 export function deriveSeed(seed: number, stream: number): number {

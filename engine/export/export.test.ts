@@ -232,7 +232,7 @@ describe('merged model export', () => {
 });
 
 describe('merged model edge cases', () => {
-  it('a classification head missing from a causal checkpoint is written from memory; PEFT refuses it', async () => {
+  it('a classification head missing from a causal checkpoint is written from memory; PEFT refuses to adapt it', async () => {
     const model = await loadModel(join(FIXTURES, 'gpt2'), { task: 'seq-cls', numLabels: 3, seed: 5 });
     expect(model.newlyInitialized).toEqual(['score']);
     const instance = attachAdapter(model, 'lora', { r: 2, targetModules: ['c_attn', 'score'] }, { seed: 3 });
@@ -250,7 +250,7 @@ describe('merged model edge cases', () => {
     await ckpt.close();
     await expect(
       exportAdapter(model, instance, { format: 'peft', out: join(tmp, 'gpt2-cls-peft') }),
-    ).rejects.toThrow(/score was initialised at random .* export --format merged instead/);
+    ).rejects.toThrow(/adapts score, which PEFT saves whole as modules_to_save .* export --format merged/);
     model.dispose();
   });
 
@@ -285,7 +285,7 @@ describe('output folder safety and sharding', () => {
     await fs.mkdir(unrelated, { recursive: true });
     await fs.writeFile(join(unrelated, 'notes.txt'), 'keep me');
     await expect(exportAdapter(model, instance, { format: 'peft', out: unrelated })).rejects.toThrow(
-      /non-empty folder that is not an earlier export/,
+      /documents is not empty and was not written by an export/,
     );
     expect(await fs.readFile(join(unrelated, 'notes.txt'), 'utf8')).toBe('keep me');
     model.dispose();
@@ -367,6 +367,18 @@ describe('loadPeftAdapter errors', () => {
       /tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" is for a module this model does not have \(the adapter was saved for base model/,
     );
     llama.dispose();
+  });
+
+  it('a non-finite weight, named with its tensor and file', async () => {
+    const d = await variant('nan', (d) =>
+      rewriteTensors(d, (t) => {
+        t['base_model.model.transformer.h.1.attn.c_attn.lora_A.weight'].data[3] = Number.POSITIVE_INFINITY;
+      }),
+    );
+    await expect(loadPeftAdapter(model, d)).rejects.toThrow(
+      `${join(d, 'adapter_model.safetensors')}: tensor "base_model.model.transformer.h.1.attn.c_attn.lora_A.weight" holds a non-finite value (Infinity at index 3`,
+    );
+    expect([...model.layers.values()].every((l) => l.adapters.size === 0)).toBe(true);
   });
 
   it('a malformed adapter_config.json and an unknown peft_type', async () => {

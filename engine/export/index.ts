@@ -2,15 +2,16 @@ import { promises as fs } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { detachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
-import { writeDirAtomic } from '../io/atomic.ts';
+import { writeDirAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { loadModel } from '../models/index.ts';
 import type { LoadedModel } from '../models/types.ts';
-import { loadRunAdapter } from '../training/run.ts';
+import { loadRunAdapter } from '../runs/index.ts';
 import { ExportError } from './errors.ts';
 import { buildLoraConversion } from './lora.ts';
+import { EXPORT_MARKER } from './marker.ts';
 import { writeMergedModel } from './merged.ts';
 import { writeNativeCheckpoint } from './native.ts';
-import { buildPeftAdapter, loadPeftAdapter, writePeftAdapter } from './peft.ts';
+import { buildPeftAdapter, exportedModulesToSave, loadPeftAdapter, writePeftAdapter } from './peft.ts';
 import {
   disposeBatch,
   maxAbs,
@@ -23,6 +24,7 @@ import {
 
 export { ExportError } from './errors.ts';
 export { buildLoraConversion } from './lora.ts';
+export { EXPORT_MARKER } from './marker.ts';
 export { writeMergedModel } from './merged.ts';
 export { writeNativeCheckpoint } from './native.ts';
 export {
@@ -50,6 +52,8 @@ export interface ExportOptions {
   baseModelNameOrPath?: string;
   /** Largest shard of a merged model that was not sharded before. */
   maxShardBytes?: number;
+  /** Replace `out` even when it is a non-empty folder that no export wrote (the CLI's `--force`). */
+  force?: boolean;
 }
 
 export interface ExportResult {
@@ -82,14 +86,11 @@ function withOnlyAdapter<T>(model: LoadedModel, adapterName: string | null, fn: 
   }
 }
 
-/** Files that mark a folder as an earlier export (which may be replaced). */
-const EXPORT_MARKERS = ['adapter_config.json', 'config.json', 'run.json'];
-
 /**
  * The output folder is replaced as a whole, so it must not hold the sources (the base model, the run) and
- * must be new, empty, or an earlier export: never an unrelated folder full of someone's files.
+ * must be new, empty, or an earlier export; `force` (the CLI's `--force`) replaces any other folder too.
  */
-async function checkOutDir(out: string, sources: string[]): Promise<void> {
+async function checkOutDir(out: string, sources: string[], force = false): Promise<void> {
   const target = resolve(out);
   for (const source of sources) {
     const s = resolve(source);
@@ -108,17 +109,28 @@ async function checkOutDir(out: string, sources: string[]): Promise<void> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  if (entries.length > 0 && !entries.some((e) => EXPORT_MARKERS.includes(e))) {
+  if (entries.length > 0 && !entries.includes(EXPORT_MARKER) && !force) {
     throw new ExportError(
-      `${out} is a non-empty folder that is not an earlier export (no ${EXPORT_MARKERS.join(', ')}); it would be replaced, so choose a new or empty folder`,
+      `${out} is not empty and was not written by an export (no ${EXPORT_MARKER}); an export replaces its folder as a whole, so choose a new or empty folder (studio export --force replaces it with everything in it)`,
     );
   }
 }
 
+/** Marks a finished export folder (see `EXPORT_MARKER`). */
+async function writeMarker(dir: string, format: ExportFormat, source: string): Promise<void> {
+  await writeJsonAtomic(join(dir, EXPORT_MARKER), {
+    format,
+    source: resolve(source),
+    exportedAt: new Date().toISOString(),
+  });
+}
+
+/** The files an export wrote, besides its marker. */
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) out.push(relative(dir, join(entry.parentPath, entry.name)));
+    const path = relative(dir, join(entry.parentPath, entry.name));
+    if (entry.isFile() && path !== EXPORT_MARKER) out.push(path);
   }
   return out.sort();
 }
@@ -141,12 +153,15 @@ export async function exportAdapter(
   options: Omit<ExportOptions, 'format' | 'adapterName'> & { format: Exclude<ExportFormat, 'native'> },
 ): Promise<ExportResult> {
   const { format, out } = options;
-  await checkOutDir(out, [model.dir]);
+  await checkOutDir(out, [model.dir], options.force);
   const baseName = options.baseModelNameOrPath ?? model.dir;
   const task = { task: model.spec.task, numLabels: model.spec.numLabels };
-  if (format !== 'merged' && (model.newlyInitialized?.length ?? 0) > 0) {
+  // Adapter files carry a module the checkpoint lacks only as modules_to_save (a seq-cls head always is).
+  const carried = format === 'merged' ? [] : exportedModulesToSave(model, instance).modules;
+  const lost = format === 'merged' ? [] : (model.newlyInitialized ?? []).filter((n) => !carried.includes(n));
+  if (lost.length > 0) {
     throw new ExportError(
-      `the model's ${model.newlyInitialized!.join(', ')} ${model.newlyInitialized!.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; export --format merged instead`,
+      `the model's ${lost.join(', ')} ${lost.length === 1 ? 'was' : 'were'} initialised at random (not in ${model.dir}) and ${format} adapter files do not carry it; add it to modulesToSave or export --format merged instead`,
     );
   }
   const batch = probeBatch(model.spec.vocabSize);
@@ -186,6 +201,7 @@ export async function exportAdapter(
           `${format} export of adapter "${instance.name}" failed verification: reloaded logits differ by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)}); nothing was written to ${out}`,
         );
       }
+      await writeMarker(tmp, format, model.dir);
     });
     const files = await listFiles(out);
     return { format, out, files, bytes: await totalBytes(out, files), verification: verification! };
@@ -232,7 +248,7 @@ export async function exportRun(runOrCheckpointDir: string, options: ExportOptio
   if (!(exportFormats as readonly string[]).includes(options.format)) {
     throw new ExportError(`unknown export format "${options.format}"; formats: ${exportFormats.join(', ')}`);
   }
-  await checkOutDir(options.out, [runOrCheckpointDir]);
+  await checkOutDir(options.out, [runOrCheckpointDir], options.force);
   const loaded = await loadRunAdapter(runOrCheckpointDir);
   const { model, instance } = loaded;
   try {
@@ -248,7 +264,7 @@ export async function exportRun(runOrCheckpointDir: string, options: ExportOptio
         baseModelNameOrPath: options.baseModelNameOrPath ?? defaultBaseName(model),
       });
     }
-    await checkOutDir(options.out, [model.dir]);
+    await checkOutDir(options.out, [model.dir], options.force);
     return await exportNative(loaded.checkpoint, model, instance.name, options.out);
   } finally {
     detachAdapter(model, instance.name);
@@ -291,6 +307,7 @@ async function exportNative(
           `native export of ${checkpoint} failed verification: reloaded logits differ by ${diff.toExponential(3)}; nothing was written to ${out}`,
         );
       }
+      await writeMarker(tmp, 'native', checkpoint);
     });
     const files = await listFiles(out);
     return { format: 'native', out, files, bytes: await totalBytes(out, files), verification: verification! };

@@ -6,7 +6,14 @@ import type { AdapterInstance } from '../adapters/types.ts';
 import { type AdapterLayer, inferenceContext } from '../models/layers.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { ExportError } from './errors.ts';
-import { instanceTargets, MODULE_PREFIX, type PeftAdapter, peftTaskType, withBaseFields } from './peft.ts';
+import {
+  exportedSavedModules,
+  instanceTargets,
+  MODULE_PREFIX,
+  type PeftAdapter,
+  peftTaskType,
+  withBaseFields,
+} from './peft.ts';
 
 /**
  * The LoraConfig fields a plain LoRA adapter_config.json carries, with PEFT's defaults: the same field set
@@ -120,12 +127,13 @@ export function buildLoraConversion(
     // PEFT sets fan_in_fan_out for GPT-2's Conv1D (and warns); A/B shapes are the same either way.
     fan_in_fan_out: targets.some((t) => t.kind === 'Conv1D'),
   };
+  const saved = exportedSavedModules(model, instance);
   return {
-    adapterConfig: withBaseFields(config, 'LORA', {
-      baseModelNameOrPath,
-      taskType: peftTaskType(model.spec),
-    }),
-    tensors,
+    adapterConfig: {
+      ...withBaseFields(config, 'LORA', { baseModelNameOrPath, taskType: peftTaskType(model.spec) }),
+      modules_to_save: saved.names,
+    },
+    tensors: { ...tensors, ...saved.tensors },
   };
 }
 

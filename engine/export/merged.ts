@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { AdapterInstance } from '../adapters/types.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
+import { copyFileTo, writeJsonAtomic } from '../io/atomic.ts';
 import type { AdaptableLayer } from '../models/layers.ts';
 import type { LoadedModel } from '../models/types.ts';
 import {
@@ -90,7 +90,8 @@ export async function writeMergedModel(
   options: MergedOptions = {},
 ): Promise<{ files: string[]; dtypes: Dtype[] }> {
   const byKey = new Map<string, AdaptableLayer>();
-  for (const name of instance.layers.keys()) {
+  // Saved modules (modules_to_save) merge as their trained copy.
+  for (const name of [...instance.layers.keys(), ...(instance.savedModules?.keys() ?? [])]) {
     const layer = model.layers.get(name);
     if (!layer)
       throw new ExportError(`adapter "${instance.name}" targets ${name}, which the model does not have`);
@@ -252,7 +253,7 @@ async function copyModelFiles(fromDir: string, toDir: string): Promise<string[]>
   for (const entry of await fs.readdir(fromDir, { withFileTypes: true })) {
     if (!entry.isFile() || entry.name.startsWith('.') || WEIGHT_FILE.test(entry.name)) continue;
     const to = join(toDir, entry.name);
-    await fs.copyFile(join(fromDir, entry.name), to);
+    await copyFileTo(join(fromDir, entry.name), to);
     copied.push(to);
   }
   if (!copied.some((f) => basename(f) === 'config.json')) {

@@ -1,10 +1,15 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
-import { writeJsonAtomic } from '../io/atomic.ts';
+import { copyFileTo, writeJsonAtomic } from '../io/atomic.ts';
 import { METRICS_FILE, projectOfRun, projectPath, RUN_FILE, readRunRecord } from '../project/index.ts';
+import {
+  ADAPTER_FILE,
+  CHECKPOINTS_DIR,
+  locateCheckpoint,
+  OPTIMIZER_FILE,
+  STATE_FILE,
+} from '../runs/index.ts';
 import { openSafetensors } from '../safetensors/index.ts';
-import { ADAPTER_FILE, CHECKPOINTS_DIR, OPTIMIZER_FILE, STATE_FILE } from '../training/checkpoint.ts';
-import { locateCheckpoint } from '../training/run.ts';
 import { ExportError } from './errors.ts';
 
 /**
@@ -31,9 +36,11 @@ export async function writeNativeCheckpoint(runOrCheckpointDir: string, outDir: 
   for (const name of [ADAPTER_FILE, OPTIMIZER_FILE, STATE_FILE]) {
     const from = join(checkpoint, name);
     try {
-      await fs.copyFile(from, join(target, name));
-    } catch {
-      throw new ExportError(`${from}: missing from the checkpoint`);
+      await copyFileTo(from, join(target, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new ExportError(`${from}: missing from the checkpoint`);
+      throw error;
     }
     files.push(join(target, name));
   }
@@ -57,7 +64,7 @@ export async function writeNativeCheckpoint(runOrCheckpointDir: string, outDir: 
       .then(() => true)
       .catch(() => false)
   ) {
-    await fs.copyFile(metrics, join(outDir, METRICS_FILE));
+    await copyFileTo(metrics, join(outDir, METRICS_FILE));
     files.push(join(outDir, METRICS_FILE));
   }
   return files;

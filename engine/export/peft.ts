@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { attachAdapter, detachAdapter, methods } from '../adapters/index.ts';
+import { attachAdapter, detachAdapter, methods, SEQ_CLS_HEADS, savedModuleNames } from '../adapters/index.ts';
 import type {
   AdapterInstance,
   MethodDefinition,
@@ -9,23 +9,15 @@ import type {
   PeftTaskType,
   TargetModule,
 } from '../adapters/types.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import type { LoadedModel, ModelSpec } from '../models/types.ts';
+import { checkFinite } from '../runs/index.ts';
 import { openSafetensors, parseStrictJson, type TensorData, writeSafetensors } from '../safetensors/index.ts';
 import { ExportError } from './errors.ts';
 import { pythonJsonDumps } from './pyjson.ts';
 
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG = 'adapter_config.json';
-
-/** PEFT config fields that are Python floats (written `0.0`, not `0`). */
-export const PEFT_FLOAT_FIELDS: ReadonlySet<string> = new Set([
-  'lora_dropout',
-  'vera_dropout',
-  'd_initial',
-  'weight_tying',
-  'init_v_bound',
-  'tinylora_dropout',
-]);
 
 /** Per-module PEFT keys start with this; model-level ones (VeRA's projections, TinyLoRA's v) with `base_model.`. */
 export const MODULE_PREFIX = 'base_model.model.';
@@ -81,6 +73,50 @@ export function withBaseFields(
   };
 }
 
+/**
+ * `modules_to_save` of an exported adapter: the adapter's own list and, for sequence classification, PEFT's head
+ * names (`PeftModelForSequenceClassification` adds them to every config and loads the head from the file), with
+ * the `base_model.model.<module>.weight` / `.bias` tensors: the trained copy where the adapter saves the module,
+ * the model's own head otherwise. Null names when there is nothing to save.
+ */
+export function exportedSavedModules(
+  model: LoadedModel,
+  instance: AdapterInstance,
+): { names: string[] | null; tensors: PeftAdapter['tensors'] } {
+  const { names, modules } = exportedModulesToSave(model, instance);
+  const tensors: PeftAdapter['tensors'] = {};
+  const copy = (t: tf.Tensor) => ({
+    shape: [...t.shape],
+    data: Float32Array.from(t.dataSync() as Float32Array),
+  });
+  for (const name of modules) {
+    const saved = instance.savedModules?.get(name);
+    const layer = model.layers.get(name);
+    if (!layer) throw new ExportError(`modules_to_save: ${name} is not a module of the model in memory`);
+    tensors[`${MODULE_PREFIX}${name}.weight`] = copy(saved ? saved.weight : layer.weight);
+    const bias = saved ? saved.bias : layer.bias;
+    if (bias) tensors[`${MODULE_PREFIX}${name}.bias`] = copy(bias);
+  }
+  return { names, tensors };
+}
+
+/** The `modules_to_save` names an export writes and the modules of the model they select. */
+export function exportedModulesToSave(
+  model: LoadedModel,
+  instance: AdapterInstance,
+): { names: string[] | null; modules: string[] } {
+  const own = (instance.config.modulesToSave as string[] | undefined) ?? [];
+  const names = model.spec.task === 'seq-cls' ? [...new Set([...own, ...SEQ_CLS_HEADS])] : own;
+  const modules = savedModuleNames(model.spec, names, instance.method);
+  const adapted = modules.filter((m) => instance.layers.has(m));
+  if (adapted.length > 0) {
+    throw new ExportError(
+      `${instance.method} adapter "${instance.name}" adapts ${adapted.join(', ')}, which PEFT saves whole as modules_to_save (the classification head) and never adapts, so PEFT would not reproduce it; leave the head out of targetModules (add it to modulesToSave to train it) or export --format merged`,
+    );
+  }
+  return { names: names.length > 0 ? names : null, modules };
+}
+
 /** The instance's PEFT adapter, from its method's `peft` format (LoRA, DoRA, rsLoRA, VeRA, TinyLoRA). */
 export function buildPeftAdapter(
   model: LoadedModel,
@@ -103,12 +139,27 @@ export function buildPeftAdapter(
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }
-  return { adapterConfig: withBaseFields(adapterConfig, method.peft.peftType, ctx), tensors: out };
+  const saved = exportedSavedModules(model, instance);
+  return {
+    adapterConfig: {
+      ...withBaseFields(adapterConfig, method.peft.peftType, ctx),
+      modules_to_save: saved.names,
+    },
+    tensors: { ...out, ...saved.tensors },
+  };
 }
 
-/** `adapter_config.json` text exactly as PEFT writes it (`json.dumps(indent=2, sort_keys=True)`, no newline). */
+/** The method whose PEFT format has this `peft_type`, or undefined. */
+export function methodOfPeftType(peftType: unknown): MethodDefinition | undefined {
+  return (Object.values(methods) as MethodDefinition[]).find((m) => m.peft?.peftType === peftType);
+}
+
+/**
+ * `adapter_config.json` text exactly as PEFT writes it (`json.dumps(indent=2, sort_keys=True)`, no newline),
+ * with the float fields of the method of its `peft_type`.
+ */
 export function adapterConfigText(config: Record<string, unknown>): string {
-  return pythonJsonDumps(config, PEFT_FLOAT_FIELDS);
+  return pythonJsonDumps(config, new Set(methodOfPeftType(config.peft_type)?.peft?.floatFields));
 }
 
 /** Writes `adapter_model.safetensors` (F32, metadata format=pt) and `adapter_config.json` into `dir`. */
@@ -119,7 +170,7 @@ export async function writePeftAdapter(dir: string, adapter: PeftAdapter): Promi
   const weights = join(dir, ADAPTER_WEIGHTS);
   const config = join(dir, ADAPTER_CONFIG);
   await writeSafetensors(weights, tensors, { format: 'pt' });
-  await fs.writeFile(config, adapterConfigText(adapter.adapterConfig));
+  await writeFileAtomic(config, adapterConfigText(adapter.adapterConfig));
   return [weights, config];
 }
 
@@ -179,7 +230,7 @@ export async function loadPeftAdapter(
   const weightsPath = join(dir, ADAPTER_WEIGHTS);
   const adapterConfig = await readAdapterConfig(dir);
   const peftType = adapterConfig.peft_type as string;
-  const method = (Object.values(methods) as MethodDefinition[]).find((m) => m.peft?.peftType === peftType);
+  const method = methodOfPeftType(peftType);
   if (!method) {
     const known = (Object.values(methods) as MethodDefinition[])
       .flatMap((m) => (m.peft ? [m.peft.peftType] : []))
@@ -190,6 +241,16 @@ export async function loadPeftAdapter(
     typeof adapterConfig.base_model_name_or_path === 'string' ? adapterConfig.base_model_name_or_path : '?';
   const foreign = `the adapter was saved for base model "${base}", this model is ${model.spec.modelType} from ${model.dir}`;
 
+  let savedModules: string[];
+  try {
+    const entries = adapterConfig.modules_to_save;
+    savedModules = savedModuleNames(model.spec, Array.isArray(entries) ? (entries as string[]) : undefined);
+  } catch (error) {
+    throw new ExportError(`${configPath}: ${(error as Error).message} (${foreign})`);
+  }
+  const savedKeys = new Set(
+    savedModules.flatMap((m) => [`${MODULE_PREFIX}${m}.weight`, `${MODULE_PREFIX}${m}.bias`]),
+  );
   const file = await openSafetensors(weightsPath).catch((error: Error) => {
     throw new ExportError(error.message);
   });
@@ -210,7 +271,7 @@ export async function loadPeftAdapter(
     }
     for (const key of file.keys()) {
       const { shape } = file.info(key);
-      tensors[key] = tf.tensor(await file.readFloat32(key), shape, 'float32');
+      tensors[key] = tf.tensor(checkFinite(await file.readFloat32(key), key, weightsPath), shape, 'float32');
     }
   } catch (error) {
     for (const t of Object.values(tensors)) t.dispose();
@@ -224,12 +285,20 @@ export async function loadPeftAdapter(
   const owned = new Set<tf.Tensor>(Object.values(tensors));
   let instance: AdapterInstance | null = null;
   try {
+    // modules_to_save tensors are the saved modules' own weights: native keys without the prefix.
+    const adapterTensors: Record<string, tf.Tensor> = {};
+    const savedState: Record<string, tf.Tensor> = {};
+    for (const [key, t] of Object.entries(tensors)) {
+      if (savedKeys.has(key)) savedState[key.slice(MODULE_PREFIX.length)] = t;
+      else adapterTensors[key] = t;
+    }
     let converted: { config: Record<string, unknown>; state: Record<string, tf.Tensor> };
     try {
-      converted = method.peft!.fromPeft(adapterConfig, tensors);
+      converted = method.peft!.fromPeft(adapterConfig, adapterTensors);
     } catch (error) {
       throw new ExportError(`${dir}: ${(error as Error).message}`);
     }
+    converted = { ...converted, state: { ...converted.state, ...savedState } };
     for (const t of Object.values(converted.state)) owned.add(t);
     try {
       instance = attachAdapter(model, method.name, converted.config, {

@@ -4,11 +4,15 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detachAdapter } from '../adapters/index.ts';
+import { createStudioService } from '../api/service.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { main } from '../cli/main.ts';
+import { setWriteFs } from '../io/fs.ts';
+import { TestDisk } from '../io/testing.ts';
 import { createProject } from '../project/store.ts';
-import { loadRunAdapter, startRun } from '../training/run.ts';
-import { exportRun } from './index.ts';
+import { loadRunAdapter } from '../runs/index.ts';
+import { resumeRun, startRun } from '../training/run.ts';
+import { EXPORT_MARKER, exportRun } from './index.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures');
 
@@ -37,7 +41,7 @@ beforeAll(async () => {
       exactMatchExamples: 0,
     },
   });
-  const summary = await (await startRun(join(tmp, 'p'), { backend: 'current', analysis: false })).done;
+  const summary = await (await startRun(join(tmp, 'p'), { backend: 'current' })).done;
   runDir = summary.runDir;
 });
 
@@ -69,6 +73,13 @@ describe('exportRun', () => {
     expect(restored.state.step).toBe(2);
     detachAdapter(restored.model, restored.instance.name);
     restored.model.dispose();
+    // trained on, the copy is a run of its own: no longer an export that a later export may replace
+    expect(await fs.readdir(out)).toContain(EXPORT_MARKER);
+    await (await resumeRun(out, { backend: 'current', maxSteps: 3 })).done;
+    expect(await fs.readdir(out)).not.toContain(EXPORT_MARKER);
+    await expect(exportRun(runDir, { format: 'native', out })).rejects.toThrow(
+      'was not written by an export',
+    );
   });
 
   it('peft, lora and merged from a trained run all verify; memory stays flat', async () => {
@@ -98,5 +109,99 @@ describe('exportRun', () => {
     const bad = await main(['export', runDir, '--format', 'gguf', '--out', join(tmp, 'x')], io);
     expect(bad).toBe(2);
     expect(err.join('\n')).toMatch(/--format must be one of peft, lora, merged, native, got "gguf"/);
+  });
+});
+
+/** Every file under `dir` with its bytes, to tell whether a folder was touched. */
+async function contents(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isFile()) out[path.slice(dir.length)] = (await fs.readFile(path)).toString('base64');
+  }
+  return out;
+}
+
+describe('export destinations', () => {
+  async function destinations(): Promise<Record<string, string>> {
+    const root = await fs.mkdtemp(join(tmp, 'dest-'));
+    const model = join(root, 'my-model');
+    await fs.cp(join(FIXTURES, 'gpt2'), model, { recursive: true });
+    await fs.writeFile(join(model, 'NOTES.md'), 'my own notes');
+    const run = join(root, 'other-run');
+    await fs.cp(runDir, run, { recursive: true });
+    const documents = join(root, 'documents');
+    await fs.mkdir(documents);
+    await fs.writeFile(join(documents, 'thesis.txt'), 'keep me');
+    return { 'a model folder': model, 'a run folder': run, "a folder with a user's file": documents };
+  }
+
+  it('refuses a model folder, a run folder and a folder of user files, leaving each byte-identical', async () => {
+    for (const [what, out] of Object.entries(await destinations())) {
+      const before = await contents(out);
+      for (const format of ['peft', 'merged', 'native'] as const) {
+        await expect(exportRun(runDir, { format, out }), `${format} into ${what}`).rejects.toThrow(
+          `${out} is not empty and was not written by an export`,
+        );
+      }
+      expect(await contents(out), what).toEqual(before);
+    }
+  });
+
+  it('the API refuses them too (no force by default); the CLI replaces one only with --force', async () => {
+    const { 'a model folder': model, 'a run folder': run } = await destinations();
+    const service = createStudioService({ configDir: join(tmp, 'config') });
+    try {
+      const before = await contents(run);
+      const reply = await service.call('export.run', { runDir, format: 'peft', out: run });
+      expect(reply).toMatchObject({ ok: false, error: { message: expect.stringContaining(run) } });
+      expect(await contents(run)).toEqual(before);
+    } finally {
+      await service.dispose();
+    }
+    const io = { out: () => undefined, err: (t: string) => errors.push(t), isTTY: false };
+    const errors: string[] = [];
+    expect(await main(['export', runDir, '--format', 'peft', '--out', model], io)).toBe(1);
+    expect(errors.join('\n')).toContain(`${model} is not empty and was not written by an export`);
+    expect(await fs.readFile(join(model, 'NOTES.md'), 'utf8')).toBe('my own notes');
+    expect(await main(['export', runDir, '--format', 'peft', '--out', model, '--force'], io)).toBe(0);
+    expect((await fs.readdir(model)).sort()).toEqual([
+      EXPORT_MARKER,
+      'adapter_config.json',
+      'adapter_model.safetensors',
+    ]);
+  });
+
+  it('replaces a previous export, which it recognises by its marker', async () => {
+    const out = join(await fs.mkdtemp(join(tmp, 'again-')), 'export');
+    await exportRun(runDir, { format: 'merged', out });
+    expect(JSON.parse(await fs.readFile(join(out, EXPORT_MARKER), 'utf8'))).toMatchObject({
+      format: 'merged',
+    });
+    const result = await exportRun(runDir, { format: 'peft', out });
+    expect(result.files).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect((await fs.readdir(out)).sort()).toEqual([EXPORT_MARKER, ...result.files]);
+    expect(JSON.parse(await fs.readFile(join(out, EXPORT_MARKER), 'utf8'))).toMatchObject({ format: 'peft' });
+  });
+
+  it('on a full disk: names the file being written and the space it needed, and writes nothing', async () => {
+    const root = await fs.mkdtemp(join(tmp, 'full-'));
+    for (const format of ['peft', 'merged', 'native'] as const) {
+      const out = join(root, format);
+      const restore = setWriteFs(new TestDisk(500));
+      const errors: string[] = [];
+      const io = { out: () => undefined, err: (t: string) => errors.push(t), isTTY: false };
+      try {
+        expect(await main(['export', runDir, '--format', format, '--out', out], io), format).toBe(1);
+      } finally {
+        restore();
+      }
+      expect(errors.join('\n'), format).toMatch(
+        new RegExp(
+          `${out}/[\\w./-]+: no space left on device: writing it needs [\\d.]+ (B|KiB|MiB), [\\d.]+ (B|KiB) free`,
+        ),
+      );
+      expect(await fs.readdir(root), format).toEqual([]);
+    }
   });
 });

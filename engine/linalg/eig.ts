@@ -1,3 +1,4 @@
+import { StudioError } from '../common/errors.ts';
 import type { Matrix } from './matrix.ts';
 
 /** Eigenvalues λ = re + i·im of a real square matrix; complex ones come in adjacent conjugate pairs. */
@@ -13,9 +14,9 @@ export interface EigOptions {
   shouldStop?: () => boolean;
 }
 
-export class EigCancelledError extends Error {
+export class EigCancelledError extends StudioError {
   constructor() {
-    super('eigenvalue computation cancelled');
+    super('cancelled', 'eigenvalue computation cancelled');
     this.name = 'EigCancelledError';
   }
 }

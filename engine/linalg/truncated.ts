@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { mulberry32 } from '../random.ts';
 import { fromTensor, type Matrix, matmul, matrix, sliceCols, toTensor, transpose } from './matrix.ts';
 import { orthonormalize } from './qr.ts';
 import { applySignConvention, type Svd, svd } from './svd.ts';
@@ -281,16 +282,9 @@ function choleskyInverseTranspose(g: Matrix): Matrix | null {
   return transpose(inv);
 }
 
-/** A seeded standard-normal block (mulberry32 + Box–Muller); the start block only needs to be generic. */
+/** A seeded standard-normal block (Box–Muller); the start block only needs to be generic. */
 function gaussian(rows: number, cols: number, seed: number): Matrix {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = mulberry32(seed);
   const out = matrix(rows, cols);
   for (let i = 0; i < out.data.length; i += 2) {
     const r = Math.sqrt(-2 * Math.log(1 - uniform()));

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { mulberry32 } from '../data/shuffle.ts';
-import { inferenceContext } from './layers.ts';
-import { type KvCache, TransformerModel } from './model.ts';
+import { mulberry32 } from '../random.ts';
+import { type ForwardContext, inferenceContext } from './layers.ts';
+import { TransformerModel } from './model.ts';
+import type { KvCache } from './network.ts';
+import { lastPositionRows } from './ops.ts';
 import type { StudioTokenizer } from './tokenizer.ts';
 import type { LoadedModel } from './types.ts';
 
@@ -60,10 +62,33 @@ export function pickToken(
 
 /** Maximum sequence length of a model with learned positions (GPT-2), else Infinity. */
 function positionLimit(model: LoadedModel): number {
-  const positions = model.spec.config.n_positions;
-  return model.spec.modelType === 'gpt2' && typeof positions === 'number'
-    ? positions
-    : Number.POSITIVE_INFINITY;
+  return model.positionLimit?.learned ? model.positionLimit.tokens : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Next-token logits [B, vocab] of the new tokens `inputIds` (the whole sequences when `past` is null): the
+ * LM head runs on each sequence's last position only, as nanoGPT's `lm_head(x[:, [-1], :])`. Models of this
+ * engine extend the key/value cache (`cache`); any other LoadedModel returns a null cache and must be given
+ * the whole sequences every time.
+ */
+function nextLogits(
+  model: LoadedModel,
+  inputIds: tf.Tensor2D,
+  attentionMask: tf.Tensor2D,
+  past: KvCache | undefined,
+  ctx: ForwardContext,
+): { logits: tf.Tensor2D; cache?: KvCache } {
+  const [b, t] = inputIds.shape;
+  if (model instanceof TransformerModel) {
+    const out = model.decode(inputIds, attentionMask, past ?? null, ctx, { lastOnly: true });
+    return { logits: tf.reshape(out.logits, [b, -1]) as tf.Tensor2D, cache: out.cache };
+  }
+  const rows = model.hidden({ inputIds, attentionMask }, ctx);
+  return { logits: model.head(lastPositionRows(rows, b, t), ctx) };
+}
+
+function disposeCache(cache: KvCache | undefined): void {
+  if (cache) for (const t of [...cache.keys, ...cache.values]) t.dispose();
 }
 
 /**
@@ -93,42 +118,25 @@ export async function generate(
   const ctx = inferenceContext();
   const ids: number[] = [];
   let finishReason: GenerateResult['finishReason'] = 'length';
-  let cache: KvCache | null = null;
+  let cache: KvCache | undefined;
   try {
     for (let step = 0; step < maxNew; step++) {
       const all = [...promptIds, ...ids];
-      let last: Float32Array;
-      if (model instanceof TransformerModel) {
-        const fresh: number[] = cache === null ? all : all.slice(-1);
-        const past: KvCache | null = cache;
-        const result = tf.tidy(() => {
-          const out = model.decode(
-            tf.tensor2d([fresh], [1, fresh.length], 'int32'),
-            tf.ones([1, all.length], 'int32') as tf.Tensor2D,
-            past,
-            ctx,
-          );
-          const row = tf.reshape(tf.slice(out.logits, [0, fresh.length - 1, 0], [1, 1, -1]), [-1]);
-          return { row, keys: out.cache.keys, values: out.cache.values };
-        });
-        if (cache) for (const t of [...cache.keys, ...cache.values]) t.dispose();
-        cache = { keys: result.keys, values: result.values };
-        last = (await result.row.data()) as Float32Array;
-        result.row.dispose();
-      } else {
-        const row: tf.Tensor = tf.tidy(() => {
-          const logits = model.forward(
-            {
-              inputIds: tf.tensor2d([all], [1, all.length], 'int32'),
-              attentionMask: tf.ones([1, all.length], 'int32') as tf.Tensor2D,
-            },
-            ctx,
-          );
-          return tf.reshape(tf.slice(logits, [0, all.length - 1, 0], [1, 1, -1]), [-1]);
-        });
-        last = (await row.data()) as Float32Array;
-        row.dispose();
-      }
+      const fresh: number[] = cache ? all.slice(-1) : all;
+      const past: KvCache | undefined = cache;
+      const out: { logits: tf.Tensor2D; cache?: KvCache } = tf.tidy(() =>
+        nextLogits(
+          model,
+          tf.tensor2d([fresh], [1, fresh.length], 'int32'),
+          tf.ones([1, all.length], 'int32') as tf.Tensor2D,
+          past,
+          ctx,
+        ),
+      );
+      disposeCache(past);
+      cache = out.cache;
+      const last = (await out.logits.data()) as Float32Array;
+      out.logits.dispose();
       const next = pickToken(last, temperature, topK, random);
       ids.push(next);
       if (opts.onToken) opts.onToken(next, tokenizer.decode(ids, { skipSpecialTokens: true }));
@@ -138,7 +146,7 @@ export async function generate(
       }
     }
   } finally {
-    if (cache) for (const t of [...cache.keys, ...cache.values]) t.dispose();
+    disposeCache(cache);
   }
   return { text: tokenizer.decode(ids, { skipSpecialTokens: true }), ids, finishReason };
 }
@@ -163,31 +171,24 @@ export async function generateGreedyBatch(
   const stop = new Set(opts.stopTokenIds);
   const done = prompts.map(() => false);
   const ctx = inferenceContext();
-  let cache: KvCache | null = null;
+  let cache: KvCache | undefined;
   const mask: number[][] = prompts.map((p) => [...new Array(width - p.length).fill(0), ...p.map(() => 1)]);
   let fresh: number[][] = prompts.map((p) => [...new Array(width - p.length).fill(opts.padTokenId), ...p]);
   try {
     for (let step = 0; step < maxNew && done.includes(false); step++) {
       const b = prompts.length;
       const t = fresh[0].length;
-      const past: KvCache | null = cache;
+      const past: KvCache | undefined = cache;
       const inputIds = fresh.flat();
       const maskIds = mask.flat();
-      const result: { next: tf.Tensor; keys: tf.Tensor4D[]; values: tf.Tensor4D[] } = tf.tidy(() => {
+      const result: { next: tf.Tensor; cache?: KvCache } = tf.tidy(() => {
         const ids = tf.tensor2d(inputIds, [b, t], 'int32');
         const attention = tf.tensor2d(maskIds, [b, mask[0].length], 'int32');
-        const { logits, cache: next } =
-          model instanceof TransformerModel
-            ? model.decode(ids, attention, past, ctx)
-            : {
-                logits: model.forward({ inputIds: ids, attentionMask: attention }, ctx),
-                cache: { keys: [], values: [] },
-              };
-        const last = tf.reshape(tf.slice(logits, [0, t - 1, 0], [b, 1, -1]), [b, -1]);
-        return { next: tf.argMax(last, 1), ...next };
+        const out = nextLogits(model, ids, attention, past, ctx);
+        return { next: tf.argMax(out.logits, 1), cache: out.cache };
       });
-      if (cache) for (const x of [...cache.keys, ...cache.values]) x.dispose();
-      cache = model instanceof TransformerModel ? { keys: result.keys, values: result.values } : null;
+      disposeCache(past);
+      cache = result.cache;
       const next = Array.from(await result.next.data());
       result.next.dispose();
       next.forEach((id, row) => {
@@ -201,7 +202,7 @@ export async function generateGreedyBatch(
       fresh = cache ? fed.map((id) => [id]) : fresh.map((ids, row) => [...ids, fed[row]]);
     }
   } finally {
-    if (cache) for (const x of [...cache.keys, ...cache.values]) x.dispose();
+    disposeCache(cache);
   }
   return out;
 }

@@ -1,12 +1,4 @@
-export {
-  type ArchConfig,
-  archConfig,
-  defaultTask,
-  ModelError,
-  readModelConfig,
-  type SupportedModelType,
-  supportedModelTypes,
-} from './config.ts';
+export { type ArchConfig, ModelError, readModelConfig } from './config.ts';
 export {
   type GenerateOptions,
   type GenerateResult,
@@ -24,8 +16,17 @@ export {
   trainingContext,
 } from './layers.ts';
 export { checkWeights, type LoadOptions, loadModel, type WeightsReport } from './load.ts';
-export { type DecodeResult, type KvCache, TransformerModel } from './model.ts';
-export { specFromConfig } from './spec.ts';
+export { type DecodeResult, TransformerModel } from './model.ts';
+export type { Architecture, BlockInputs, KvCache, ModelWeights, Network, NetworkInput } from './network.ts';
+export {
+  archConfig,
+  architectureOf,
+  defaultTargetModules,
+  defaultTask,
+  type SupportedModelType,
+  specFromConfig,
+  supportedModelTypes,
+} from './registry.ts';
 export {
   type ChatMessage,
   type ChatTemplateOptions,
@@ -33,4 +34,4 @@ export {
   loadTokenizer,
   StudioTokenizer,
 } from './tokenizer.ts';
-export type { Batch, LoadedModel, ModelSpec, ModuleInfo, TaskKind } from './types.ts';
+export type { Batch, LoadedModel, ModelSpec, ModuleInfo, PositionLimit, TaskKind } from './types.ts';

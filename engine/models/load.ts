@@ -1,12 +1,14 @@
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { placeFrozenWeight } from '../backends/placement.ts';
 import { uninitializedWasmTensor } from '../backends/wasm.ts';
 import { type CheckpointReader, openCheckpoint, SafetensorsError } from '../safetensors/index.ts';
-import { type ArchConfig, archConfig, ModelError, readModelConfig } from './config.ts';
+import { type ArchConfig, ModelError, readModelConfig } from './config.ts';
 import { AdaptableLayer } from './layers.ts';
 import { TransformerModel } from './model.ts';
-import { specFromConfig } from './spec.ts';
+import type { ModelWeights } from './network.ts';
+import { archConfig, architectureOf, sizeError, specFromConfig } from './registry.ts';
 import type { ModelSpec, ModuleInfo, TaskKind } from './types.ts';
 
 export interface LoadOptions {
@@ -95,6 +97,36 @@ function planTensors(spec: ModelSpec, arch: ArchConfig, reader: CheckpointReader
   return plan;
 }
 
+/**
+ * Before any tensor is planned or read: the parameters config.json implies (task heads that may be absent
+ * aside) must fit in the values the weight files hold, by their safetensors headers. A config implying more
+ * than twice as many describes another model (`num_hidden_layers` far beyond the checkpoint) and is refused
+ * naming the field; a smaller shortfall is missing or misshapen tensors, which the tensor plan lists.
+ */
+function checkSizeAgainstWeights(
+  config: Record<string, unknown>,
+  taskOpts: { task?: TaskKind; numLabels?: number },
+  spec: ModelSpec,
+  reader: CheckpointReader,
+): void {
+  const needed = (s: ModelSpec, arch: ArchConfig) =>
+    s.modules.reduce((sum, m) => sum + (m.tiedTo || isHeadModule(m, arch) ? 0 : m.params), 0);
+  const implied = needed(spec, archConfig(config, taskOpts));
+  let held = 0;
+  for (const key of reader.keys()) held += reader.info(key).shape.reduce((a, b) => a * b, 1);
+  if (implied <= 2 * held) return;
+  const count = (c: Record<string, unknown>) => needed(specFromConfig(c, taskOpts), archConfig(c, taskOpts));
+  const files = reader.files.map((f) => basename(f)).join(', ');
+  const holds = reader.files.length === 1 ? 'holds' : 'hold';
+  throw sizeError(
+    config,
+    count,
+    implied,
+    2 * held,
+    `twice the ${held.toLocaleString('en-US')} values ${files} ${holds}`,
+  );
+}
+
 async function openWeights(dir: string): Promise<CheckpointReader> {
   try {
     return await openCheckpoint(dir);
@@ -134,6 +166,7 @@ export async function checkWeights(dir: string, opts: LoadOptions = {}): Promise
   const spec = specFromConfig(config, taskOpts);
   const reader = await openWeights(dir);
   try {
+    checkSizeAgainstWeights(config, taskOpts, spec, reader);
     const plan = planTensors(spec, archConfig(config, taskOpts), reader);
     const dtypes: Record<string, number> = {};
     let bytes = 0;
@@ -156,10 +189,17 @@ export async function checkWeights(dir: string, opts: LoadOptions = {}): Promise
   }
 }
 
-/** On wasm the weight streams straight into the tensor's heap storage: never two copies of a big embedding. */
+/**
+ * On wasm the weight streams straight into the tensor's heap storage: never two copies of a big embedding. On
+ * webgpu a matrix gets its GPU copy in the checkpoint's precision.
+ */
 async function readWeight(reader: CheckpointReader, key: string, shape: number[]): Promise<tf.Tensor> {
   const target = uninitializedWasmTensor(shape);
-  if (!target) return tf.tensor(await reader.readFloat32(key), shape, 'float32');
+  if (!target) {
+    const t = tf.tensor(await reader.readFloat32(key), shape, 'float32');
+    placeFrozenWeight(t, reader.info(key).dtype);
+    return t;
+  }
   try {
     await reader.readFloat32Into(key, target.view);
     return target.tensor;
@@ -167,6 +207,22 @@ async function readWeight(reader: CheckpointReader, key: string, shape: number[]
     target.tensor.dispose();
     throw error;
   }
+}
+
+/** Name lookups over the loaded tensors; a missing name is a bug of the architecture module. */
+function weightsOf(layers: Map<string, AdaptableLayer>, params: Map<string, tf.Tensor>): ModelWeights {
+  return {
+    layer(name) {
+      const layer = layers.get(name);
+      if (!layer) throw new Error(`model has no module ${name}`);
+      return layer;
+    },
+    param(name) {
+      const p = params.get(name);
+      if (!p) throw new Error(`model has no parameter ${name}`);
+      return p as tf.Tensor1D;
+    },
+  };
 }
 
 /**
@@ -182,6 +238,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Tr
   const tensors = new Map<string, tf.Tensor>();
   const newlyInitialized: string[] = [];
   try {
+    checkSizeAgainstWeights(config, taskOpts, spec, reader);
     const plan = planTensors(spec, arch, reader);
     let seed = opts.seed ?? 0;
     for (const item of plan) {
@@ -224,7 +281,18 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Tr
         if (module.hasBias) params.set(`${module.name}.bias`, tensors.get(`${module.name}.bias`)!);
       }
     }
-    return new TransformerModel(spec, arch, dir, layers, params, newlyInitialized);
+    const architecture = architectureOf(config);
+    const network = architecture.network(arch, weightsOf(layers, params));
+    return new TransformerModel(
+      spec,
+      arch,
+      dir,
+      layers,
+      params,
+      network,
+      architecture.positionLimit(arch),
+      newlyInitialized,
+    );
   } catch (error) {
     for (const t of tensors.values()) t.dispose();
     throw error;

@@ -10,6 +10,7 @@ import { generate, generateGreedyBatch } from './generate.ts';
 import { type AdapterLayer, inferenceContext } from './layers.ts';
 import { loadModel } from './load.ts';
 import { loadTokenizer } from './tokenizer.ts';
+import type { LoadedModel } from './types.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const ctx = inferenceContext();
@@ -83,6 +84,47 @@ describe('generate', () => {
       model.dispose();
     });
   }
+
+  it('the LM head runs on the last position only (KV-cache and full-recompute paths)', async () => {
+    const exp = expectedOf('llama').greedy;
+    const model = await loadModel(join(FIXTURES, 'llama'));
+    const tok = await loadTokenizer(join(FIXTURES, 'llama'));
+    const head = model.layers.get('lm_head')!;
+    const headRows: number[] = [];
+    const forward = head.forward.bind(head);
+    head.forward = (x, c) => {
+      headRows.push(x.shape[0]);
+      return forward(x, c);
+    };
+    const opts = { maxNewTokens: exp.max_new_tokens, stopTokenIds: [exp.eos_token_id] };
+    const cached = await generate(model, tok, exp.prompt_ids, opts);
+    expect(cached.ids).toEqual(exp.ids);
+    expect(headRows).toEqual(cached.ids.map(() => 1));
+    // a LoadedModel that is not this engine's has no cache: whole sequences, still one head row each
+    headRows.length = 0;
+    const plain: LoadedModel = {
+      spec: model.spec,
+      dir: model.dir,
+      layers: model.layers,
+      forward: (b, c) => model.forward(b, c),
+      hidden: (b, c) => model.hidden(b, c),
+      head: (rows, c) => model.head(rows, c),
+      dispose: () => model.dispose(),
+    };
+    const before = tf.memory().numTensors;
+    const recomputed = await generate(plain, tok, exp.prompt_ids, opts);
+    expect(recomputed.ids).toEqual(exp.ids);
+    expect(headRows).toEqual(recomputed.ids.map(() => 1));
+    const batched = await generateGreedyBatch(plain, [exp.prompt_ids, [5, 9]], {
+      maxNewTokens: 3,
+      stopTokenIds: [],
+      padTokenId: 0,
+    });
+    expect(batched[0]).toEqual(exp.ids.slice(0, 3));
+    expect(tf.memory().numTensors).toBe(before);
+    head.forward = forward;
+    model.dispose();
+  });
 
   it('a text prompt is tokenised with special tokens; sampling is reproducible per seed', async () => {
     const model = await loadModel(join(FIXTURES, 'llama'));

@@ -117,9 +117,14 @@ describe('custom-gradient ops match finite differences of float64 references', (
     });
   }
 
-  it('attend (q, k, v) with a causal bias', () => {
+  it.each([
+    ['1/√d scale', {}],
+    ['a custom scale and tanh soft-capping', { scale: 0.3, softcap: 0.8 }],
+  ] as const)('attend (q, k, v) with a causal bias, %s', (_, opts: { scale?: number; softcap?: number }) => {
     const [b, h, t, d] = [1, 2, 3, 4];
     const bias = Array.from({ length: t * t }, (_, i) => (i % t <= Math.floor(i / t) ? 0 : -1e9));
+    const scale = opts.scale ?? 1 / Math.sqrt(d);
+    const cap = (x: number) => (opts.softcap ? opts.softcap * Math.tanh(x / opts.softcap) : x);
     checkGradients(
       [
         [b, h, t, d],
@@ -127,7 +132,7 @@ describe('custom-gradient ops match finite differences of float64 references', (
         [b, h, t, d],
       ],
       (q, k, v) =>
-        attend(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, tf.tensor4d(bias, [1, 1, t, t])),
+        attend(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, tf.tensor4d(bias, [1, 1, t, t]), opts),
       ([q, k, v]) => {
         const out: number[] = [];
         for (let head = 0; head < h; head++) {
@@ -136,9 +141,10 @@ describe('custom-gradient ops match finite differences of float64 references', (
             const s = Array.from(
               { length: t },
               (_, j) =>
-                Array.from({ length: d }, (_, e) => at(q, i, e) * at(k, j, e)).reduce((x, y) => x + y, 0) /
-                  Math.sqrt(d) +
-                bias[i * t + j],
+                cap(
+                  Array.from({ length: d }, (_, e) => at(q, i, e) * at(k, j, e)).reduce((x, y) => x + y, 0) *
+                    scale,
+                ) + bias[i * t + j],
             );
             const m = Math.max(...s);
             const e = s.map((x) => Math.exp(x - m));

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { RopeScaling } from './config.ts';
+import { fusedOps } from '../backends/fused.ts';
 
 /** Added to attention scores of masked keys; finite so fully masked (padding) rows stay NaN-free. */
 export const MASKED_SCORE = -1e9;
@@ -48,6 +48,8 @@ export function addShapes<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
  * composed ops kept five [N, d] intermediates).
  */
 export function layerNorm(x: tf.Tensor2D, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const fused = fusedOps();
+  if (fused) return fused.layerNorm(x, weight, bias, eps);
   const op = customOp(([input, w, b], save) => {
     const mean = tf.mean(input, -1, true);
     const centered = tf.sub(input, mean);
@@ -70,17 +72,20 @@ export function layerNorm(x: tf.Tensor2D, weight: tf.Tensor1D, bias: tf.Tensor1D
   return tf.tidy(() => op(x, weight, bias) as tf.Tensor2D);
 }
 
-/** RMSNorm (Llama): x / sqrt(mean(x²) + eps) · weight. The gradient saves x and 1/rms [N, 1] only. */
+/** RMSNorm (Llama): x / sqrt(mean(x²) + eps) · weight. The gradient saves x, 1/rms [N, 1] and the weight. */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const fused = fusedOps();
+  if (fused) return fused.rmsNorm(x, weight, eps);
   const op = customOp(([input, w], save) => {
     const r = tf.rsqrt(tf.add(tf.mean(tf.square(input), -1, true), eps));
-    save([input, r]);
+    // w is saved too: a weight computed in the forward pass (Gemma's 1 + w) is gone by the backward pass
+    save([input, r, w]);
     return {
       value: tf.mul(tf.mul(input, r), w),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, rs] = saved;
+        const [xs, rs, ws] = saved;
         const xhat = tf.mul(xs, rs);
-        const g = tf.mul(dy, w);
+        const g = tf.mul(dy, ws);
         const dx = tf.mul(tf.sub(g, tf.mul(xhat, tf.mean(tf.mul(g, xhat), -1, true))), rs);
         return [dx, tf.sum(tf.mul(dy, xhat), 0)];
       },
@@ -95,12 +100,12 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
  * An elementwise activation whose gradient saves only its input (autodiff of the composed ops kept up to
  * eight intermediates of the MLP width per layer).
  */
-function elementwise(f: (x: tf.Tensor) => tf.Tensor, df: (x: tf.Tensor) => tf.Tensor) {
+function elementwise(name: string, f: (x: tf.Tensor) => tf.Tensor, df: (x: tf.Tensor) => tf.Tensor) {
   const op = customOp(([x], save) => {
     save([x]);
     return { value: f(x), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, df(saved[0])) };
   });
-  return (x: tf.Tensor): tf.Tensor => tf.tidy(() => op(x) as tf.Tensor);
+  return (x: tf.Tensor): tf.Tensor => fusedOps()?.activation(name, x) ?? tf.tidy(() => op(x) as tf.Tensor);
 }
 
 const GELU_CUBIC = 0.044715;
@@ -118,6 +123,7 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
     case 'gelu_fast':
       // d/dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
       return elementwise(
+        name,
         (x) => tf.mul(tf.mul(x, 0.5), tf.add(geluTanhInner(x), 1)),
         (x) => {
           const t = geluTanhInner(x);
@@ -131,6 +137,7 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
     case 'gelu':
       // d/dx = Φ(x) + x·φ(x)
       return elementwise(
+        name,
         (x) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)),
         (x) =>
           tf.add(
@@ -142,6 +149,7 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
     case 'swish':
       // d/dx = σ(x)(1 + x(1 − σ(x)))
       return elementwise(
+        name,
         (x) => tf.mul(x, tf.sigmoid(x)),
         (x) => {
           const s = tf.sigmoid(x);
@@ -157,6 +165,11 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
         `activation "${name}" is not supported (supported: gelu, gelu_new, gelu_pytorch_tanh, silu, relu, tanh)`,
       );
   }
+}
+
+/** act(gate)·up of gated MLPs (Llama's SwiGLU), one fused kernel where the backend has it. */
+export function gatedActivation(name: string, gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  return fusedOps()?.gated(name, gate, up) ?? tf.tidy(() => tf.mul(activation(name)(gate), up));
 }
 
 /**
@@ -207,6 +220,17 @@ export function splitHeads(x: tf.Tensor2D, batch: number, length: number, heads:
   });
 }
 
+/** The rows of each sequence's last position, [B, d], from rows [B·T, d] of a [B, T] batch. */
+export function lastPositionRows(rows: tf.Tensor2D, batch: number, length: number): tf.Tensor2D {
+  return tf.tidy(
+    () =>
+      tf.reshape(tf.slice(tf.reshape(rows, [batch, length, -1]), [0, length - 1, 0], [batch, 1, -1]), [
+        batch,
+        -1,
+      ]) as tf.Tensor2D,
+  );
+}
+
 /** [B, heads, T, dim] → [B·T, heads·dim]. */
 export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
   return tf.tidy(() => {
@@ -215,12 +239,30 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
   });
 }
 
+/** Attention variants: the score scale (default 1/√head_dim) and Gemma 2's tanh soft-capping of the scores. */
+export interface AttentionOptions {
+  scale?: number;
+  /** Scores become cap·tanh(scores / cap) before the bias (transformers' `attn_logit_softcapping`). */
+  softcap?: number | null;
+}
+
 /**
  * Scaled dot-product attention of q [B,H,Tq,d] over k, v [B,H,Tk,d] with an additive bias [B,1,Tq,Tk].
- * scale·scores + bias → softmax is one custom-gradient op that saves only the probabilities: autodiff kept
- * the scaled, biased and normalised [B,H,Tq,Tk] scores of every layer.
+ * scale·scores (soft-capped) + bias → softmax is one custom-gradient op that saves only the probabilities
+ * (and the tanh when capping): autodiff kept the scaled, biased and normalised [B,H,Tq,Tk] scores of every
+ * layer.
  */
-export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D): tf.Tensor4D {
+export function attend(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  bias: tf.Tensor4D,
+  opts: AttentionOptions = {},
+): tf.Tensor4D {
+  const fused = opts.softcap
+    ? null
+    : fusedOps()?.attention(q, k, v, bias, opts.scale ?? 1 / Math.sqrt(q.shape[3]));
+  if (fused) return fused;
   const [batch, heads, queryLength, dim] = q.shape;
   const kvHeads = k.shape[1];
   if (heads !== kvHeads) {
@@ -230,18 +272,29 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.
     return tf.tidy(() => {
       const grouped = tf.reshape(q, [batch, kvHeads, repeats * queryLength, dim]) as tf.Tensor4D;
       const groupedBias = tf.tile(bias, [1, 1, repeats, 1]) as tf.Tensor4D;
-      return tf.reshape(attend(grouped, k, v, groupedBias), [batch, heads, queryLength, dim]) as tf.Tensor4D;
+      return tf.reshape(attend(grouped, k, v, groupedBias, opts), [
+        batch,
+        heads,
+        queryLength,
+        dim,
+      ]) as tf.Tensor4D;
     });
   }
-  const scale = 1 / Math.sqrt(dim);
+  const scale = opts.scale ?? 1 / Math.sqrt(dim);
+  const cap = opts.softcap ?? null;
   const probabilities = customOp(([scores], save) => {
-    const p = tf.softmax(tf.add(tf.mul(scores, scale), bias));
-    save([p]);
+    const scaled = tf.mul(scores, scale);
+    const t = cap === null ? null : tf.tanh(tf.div(scaled, cap));
+    const p = tf.softmax(tf.add(t === null || cap === null ? scaled : tf.mul(t, cap), bias));
+    save(t === null ? [p] : [p, t]);
     return {
       value: p,
       gradFunc: (dp: tf.Tensor, saved: tf.Tensor[]) => {
-        const [ps] = saved;
-        return tf.mul(tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))), scale);
+        const [ps, ts] = saved;
+        const dCapped = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true)));
+        // d/ds cap·tanh(s / cap) = 1 − tanh²
+        const dScaled = ts === undefined ? dCapped : tf.mul(dCapped, tf.sub(1, tf.square(ts)));
+        return tf.mul(dScaled, scale);
       },
     };
   });
@@ -254,6 +307,8 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.
  * copies, the largest tensors of a language-model step.
  */
 export function weightedTokenNll(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
+  const fused = fusedOps();
+  if (fused) return fused.tokenNll(logits, targets, weights);
   const [n, c] = logits.shape;
   const op = customOp(([x], save) => {
     const lse = tf.logSumExp(x, 1);
@@ -288,68 +343,4 @@ export function weightedTokenNll(logits: tf.Tensor2D, targets: tf.Tensor1D, weig
     };
   });
   return tf.tidy(() => op(logits) as tf.Scalar);
-}
-
-/** RoPE inverse frequencies, with transformers' `linear` and `llama3` scalings. */
-export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling): Float32Array {
-  const half = headDim / 2;
-  const inv = new Float64Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / theta ** ((2 * i) / headDim);
-  if (scaling.kind === 'linear') {
-    for (let i = 0; i < half; i++) inv[i] /= scaling.factor;
-  } else if (scaling.kind === 'llama3') {
-    const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
-    const lowFreqWavelen = originalMaxPositions / lowFreqFactor;
-    const highFreqWavelen = originalMaxPositions / highFreqFactor;
-    for (let i = 0; i < half; i++) {
-      const wavelen = (2 * Math.PI) / inv[i];
-      if (wavelen > lowFreqWavelen) inv[i] /= factor;
-      else if (wavelen >= highFreqWavelen) {
-        const smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-        inv[i] = ((1 - smooth) * inv[i]) / factor + smooth * inv[i];
-      }
-    }
-  }
-  return Float32Array.from(inv);
-}
-
-/** cos and sin tables [B, 1, T, headDim] for position ids [B, T]. */
-export function ropeTables(
-  positions: tf.Tensor2D,
-  invFreq: Float32Array,
-): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
-  return tf.tidy(() => {
-    const [batch, length] = positions.shape;
-    const freqs = tf.mul(
-      tf.reshape(tf.cast(positions, 'float32'), [batch, length, 1]),
-      tf.reshape(tf.tensor1d(invFreq), [1, 1, invFreq.length]),
-    );
-    const emb = tf.reshape(tf.concat([freqs, freqs], 2), [batch, 1, length, 2 * invFreq.length]);
-    return { cos: tf.cos(emb) as tf.Tensor4D, sin: tf.sin(emb) as tf.Tensor4D };
-  });
-}
-
-/** rotate_half as a [dim, dim] matrix: x·R = [−x₂, x₁]. */
-function rotateHalfMatrix(dim: number): tf.Tensor2D {
-  const half = dim / 2;
-  const r = new Float32Array(dim * dim);
-  for (let i = 0; i < half; i++) {
-    r[(i + half) * dim + i] = -1;
-    r[i * dim + i + half] = 1;
-  }
-  return tf.tensor2d(r, [dim, dim]);
-}
-
-/**
- * x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁] (transformers' non-interleaved RoPE). The
- * rotation is one product with a signed permutation matrix: wasm's split and concat along the last axis (and
- * their gradients) were the slowest kernels of a small Llama's step.
- */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => {
-    const dim = x.shape[3];
-    const rows = tf.reshape(x, [-1, dim]) as tf.Tensor2D;
-    const rotated = tf.reshape(tf.matMul(rows, rotateHalfMatrix(dim)), x.shape);
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
-  });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { specFromConfig } from './spec.ts';
+import { specFromConfig } from './registry.ts';
 
 // Fields of real hub config.json files; totals are `model.num_parameters()` of the transformers classes.
 const gpt2 = {
@@ -183,14 +183,14 @@ describe('specFromConfig: parameter counts of real configs', () => {
 
   it('rejects unsupported and incomplete configs with clear messages', () => {
     expect(() => specFromConfig({ model_type: 't5' })).toThrow(
-      /model_type "t5" is not supported \(supported: gpt2, llama, qwen2, mistral, bert, roberta\)/,
+      /model_type "t5" is not supported \(supported: gpt2, llama, qwen2, mistral, bert, roberta, qwen3, gemma2, gemma3_text, phi3, smollm3\)/,
     );
     expect(() => specFromConfig({ model_type: 'llama', vocab_size: 10 })).toThrow(
       /config.json: missing "hidden_size"/,
     );
     expect(() => specFromConfig(bertBase, { task: 'causal-lm' })).toThrow(/seq-cls/);
-    expect(() => specFromConfig({ ...llama2_7b, rope_scaling: { type: 'dynamic', factor: 2 } })).toThrow(
-      /rope_scaling type "dynamic" is not supported/,
+    expect(() => specFromConfig({ ...llama2_7b, rope_scaling: { type: 'mrope', factor: 2 } })).toThrow(
+      /rope type "mrope" \("rope_scaling.type"\) is not supported \(supported: default, linear, dynamic, yarn, llama3, longrope\)/,
     );
   });
 });

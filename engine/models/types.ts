@@ -1,7 +1,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { TaskKind } from '../common/project-schema.ts';
 import type { AdaptableKind, AdaptableLayer, ForwardContext } from './layers.ts';
 
-export type TaskKind = 'causal-lm' | 'seq-cls';
+export type { TaskKind };
 
 /** One entry of the module tree, as `model.named_modules()` lists it (leaf modules with weights). */
 export interface ModuleInfo {
@@ -30,7 +31,7 @@ export interface ModuleInfo {
 
 /** What is known from `config.json` alone, before any weight is read. */
 export interface ModelSpec {
-  /** `config.json` `model_type` (gpt2, llama, qwen2, mistral, bert, roberta). */
+  /** `config.json` `model_type` (gpt2, llama, qwen2, …: the keys of the architecture table). */
   modelType: string;
   /** The transformers class this engine builds (e.g. `GPT2LMHeadModel`, `RobertaForSequenceClassification`). */
   architecture: string;
@@ -56,6 +57,15 @@ export interface Batch {
   tokenTypeIds?: tf.Tensor2D;
 }
 
+/**
+ * Positions a model takes: `tokens` is what it was trained for (training truncates there); `learned` says
+ * longer is impossible (learned position embeddings) rather than merely untrained (RoPE).
+ */
+export interface PositionLimit {
+  tokens: number;
+  learned: boolean;
+}
+
 /** A loaded model with frozen base weights and adaptable modules. */
 export interface LoadedModel {
   readonly spec: ModelSpec;
@@ -63,8 +73,20 @@ export interface LoadedModel {
   readonly dir: string;
   /** Adaptable modules by Hugging Face name, in `named_modules()` order. */
   readonly layers: Map<string, AdaptableLayer>;
-  /** causal-lm: logits [B, T, vocab]; seq-cls: logits [B, numLabels]. */
+  /** causal-lm: logits [B, T, vocab] (`head(hidden(batch))`); seq-cls: logits [B, numLabels]. */
   forward(batch: Batch, ctx: ForwardContext): tf.Tensor;
+  /**
+   * The rows the output head reads, [B·T, d]: a decoder's final-normed hidden states, an encoder's last
+   * layer. A loss can run `head` over chunks of them instead of materialising [B·T, vocab] logits at once.
+   */
+  hidden(batch: Batch, ctx: ForwardContext): tf.Tensor2D;
+  /**
+   * Logits of hidden rows [N, d]: causal-lm [N, vocab] including any final soft-capping; seq-cls
+   * [N, numLabels] of rows already pooled to one per sequence.
+   */
+  head(rows: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
+  /** The longest sequence the model takes; absent when unbounded (no learned positions, no config limit). */
+  readonly positionLimit?: PositionLimit;
   dispose(): void;
   /** Head modules missing from the checkpoint and initialised at random (seq-cls from a base checkpoint). */
   readonly newlyInitialized?: string[];

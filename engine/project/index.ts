@@ -1,4 +1,3 @@
-export { prepareProjectData } from './data.ts';
 export {
   DataSettings,
   describeIssues,
@@ -10,7 +9,8 @@ export {
   TaskKindSchema,
   TrainingSettings,
   type TrainingSettingsInput,
-} from './schema.ts';
+} from '../common/project-schema.ts';
+export { prepareProjectData } from './data.ts';
 export {
   type CreateProjectInput,
   createProject,

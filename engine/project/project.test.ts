@@ -2,8 +2,18 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_SCHEMA_VERSION } from './schema.ts';
-import { createProject, openProject, parseProjectSettings, withTrainingOverrides } from './store.ts';
+import { RunStatusSchema } from '../common/contract.ts';
+import { PROJECT_SCHEMA_VERSION } from '../common/project-schema.ts';
+import {
+  createProject,
+  openProject,
+  parseProjectSettings,
+  type RunRecord,
+  RunStatus,
+  readRunRecord,
+  withTrainingOverrides,
+  writeRunRecord,
+} from './store.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures');
 
@@ -83,5 +93,41 @@ describe('project.json', () => {
 
   it('names a missing project', async () => {
     await expect(openProject(join(tmpdir(), 'no-such-project'))).rejects.toThrow('not a project folder');
+  });
+});
+
+describe('run.json status', () => {
+  const record = (status: string) => ({
+    schemaVersion: 1,
+    runId: 'r',
+    config: parseProjectSettings(minimal, 'p.json'),
+    status,
+    totalSteps: 4,
+    step: 0,
+    backend: 'cpu',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    updatedAt: '2025-01-01T00:00:00.000Z',
+    trainSeconds: 0,
+    lastCheckpoint: null,
+  });
+
+  it("uses the API's vocabulary", () => {
+    expect(RunStatus.options).toEqual(RunStatusSchema.options);
+  });
+
+  it('reads the words older run.json files used as the current ones, and refuses unknown words', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'studio-run-status-'));
+    for (const [old, now] of [
+      ['created', 'pending'],
+      ['finished', 'completed'],
+      ['interrupted', 'interrupted'],
+    ]) {
+      writeFileSync(join(dir, 'run.json'), JSON.stringify(record(old)));
+      expect((await readRunRecord(dir)).status).toBe(now);
+    }
+    writeFileSync(join(dir, 'run.json'), JSON.stringify(record('done')));
+    await expect(readRunRecord(dir)).rejects.toThrow(/run\.json: invalid run record: status/);
+    await writeRunRecord(dir, { ...record('completed'), status: 'completed' } as RunRecord);
+    expect(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).status).toBe('completed');
   });
 });

@@ -1,9 +1,9 @@
 /**
  * Training settings in plain words: a label, a unit and a group per field of `TrainingSettings`. The help
- * text is the field's own zod description in schema.ts, so the CLI help, project.json docs and the form
+ * text is the field's own zod description in common/project-schema.ts, so the CLI help, project.json docs and the form
  * say the same thing; the field name stays the key (it is what project.json, the API and the CLI use).
  */
-import type { TrainingSettings } from './schema.ts';
+import type { TrainingSettings } from '../common/project-schema.ts';
 
 export const settingGroups = [
   { id: 'data', label: 'Data' },

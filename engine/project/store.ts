@@ -3,25 +3,28 @@ import { promises as fs } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { parseMethodConfig } from '../adapters/index.ts';
-import { type DataSources, readData } from '../data/prepare.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
-import { readModelConfig } from '../models/index.ts';
+import { RunStatusSchema } from '../common/contract.ts';
+import { StudioError } from '../common/errors.ts';
 import {
   describeIssues,
   PROJECT_FILE,
   PROJECT_SCHEMA_VERSION,
   ProjectSettings,
   type ProjectSettingsInput,
+  RunOrigin,
   TrainingSettings,
-} from './schema.ts';
+} from '../common/project-schema.ts';
+import { type DataSources, readData } from '../data/prepare.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { readModelConfig } from '../models/index.ts';
 
 /** A problem with a project folder or its project.json; the message names the file. */
-export class ProjectError extends Error {
+export class ProjectError extends StudioError {
   constructor(
     readonly file: string,
     message: string,
   ) {
-    super(`${file}: ${message}`);
+    super('invalid_input', `${file}: ${message}`);
     this.name = 'ProjectError';
   }
 }
@@ -195,8 +198,12 @@ export const RUNS_DIR = 'runs';
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.jsonl';
 
-export const RunStatus = z.enum(['created', 'running', 'paused', 'cancelled', 'failed', 'finished']);
+/** A run's status, in the API's words (one vocabulary for run.json, the engine and the app). */
+export const RunStatus = RunStatusSchema;
 export type RunStatus = z.infer<typeof RunStatus>;
+
+/** Words older run.json files used, read as today's. */
+const LEGACY_STATUS: Record<string, RunStatus> = { created: 'pending', finished: 'completed' };
 
 /** `run.json`: the frozen configuration of one run, its status and timings. */
 export const RunRecord = z.object({
@@ -204,10 +211,11 @@ export const RunRecord = z.object({
   runId: z.string(),
   /** The project settings as they were when the run started (paths relative to the project folder). */
   config: ProjectSettings,
-  status: RunStatus,
+  status: z.preprocess((v) => (typeof v === 'string' ? (LEGACY_STATUS[v] ?? v) : v), RunStatus),
   /** Why the run ended, when it did. */
   reason: z.string().optional(),
-  totalSteps: z.number().int().positive(),
+  /** Steps this run trains to (0 for an imported adapter not trained here yet). */
+  totalSteps: z.number().int().nonnegative(),
   step: z.number().int().nonnegative(),
   backend: z.string(),
   labels: z.array(z.string()).optional(),
@@ -219,6 +227,8 @@ export const RunRecord = z.object({
   lastCheckpoint: z.string().nullable(),
   finalMetrics: z.record(z.string(), z.number()).optional(),
   error: z.string().optional(),
+  /** Set for runs not trained here: an imported PEFT adapter or an imported run. */
+  origin: RunOrigin.optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 

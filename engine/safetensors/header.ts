@@ -1,12 +1,13 @@
+import { StudioError } from '../common/errors.ts';
 import { DTYPE_SIZE, type Dtype, isDtype } from './dtypes.ts';
 
 /** A malformed or unreadable safetensors file (or index); the message names the file and the problem. */
-export class SafetensorsError extends Error {
+export class SafetensorsError extends StudioError {
   constructor(
     readonly file: string,
     readonly problem: string,
   ) {
-    super(`${file}: ${problem}`);
+    super('invalid_input', `${file}: ${problem}`);
     this.name = 'SafetensorsError';
   }
 }

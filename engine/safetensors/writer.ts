@@ -104,7 +104,7 @@ export async function writeSafetensorsStreaming(
   metadata?: Record<string, string>,
 ): Promise<{ bytes: number }> {
   const { header, order, dataLength } = encodeHeader(entries, metadata, path);
-  await writeFileAtomicWith(path, async (handle) => {
+  await writeFileAtomicWith(path, header.byteLength + dataLength, async (handle) => {
     await writeAll(handle, header);
     for (const entry of order) {
       const data = asBytes(await produce(entry));

@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { prepareData } from '../data/prepare.ts';
-import { projectOfRun, projectPath, readRunRecord } from '../project/store.ts';
+import { projectOfRun, projectPath } from '../project/store.ts';
+import { activateRunBackend, loadRunAdapter } from '../runs/index.ts';
 import { evaluateExamples, greedyGenerator } from './evaluate.ts';
-import { activateBackend, loadRunAdapter, locateCheckpoint } from './run.ts';
 
 export interface EvalRunOptions {
   /** Evaluate on this file instead of the run's validation data. */
@@ -27,13 +27,12 @@ export async function evaluateRun(
   runOrCheckpointDir: string,
   options: EvalRunOptions = {},
 ): Promise<EvalRunResult> {
-  const { runDir: located } = await locateCheckpoint(runOrCheckpointDir);
-  await activateBackend(options.backend ?? (await readRunRecord(located)).config.backend);
+  await activateRunBackend(runOrCheckpointDir, options.backend);
   const loaded = await loadRunAdapter(runOrCheckpointDir);
   try {
     const settings = loaded.runConfig;
     const training = settings.training;
-    const runDir = resolve(loaded.checkpoint, '..', '..');
+    const runDir = loaded.runDir;
     const projectDir = projectOfRun(runDir);
     const file = options.data ? resolve(options.data) : undefined;
     const data = await prepareData(

@@ -1,16 +1,4 @@
-export {
-  ADAPTER_FILE,
-  type CheckpointContents,
-  type CheckpointState,
-  checkpointDir,
-  listCheckpoints,
-  loadCheckpoint,
-  OPTIMIZER_FILE,
-  readCheckpointState,
-  readTensors,
-  STATE_FILE,
-  saveCheckpoint,
-} from './checkpoint.ts';
+export * from '../common/train-events.ts';
 export { type EvalRunOptions, type EvalRunResult, evaluateRun } from './eval-run.ts';
 export {
   choiceAccuracy,
@@ -19,7 +7,6 @@ export {
   type Generator,
   greedyGenerator,
 } from './evaluate.ts';
-export * from './events.ts';
 export { causalLmLossSum, classificationLossSum } from './loss.ts';
 export { accuracy, binaryF1, exactMatch, normalizeAnswer } from './metrics.ts';
 export {
@@ -27,18 +14,16 @@ export {
   type AdamWOptions,
   clipFactor,
   type GroupSettings,
-  globalNorm,
+  gradSquaredSum,
   type ParamGroup,
 } from './optimizer.ts';
 export {
-  loadRunAdapter,
-  locateCheckpoint,
+  type RecorderFactory,
   type ResumeOptions,
-  type RunAdapter,
   type RunHandle,
   type RunOptions,
+  type RunRecorder,
   type RunSummary,
-  readRunEvents,
   resumeRun,
   startRun,
 } from './run.ts';

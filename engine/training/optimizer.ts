@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableParam } from '../adapters/types.ts';
+import { fusedOps } from '../backends/fused.ts';
 
 export type ParamGroup = TrainableParam['group'];
 
@@ -59,6 +60,16 @@ export class AdamW {
       const lr = this.lr(p.group, lrFactor);
       const m = this.m.get(p.name)!;
       const v = this.v.get(p.name)!;
+      const fused = fusedOps();
+      if (fused) {
+        const step = { lr, beta1, beta2, eps, weightDecay, bias1, bias2Sqrt };
+        const updated = fused.adamw(p.variable, g, m, v, step);
+        p.variable.assign(updated[0]);
+        m.assign(updated[1]);
+        v.assign(updated[2]);
+        tf.dispose(updated);
+        continue;
+      }
       tf.tidy(() => {
         const mNew = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
         const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
@@ -116,10 +127,10 @@ function zerosVariable(like: tf.Tensor): tf.Variable {
   return v;
 }
 
-/** √(Σ‖g‖²) over every gradient. */
-export function globalNorm(grads: tf.Tensor[]): number {
-  if (grads.length === 0) return 0;
-  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+/** Σ‖g‖² over every gradient, as a scalar tensor (the global norm squared), left on the backend for one read. */
+export function gradSquaredSum(grads: tf.Tensor[]): tf.Scalar {
+  if (grads.length === 0) return tf.scalar(0);
+  return tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))) as tf.Scalar);
 }
 
 /** Scale factor that brings the global norm down to `maxNorm` (PyTorch's `clip_grad_norm_`: maxNorm/(norm+1e-6)). */

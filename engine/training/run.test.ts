@@ -1,13 +1,18 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runRecorder } from '../analysis/index.ts';
 import { useTestBackend } from '../backends/testing.ts';
+import { runCli } from '../cli/testing.ts';
+import type { TrainEvent } from '../common/train-events.ts';
+import { nodeWriteFs, setWriteFs } from '../io/fs.ts';
+import { TestDisk } from '../io/testing.ts';
 import { createProject } from '../project/store.ts';
-import { listCheckpoints } from './checkpoint.ts';
-import type { TrainEvent } from './events.ts';
-import { loadRunAdapter, readRunEvents, resumeRun, startRun } from './run.ts';
+import { listCheckpoints, loadRunAdapter, readRunEvents } from '../runs/index.ts';
+import { openSafetensors, type TensorData, writeSafetensors } from '../safetensors/index.ts';
+import { resumeRun, startRun } from './run.ts';
 
 const fixtures = new URL('../models/fixtures/', import.meta.url).pathname;
 
@@ -48,7 +53,7 @@ const losses = (events: TrainEvent[]) => events.flatMap((e) => (e.type === 'step
 describe('startRun / resumeRun', () => {
   it('trains, logs typed events, checkpoints, and reloads the adapter', async () => {
     const dir = await project({ maxSteps: 6, checkpointEvery: 2, keepCheckpoints: 2, evalEvery: 3 });
-    const handle = await startRun(dir, { backend: 'current' });
+    const handle = await startRun(dir, { backend: 'current', recorder: runRecorder });
     const seen: string[] = [];
     const tensorsAtStep: number[] = [];
     handle.on('event', (e) => {
@@ -56,7 +61,7 @@ describe('startRun / resumeRun', () => {
       if (e.type === 'step') tensorsAtStep.push(tf.memory().numTensors);
     });
     const summary = await handle.done;
-    expect(summary.status).toBe('finished');
+    expect(summary.status).toBe('completed');
     expect(summary.step).toBe(6);
     expect(seen[0]).toBe('run-started');
     expect(seen.at(-1)).toBe('finished');
@@ -74,7 +79,7 @@ describe('startRun / resumeRun', () => {
       'perplexity',
     ]);
     const run = JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8'));
-    expect(run.status).toBe('finished');
+    expect(run.status).toBe('completed');
     expect(run.config.training.maxSteps).toBe(6);
 
     const restored = await loadRunAdapter(summary.runDir);
@@ -86,13 +91,12 @@ describe('startRun / resumeRun', () => {
 
   it('cancel leaves a checkpoint, and resuming reproduces the uninterrupted losses', async () => {
     const settings = { maxSteps: 8, checkpointEvery: 100, evalEvery: 0, exactMatchExamples: 0 };
-    const straight = await (await startRun(await project(settings), { backend: 'current', analysis: false }))
-      .done;
+    const straight = await (await startRun(await project(settings), { backend: 'current' })).done;
     const reference = losses(await readRunEvents(straight.runDir));
     expect(reference.length).toBe(8);
 
     const before = tf.memory().numTensors;
-    const handle = await startRun(await project(settings), { backend: 'current', analysis: false });
+    const handle = await startRun(await project(settings), { backend: 'current' });
     handle.on('event', (e) => {
       if (e.type === 'step' && e.step === 3) handle.cancel();
     });
@@ -102,8 +106,8 @@ describe('startRun / resumeRun', () => {
     expect(await listCheckpoints(cancelled.runDir)).toEqual([3]);
     expect(tf.memory().numTensors).toBe(before);
 
-    const resumed = await (await resumeRun(cancelled.runDir, { backend: 'current', analysis: false })).done;
-    expect(resumed.status).toBe('finished');
+    const resumed = await (await resumeRun(cancelled.runDir, { backend: 'current' })).done;
+    expect(resumed.status).toBe('completed');
     const got = losses(await readRunEvents(cancelled.runDir));
     expect(got.length).toBe(8);
     for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - reference[i])).toBeLessThanOrEqual(1e-6);
@@ -118,8 +122,8 @@ describe('startRun / resumeRun', () => {
       earlyStoppingMinDelta: 1e9,
       checkpointEvery: 0,
     });
-    const summary = await (await startRun(dir, { backend: 'current', analysis: false })).done;
-    expect(summary.status).toBe('finished');
+    const summary = await (await startRun(dir, { backend: 'current' })).done;
+    expect(summary.status).toBe('completed');
     expect(summary.reason).toBe('early-stopping');
     expect(summary.step).toBe(3);
     expect(await listCheckpoints(summary.runDir)).toEqual([3]);
@@ -127,7 +131,7 @@ describe('startRun / resumeRun', () => {
 
   it('pauses and resumes in the same process', async () => {
     const dir = await project({ maxSteps: 4, checkpointEvery: 0, exactMatchExamples: 0 });
-    const handle = await startRun(dir, { backend: 'current', analysis: false });
+    const handle = await startRun(dir, { backend: 'current', recorder: runRecorder });
     let second: Promise<unknown> | null = null;
     handle.on('event', (e) => {
       if (e.type === 'step' && e.step === 1) handle.pause();
@@ -137,10 +141,156 @@ describe('startRun / resumeRun', () => {
       }
     });
     const summary = await handle.done;
-    expect(summary.status).toBe('finished');
+    expect(summary.status).toBe('completed');
     const types = handle.history.map((e) => e.type);
     expect(types).toContain('paused');
     expect(types).toContain('resumed');
-    await expect(second).rejects.toThrow(/the run is being trained by process \d+|no checkpoint/);
+    await expect(second).rejects.toThrow(
+      `${handle.runDir}: run ${handle.runId} is being trained by process ${process.pid}`,
+    );
+  });
+
+  it('refuses to resume or load a checkpoint holding NaN, naming the tensor and the file', async () => {
+    const dir = await project({ maxSteps: 2, checkpointEvery: 2, evalEvery: 0, exactMatchExamples: 0 });
+    const { runDir } = await (await startRun(dir, { backend: 'current' })).done;
+    const file = join(runDir, 'checkpoints', 'step-2', 'adapter.safetensors');
+    const source = await openSafetensors(file);
+    const tensors: Record<string, TensorData> = {};
+    for (const key of source.keys())
+      tensors[key] = { dtype: 'F32', shape: source.info(key).shape, data: await source.readFloat32(key) };
+    await source.close();
+    const name = Object.keys(tensors).sort()[1];
+    (tensors[name].data as Float32Array)[5] = Number.NaN;
+    await writeSafetensors(file, tensors, { format: 'studio-native' });
+    const refusal = `${file}: tensor "${name}" holds a non-finite value (NaN at index 5`;
+    const before = tf.memory().numTensors;
+    await expect(resumeRun(runDir, { backend: 'current', maxSteps: 4 })).rejects.toThrow(refusal);
+    await expect(loadRunAdapter(runDir)).rejects.toThrow(refusal);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('a run whose final loss is not finite ends failed, and studio train exits non-zero', async () => {
+    // a learning rate this large sends the weights to ~1e30 after one step; the next loss overflows
+    const settings = {
+      maxSteps: 3,
+      learningRate: 1e30,
+      checkpointEvery: 0,
+      evalEvery: 0,
+      exactMatchExamples: 0,
+    };
+    const summary = await (await startRun(await project(settings), { backend: 'current' })).done;
+    expect(summary.status).toBe('failed');
+    expect(summary.error).toMatch(/^the training loss of the last step \(3\) is NaN: the run diverged/);
+    const record = JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8'));
+    expect(record).toMatchObject({ status: 'failed', error: summary.error });
+    const cli = await runCli(['train', await project(settings), '--backend', 'current', '--no-analysis']);
+    expect(cli.code).toBe(1);
+    expect(cli.err).toMatch(/error @3: the training loss of the last step \(3\) is NaN/);
+  });
+});
+
+describe('runs on a full or filling disk, and the durable log', () => {
+  let restore: (() => void) | null = null;
+  afterEach(() => {
+    restore?.();
+    restore = null;
+  });
+  const settings = { maxSteps: 6, checkpointEvery: 2, evalEvery: 0, exactMatchExamples: 0 };
+
+  /** Every line of the run's metrics.jsonl parsed strictly: a torn line fails here. */
+  const strictEvents = (runDir: string) =>
+    readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as TrainEvent);
+
+  it('each step is on disk, flushed, before its listeners hear of it and before the next step', async () => {
+    const dir = await project(settings);
+    const synced: string[] = [];
+    restore = setWriteFs({
+      ...nodeWriteFs,
+      async open(path, flags) {
+        const handle = await nodeWriteFs.open(path, flags);
+        if (!path.endsWith('metrics.jsonl')) return handle;
+        return new Proxy(handle, {
+          get(target, prop) {
+            const value = Reflect.get(target, prop, target);
+            if (typeof value !== 'function') return value;
+            return (...args: unknown[]) => {
+              if (prop === 'write' || prop === 'datasync' || prop === 'sync') synced.push(String(prop));
+              return value.apply(target, args);
+            };
+          },
+        });
+      },
+    });
+    const handle = await startRun(dir, { backend: 'current' });
+    const seen: number[] = [];
+    handle.on('event', (e) => {
+      if (e.type !== 'step') return;
+      const logged = strictEvents(handle.runDir).at(-1);
+      expect(logged).toMatchObject({ type: 'step', step: e.step });
+      expect(synced.at(-1)).toMatch(/sync/);
+      seen.push(e.step);
+    });
+    expect((await handle.done).status).toBe('completed');
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  /** A run on a disk that has `free` bytes left once step `step` is logged. */
+  async function fillingDisk(step: number, free: number) {
+    const dir = await project(settings);
+    const disk = new TestDisk(10_000_000);
+    restore = setWriteFs(disk);
+    const handle = await startRun(dir, { backend: 'current' });
+    handle.on('event', (e) => {
+      if (e.type === 'step' && e.step === step) disk.free = free;
+    });
+    return handle.done;
+  }
+
+  it('a disk that fills mid-run: run.json says failed with the reason, metrics.jsonl has no torn line', async () => {
+    const summary = await fillingDisk(3, 40);
+    expect(summary.status).toBe('failed');
+    const metrics = join(summary.runDir, 'metrics.jsonl');
+    expect(summary.error).toMatch(
+      new RegExp(`^${metrics}: no space left on device: writing it needs \\d+ B, 40 B free`),
+    );
+    const record = JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8'));
+    expect(record).toMatchObject({ status: 'failed', error: summary.error, step: 4 });
+    const events = strictEvents(summary.runDir);
+    expect(events.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2, 3]);
+    expect(events.at(-1)).toMatchObject({ type: 'error', message: summary.error });
+    expect(readdirSync(summary.runDir).sort()).toEqual([
+      'analysis',
+      'checkpoints',
+      'exports',
+      'metrics.jsonl',
+      'run.json',
+    ]);
+  });
+
+  it('a disk that fills while a checkpoint is written names the checkpoint file and leaves no half folder', async () => {
+    const summary = await fillingDisk(4, 2000);
+    const file = join(summary.runDir, 'checkpoints', 'step-4', 'adapter.safetensors');
+    expect(summary.error).toMatch(
+      new RegExp(`^${file}: no space left on device: writing it needs [\\d.]+ KiB`),
+    );
+    expect(JSON.parse(readFileSync(join(summary.runDir, 'run.json'), 'utf8')).status).toBe('failed');
+    expect(readdirSync(join(summary.runDir, 'checkpoints'))).toEqual(['step-2']);
+  });
+
+  it('a disk full at start leaves no half run folder', async () => {
+    const dir = await project(settings);
+    // nothing fits; the lock fits; the lock and the held-back space fit, run.json does not
+    for (const free of [0, 100, 66_000]) {
+      restore = setWriteFs(new TestDisk(free));
+      await expect(startRun(dir, { backend: 'current' }), `${free} B free`).rejects.toThrow(
+        /: no space left on device/,
+      );
+      restore();
+      restore = null;
+      expect(readdirSync(join(dir, 'runs')), `${free} B free`).toEqual([]);
+    }
   });
 });

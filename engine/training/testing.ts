@@ -30,6 +30,11 @@ export function tinyModel(
     tf.zeros([outFeatures]) as tf.Tensor1D,
     'head.weight',
   );
+  const hiddenRows = (batch: Batch, ctx: ForwardContext): tf.Tensor2D =>
+    tf.tidy(() => {
+      const [b, t] = batch.inputIds.shape;
+      return tf.tanh(embed.embed(tf.reshape(batch.inputIds, [b * t]) as tf.Tensor1D, ctx));
+    });
   const layers = new Map([
     ['embed_tokens', embed],
     ['head', head],
@@ -49,10 +54,12 @@ export function tinyModel(
       modules: [],
       config: {},
     },
+    hidden: hiddenRows,
+    head: (rows: tf.Tensor2D, ctx: ForwardContext) => head.forward(rows, ctx),
     forward(batch: Batch, ctx: ForwardContext): tf.Tensor {
       return tf.tidy(() => {
         const [b, t] = batch.inputIds.shape;
-        const h = tf.tanh(embed.embed(tf.reshape(batch.inputIds, [b * t]) as tf.Tensor1D, ctx));
+        const h = hiddenRows(batch, ctx);
         if (task === 'seq-cls') {
           const mask = tf.reshape(tf.cast(batch.attentionMask, 'float32'), [b, t, 1]);
           const pooled = tf.div(

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../backends/testing.ts';
+import { TrainingSettings } from '../common/project-schema.ts';
 import type { EncodedExample } from '../data/tokenize.ts';
-import { TrainingSettings } from '../project/schema.ts';
 import { tinyAdapter, tinyModel } from './testing.ts';
 import { Trainer, type TrainerSetup } from './trainer.ts';
 
@@ -59,7 +59,7 @@ describe('Trainer', () => {
     const s = setup(task, { maxSteps: 40, schedule: 'constant' });
     const t = new Trainer(s);
     const before = (await t.evaluate(s.train)).loss;
-    for (let i = 0; i < 40; i++) t.step();
+    for (let i = 0; i < 40; i++) await t.step();
     const after = await t.evaluate(s.train);
     expect(after.loss).toBeLessThan(before * 0.7);
     if (task === 'seq-cls') {
@@ -74,18 +74,18 @@ describe('Trainer', () => {
   it('keeps tf.memory().numTensors flat over many steps and evaluations', async () => {
     const s = setup('causal-lm', { maxSteps: 60, gradAccumSteps: 2 });
     const t = new Trainer(s);
-    t.step();
+    await t.step();
     await t.evaluate();
     const base = tf.memory().numTensors;
     for (let i = 0; i < 30; i++) {
-      t.step();
+      await t.step();
       if (i % 10 === 0) await t.evaluate();
     }
     expect(tf.memory().numTensors).toBe(base);
     dispose(s, t);
   });
 
-  it('accumulating 2 micro-batches of 2 equals one batch of 4 (token-weighted mean)', () => {
+  it('accumulating 2 micro-batches of 2 equals one batch of 4 (token-weighted mean)', async () => {
     const a = setup('causal-lm', { batchSize: 4, shuffle: false, maxSteps: 3, learningRate: 0.01 });
     const b = setup('causal-lm', {
       batchSize: 2,
@@ -101,8 +101,8 @@ describe('Trainer', () => {
     const ta = new Trainer(a);
     const tb = new Trainer(b);
     for (let i = 0; i < 3; i++) {
-      const ra = ta.step();
-      const rb = tb.step();
+      const ra = await ta.step();
+      const rb = await tb.step();
       expect(rb.loss).toBeCloseTo(ra.loss, 5);
       expect(rb.gradNorm).toBeCloseTo(ra.gradNorm, 5);
     }
@@ -113,8 +113,8 @@ describe('Trainer', () => {
     dispose(b, tb);
   });
 
-  it('reproduces the same losses after restoring state, adapter and optimizer', () => {
-    const run = (stopAt: number | null) => {
+  it('reproduces the same losses after restoring state, adapter and optimizer', async () => {
+    const run = async (stopAt: number | null) => {
       const s = setup('causal-lm', { maxSteps: 10 });
       const t = new Trainer(s);
       const losses: number[] = [];
@@ -131,20 +131,20 @@ describe('Trainer', () => {
           t2.optimizer.loadState({ step: opt.step, tensors: optTensors });
           t2.restore(state);
           tf.dispose([...Object.values(adapter), ...Object.values(optTensors)]);
-          for (let j = i; j < 10; j++) losses.push(t2.step().loss);
+          for (let j = i; j < 10; j++) losses.push((await t2.step()).loss);
           dispose(s2, t2);
           return losses;
         }
-        losses.push(t.step().loss);
+        losses.push((await t.step()).loss);
       }
       dispose(s, t);
       return losses;
     };
-    const straight = run(null);
-    expect(run(4)).toEqual(straight);
+    const straight = await run(null);
+    expect(await run(4)).toEqual(straight);
   });
 
-  it('skips a non-finite step, counts it, and recovers', () => {
+  it('skips a non-finite step, counts it, and recovers', async () => {
     const s = setup('causal-lm', { maxSteps: 5 });
     const t = new Trainer(s);
     const forward = s.model.forward;
@@ -155,12 +155,12 @@ describe('Trainer', () => {
         return poison ? tf.mul(out, Number.NaN) : out;
       });
     const before = s.instance.trainable()[0].variable.dataSync().slice();
-    const r = t.step();
+    const r = await t.step();
     expect(r.skipped).toBe(true);
     expect(t.state.nonFiniteInARow).toBe(1);
     expect(s.instance.trainable()[0].variable.dataSync()).toEqual(before);
     poison = false;
-    expect(t.step().skipped).toBe(false);
+    expect((await t.step()).skipped).toBe(false);
     expect(t.state.nonFiniteInARow).toBe(0);
     dispose(s, t);
   });

@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance, TrainableParam } from '../adapters/types.ts';
+import type { TrainingSettings } from '../common/project-schema.ts';
 import { DataCursor, type DataPosition, padBatch } from '../data/batches.ts';
 import type { EncodedExample } from '../data/tokenize.ts';
 import { trainingContext } from '../models/layers.ts';
 import type { LoadedModel, TaskKind } from '../models/types.ts';
-import type { TrainingSettings } from '../project/schema.ts';
 import { batchTensors, disposeBatch } from './batch.ts';
 import { evaluateExamples, type Generator } from './evaluate.ts';
 import { causalLmLossSum, classificationLossSum } from './loss.ts';
-import { AdamW, clipFactor, globalNorm } from './optimizer.ts';
+import { AdamW, clipFactor, gradSquaredSum } from './optimizer.ts';
 import { lrFactor } from './schedule.ts';
 
 /** Everything besides tensors that a checkpoint needs to continue a run bit for bit. */
@@ -21,6 +21,18 @@ export interface TrainerState {
   best: number | null;
   evalsWithoutImprovement: number;
   tokensSeen: number;
+}
+
+/** The state of a trainer that has not taken a step. */
+export function initialTrainerState(): TrainerState {
+  return {
+    step: 0,
+    position: { epoch: 0, offset: 0 },
+    nonFiniteInARow: 0,
+    best: null,
+    evalsWithoutImprovement: 0,
+    tokensSeen: 0,
+  };
 }
 
 export interface StepResult {
@@ -81,14 +93,7 @@ export class Trainer {
     });
     this.cursor = new DataCursor(setup.train.length, s.batchSize, s.seed, s.shuffle);
     this.totalSteps = totalStepsFor(s, setup.train.length);
-    this.state = {
-      step: 0,
-      position: { epoch: 0, offset: 0 },
-      nonFiniteInARow: 0,
-      best: null,
-      evalsWithoutImprovement: 0,
-      tokensSeen: 0,
-    };
+    this.state = initialTrainerState();
   }
 
   get warmupSteps(): number {
@@ -115,11 +120,11 @@ export class Trainer {
     return p.epoch + p.offset / this.setup.train.length;
   }
 
-  /** Summed loss of one micro-batch and its gradients (summed, not averaged). */
+  /** Summed loss of one micro-batch (a scalar tensor, left unread) and its gradients (summed, not averaged). */
   private microBatch(
     indices: number[],
     microIndex: number,
-  ): { lossSum: number; grads: tf.NamedTensorMap; targets: number; tokens: number } {
+  ): { lossSum: tf.Scalar; grads: tf.NamedTensorMap; targets: number; tokens: number } {
     const { model, task, train, padTokenId, settings } = this.setup;
     const padded = padBatch(
       indices.map((i) => train[i]),
@@ -137,25 +142,26 @@ export class Trainer {
         },
         this.params.map((p) => p.variable),
       );
-      const lossSum = value.dataSync()[0];
-      value.dispose();
-      return { lossSum, grads, targets: padded.targetCount, tokens: padded.tokenCount };
+      return { lossSum: value, grads, targets: padded.targetCount, tokens: padded.tokenCount };
     } finally {
       disposeBatch(tensors);
     }
   }
 
-  /** One optimizer step over `gradAccumSteps` micro-batches. */
-  step(): StepResult {
+  /**
+   * One optimizer step over `gradAccumSteps` micro-batches. The loss and the gradient norm are read back once,
+   * together and asynchronously: a GPU backend cannot read synchronously in Node, and each read stalls it.
+   */
+  async step(): Promise<StepResult> {
     const { settings } = this.setup;
     const accumulated = new Map<string, tf.Tensor>();
-    let lossSum = 0;
+    const lossSums: tf.Scalar[] = [];
     let targets = 0;
     let tokens = 0;
     for (let k = 0; k < settings.gradAccumSteps; k++) {
       const { indices } = this.cursor.next();
       const micro = this.microBatch(indices, this.state.step * settings.gradAccumSteps + k);
-      lossSum += micro.lossSum;
+      lossSums.push(micro.lossSum);
       targets += micro.targets;
       tokens += micro.tokens;
       for (const p of this.params) {
@@ -173,13 +179,17 @@ export class Trainer {
     }
     const lrNow = this.optimizer.lr('adapter', this.lrFactor());
     const count = Math.max(1, targets);
-    const loss = lossSum / count;
     const grads: Record<string, tf.Tensor> = {};
     for (const [name, g] of accumulated) {
       grads[name] = tf.div(g, count);
       g.dispose();
     }
-    const gradNorm = globalNorm(Object.values(grads));
+    const scalars = tf.tidy(() => tf.stack([tf.addN(lossSums), gradSquaredSum(Object.values(grads))]));
+    tf.dispose(lossSums);
+    const [lossSum, squaredNorm] = await scalars.data();
+    scalars.dispose();
+    const loss = lossSum / count;
+    const gradNorm = Math.sqrt(squaredNorm);
     const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
     if (!skipped) {
       const clip = clipFactor(gradNorm, settings.maxGradNorm);

@@ -1,7 +1,7 @@
 import { createContext, useContext } from 'react';
 import { useStore } from 'zustand';
 import type { StoreApi } from 'zustand/vanilla';
-import type { StudioApi } from '../../engine/api/contract.ts';
+import type { StudioApi } from '../../engine/common/contract.ts';
 import type { Studio } from './store.ts';
 
 export const StoreContext = createContext<StoreApi<Studio> | null>(null);

@@ -3,7 +3,7 @@
  * line in the list below. Each slot says what its components receive.
  */
 import type { ComponentType } from 'react';
-import type { RunInfo } from '../../engine/api/contract.ts';
+import type { RunInfo } from '../../engine/common/contract.ts';
 
 /** Buttons in the Runs view's header, beside Refresh and Compare (importing an adapter or a run). */
 export const runsViewActions: ComponentType[] = [];

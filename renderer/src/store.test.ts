@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { Output, RunDetail } from '../../engine/api/contract.ts';
-import { ApiError } from '../../engine/api/contract.ts';
+import type { Output, RunDetail } from '../../engine/common/contract.ts';
+import { ApiError } from '../../engine/common/contract.ts';
 import { eventBatcher } from './store/events.ts';
 import { fakeApi, projectSummary, runInfo } from './store/testing.ts';
 import { applyTrainEvent, createStudioStore, MAX_LIVE_POINTS } from './store.ts';

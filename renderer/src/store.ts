@@ -4,7 +4,7 @@
  * request slice. A new feature adds its slice file and one line here.
  */
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { StudioApi } from '../../engine/api/contract.ts';
+import type { StudioApi } from '../../engine/common/contract.ts';
 import { adapterSlice } from './store/adapter.ts';
 import { analysisSlice } from './store/analysis.ts';
 import { appSlice } from './store/app.ts';

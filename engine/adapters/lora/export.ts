@@ -10,6 +10,7 @@ import {
 } from '../peft.ts';
 import type { AdapterInstance, PeftContext, PeftFormat } from '../types.ts';
 import { type LoraConfig, loraConfigSchema } from './config.ts';
+import { DORA_MAGNITUDE } from './dora.ts';
 import type { LoraLayer } from './layer.ts';
 
 /** Per-module tensor suffixes, as in PEFT's files (and in this engine's native state). */
@@ -17,7 +18,7 @@ export const loraSuffixes = {
   a: 'lora_A.weight',
   b: 'lora_B.weight',
   bias: 'lora_B.bias',
-  magnitude: 'lora_magnitude_vector',
+  magnitude: DORA_MAGNITUDE,
   embeddingA: 'lora_embedding_A',
   embeddingB: 'lora_embedding_B',
 } as const;
@@ -26,7 +27,6 @@ const initsRelativeToResidual = new Set(['pissa', 'olora', 'corda', 'loftq', 'lo
 
 /** LoraConfig fields this engine cannot reproduce; a PEFT adapter that sets one is refused. */
 const unsupportedFields = [
-  'modules_to_save',
   'trainable_token_indices',
   'layer_replication',
   'use_qalora',
@@ -68,7 +68,7 @@ export function loraToPeft(
       tensors[key(loraSuffixes.b)] = b;
       if (layer.bias) tensors[key(loraSuffixes.bias)] = layer.bias.clone();
     }
-    if (layer.magnitude) tensors[key(loraSuffixes.magnitude)] = layer.magnitude.clone();
+    for (const t of layer.variant?.tensors ?? []) tensors[key(t.suffix)] = t.variable.clone();
   }
   const rankFactor = principal ? 2 : 1;
   const alphaFactor = principal ? (config.useRslora ? Math.SQRT2 : 2) : 1;
@@ -144,6 +144,7 @@ export function loraFromPeft(
 
 export const loraPeft: PeftFormat<LoraConfig> = {
   peftType: 'LORA',
+  floatFields: ['lora_dropout'],
   toPeft: loraToPeft,
   fromPeft: loraFromPeft,
 };

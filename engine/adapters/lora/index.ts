@@ -3,12 +3,21 @@ import { createLayers, TensorTableInstance } from '../instance.ts';
 import { deriveSeed, Rng } from '../random.ts';
 import type { MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
 import { type LoraConfig, loraConfigSchema, loraScaling, moduleRankAlpha } from './config.ts';
+import { dora } from './dora.ts';
 import { loraPeft, loraSuffixes } from './export.ts';
 import { initialFactors } from './init.ts';
 import { LoraLayer } from './layer.ts';
+import type { LoraVariant } from './variants.ts';
 
 export { type LoraConfig, loraConfigSchema } from './config.ts';
+export { DoraLayer } from './dora.ts';
 export { LoraLayer } from './layer.ts';
+export type { LoraVariant, LoraVariantLayer } from './variants.ts';
+
+/** PEFT's `resolve_lora_variant`: the variant a config asks for, or null for plain LoRA. */
+export function loraVariant(config: Pick<LoraConfig, 'useDora'>): LoraVariant | null {
+  return config.useDora ? dora : null;
+}
 
 const isPrincipal = (config: LoraConfig) =>
   config.initLoraWeights === 'pissa' || config.initLoraWeights === 'olora';
@@ -30,7 +39,7 @@ function moduleTensors(target: TargetModule, config: LoraConfig): TensorCount[] 
   if (config.loraBias && target.kind !== 'Embedding') {
     tensors.push({ name: loraSuffixes.bias, shape: [outF], trainable: true });
   }
-  if (config.useDora) tensors.push({ name: loraSuffixes.magnitude, shape: [outF], trainable: true });
+  tensors.push(...(loraVariant(config)?.count(target) ?? []));
   return tensors;
 }
 
@@ -70,8 +79,9 @@ function create(
         const layer = new LoraLayer(
           adapterName,
           base,
-          { r, alpha, scaling, dropout: config.dropout, useDora: config.useDora, loraBias: config.loraBias },
+          { r, alpha, scaling, dropout: config.dropout, loraBias: config.loraBias },
           factors,
+          loraVariant(config),
         );
         if (initial) {
           layer.setInitialDelta(initial.a, initial.b);
@@ -92,8 +102,8 @@ function create(
           trainable: true,
         });
         if (layer.bias) tensors.push({ key: key(loraSuffixes.bias), variable: layer.bias, trainable: true });
-        if (layer.magnitude) {
-          tensors.push({ key: key(loraSuffixes.magnitude), variable: layer.magnitude, trainable: true });
+        for (const t of layer.variant?.tensors ?? []) {
+          tensors.push({ key: key(t.suffix), variable: t.variable, trainable: t.trainable });
         }
       }
     },
@@ -124,6 +134,19 @@ export const lora: MethodDefinition<LoraConfig> = {
   count,
   create,
   peft: loraPeft,
+  scaling({ config, module }) {
+    // Configs written before a field existed lack its default: patterns then match nothing.
+    const { r, alpha } = moduleRankAlpha(
+      { rankPattern: {}, alphaPattern: {}, ...config } as LoraConfig,
+      module,
+    );
+    const rs = config.useRslora === true;
+    return {
+      scale: loraScaling(alpha, r, rs),
+      kind: 'fixed',
+      formula: rs ? `loraAlpha / √r = ${alpha} / √${r}` : `loraAlpha / r = ${alpha} / ${r}`,
+    };
+  },
   loraConversionRank(target, config) {
     if (config.useDora) return null;
     const { r } = moduleRankAlpha(config, target.name);

@@ -14,7 +14,7 @@ import {
 } from '../testing.ts';
 import type { AdapterInstance } from '../types.ts';
 import { type LoraConfig, patternKey } from './config.ts';
-import { lora, loraLayers } from './index.ts';
+import { type DoraLayer, lora, loraLayers } from './index.ts';
 import type { LoraLayer } from './layer.ts';
 
 type M = number[][];
@@ -26,6 +26,7 @@ const add = (a: M, b: M, s = 1): M => a.map((row, i) => row.map((v, j) => v + s 
 const rowNorms = (a: M): number[] => a.map((row) => Math.sqrt(row.reduce((s, v) => s + v * v, 0)));
 const maxDiff = (a: M, b: M): number =>
   Math.max(...a.flatMap((row, i) => row.map((v, j) => Math.abs(v - b[i][j]))));
+const magnitudeOf = (adapter: LoraLayer) => (adapter.variant as DoraLayer).magnitude;
 const frob2 = (a: M): number => a.flat().reduce((s, v) => s + v * v, 0);
 
 const created: { instance: AdapterInstance; layer: AdaptableLayer }[] = [];
@@ -167,7 +168,7 @@ describe('DoRA', () => {
       const { layer, adapter } = make(kind, { r: 2, useDora: true });
       const w = layer.logicalWeight();
       expect(
-        Math.max(...vec(adapter.magnitude!).map((v, i) => Math.abs(v - rowNorms(arr(w))[i]))),
+        Math.max(...vec(magnitudeOf(adapter)).map((v, i) => Math.abs(v - rowNorms(arr(w))[i]))),
       ).toBeLessThan(1e-6);
       w.dispose();
     }
@@ -182,7 +183,7 @@ describe('DoRA', () => {
       vec(layer.bias!),
       arr(adapter.a),
       arr(adapter.b),
-      vec(adapter.magnitude!),
+      vec(magnitudeOf(adapter)),
       5 / 3,
       arr(x),
     );
@@ -195,7 +196,7 @@ describe('DoRA', () => {
     const xd = tf.dropout(x, 0.3, undefined, seed);
     const w = arr(layer.weight);
     const adapted = add(w, mm(arr(adapter.b), arr(adapter.a)), 5 / 3);
-    const k = rowNorms(adapted).map((n, i) => vec(adapter.magnitude!)[i] / n);
+    const k = rowNorms(adapted).map((n, i) => vec(magnitudeOf(adapter))[i] / n);
     const base = mm(arr(x), tr(w));
     const xdw = mm(arr(xd), tr(w));
     const lora = mm(mm(arr(xd), tr(arr(adapter.a))), tr(arr(adapter.b)));
@@ -217,7 +218,7 @@ describe('DoRA', () => {
     const bias = vec(layer.bias!);
     const a0 = arr(adapter.a);
     const b0 = arr(adapter.b);
-    const m0 = vec(adapter.magnitude!);
+    const m0 = vec(magnitudeOf(adapter));
     const norm = rowNorms(add(w, mm(b0, a0), 2));
     const loss = (a: M, b: M, m: number[]) =>
       doraReference(w, bias, a, b, m, 2, arr(x), norm)
@@ -254,11 +255,11 @@ describe('DoRA', () => {
     const probeT = tf.tensor2d(probe, [3, 4]);
     const { grads } = tf.variableGrads(
       () => tf.sum(tf.mul(layer.forward(x as tf.Tensor2D, inferenceContext()), probeT)) as tf.Scalar,
-      [adapter.a, adapter.b, adapter.magnitude!],
+      [adapter.a, adapter.b, magnitudeOf(adapter)],
     );
     expect(maxDiff(arr(grads[adapter.a.name]), numeric.a)).toBeLessThan(1e-4);
     expect(maxDiff(arr(grads[adapter.b.name]), numeric.b)).toBeLessThan(1e-4);
-    expect(maxDiff([vec(grads[adapter.magnitude!.name])], [numeric.m])).toBeLessThan(1e-4);
+    expect(maxDiff([vec(grads[magnitudeOf(adapter).name])], [numeric.m])).toBeLessThan(1e-4);
     tf.dispose([x, probeT, ...Object.values(grads)]);
   });
 
@@ -288,7 +289,7 @@ describe('DoRA', () => {
     const ids = tf.tensor1d([0, 3, 6, 3], 'int32');
     const adapted = add(arr(layer.weight), tr(mm(arr(adapter.b), arr(adapter.a))), 1.5);
     const colNorms = rowNorms(tr(adapted));
-    const m = vec(adapter.magnitude!);
+    const m = vec(magnitudeOf(adapter));
     const expected = [0, 3, 6, 3].map((id) => adapted[id].map((v, j) => (m[j] / colNorms[j]) * v));
     const y = layerOutput(layer, ids);
     expect(maxDiff(arr(y), expected)).toBeLessThan(1e-4);

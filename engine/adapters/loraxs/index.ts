@@ -2,9 +2,10 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers, TensorTableInstance } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
-import { svdFactors } from '../tinylora/factors.ts';
+import { configNumber } from '../shared/config.ts';
+import { svdFactors } from '../shared/factors.ts';
+import { ownedVariable, trainableFirst } from '../shared/regenerable.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { ownedVariable, trainableFirst } from '../vera/regenerable.ts';
 import { type LoraxsConfig, loraxsConfigSchema } from './config.ts';
 import { LoraxsLayer } from './layer.ts';
 
@@ -85,5 +86,13 @@ export const loraxs: MethodDefinition<LoraxsConfig> = {
   supportedKinds: ['Linear', 'Conv1D'],
   count,
   create,
+  scaling({ config }) {
+    const r = configNumber(config, 'r');
+    const alpha = configNumber(config, 'alpha');
+    if (r === undefined || alpha === undefined) {
+      return { scale: null, kind: 'none', formula: 'no alpha / r in the config' };
+    }
+    return { scale: alpha / r, kind: 'fixed', formula: `alpha / r = ${alpha} / ${r}` };
+  },
   loraConversionRank: (_target, config) => config.r,
 };

@@ -14,9 +14,6 @@ import { type TinyloraConfig, tinyloraConfigSchema } from './config.ts';
 const moduleSuffixes = ['tinylora_A', 'tinylora_B', 'tinylora_P'];
 const vKey = /^tinylora_v\.(\d+)$/;
 
-/** TinyLoraConfig fields this engine cannot reproduce; a PEFT adapter that sets one is refused. */
-const unsupportedFields = ['modules_to_save'];
-
 /**
  * PEFT TinyLoRA export: `base_model.model.<module>.tinylora_A/B` (always), `.tinylora_P` (with
  * saveProjection) and `base_model.tinylora_v.<group>`; native keys are the same without the prefixes.
@@ -56,7 +53,7 @@ export function tinyloraFromPeft(
   tensors: Record<string, tf.Tensor>,
 ): { config: TinyloraConfig; state: Record<string, tf.Tensor> } {
   const c = adapterConfig;
-  checkPeftConfig(c, 'TINYLORA', unsupportedFields);
+  checkPeftConfig(c, 'TINYLORA', []);
   const config = parsePeftConfig(tinyloraConfigSchema, {
     r: c.r ?? undefined,
     u: c.u ?? undefined,
@@ -75,6 +72,7 @@ export function tinyloraFromPeft(
 
 export const tinyloraPeft: PeftFormat<TinyloraConfig> = {
   peftType: 'TINYLORA',
+  floatFields: ['weight_tying', 'init_v_bound', 'tinylora_dropout'],
   toPeft: tinyloraToPeft,
   fromPeft: tinyloraFromPeft,
 };

@@ -2,12 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers } from '../instance.ts';
 import { deriveSeed, Rng, uniformTensor } from '../random.ts';
+import { configNumber } from '../shared/config.ts';
+import { svdFactors } from '../shared/factors.ts';
+import { ownedVariable, RegenerableInstance } from '../shared/regenerable.ts';
+import { TorchGenerator } from '../shared/torch-random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { ownedVariable, RegenerableInstance } from '../vera/regenerable.ts';
-import { TorchGenerator } from '../vera/torch-random.ts';
 import { type TinyloraConfig, tinyloraConfigSchema, tyingGroups } from './config.ts';
 import { tinyloraPeft } from './export.ts';
-import { svdFactors } from './factors.ts';
 import { TinyloraLayer } from './layer.ts';
 
 export { pythonRound, type TinyloraConfig, tinyloraConfigSchema, tyingGroups } from './config.ts';
@@ -51,11 +52,12 @@ function count(targets: TargetModule[], config: TinyloraConfig): ParameterCount 
       tensors,
     };
   });
-  const { numGroups } = tyingGroups(targets.length, config.weightTying);
+  const { numGroups, groupOf } = tyingGroups(targets.length, config.weightTying);
   const shared: TensorCount[] = Array.from({ length: targets.length ? numGroups : 0 }, (_, g) => ({
     name: tinyloraVKey(g),
     shape: [config.u],
     trainable: true,
+    modules: targets.filter((_, i) => groupOf[i] === g).map((t) => t.name),
   }));
   return {
     perModule,
@@ -142,5 +144,16 @@ export const tinylora: MethodDefinition<TinyloraConfig> = {
   count,
   create,
   peft: tinyloraPeft,
+  scaling({ config, moduleIndex, moduleCount, shared }) {
+    const group = tyingGroups(moduleCount, configNumber(config, 'weightTying') ?? 0).groupOf[moduleIndex];
+    const v = tinyloraVKey(group);
+    return {
+      scale: null,
+      kind: 'none',
+      formula: `none: ΔW = B·(Σᵢ vᵢPᵢ)·A with v of tying group ${group}`,
+      sharedVectors: shared.has(v) ? [v] : [],
+      group,
+    };
+  },
   loraConversionRank: (target, config) => effectiveRank(target, config.r),
 };

@@ -5,13 +5,13 @@ import { useTestBackend } from '../../backends/testing.ts';
 import { matmul, matrix, maxAbsDiff, svd, transpose } from '../../linalg/index.ts';
 import { inferenceContext, trainingContext } from '../../models/layers.ts';
 import { parseMethodConfig } from '../registry.ts';
+import { attached, dense, fitLosses } from '../shared/testing.ts';
 import { baseOutput, randomAdaptableLayer, randomInput, randomizeVariables } from '../testing.ts';
 import type { PeftContext, TargetModule } from '../types.ts';
-import { attached, dense, fitLosses } from '../vera/testing.ts';
 import { pythonRound, type TinyloraConfig, type TinyloraLayer, tinylora, tyingGroups } from './index.ts';
 
 const torchRef = JSON.parse(
-  readFileSync(new URL('../vera/fixtures/torch-random.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../shared/fixtures/torch-random.json', import.meta.url), 'utf8'),
 ) as { tinylora: { projectionSeed: number; index: number; u: number; r: number; P: number[][][] } };
 
 beforeAll(async () => {
@@ -60,7 +60,12 @@ describe('tinylora', () => {
     const count = tinylora.count(llamaQV, parse({}));
     expect(count.trainable).toBe(3584);
     expect(count.shared).toHaveLength(56);
-    expect(count.shared[3]).toEqual({ name: 'tinylora_v.3', shape: [64], trainable: true });
+    expect(count.shared[3]).toEqual({
+      name: 'tinylora_v.3',
+      shape: [64],
+      trainable: true,
+      modules: ['model.layers.1.self_attn.v_proj'],
+    });
     expect(count.perModule[1].tensors).toEqual([
       { name: 'tinylora_A', shape: [2, 3072], trainable: false },
       { name: 'tinylora_B', shape: [1024, 2], trainable: false },

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
+import { ownedVariable, RegenerableInstance, trainableFirst } from '../shared/regenerable.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { ownedVariable, RegenerableInstance, trainableFirst } from '../vera/regenerable.ts';
 import { kaimingNormalStd, type TloraConfig, tloraConfigSchema } from './config.ts';
 import { TloraLayer } from './layer.ts';
 
@@ -108,5 +108,11 @@ export const tlora: MethodDefinition<TloraConfig> = {
   supportedKinds: ['Linear', 'Conv1D'],
   count,
   create,
+  scaling({ tensors }) {
+    const alpha = tensors.get(tloraSuffixes.scaling);
+    return alpha
+      ? { scale: alpha.data[0], kind: 'learned', formula: `learned α (${tloraSuffixes.scaling})` }
+      : { scale: null, kind: 'none', formula: 'no learned α in the state' };
+  },
   loraConversionRank: (_target, config) => config.r,
 };

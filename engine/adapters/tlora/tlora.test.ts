@@ -4,9 +4,9 @@ import { useTestBackend } from '../../backends/testing.ts';
 import { matmul, matrix, maxAbsDiff, transpose } from '../../linalg/index.ts';
 import { inferenceContext, trainingContext } from '../../models/layers.ts';
 import { parseMethodConfig } from '../registry.ts';
+import { attached, dense, fitLosses, moments } from '../shared/testing.ts';
 import { baseOutput, randomInput, randomizeVariables } from '../testing.ts';
 import type { TargetModule } from '../types.ts';
-import { attached, dense, fitLosses, moments } from '../vera/testing.ts';
 import { type TloraLayer, tlora } from './index.ts';
 
 beforeAll(async () => {

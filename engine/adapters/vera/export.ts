@@ -50,7 +50,7 @@ export function veraFromPeft(
   tensors: Record<string, tf.Tensor>,
 ): { config: VeraConfig; state: Record<string, tf.Tensor> } {
   const c = adapterConfig;
-  checkPeftConfig(c, 'VERA', ['modules_to_save']);
+  checkPeftConfig(c, 'VERA', []);
   const config = parsePeftConfig(veraConfigSchema, {
     r: c.r ?? undefined,
     projectionPrngKey: c.projection_prng_key ?? undefined,
@@ -66,6 +66,7 @@ export function veraFromPeft(
 
 export const veraPeft: PeftFormat<VeraConfig> = {
   peftType: 'VERA',
+  floatFields: ['vera_dropout', 'd_initial'],
   toPeft: veraToPeft,
   fromPeft: veraFromPeft,
 };

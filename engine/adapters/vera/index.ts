@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { createLayers } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
+import { ownedVariable, RegenerableInstance, trainableFirst } from '../shared/regenerable.ts';
+import { TorchGenerator } from '../shared/torch-random.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
 import { projectionDims, type VeraConfig, veraBound, veraConfigSchema } from './config.ts';
 import { veraPeft } from './export.ts';
 import { VeraLayer } from './layer.ts';
-import { ownedVariable, RegenerableInstance, trainableFirst } from './regenerable.ts';
-import { TorchGenerator } from './torch-random.ts';
 
 export { type VeraConfig, veraConfigSchema } from './config.ts';
 export { VeraLayer } from './layer.ts';
@@ -25,10 +25,11 @@ function count(targets: TargetModule[], config: VeraConfig): ParameterCount {
     return { module: target.name, trainable: target.outFeatures + config.r, frozen: 0, tensors };
   });
   const { inMax, outMax } = projectionDims(targets);
+  const names = targets.map((t) => t.name);
   const shared: TensorCount[] = targets.length
     ? [
-        { name: veraSharedKeys.a, shape: [config.r, inMax], trainable: false },
-        { name: veraSharedKeys.b, shape: [outMax, config.r], trainable: false },
+        { name: veraSharedKeys.a, shape: [config.r, inMax], trainable: false, modules: names },
+        { name: veraSharedKeys.b, shape: [outMax, config.r], trainable: false, modules: names },
       ]
     : [];
   return {
@@ -109,5 +110,10 @@ export const vera: MethodDefinition<VeraConfig> = {
   count,
   create,
   peft: veraPeft,
+  scaling: () => ({
+    scale: null,
+    kind: 'none',
+    formula: 'none: λ_b (per output) and λ_d (per rank) scale B and A',
+  }),
   loraConversionRank: (_target, config) => config.r,
 };

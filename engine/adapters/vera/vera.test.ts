@@ -5,13 +5,13 @@ import { useTestBackend } from '../../backends/testing.ts';
 import { fromRows, matmul, matrix, maxAbsDiff } from '../../linalg/index.ts';
 import { inferenceContext, trainingContext } from '../../models/layers.ts';
 import { parseMethodConfig } from '../registry.ts';
+import { attached, dense, fitLosses } from '../shared/testing.ts';
 import { baseOutput, randomAdaptableLayer, randomInput, randomizeVariables } from '../testing.ts';
 import type { PeftContext, TargetModule } from '../types.ts';
 import { type VeraConfig, type VeraLayer, vera, veraProjections } from './index.ts';
-import { attached, dense, fitLosses } from './testing.ts';
 
 const torchRef = JSON.parse(
-  readFileSync(new URL('./fixtures/torch-random.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../shared/fixtures/torch-random.json', import.meta.url), 'utf8'),
 ) as {
   vera: { key: number; r: number; inMax: number; outMax: number; A: number[][]; B: number[][] };
 };
@@ -34,8 +34,8 @@ describe('vera', () => {
     const count = vera.count(llamaQV, parse({}));
     expect(count.trainable).toBe(129024);
     expect(count.shared).toEqual([
-      { name: 'vera_A', shape: [256, 3072], trainable: false },
-      { name: 'vera_B', shape: [3072, 256], trainable: false },
+      { name: 'vera_A', shape: [256, 3072], trainable: false, modules: llamaQV.map((t) => t.name) },
+      { name: 'vera_B', shape: [3072, 256], trainable: false, modules: llamaQV.map((t) => t.name) },
     ]);
     expect(count.frozen).toBe(2 * 256 * 3072);
   });

@@ -1,8 +1,8 @@
 import { buildHeatmaps, readAnalysis } from '../../analysis/store.ts';
 import type { HeatmapMetric, Histogram, ModuleMetrics, TimeSeriesRow } from '../../analysis/types.ts';
+import type { Analysis } from '../../common/contract.ts';
 import { thinSeries } from '../../common/thinning.ts';
-import type { Analysis } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import type { Handlers } from './context.ts';
 
 /** The heatmaps shown, in order: label and what the colour scale measures. */
 const metricLabels: Partial<Record<HeatmapMetric, { label: string; unit: string }>> = {

@@ -3,9 +3,8 @@ import { homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendReport as EngineBackendReport } from '../../backends/index.ts';
-import type { BackendReport } from '../contract.ts';
-import type { Handlers } from '../service.ts';
-import { type ServiceContext, stateOf } from './context.ts';
+import type { BackendReport } from '../../common/contract.ts';
+import { type Handlers, type ServiceContext, stateOf } from './context.ts';
 import { readRecent } from './recent.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));

@@ -1,32 +1,18 @@
 import { computeBudget, type Budget as EngineBudget } from '../../adapters/budget.ts';
-import { tyingGroups as tinyloraGroups } from '../../adapters/tinylora/config.ts';
+import type { Budget } from '../../common/contract.ts';
 import { readModelConfig, specFromConfig } from '../../models/index.ts';
 import type { ModelSpec, TaskKind } from '../../models/types.ts';
-import type { Budget } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import type { Handlers } from './context.ts';
 
 export async function modelSpec(modelDir: string, task?: TaskKind, numLabels?: number): Promise<ModelSpec> {
   return specFromConfig(await readModelConfig(modelDir), { task, numLabels });
 }
 
-/**
- * Which targets share each model-level trainable tensor: TinyLoRA ties consecutive modules into groups
- * (PEFT's weight_tying rule), the other methods with shared tensors (VeRA) share them across every target.
- */
+/** Which targets share each model-level tensor, as the method's `count` reports it. */
 export function tyingGroups(budget: EngineBudget): Budget['tyingGroups'] {
-  const names = budget.targets.map((t) => t.name);
-  const { groupOf } = tinyloraGroups(names.length, Number(budget.config.weightTying ?? 0));
-  const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-  return budget.shared
-    .filter((t) => t.trainable || budget.method === 'vera')
-    .map((t) => {
-      const group = /(\d+)$/.exec(t.name);
-      if (budget.method === 'tinylora' && group) {
-        const g = Number(group[1]);
-        return { name: t.name, size: size(t.shape), modules: names.filter((_, i) => groupOf[i] === g) };
-      }
-      return { name: t.name, size: size(t.shape), modules: names };
-    });
+  return budget.shared.flatMap((t) =>
+    t.modules ? [{ name: t.name, size: t.shape.reduce((a, b) => a * b, 1), modules: t.modules }] : [],
+  );
 }
 
 export function toBudget(b: EngineBudget, spec: ModelSpec): Budget {

@@ -1,4 +1,5 @@
-import type { StudioEvent } from '../contract.ts';
+import type { z } from 'zod';
+import type { Contract, MethodId, Output, StudioEvent } from '../../common/contract.ts';
 
 /** What handlers share inside one service (one engine host). */
 export interface ServiceContext {
@@ -16,3 +17,10 @@ export function stateOf<T>(ctx: ServiceContext, key: string, create: () => T): T
   if (!ctx.state.has(key)) ctx.state.set(key, create());
   return ctx.state.get(key) as T;
 }
+
+/** One contract method implemented with the engine: the parsed request in, the reply's result out. */
+export type Handler<M extends MethodId> = (
+  input: z.output<Contract[M]['input']>,
+  ctx: ServiceContext,
+) => Promise<Output<M>>;
+export type Handlers = { [M in MethodId]: Handler<M> };

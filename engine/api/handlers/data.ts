@@ -1,7 +1,7 @@
+import type { DataPreview } from '../../common/contract.ts';
 import { detectFormat, type PreviewExample, previewExamples } from '../../data/index.ts';
 import { openProject, prepareProjectData, projectPath } from '../../project/index.ts';
-import type { DataPreview } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import type { Handlers } from './context.ts';
 
 /** Merges consecutive tokens with the same loss flag into text segments (prompt vs trained part). */
 export function segmentsOf(example: PreviewExample): DataPreview['examples'][number]['segments'] {

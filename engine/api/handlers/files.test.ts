@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowseListing, DatasetInfo } from '../contract.ts';
+import type { BrowseListing, DatasetInfo } from '../../common/contract.ts';
 import { createStudioService, type StudioService } from '../service.ts';
 
 const gpt2 = fileURLToPath(new URL('../../models/fixtures/gpt2', import.meta.url));

@@ -1,11 +1,11 @@
 import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, extname, join, resolve, sep } from 'node:path';
+import { ApiError, type BrowseEntry, type BrowseListing } from '../../common/contract.ts';
 import { detectFormat, readExamples, splitValidation } from '../../data/index.ts';
 import { PROJECT_FILE } from '../../project/index.ts';
-import { ApiError, type BrowseEntry, type BrowseListing } from '../contract.ts';
-import type { Handlers } from '../service.ts';
 import { defaultProjectsDir, demoDir } from './app.ts';
+import type { Handlers } from './context.ts';
 import { weightBytes } from './model.ts';
 
 const DATASET_EXTENSIONS = new Set(['.jsonl', '.ndjson', '.json', '.csv', '.tsv']);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RunComparisonSchema } from '../contract.ts';
+import { RunComparisonSchema } from '../../common/contract.ts';
 import { configDiff } from './insight.ts';
 
 describe('configDiff', () => {

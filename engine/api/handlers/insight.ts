@@ -4,20 +4,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import { computeBudget } from '../../adapters/budget.ts';
 import { setAdaptersEnabled } from '../../adapters/index.ts';
 import {
-  compareAdapters,
+  compareRuns as compareRunAdapters,
   type EigenJob,
   eigenDir,
   eigenMatrices,
   startEigenJob,
 } from '../../analysis/index.ts';
+import { ApiError, type EigenResult, type RunComparison } from '../../common/contract.ts';
+import { describeError } from '../../common/errors.ts';
 import { exportRun } from '../../export/index.ts';
 import { generate, inferenceContext } from '../../models/index.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../../project/index.ts';
-import { loadRunAdapter, readRunEvents } from '../../training/index.ts';
-import { ApiError, type EigenResult, type RunComparison } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import { readRunEvents } from '../../runs/index.ts';
 import { modelSpec } from './budget.ts';
-import { type ServiceContext, stateOf } from './context.ts';
+import { type Handlers, type ServiceContext, stateOf } from './context.ts';
 import { runAdapter } from './loaded.ts';
 import { metricsOf, runInfo } from './runs.ts';
 
@@ -53,47 +53,38 @@ async function compareRuns(
     deltaNorms: [],
   };
   if (!infoA.lastCheckpoint || !infoB.lastCheckpoint) return result;
-  // both adapters in memory at once: two model copies, released right after
-  const [a, b] = await Promise.all([loadRunAdapter(runA), loadRunAdapter(runB)]);
-  try {
-    const comparison = await compareAdapters(
-      { instance: a.instance, model: a.model, dir: runA },
-      { instance: b.instance, model: b.model, dir: runB },
-    );
-    const modules = comparison.modules.map((m) => m.module);
-    const column = (pick: (m: (typeof comparison.modules)[number]) => number | null) =>
-      comparison.modules.map((m) => [pick(m)]);
-    result.similarity = [
-      {
-        name: 'cosine(ΔW_A, ΔW_B) per module',
-        rowLabels: modules,
-        colLabels: ['cos'],
-        matrix: column((m) => m.cosineDelta),
-      },
-      {
-        name: 'subspace similarity (left | right) per module',
-        rowLabels: modules,
-        colLabels: ['left', 'right'],
-        matrix: comparison.modules.map((m) => [
-          m.subspace?.left.similarity ?? null,
-          m.subspace?.right.similarity ?? null,
-        ]),
-      },
-    ];
-    if (comparison.difference) {
-      const d = comparison.difference;
-      result.similarity.push({
-        name: `ΔW_A − ΔW_B · ${d.module} (block means)`,
-        rowLabels: Array.from({ length: d.rows }, (_, i) => String(i)),
-        colLabels: Array.from({ length: d.cols }, (_, j) => String(j)),
-        matrix: Array.from({ length: d.rows }, (_, i) => d.values.slice(i * d.cols, (i + 1) * d.cols)),
-      });
-    }
-    result.deltaNorms = comparison.modules.map((m) => ({ module: m.module, a: m.normA, b: m.normB }));
-    return result;
-  } finally {
-    for (const side of [a, b]) side.model.dispose();
+  const { comparison } = await compareRunAdapters(runA, runB);
+  const modules = comparison.modules.map((m) => m.module);
+  const column = (pick: (m: (typeof comparison.modules)[number]) => number | null) =>
+    comparison.modules.map((m) => [pick(m)]);
+  result.similarity = [
+    {
+      name: 'cosine(ΔW_A, ΔW_B) per module',
+      rowLabels: modules,
+      colLabels: ['cos'],
+      matrix: column((m) => m.cosineDelta),
+    },
+    {
+      name: 'subspace similarity (left | right) per module',
+      rowLabels: modules,
+      colLabels: ['left', 'right'],
+      matrix: comparison.modules.map((m) => [
+        m.subspace?.left.similarity ?? null,
+        m.subspace?.right.similarity ?? null,
+      ]),
+    },
+  ];
+  if (comparison.difference) {
+    const d = comparison.difference;
+    result.similarity.push({
+      name: `ΔW_A − ΔW_B · ${d.module} (block means)`,
+      rowLabels: Array.from({ length: d.rows }, (_, i) => String(i)),
+      colLabels: Array.from({ length: d.cols }, (_, j) => String(j)),
+      matrix: Array.from({ length: d.rows }, (_, i) => d.values.slice(i * d.cols, (i + 1) * d.cols)),
+    });
   }
+  result.deltaNorms = comparison.modules.map((m) => ({ module: m.module, a: m.normA, b: m.normB }));
+  return result;
 }
 
 interface EigenState {
@@ -149,7 +140,7 @@ async function runEigen(ctx: ServiceContext, jobId: string, runDir: string, modu
     });
   } catch (error) {
     if (!state.jobs.has(jobId)) return;
-    ctx.emit({ type: 'eigen.failed', jobId, runDir, error: (error as Error).message });
+    ctx.emit({ type: 'eigen.failed', jobId, runDir, error: describeError(error).message });
   } finally {
     state.jobs.delete(jobId);
   }

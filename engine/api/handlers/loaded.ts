@@ -1,5 +1,5 @@
 import { detachAdapter } from '../../adapters/index.ts';
-import { loadRunAdapter, locateCheckpoint, type RunAdapter } from '../../training/index.ts';
+import { loadRunAdapter, locateCheckpoint, type RunAdapter } from '../../runs/index.ts';
 import { type ServiceContext, stateOf } from './context.ts';
 
 interface Cache {

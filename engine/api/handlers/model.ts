@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { MethodDescription, ModelSummary } from '../../common/contract.ts';
 import { readModelConfig, specFromConfig } from '../../models/index.ts';
-import type { MethodDescription, ModelSummary } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import type { Handlers } from './context.ts';
 
 /** Bytes of a model folder's weight files (safetensors shards), as the disk holds them. */
 export async function weightBytes(dir: string): Promise<number> {

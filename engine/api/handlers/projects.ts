@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ApiError, type ProjectSummary } from '../../common/contract.ts';
 import { writeJsonAtomic } from '../../io/atomic.ts';
 import { defaultTask, readModelConfig } from '../../models/index.ts';
 import {
@@ -10,10 +11,8 @@ import {
   parseProjectSettings,
   projectPath,
 } from '../../project/index.ts';
-import { ApiError, type ProjectSummary } from '../contract.ts';
-import type { Handlers } from '../service.ts';
 import { defaultProjectsDir, demoDataPath, demoDir } from './app.ts';
-import type { ServiceContext } from './context.ts';
+import type { Handlers, ServiceContext } from './context.ts';
 import { rememberProject } from './recent.ts';
 import { listRunInfos } from './runs.ts';
 import { updateSettings } from './settings.ts';

@@ -2,8 +2,8 @@ import { promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { type RecentProject, RecentProjectSchema } from '../../common/contract.ts';
 import { writeJsonAtomic } from '../../io/atomic.ts';
-import { type RecentProject, RecentProjectSchema } from '../contract.ts';
 
 const MAX_RECENT = 12;
 

@@ -1,11 +1,13 @@
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { runRecorder } from '../../analysis/index.ts';
+import { ApiError, type Metrics, type Progress, type RunInfo } from '../../common/contract.ts';
 import { thinSeries } from '../../common/thinning.ts';
-import { listRuns, projectOfRun, RUNS_DIR, type RunRecord, readRunRecord } from '../../project/index.ts';
-import { type RunHandle, readRunEvents, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
-import { ApiError, type Metrics, type Progress, type RunInfo, type RunStatus } from '../contract.ts';
-import type { Handlers } from '../service.ts';
-import { type ServiceContext, stateOf } from './context.ts';
+import { importPeftAdapter } from '../../export/import.ts';
+import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
+import { lockHolder, readRunEvents, recoverRun } from '../../runs/index.ts';
+import { type RunHandle, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
+import { type Handlers, type ServiceContext, stateOf } from './context.ts';
 
 interface LiveRun {
   handle: RunHandle;
@@ -23,15 +25,6 @@ function liveRuns(ctx: ServiceContext): Map<string, LiveRun> {
     return map;
   });
 }
-
-const statusMap: Record<RunRecord['status'], RunStatus> = {
-  created: 'pending',
-  running: 'running',
-  paused: 'paused',
-  cancelled: 'cancelled',
-  failed: 'failed',
-  finished: 'completed',
-};
 
 /** Last values of a run's event log, for the runs table and progress. */
 export function summarizeEvents(events: readonly TrainEvent[]) {
@@ -62,14 +55,12 @@ async function eventsOf(runDir: string, live: LiveRun | undefined): Promise<read
 
 export async function runInfo(ctx: ServiceContext, runDir: string): Promise<RunInfo> {
   const dir = resolve(runDir);
-  const record = await readRunRecord(dir);
+  // opening a run repairs what a killed trainer left: `running` with no live process becomes `interrupted`
+  const record = await recoverRun(dir);
   const live = liveRuns(ctx).get(dir);
   const events = await eventsOf(dir, live);
   const summary = summarizeEvents(events);
-  let status = statusMap[record.status];
-  if (live) status = statusMap[live.handle.status()];
-  // run.json says running but no engine drives it: the process that did died (a zombie in other studios)
-  else if (status === 'running' || status === 'pending') status = 'interrupted';
+  const status = live ? live.handle.status() : record.status;
   return {
     id: record.runId,
     dir,
@@ -88,6 +79,7 @@ export async function runInfo(ctx: ServiceContext, runDir: string): Promise<RunI
     backend: record.backend,
     error: record.error ?? null,
     config: record.config as unknown as Record<string, unknown>,
+    ...(record.origin ? { origin: record.origin } : {}),
   };
 }
 
@@ -168,14 +160,14 @@ export const runHandlers: Pick<
   | 'runs.delete'
   | 'runs.status'
   | 'runs.live'
+  | 'runs.import'
 > = {
   async 'runs.start'({ projectDir, overrides }, ctx) {
-    const busy = [...liveRuns(ctx).values()].find(
-      (r) => projectOfRun(r.handle.runDir) === resolve(projectDir),
-    );
-    if (busy) throw new ApiError('conflict', `run ${busy.handle.runId} of this project is still in progress`);
     const o = overrides as { training?: Record<string, unknown>; backend?: string };
-    return track(ctx, await startRun(projectDir, { training: o.training, backend: o.backend }));
+    return track(
+      ctx,
+      await startRun(projectDir, { training: o.training, backend: o.backend, recorder: runRecorder }),
+    );
   },
   async 'runs.pause'({ runDir }, ctx) {
     live(ctx, runDir).handle.pause();
@@ -188,7 +180,7 @@ export const runHandlers: Pick<
       return runInfo(ctx, runDir);
     }
     // not driven by this host (paused before a restart, cancelled, interrupted): continue from the checkpoint
-    return track(ctx, await resumeRun(runDir));
+    return track(ctx, await resumeRun(runDir, { recorder: runRecorder }));
   },
   async 'runs.cancel'({ runDir }, ctx) {
     const run = live(ctx, runDir);
@@ -201,11 +193,15 @@ export const runHandlers: Pick<
   },
   async 'runs.delete'({ runDir }, ctx) {
     const dir = resolve(runDir);
-    if (liveRuns(ctx).has(dir))
+    if (liveRuns(ctx).has(dir) || (await lockHolder(dir)) !== null)
       throw new ApiError('conflict', `${dir} is in progress; cancel it before deleting`);
     await readRunRecord(dir);
     await fs.rm(dir, { recursive: true, force: true });
     return { deleted: dir };
+  },
+  async 'runs.import'({ projectDir, source }, ctx) {
+    const result = await importPeftAdapter(source, projectDir);
+    return { run: await runInfo(ctx, result.runDir), warnings: result.warnings };
   },
   async 'runs.status'({ runDir, maxPoints }, ctx) {
     const dir = resolve(runDir);

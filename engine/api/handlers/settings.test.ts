@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SettingField } from '../../common/contract.ts';
 import { TrainingSettings } from '../../project/index.ts';
-import type { SettingField } from '../contract.ts';
 import { createStudioService, type StudioService } from '../service.ts';
 
 const gpt2 = fileURLToPath(new URL('../../models/fixtures/gpt2', import.meta.url));

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { type StudioSettings, StudioSettingsSchema } from '../../common/contract.ts';
 import { writeJsonAtomic } from '../../io/atomic.ts';
-import { type StudioSettings, StudioSettingsSchema } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import type { Handlers } from './context.ts';
 import { configDirOf } from './recent.ts';
 
 const FILE = 'settings.json';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import type { SettingField } from '../../common/contract.ts';
 import { TrainingSettings } from '../../project/index.ts';
 import { settingGroups, trainingWords } from '../../project/settings-help.ts';
-import type { SettingField } from '../contract.ts';
-import type { Handlers } from '../service.ts';
+import type { Handlers } from './context.ts';
 
 /** The training form's fields: the project schema's JSON Schema per field, with its words and description. */
 export function describeTraining(): SettingField[] {

@@ -1,10 +1,12 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compareRuns, readAnalysis } from '../../analysis/index.ts';
+import { compareRuns, readAnalysis, runRecorder } from '../../analysis/index.ts';
 import { useTestBackend } from '../../backends/testing.ts';
 import { createProject } from '../../project/store.ts';
+import { loadRunAdapter } from '../../runs/index.ts';
 import { startRun } from '../../training/index.ts';
 import { main } from '../main.ts';
 
@@ -37,8 +39,9 @@ async function trainedRun(root: string, name: string, r: number, seed: number): 
       seed,
     },
   });
-  const summary = await (await startRun(join(root, name), { backend: 'current' })).done;
-  expect(summary.status).toBe('finished');
+  const summary = await (await startRun(join(root, name), { backend: 'current', recorder: runRecorder }))
+    .done;
+  expect(summary.status).toBe('completed');
   return summary.runDir;
 }
 
@@ -82,12 +85,24 @@ describe('studio analyze', () => {
     for (const f of report.files) expect(existsSync(f)).toBe(true);
 
     // the library entry point, the other way round: symmetric measures agree
-    const { comparison, path } = await compareRuns(runB, runA, { module });
+    const { comparison, path } = await compareRuns(runB, runA, { module, write: true });
     expect(path).toBe(join(runB, 'analysis', `compare-${basename(runA)}.json`));
     comparison.modules.forEach((m, i) => {
       expect(m.cosineDelta).toBeCloseTo(report.comparison.modules[i].cosineDelta, 10);
       expect(m.differenceFrobenius).toBeCloseTo(report.comparison.modules[i].differenceFrobenius, 10);
     });
+    // a side already in memory is compared as it is and left to its owner; the side loaded here is freed
+    const loadedB = await loadRunAdapter(runB);
+    const tensors = tf.memory().numTensors;
+    const again = await compareRuns(loadedB, runA, { module });
+    expect(again.path).toBeNull();
+    expect(again.comparison.modules.map((m) => m.cosineDelta)).toEqual(
+      comparison.modules.map((m) => m.cosineDelta),
+    );
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(loadedB.instance.trainable()[0].variable.isDisposed).toBe(false);
+    loadedB.instance.dispose();
+    loadedB.model.dispose();
 
     const data = await readAnalysis(runA);
     // the trainer recorded every step (0 is not a step: the first optimizer step is 1)

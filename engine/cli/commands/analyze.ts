@@ -1,20 +1,17 @@
-import { basename } from 'node:path';
 import {
   analyzeAdapter,
   type Comparison,
-  compareAdapters,
+  compareRuns,
   type EigenResult,
   eigenDir,
   eigenMatrices,
   estimateEigenCost,
   readTimeSeries,
   startEigenJob,
-  writeComparison,
   writeSnapshot,
 } from '../../analysis/index.ts';
 import { formatSummary, summarize } from '../../analysis/summary.ts';
-import { readRunRecord } from '../../project/store.ts';
-import { activateBackend, loadRunAdapter, locateCheckpoint } from '../../training/run.ts';
+import { activateRunBackend, loadRunAdapter } from '../../runs/index.ts';
 import {
   CliError,
   type Command,
@@ -69,8 +66,7 @@ export const command: Command = {
     const bins = numberArg(args, 'bins') ?? 50;
     if (!Number.isInteger(bins) || bins < 1)
       throw new CliError(`option --bins must be a positive integer, got ${bins}`, 2);
-    const { runDir } = await locateCheckpoint(target);
-    await activateBackend(stringArg(args, 'backend') ?? (await readRunRecord(runDir)).config.backend);
+    const runDir = await activateRunBackend(target, stringArg(args, 'backend'));
     const loaded = await loadRunAdapter(target);
     const files: string[] = [];
     let comparison: Comparison | undefined;
@@ -91,24 +87,9 @@ export const command: Command = {
 
       const other = stringArg(args, 'compare');
       if (other !== undefined) {
-        const otherLoaded = await loadRunAdapter(other);
-        try {
-          const otherRun = (await locateCheckpoint(other)).runDir;
-          comparison = await compareAdapters(
-            { instance, model, dir: runDir, step: state.step },
-            {
-              instance: otherLoaded.instance,
-              model: otherLoaded.model,
-              dir: otherRun,
-              step: otherLoaded.state.step,
-            },
-            { module },
-          );
-          files.push(await writeComparison(runDir, basename(otherRun), comparison));
-        } finally {
-          otherLoaded.instance.dispose();
-          otherLoaded.model.dispose();
-        }
+        const compared = await compareRuns(loaded, other, { module, write: true });
+        comparison = compared.comparison;
+        if (compared.path) files.push(compared.path);
       }
 
       if (args.values.eigen === true) {

@@ -1,4 +1,6 @@
 import { type BackendReport, selectBackend } from '../../backends/index.ts';
+import type { GpuCapabilities } from '../../backends/webgpu/types.ts';
+import { describeDawnMessages } from '../../backends/webgpu-quiet.ts';
 import { CliError, type Command, jsonOption, stringArg } from '../command.ts';
 
 function formatReport(report: BackendReport): string {
@@ -42,7 +44,33 @@ function formatReport(report: BackendReport): string {
   const gpu = report.candidates.find((c) => c.name === 'webgpu');
   const attempts = gpu?.details.attempts as string[] | undefined;
   if (attempts?.length) out.push('', `webgpu adapters tried: ${attempts.join('; ')}`);
+  const dawn = describeDawnMessages((gpu?.details.dawnMessages as string[] | undefined) ?? []);
+  if (dawn) out.push(`webgpu notes: ${dawn}`);
+  const caps = gpu?.details.capabilities as GpuCapabilities | null | undefined;
+  if (caps) out.push('', ...formatCapabilities(caps));
   return out.join('\n');
+}
+
+const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+
+/** The WebGPU device: adapter, features, limits, and which kernel paths it runs and why. */
+function formatCapabilities(caps: GpuCapabilities): string[] {
+  const a = caps.adapter;
+  const configs = caps.subgroupMatrixConfigs.map(
+    (c) => `${c.M}×${c.N}×${c.K} ${c.componentType}→${c.resultComponentType}`,
+  );
+  const path = (name: string, p: { used: boolean; reason: string }) =>
+    `  ${name.padEnd(16)}${p.used ? 'used' : 'not used'}: ${p.reason}`;
+  return [
+    `webgpu device: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}`,
+    `  features      ${caps.features.join(', ') || 'none'}`,
+    `  limits        maxBufferSize ${mib(caps.limits.maxBufferSize)}, maxStorageBufferBindingSize ${mib(caps.limits.maxStorageBufferBindingSize)}, ${caps.limits.maxStorageBuffersPerShaderStage} storage buffers per stage, ${caps.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`,
+    `  subgroups     ${caps.subgroupMaxSize ? `${caps.subgroupMinSize}–${caps.subgroupMaxSize} lanes` : 'none'}; subgroup-matrix configs: ${configs.join(', ') || 'none'}`,
+    'kernel paths:',
+    path('f16 weights', caps.f16),
+    path('subgroups', caps.subgroups),
+    path('subgroup matrix', caps.subgroupMatrix),
+  ];
 }
 
 export const command: Command = {

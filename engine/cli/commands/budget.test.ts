@@ -43,4 +43,22 @@ describe('studio budget', () => {
     const typo = await run(['budget', llama, '--target-modules', 'q_prj']);
     expect(typo.err).toMatch(/nearest names: q_proj/);
   });
+
+  test('--compare puts methods side by side with the options each has, as the app compares them', async () => {
+    const compare = ['budget', llama, '--compare', 'lora,vera', '--r', '8', '--target-modules'];
+    const text = await run([...compare, 'q_proj,v_proj']);
+    expect(text.code).toBe(0);
+    const [header, lora, vera] = text.out.split('\n');
+    expect(header).toMatch(/^method\s+trainable\s+of model\s+PEFT file\s+memory$/);
+    // LoRA: r·(in + out) per module, 28 layers of q_proj (3072→3072) and v_proj (3072→1024)
+    expect(lora).toMatch(
+      new RegExp(`^lora\\s+${(28 * 8 * (3072 + 3072 + 3072 + 1024)).toLocaleString('en-US')}\\s`),
+    );
+    expect(vera).toMatch(/^vera\s+\d/);
+    const json = JSON.parse((await run([...compare, 'q_proj', '--json'])).out);
+    expect(json.map((b: { method: string }) => b.method)).toEqual(['lora', 'vera']);
+    const foreign = await run(['budget', llama, '--compare', 'lora,vera', '--u', '4']);
+    expect(foreign.code).toBe(2);
+    expect(foreign.err).toMatch(/--u is not an option of lora, vera \(it belongs to tinylora\)/);
+  });
 });

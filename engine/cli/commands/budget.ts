@@ -1,17 +1,21 @@
 import { type Budget, computeBudget } from '../../adapters/budget.ts';
 import { getMethod, methodNames } from '../../adapters/registry.ts';
+import type { MethodName } from '../../adapters/types.ts';
 import { readModelConfig, specFromConfig, type TaskKind } from '../../models/index.ts';
-import { methodConfigFromArgs, methodOptions } from '../../project/cli-options.ts';
 import {
   CliError,
   type Command,
+  type CommandIO,
   jsonOption,
   numberArg,
   type OptionSpec,
+  type ParsedArgs,
   positional,
   stringArg,
 } from '../command.ts';
 import { formatBytes, table } from '../format.ts';
+import { methodConfigFromArgs, methodConfigsFromArgs, methodOptions } from '../options.ts';
+import { withService } from '../service.ts';
 
 const own: Record<string, OptionSpec> = {
   method: {
@@ -34,6 +38,12 @@ const own: Record<string, OptionSpec> = {
   },
   task: { type: 'string', description: 'causal-lm or seq-cls (default: from config.json)', value: '<task>' },
   'num-labels': { type: 'string', description: 'labels of a seq-cls head', value: '<n>' },
+  compare: {
+    type: 'string',
+    description:
+      'compare methods on the same model (comma list, e.g. lora,vera,tinylora): each takes the method options it has',
+    value: '<methods>',
+  },
   json: jsonOption,
 };
 
@@ -99,25 +109,72 @@ export function renderBudget(budget: Budget): string {
   ].join('\n');
 }
 
+function taskOf(args: ParsedArgs): TaskKind | undefined {
+  const task = stringArg(args, 'task');
+  if (task !== undefined && task !== 'causal-lm' && task !== 'seq-cls') {
+    throw new CliError(`--task must be causal-lm or seq-cls, got "${task}"`, 2);
+  }
+  return task;
+}
+
+/** The app's budget comparison (budget.compare): one row per method, or the reason it does not apply. */
+async function compareBudgets(path: string, list: string, args: ParsedArgs, io: CommandIO): Promise<number> {
+  const names = list
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
+  if (names.length === 0) throw new CliError('--compare needs method names, e.g. lora,vera', 2);
+  const candidates = methodConfigsFromArgs(names, args, methodFlags.owners) as {
+    method: MethodName;
+    config: Record<string, unknown>;
+  }[];
+  const rows = await withService((call) =>
+    call('budget.compare', {
+      modelDir: path,
+      candidates,
+      task: taskOf(args),
+      batchSize: numberArg(args, 'batch-size'),
+      seqLen: numberArg(args, 'seq-len'),
+    }),
+  );
+  if (args.values.json) {
+    io.out(JSON.stringify(rows, null, 2));
+    return 0;
+  }
+  const cells = rows.map((b) =>
+    'error' in b
+      ? [b.method, b.error, '', '', '']
+      : [
+          b.method,
+          count(b.trainable),
+          `${b.percentOfModel.toFixed(4)}%`,
+          b.fileBytes.peft !== undefined ? formatBytes(b.fileBytes.peft) : '—',
+          `~${formatBytes(b.memoryBytes)}`,
+        ],
+  );
+  for (const line of table([['method', 'trainable', 'of model', 'PEFT file', 'memory'], ...cells]))
+    io.out(line);
+  return 0;
+}
+
 export const command: Command = {
   name: 'budget',
   summary:
     'Trainable parameters, adapter file sizes and a training-memory estimate for a method on a model, from config.json alone. Method options are the fields of the method config, as kebab-case flags.',
   usage:
-    '<model-dir|config.json> [--method <name>] [method options] [--batch-size <n>] [--seq-len <n>] [--json]',
+    '<model-dir|config.json> [--method <name> | --compare <methods>] [method options] [--batch-size <n>] [--seq-len <n>] [--json]',
   options,
   async run(args, io) {
     const path = positional(args, 0, 'model folder or config.json');
+    const compare = stringArg(args, 'compare');
+    if (compare !== undefined) return compareBudgets(path, compare, args, io);
     const method = getMethod(stringArg(args, 'method') ?? 'lora');
     const config = methodConfigFromArgs(method.name, args, methodFlags.owners);
-    const taskArg = stringArg(args, 'task');
-    if (taskArg !== undefined && taskArg !== 'causal-lm' && taskArg !== 'seq-cls') {
-      throw new CliError(`--task must be causal-lm or seq-cls, got "${taskArg}"`, 2);
-    }
+    const taskArg = taskOf(args);
     const numLabels = numberArg(args, 'num-labels');
     const modelConfig = await readModelConfig(path);
     const spec = specFromConfig(modelConfig, {
-      ...(taskArg ? { task: taskArg as TaskKind } : {}),
+      ...(taskArg ? { task: taskArg } : {}),
       ...(numLabels !== undefined ? { numLabels } : {}),
     });
     const budget = computeBudget(spec, method.name, config, {

@@ -1,7 +1,6 @@
 import { resolve } from 'node:path';
 import { type ExportFormat, exportFormats, exportRun } from '../../export/index.ts';
-import { readRunRecord } from '../../project/store.ts';
-import { activateBackend, locateCheckpoint } from '../../training/run.ts';
+import { activateRunBackend } from '../../runs/index.ts';
 import { CliError, type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
 import { formatBytes } from '../format.ts';
 
@@ -16,7 +15,7 @@ const formatHelp: Record<ExportFormat, string> = {
 export const command: Command = {
   name: 'export',
   summary: 'export a run: PEFT adapter, LoRA conversion, merged model or native checkpoint',
-  usage: '<run-or-checkpoint> --format peft|lora|merged|native --out <dir> [--json]',
+  usage: '<run-or-checkpoint> --format peft|lora|merged|native --out <dir> [--force] [--json]',
   options: {
     format: {
       type: 'string',
@@ -26,7 +25,8 @@ export const command: Command = {
     out: {
       type: 'string',
       value: '<dir>',
-      description: 'output folder (replaced only once the export is verified)',
+      description:
+        'output folder: new, empty or an earlier export (replaced only once the export is verified)',
     },
     adapter: {
       type: 'string',
@@ -44,6 +44,11 @@ export const command: Command = {
       value: '<MB>',
       description: 'merged: largest shard when the base model was a single file (default 5000)',
     },
+    force: {
+      type: 'boolean',
+      description:
+        'replace --out even when it is a non-empty folder that no export wrote (everything in it is deleted)',
+    },
     backend: { type: 'string', value: '<name>', description: "compute backend (default: the run's)" },
     json: jsonOption,
   },
@@ -56,14 +61,14 @@ export const command: Command = {
     const out = resolve(stringArg(args, 'out', true));
     const maxShardMb = numberArg(args, 'max-shard-mb');
     if (maxShardMb !== undefined && maxShardMb <= 0) throw new CliError('--max-shard-mb must be positive', 2);
-    const { runDir } = await locateCheckpoint(source);
-    await activateBackend(stringArg(args, 'backend') ?? (await readRunRecord(runDir)).config.backend);
+    await activateRunBackend(source, stringArg(args, 'backend'));
     const result = await exportRun(resolve(source), {
       format: format as ExportFormat,
       out,
       adapterName: stringArg(args, 'adapter'),
       baseModelNameOrPath: stringArg(args, 'base-model'),
       maxShardBytes: maxShardMb === undefined ? undefined : Math.round(maxShardMb * 1_000_000),
+      force: args.values.force === true,
     });
     if (args.values.json) {
       io.out(JSON.stringify(result, null, 2));

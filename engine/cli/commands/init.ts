@@ -1,13 +1,7 @@
 import { resolve } from 'node:path';
 import { methodNames } from '../../adapters/registry.ts';
+import { TaskKindSchema } from '../../common/project-schema.ts';
 import { defaultTask, readModelConfig, type TaskKind } from '../../models/index.ts';
-import {
-  methodConfigFromArgs,
-  methodOptions,
-  trainingFromArgs,
-  trainingOptions,
-} from '../../project/cli-options.ts';
-import { TaskKindSchema } from '../../project/schema.ts';
 import { createProject } from '../../project/store.ts';
 import {
   CliError,
@@ -18,6 +12,7 @@ import {
   positional,
   stringArg,
 } from '../command.ts';
+import { methodConfigFromArgs, methodOptions, trainingFromArgs, trainingOptions } from '../options.ts';
 
 const own: Record<string, OptionSpec> = {
   model: {

@@ -1,6 +1,7 @@
-import { exitCodeOf, followRun } from '../../project/progress.ts';
+import { runRecorder } from '../../analysis/index.ts';
 import { resumeRun } from '../../training/run.ts';
 import { type Command, jsonOption, numberArg, positional, stringArg } from '../command.ts';
+import { exitCodeOf, followRun } from '../progress.ts';
 
 export const command: Command = {
   name: 'resume',
@@ -22,7 +23,7 @@ export const command: Command = {
     const handle = await resumeRun(dir, {
       maxSteps: numberArg(args, 'max-steps'),
       backend: stringArg(args, 'backend'),
-      analysis: args.values['no-analysis'] !== true,
+      recorder: args.values['no-analysis'] === true ? undefined : runRecorder,
     });
     const summary = await followRun(handle, io, args.values.json === true);
     return exitCodeOf(summary);

@@ -1,26 +1,30 @@
-import { EngineHost } from '../../api/host-client.ts';
-import { openBrowser } from '../../api/open-browser.ts';
-import { ensureRendererBuilt } from '../../api/renderer-build.ts';
-import { startServer } from '../../api/server.ts';
+import { forkHost } from '../../api/fork-host.ts';
+import { ensureRendererBuilt } from '../../api/http/renderer-dist.ts';
+import { startServer } from '../../api/http/server.ts';
+import { EngineHost } from '../../common/engine-host.ts';
 import { CliError, type Command, numberArg } from '../command.ts';
+import { openBrowser } from '../open-browser.ts';
 
 export const command: Command = {
   name: 'serve',
   summary:
     'serve the studio UI and API over HTTP/WebSocket on 127.0.0.1 (browser mode); the URL carries a random token',
-  usage: '[--port <n>] [--open]',
+  usage: '[--port <n>] [--open] [--api-only]',
   options: {
     port: { type: 'string', description: 'port to listen on (default: a free port)', value: '<n>' },
     open: { type: 'boolean', description: 'open the UI in a browser (prints the URL when there is none)' },
     rebuild: { type: 'boolean', description: 'rebuild the UI (renderer/dist) before serving' },
+    'api-only': { type: 'boolean', description: 'serve the API and events only, no UI (for scripts)' },
   },
   async run(args, io) {
     const port = numberArg(args, 'port');
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
       throw new CliError(`option --port must be a port number (0-65535), got ${port}`, 2);
     }
-    const staticDir = await ensureRendererBuilt({ force: Boolean(args.values.rebuild), log: io.err });
-    const host = new EngineHost();
+    const staticDir = args.values['api-only']
+      ? null
+      : await ensureRendererBuilt({ force: Boolean(args.values.rebuild), log: io.err });
+    const host = new EngineHost(() => forkHost());
     await host.start();
     let server: Awaited<ReturnType<typeof startServer>>;
     try {

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { methodNames } from '../../adapters/registry.ts';
+import { createStudioService } from '../../api/service.ts';
 import { useTestBackend } from '../../backends/testing.ts';
-import { readRunEvents } from '../../training/run.ts';
+import { readRunEvents } from '../../runs/index.ts';
+import { startRun } from '../../training/run.ts';
 import { runCli as run } from '../testing.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'models', 'fixtures');
@@ -259,4 +261,118 @@ describe('resume after SIGKILL', () => {
     );
     for (let i = 0; i < 12; i++) expect(Math.abs(losses[i] - reference[i])).toBeLessThanOrEqual(1e-6);
   }, 300_000);
+});
+
+describe('a killed trainer and a second trainer', () => {
+  const settings = (maxSteps: number) => [
+    '--r',
+    '2',
+    '--batch-size',
+    '2',
+    '--max-steps',
+    String(maxSteps),
+    '--checkpoint-every',
+    '3',
+    '--max-seq-len',
+    '16',
+    '--eval-every',
+    '0',
+    '--exact-match-examples',
+    '0',
+    '--backend',
+    'wasm',
+  ];
+
+  it('after kill -9: every reported step is on disk; opening the run makes it interrupted and removes the leftovers; resume logs each step once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'studio-cli-crash-'));
+    const project = join(dir, 'p');
+    expect(
+      (
+        await run([
+          'init',
+          project,
+          '--model',
+          join(FIXTURES, 'gpt2'),
+          '--data',
+          lmData(dir),
+          ...settings(40),
+        ])
+      ).code,
+    ).toBe(0);
+    let runDir = '';
+    let reported = 0;
+    const killed = await studio(['train', project, '--json', '--no-analysis'], (line, kill) => {
+      const e = JSON.parse(line);
+      if (e.type === 'run-started') runDir = join(project, 'runs', e.runId);
+      if (e.type === 'step' && e.step === 5) {
+        reported = e.step;
+        kill();
+      }
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    // what the trainer reported before it died is in the log (appended and flushed before it was reported)
+    const logged = (await readRunEvents(runDir)).filter((e) => e.type === 'step').map((e) => e.step);
+    expect(logged.slice(0, reported)).toEqual([1, 2, 3, 4, 5]);
+    const before = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+    expect(before.status).toBe('running');
+    const pid = Number(readFileSync(join(runDir, 'run.lock'), 'utf8'));
+    // a checkpoint the process was writing when it died
+    const half = join(runDir, 'checkpoints', `.step-99.${pid}.0badc0de.tmp`);
+    mkdirSync(half);
+    writeFileSync(join(half, 'adapter.safetensors'), 'half');
+
+    const service = createStudioService({ configDir: join(dir, 'config') });
+    try {
+      const reply = await service.call('runs.list', { projectDir: project });
+      expect(reply).toMatchObject({
+        ok: true,
+        result: [{ dir: runDir, status: 'interrupted', live: false }],
+      });
+    } finally {
+      await service.dispose();
+    }
+    expect(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status).toBe('interrupted');
+    const left = readdirSync(runDir);
+    expect(left).not.toContain('run.lock');
+    expect(left).not.toContain('.space-reserve');
+    expect(readdirSync(join(runDir, 'checkpoints')).filter((n) => n.startsWith('.'))).toEqual([]);
+
+    const resumed = await run(['resume', runDir, '--json', '--no-analysis', '--max-steps', '20']);
+    expect(resumed.code).toBe(0);
+    const steps = (await readRunEvents(runDir)).filter((e) => e.type === 'step').map((e) => e.step);
+    expect(steps).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  }, 300_000);
+
+  it('a second trainer on the same project or run is refused, naming the live run and its pid (CLI and API alike)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'studio-cli-lock-'));
+    const project = join(dir, 'p');
+    await run(['init', project, '--model', join(FIXTURES, 'gpt2'), '--data', lmData(dir), ...settings(6)]);
+    const first = await startRun(project, { backend: 'current' });
+    const paused = new Promise<void>((resolve) =>
+      first.on('event', (e) => {
+        if (e.type === 'step' && e.step === 1) first.pause();
+        if (e.type === 'paused') resolve();
+      }),
+    );
+    await paused;
+    const refusal = `${project}: run ${first.runId} is being trained by process ${process.pid}`;
+    const cli = await run(['train', project, '--no-analysis']);
+    expect(cli.code).toBe(1);
+    expect(cli.err).toContain(refusal);
+    const service = createStudioService({ configDir: join(dir, 'config') });
+    try {
+      const api = await service.call('runs.start', { projectDir: project, overrides: {} });
+      expect(api).toMatchObject({ ok: false, error: { message: expect.stringContaining(refusal) } });
+    } finally {
+      await service.dispose();
+    }
+    const again = await run(['resume', first.runDir, '--no-analysis']);
+    expect(again.code).toBe(1);
+    expect(again.err).toContain(
+      `${first.runDir}: run ${first.runId} is being trained by process ${process.pid}`,
+    );
+    expect(readdirSync(join(project, 'runs'))).toEqual([first.runId]);
+    first.resume();
+    expect((await first.done).status).toBe('completed');
+  });
 });

@@ -1,7 +1,8 @@
-import { trainingFromArgs, trainingOptions } from '../../project/cli-options.ts';
-import { exitCodeOf, followRun } from '../../project/progress.ts';
+import { runRecorder } from '../../analysis/index.ts';
 import { startRun } from '../../training/run.ts';
 import { type Command, jsonOption, type OptionSpec, positional, stringArg } from '../command.ts';
+import { trainingFromArgs, trainingOptions } from '../options.ts';
+import { exitCodeOf, followRun } from '../progress.ts';
 
 const own: Record<string, OptionSpec> = {
   backend: { type: 'string', description: "compute backend (default: the project's)", value: '<name>' },
@@ -20,7 +21,7 @@ export const command: Command = {
     const handle = await startRun(dir, {
       training: trainingFromArgs(args),
       backend: stringArg(args, 'backend'),
-      analysis: args.values['no-analysis'] !== true,
+      recorder: args.values['no-analysis'] === true ? undefined : runRecorder,
     });
     const summary = await followRun(handle, io, args.values.json === true);
     if (!args.values.json) io.out(`run folder: ${summary.runDir}`);

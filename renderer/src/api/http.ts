@@ -8,7 +8,7 @@ import {
   type StudioApi,
   type StudioEvent,
   unwrapReply,
-} from '../../../engine/api/contract.ts';
+} from '../../../engine/common/contract.ts';
 
 /**
  * Browser-mode transport: calls go to `POST /api/call/<method>`, events come over one WebSocket that reconnects.

@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'react';
-import type { ModuleInfo } from '../../../engine/api/contract.ts';
+import type { ModuleInfo } from '../../../engine/common/contract.ts';
 import { formatCount } from '../lib/format.ts';
 import { buildModuleTree, type CheckState, checkState, type TreeNode } from '../lib/tree.ts';
 

@@ -1,4 +1,4 @@
-import type { BrowseEntry } from '../../../engine/api/contract.ts';
+import type { BrowseEntry } from '../../../engine/common/contract.ts';
 import { useApi, useStudio } from '../context.ts';
 import { formatBytes, formatCount } from '../lib/format.ts';
 import { ErrorNote } from './common.tsx';

@@ -1,5 +1,5 @@
 import { type ReactNode, useEffect, useMemo, useState } from 'react';
-import type { SettingField } from '../../../engine/api/contract.ts';
+import type { SettingField } from '../../../engine/common/contract.ts';
 import { useStudio } from '../context.ts';
 import { warningsByField } from '../lib/sanity.ts';
 import { describeType, type Field } from '../lib/schemaForm.ts';

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { ModuleInfo } from '../../../engine/api/contract.ts';
+import type { ModuleInfo } from '../../../engine/common/contract.ts';
 import { fieldsFromSchema } from '../lib/schemaForm.ts';
 import { Heatmap } from './heatmap.tsx';
 import { ModuleTree } from './ModuleTree.tsx';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Budget, ModelSummary } from '../../../engine/api/contract.ts';
+import type { Budget, ModelSummary } from '../../../engine/common/contract.ts';
 import { type SanityInput, sanityWarnings, sweptLearningRates } from './sanity.ts';
 
 const linear = (name: string, inFeatures: number, outFeatures: number) => ({
@@ -50,7 +50,7 @@ describe('sanity warnings', () => {
   });
 
   it("flag learning rates ten times outside the README's sweep of the method", () => {
-    const { low, high } = sweptLearningRates.vera;
+    const { low, high } = sweptLearningRates.vera ?? { low: 0, high: 0 };
     expect(
       keys(input({ method: 'vera', training: { ...input().training, learningRate: high * 10 } })),
     ).toEqual([]);

@@ -1,4 +1,4 @@
-import type { ModuleInfo } from '../../../engine/api/contract.ts';
+import type { ModuleInfo } from '../../../engine/common/contract.ts';
 
 export interface TreeNode {
   /** Full dotted path of this node (a module name for leaves). */

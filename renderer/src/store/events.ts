@@ -1,4 +1,4 @@
-import type { StudioEvent } from '../../../engine/api/contract.ts';
+import type { StudioEvent } from '../../../engine/common/contract.ts';
 
 /** How long live training events wait to be drawn together: a fast run emits dozens of steps a second. */
 export const EVENT_BATCH_MS = 150;

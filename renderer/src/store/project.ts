@@ -1,4 +1,4 @@
-import type { ProjectSummary } from '../../../engine/api/contract.ts';
+import type { ProjectSummary } from '../../../engine/common/contract.ts';
 import { isActive } from './runs.ts';
 import type { GetState, OpenTarget, ProjectSlice, SetState, Slice } from './types.ts';
 

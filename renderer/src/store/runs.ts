@@ -1,4 +1,4 @@
-import type { Metrics, RunDetail, RunInfo, TrainEvent } from '../../../engine/api/contract.ts';
+import type { Metrics, RunDetail, RunInfo, TrainEvent } from '../../../engine/common/contract.ts';
 import { thinSeries } from '../../../engine/common/thinning.ts';
 import { formErrors } from './forms.ts';
 import type { RunsSlice, Slice } from './types.ts';
@@ -173,6 +173,14 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
       if (!project) return;
       const runs = await get().request('runs', 'runs.list', { projectDir: project.dir });
       if (runs) set({ runs });
+    },
+    async importAdapter(source) {
+      const project = get().project;
+      if (!project) return null;
+      const result = await get().request('import', 'runs.import', { projectDir: project.dir, source });
+      if (!result) return null;
+      set((s) => ({ runs: [result.run, ...s.runs.filter((r) => r.dir !== result.run.dir)] }));
+      return result.warnings;
     },
     async selectRun(runDir) {
       set({ selectedRun: runDir });

@@ -5,8 +5,8 @@ import type {
   ProjectSummary,
   RunInfo,
   StudioApi,
-} from '../../../engine/api/contract.ts';
-import { ApiError } from '../../../engine/api/contract.ts';
+} from '../../../engine/common/contract.ts';
+import { ApiError } from '../../../engine/common/contract.ts';
 
 /** An API double answering from a table of handlers; unknown methods fail like the engine would. */
 export function fakeApi(

@@ -27,7 +27,7 @@ import type {
   StudioApi,
   StudioEvent,
   TrainEvent,
-} from '../../../engine/api/contract.ts';
+} from '../../../engine/common/contract.ts';
 
 export const views = ['project', 'adapter', 'train', 'analysis', 'runs', 'export', 'try'] as const;
 export type ViewId = (typeof views)[number];
@@ -122,6 +122,8 @@ export interface RunsSlice {
   cancelRun(runDir: string): Promise<void>;
   deleteRun(runDir: string): Promise<void>;
   refreshRuns(): Promise<void>;
+  /** Imports a PEFT adapter folder as a run of the open project; the warnings, or null when refused. */
+  importAdapter(source: string): Promise<string[] | null>;
   selectRun(runDir: string | null): Promise<void>;
   /** Live training events of a run, in order (its chart rows when its detail is loaded, its chip always). */
   applyRunEvents(runDir: string, events: TrainEvent[]): void;

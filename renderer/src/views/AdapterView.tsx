@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'react';
-import type { Budget } from '../../../engine/api/contract.ts';
+import type { Budget } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, Stat } from '../components/common.tsx';
 import { ModuleTree } from '../components/ModuleTree.tsx';
 import { StoreForm } from '../components/SchemaForm.tsx';

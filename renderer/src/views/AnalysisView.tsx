@@ -10,7 +10,7 @@ import {
   YAxis,
   ZAxis,
 } from 'recharts';
-import type { Analysis, RunComparison, RunInfo } from '../../../engine/api/contract.ts';
+import type { Analysis, RunComparison, RunInfo } from '../../../engine/common/contract.ts';
 import { ChartCard } from '../components/ChartCard.tsx';
 import { BarsChart, CurveChart } from '../components/charts.tsx';
 import { Card, Empty, ErrorNote, ProgressBar, RunPicker } from '../components/common.tsx';

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import type { ExportResult } from '../../../engine/api/contract.ts';
+import type { ExportResult } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
 import { PathPicker } from '../components/PathPicker.tsx';
 import { useStudio } from '../context.ts';

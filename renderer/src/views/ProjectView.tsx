@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { z } from 'zod';
-import { contract, type DataPreview } from '../../../engine/api/contract.ts';
+import { contract, type DataPreview } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, Stat } from '../components/common.tsx';
 import { ModuleTree } from '../components/ModuleTree.tsx';
 import { PathPicker } from '../components/PathPicker.tsx';

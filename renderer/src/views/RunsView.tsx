@@ -1,7 +1,8 @@
 import { useMemo, useState } from 'react';
-import type { RunComparison } from '../../../engine/api/contract.ts';
+import type { RunComparison } from '../../../engine/common/contract.ts';
 import { BarsChart, CurveChart } from '../components/charts.tsx';
 import { Card, Empty, ErrorNote, StatusBadge } from '../components/common.tsx';
+import { ImportAdapter } from '../components/ImportAdapter.tsx';
 import { useStudio } from '../context.ts';
 import { formatDate, formatNumber } from '../lib/format.ts';
 import { runActions, runsViewActions } from '../slots.ts';
@@ -125,6 +126,7 @@ export function RunsView() {
           </button>
         </div>
       </header>
+      <ImportAdapter />
       <ErrorNote area="runs" />
       <ErrorNote area="compare-runs" />
       {runs.length === 0 ? (
@@ -160,6 +162,7 @@ export function RunsView() {
                   <td>{run.method}</td>
                   <td>
                     <StatusBadge status={run.status} />
+                    {run.origin && <span className="badge">imported</span>}
                   </td>
                   <td className="num mono">
                     {run.step}/{run.totalSteps}

@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'react';
 import { z } from 'zod';
-import { GenerateOptionsSchema, type Input, type Output } from '../../../engine/api/contract.ts';
+import { GenerateOptionsSchema, type Input, type Output } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
 import { StoreForm } from '../components/SchemaForm.tsx';
 import { useStudio } from '../context.ts';
