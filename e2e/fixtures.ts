@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test as base, expect, type Page } from '@playwright/test';
-import { artifacts, chromiumPath, root } from './env.ts';
+import { spawnServe } from '../engine/testing/serve.ts';
+import { artifacts, chromiumPath } from './env.ts';
 
 /** A `studio serve` of this worker, with throwaway home, config and projects folders. */
 export interface StudioServer {
@@ -22,33 +23,10 @@ async function startStudio(work: string): Promise<{ child: ChildProcess; server:
   const home = join(work, 'home');
   const projectsDir = join(work, 'projects');
   mkdirSync(home, { recursive: true });
-  const child = spawn(
-    process.execPath,
-    [join(root, 'bin', 'studio.mjs'), 'serve', '--port', '0', '--rebuild'],
-    {
-      cwd: root,
-      env: {
-        ...process.env,
-        HOME: home,
-        STUDIO_CONFIG_DIR: join(work, 'config'),
-        STUDIO_PROJECTS_DIR: projectsDir,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  // the fixture's own timeout bounds the wait: no timer of ours races the server
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk;
-      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(output);
-      if (m) resolve(m[1]);
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) =>
-      reject(new Error(`studio serve exited (${code}) before it listened:\n${output}`)),
-    );
+  const { child, url } = await spawnServe(['--rebuild'], {
+    HOME: home,
+    STUDIO_CONFIG_DIR: join(work, 'config'),
+    STUDIO_PROJECTS_DIR: projectsDir,
   });
   const parsed = new URL(url);
   const token = parsed.searchParams.get('token') ?? '';
