@@ -78,10 +78,12 @@ export function maxAbs(a: Float32Array): number {
  * order; F16/BF16 merged weights are rounded once more after adding ΔW (a relative error up to 2^-11 /
  * 2^-8 per weight), which propagates through the layers.
  */
-export const RELATIVE_TOLERANCE: Record<string, number> = { F32: 1e-4, F64: 1e-4, F16: 5e-3, BF16: 4e-2 };
+const RELATIVE_TOLERANCE: Record<string, number> = { F32: 1e-4, F64: 1e-4, F16: 5e-3, BF16: 4e-2 };
 
-export function toleranceFor(reference: Float32Array, dtype = 'F32'): number {
-  return (RELATIVE_TOLERANCE[dtype] ?? 1e-4) * Math.max(1, maxAbs(reference));
+/** The bound on max |Δ| for outputs near `reference` from weights stored in `dtypes` (the loosest one counts). */
+export function toleranceFor(reference: Float32Array, dtypes: readonly string[] = ['F32']): number {
+  const relative = Math.max(...dtypes.map((d) => RELATIVE_TOLERANCE[d] ?? RELATIVE_TOLERANCE.F32));
+  return relative * Math.max(1, maxAbs(reference));
 }
 
 /**

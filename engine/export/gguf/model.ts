@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
+import { ggufQuants } from '../../common/contract.ts';
 import { readOptionalJson } from '../../models/config.ts';
 import { archConfig, defaultTask } from '../../models/registry.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../safetensors/index.ts';
@@ -25,8 +26,8 @@ import {
 } from './format.ts';
 import { ggufVocab } from './vocab.ts';
 
-/** `--quant`: the converter's outtypes plus llama-quantize's Q4_K_M. */
-export const GGUF_QUANTS = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k_m'] as const;
+/** `--quant`: the converter's outtypes plus llama-quantize's Q4_K_M (the contract's list). */
+export const GGUF_QUANTS = ggufQuants;
 export type GgufQuant = (typeof GGUF_QUANTS)[number];
 
 /** `general.file_type` (llama_ftype). */
