@@ -1,6 +1,7 @@
 import { buildHeatmaps, readAnalysis } from '../../analysis/store.ts';
 import type { HeatmapMetric, Histogram, ModuleMetrics, TimeSeriesRow } from '../../analysis/types.ts';
 import type { Analysis } from '../../common/contract.ts';
+import { shapeSize } from '../../shape.ts';
 import type { Handlers } from './context.ts';
 
 const metricLabels: Partial<Record<HeatmapMetric, string>> = {
@@ -22,9 +23,7 @@ export function thinRows<T>(rows: T[], max: number): T[] {
 }
 
 function trainableCount(m: ModuleMetrics): number {
-  return m.tensors
-    .filter((t) => t.trainable && !t.shared)
-    .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+  return m.tensors.filter((t) => t.trainable && !t.shared).reduce((sum, t) => sum + shapeSize(t.shape), 0);
 }
 
 function histogramRow(name: string, h: Histogram): Analysis['histograms'][number] {

@@ -4,6 +4,7 @@ import { ggufQuants } from '../../common/contract.ts';
 import { readOptionalJson } from '../../models/config.ts';
 import { archConfig, defaultTask } from '../../models/registry.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../safetensors/index.ts';
+import { shapeSize } from '../../shape.ts';
 import { ExportError } from '../errors.ts';
 import {
   type ArchInput,
@@ -253,7 +254,7 @@ export async function planGgufModel(
   const fileQuant = quant === 'q4_k_m' ? 'f32' : quant;
   tensors = tensors.map((t) => ({ ...t, type: converterType(t.name, t.shape, fileQuant) }));
   const vocab = await ggufVocab(dir, config, arch.vocabSize, architecture.llamaVocab);
-  const total = tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  const total = tensors.reduce((s, t) => s + shapeSize(t.shape), 0);
   const generation = await readOptionalJson(`${dir}/generation_config.json`);
   const nameOrPath =
     typeof config._name_or_path === 'string' && config._name_or_path.trim() !== ''
