@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from '../engine/random.ts';
 import { type TensorEntry, writeSafetensorsStreaming } from '../engine/safetensors/index.ts';
 import { shapeSize } from '../engine/shape.ts';
 
@@ -59,13 +60,8 @@ function values(entry: TensorEntry, seed: number): Float32Array {
     return out.fill(1);
   }
   if (entry.name.endsWith('.bias')) return out;
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 2 ** 32 - 0.5) * 0.07;
-  }
+  const random = mulberry32(seed);
+  for (let i = 0; i < size; i++) out[i] = (random() - 0.5) * 0.07;
   return out;
 }
 

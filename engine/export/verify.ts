@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { inferenceContext } from '../models/layers.ts';
 import type { Batch, LoadedModel } from '../models/types.ts';
+import { mulberry32 } from '../random.ts';
 
 /** What every export reports: how far the reloaded export is from the in-memory adapted model. */
 export interface Verification {
@@ -20,13 +21,8 @@ export interface Verification {
  * exercised too. Ids avoid nothing special: any id in the vocabulary is a valid input.
  */
 export function probeBatch(vocabSize: number, seqLen = 8, seed = 1234): Batch {
-  let state = seed >>> 0 || 1;
-  const next = () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) % vocabSize;
-  };
+  const random = mulberry32(seed);
+  const next = () => Math.floor(random() * vocabSize);
   const ids = Array.from({ length: 2 * seqLen }, next);
   const mask = Array.from({ length: 2 * seqLen }, (_, i) => (i >= seqLen && i >= 2 * seqLen - 3 ? 0 : 1));
   return {
