@@ -1,6 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from '../engine/random.ts';
 import { type TensorEntry, writeSafetensorsStreaming } from '../engine/safetensors/index.ts';
+import { shapeSize } from '../engine/shape.ts';
 
 /** GPT-2 small: 12 layers, d = 768, 12 heads, 50257 tokens, 1024 positions (124M parameters). */
 export interface Gpt2Shape {
@@ -43,12 +45,12 @@ export function gpt2Entries(s: Gpt2Shape): TensorEntry[] {
 }
 
 export function parameterCount(s: Gpt2Shape): number {
-  return gpt2Entries(s).reduce((n, e) => n + e.shape.reduce((p, x) => p * x, 1), 0);
+  return gpt2Entries(s).reduce((n, e) => n + shapeSize(e.shape), 0);
 }
 
 /** Uniform values of GPT-2's init scale (std ≈ 0.02); layer-norm gains are 1. */
 function values(entry: TensorEntry, seed: number): Float32Array {
-  const size = entry.shape.reduce((p, x) => p * x, 1);
+  const size = shapeSize(entry.shape);
   const out = new Float32Array(size);
   if (
     entry.name.endsWith('ln_1.weight') ||
@@ -58,13 +60,8 @@ function values(entry: TensorEntry, seed: number): Float32Array {
     return out.fill(1);
   }
   if (entry.name.endsWith('.bias')) return out;
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 2 ** 32 - 0.5) * 0.07;
-  }
+  const random = mulberry32(seed);
+  for (let i = 0; i < size; i++) out[i] = (random() - 0.5) * 0.07;
   return out;
 }
 

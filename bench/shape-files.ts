@@ -5,6 +5,7 @@ import { freemem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint, writeSafetensorsStreaming } from '../engine/safetensors/index.ts';
+import { shapeSize } from '../engine/shape.ts';
 import type { BenchContext } from './types.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -78,7 +79,7 @@ export async function checkpointSize(dir: string): Promise<{ parameters: number;
     let bytes = 0;
     for (const key of reader.keys()) {
       const info = reader.info(key);
-      parameters += info.shape.reduce((p, x) => p * x, 1);
+      parameters += shapeSize(info.shape);
       bytes += info.byteLength;
     }
     return { parameters, bytes };

@@ -1,4 +1,5 @@
 import type { ModelSpec } from '../models/types.ts';
+import { shapeSize } from '../shape.ts';
 import { estimateMemory, type MemoryEstimate, type MemoryOptions } from './memory.ts';
 import { PEFT_BASE_PREFIX, PEFT_MODEL_PREFIX } from './peft.ts';
 import { getMethod, parseMethodConfig } from './registry.ts';
@@ -80,8 +81,7 @@ export function computeBudget(
       : savedModules;
   const savedEntries = (list: TensorCount[], prefix: string) =>
     list.map((t) => ({ key: `${prefix}${t.name}`, shape: t.shape }));
-  const trainable =
-    counted.trainable + savedModules.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  const trainable = counted.trainable + savedModules.reduce((n, t) => n + shapeSize(t.shape), 0);
   const frozen = counted.frozen;
   const allParameters = spec.numParameters + trainable;
   const trainablePercent = (100 * trainable) / allParameters;
@@ -184,7 +184,7 @@ export function safetensorsSize(
   let offset = 0;
   const parts: string[] = [];
   for (const { key, shape } of sorted) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * bytesPerValue;
+    const bytes = shapeSize(shape) * bytesPerValue;
     parts.push(
       `${JSON.stringify(key)}:{"dtype":"F32","shape":[${shape.join(',')}],"data_offsets":[${offset},${offset + bytes}]}`,
     );

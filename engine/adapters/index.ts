@@ -17,7 +17,6 @@ export {
   PEFT_BASE_PREFIX,
   PEFT_MODEL_PREFIX,
   peftTargetModules,
-  peftTaskType,
   stripPeftPrefix,
 } from './peft.ts';
 export { deriveSeed, Rng } from './random.ts';

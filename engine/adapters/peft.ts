@@ -1,9 +1,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { z } from 'zod';
-import type { TaskKind } from '../models/types.ts';
 import { AdapterStateError } from './instance.ts';
 import { minimalTargetModules, type TargetFields } from './targets.ts';
-import type { PeftContext, PeftTaskType } from './types.ts';
+import type { PeftContext } from './types.ts';
 
 /** Prefix of per-module keys in PEFT files: `base_model.model.<module>.<suffix>`. */
 export const PEFT_MODEL_PREFIX = 'base_model.model.';
@@ -17,10 +16,6 @@ export function stripPeftPrefix(key: string): string {
   if (key.startsWith(PEFT_MODEL_PREFIX)) return key.slice(PEFT_MODEL_PREFIX.length);
   if (key.startsWith(PEFT_BASE_PREFIX)) return key.slice(PEFT_BASE_PREFIX.length);
   return key;
-}
-
-export function peftTaskType(task: TaskKind): PeftTaskType {
-  return task === 'seq-cls' ? 'SEQ_CLS' : 'CAUSAL_LM';
 }
 
 /**

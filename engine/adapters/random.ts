@@ -114,12 +114,12 @@ export function deriveSeed(seed: number, ...labels: (string | number)[]): number
 
 /** U(low, high) tensor. */
 export function uniformTensor(shape: number[], low: number, high: number, rng: Rng): tf.Tensor {
-  return tf.tensor(rng.uniformArray(sizeOf(shape), low, high), shape, 'float32');
+  return tf.tensor(rng.uniformArray(tf.util.sizeFromShape(shape), low, high), shape, 'float32');
 }
 
 /** N(mean, std²) tensor. */
 export function normalTensor(shape: number[], rng: Rng, mean = 0, std = 1): tf.Tensor {
-  return tf.tensor(rng.normalArray(sizeOf(shape), mean, std), shape, 'float32');
+  return tf.tensor(rng.normalArray(tf.util.sizeFromShape(shape), mean, std), shape, 'float32');
 }
 
 /**
@@ -135,8 +135,4 @@ export function kaimingUniformBound(fanIn: number, a = Math.sqrt(5)): number {
 export function kaimingUniform(shape: [number, number], rng: Rng, a = Math.sqrt(5)): tf.Tensor2D {
   const bound = kaimingUniformBound(shape[1], a);
   return uniformTensor(shape, -bound, bound, rng) as tf.Tensor2D;
-}
-
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }

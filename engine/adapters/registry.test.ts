@@ -6,7 +6,7 @@ import { MethodSettings } from '../common/project-schema.ts';
 import { getMethod, methodNames, methods } from './registry.ts';
 
 describe('method registry', () => {
-  test('the registry holds exactly the names of names.ts, each under its own name', () => {
+  test('the registry holds exactly the names of common/method-names.ts, each under its own name', () => {
     expect(Object.keys(methods)).toEqual([...METHOD_NAMES]);
     expect(methodNames()).toEqual([...METHOD_NAMES]);
     for (const name of methodNames()) expect(getMethod(name).name).toBe(name);

@@ -10,9 +10,9 @@ import type { MethodDefinition, MethodName } from './types.ts';
 import { vera } from './vera/index.ts';
 
 /**
- * Every registered method: one line per method folder, keyed by the names of `names.ts` (the compiler refuses
- * a missing or an extra one). A method not listed here is unknown to the CLI, the project file, the API and
- * the conformance test.
+ * Every registered method: one line per method folder, keyed by the names of `common/method-names.ts` (the
+ * compiler refuses a missing or an extra one). A method not listed here is unknown to the CLI, the project
+ * file, the API and the conformance test.
  */
 export const methods: Record<MethodName, MethodDefinition> = {
   lora,

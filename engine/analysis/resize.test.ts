@@ -1,15 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { matmul, matrix, svd } from '../linalg/index.ts';
+import { mulberry32 } from '../random.ts';
 import { loraBytes, parseResizeSpec, proposeResize, rankFor, truncatedFactors } from './resize.ts';
 
+/** Uniform values in [−1, 1) from the engine's PRNG. */
 function seeded(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) / 4294967296) * 2 - 1;
-  };
+  const random = mulberry32(seed);
+  return () => random() * 2 - 1;
 }
 
 describe('resize criteria (kohya resize_lora.py)', () => {

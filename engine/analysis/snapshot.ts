@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance } from '../adapters/types.ts';
 import type { Matrix } from '../linalg/index.ts';
 import type { LoadedModel } from '../models/types.ts';
+import { shapeSize } from '../shape.ts';
 import { DEFAULT_BINS, histogram } from './distribution.ts';
 import { collectMetrics, type MetricsCache, tensorNorms } from './metrics.ts';
 import { baseWeightTensor, download, groupStateKeys, readState, toMatrix } from './tensors.ts';
@@ -22,10 +23,6 @@ export interface AnalyzeOptions {
   baseHistograms?: Map<string, Histogram>;
 }
 
-function count(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 /** Trainable and frozen adapter parameters (shared tensors once) against the model size. */
 export function budgetOf(
   state: ReadonlyMap<string, { shape: number[]; trainable: boolean }>,
@@ -34,8 +31,8 @@ export function budgetOf(
   let trainable = 0;
   let frozen = 0;
   for (const t of state.values()) {
-    if (t.trainable) trainable += count(t.shape);
-    else frozen += count(t.shape);
+    if (t.trainable) trainable += shapeSize(t.shape);
+    else frozen += shapeSize(t.shape);
   }
   const modelParameters = model.spec.numParameters;
   return {

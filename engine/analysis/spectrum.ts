@@ -134,12 +134,6 @@ export function gramSingularValues(left: Matrix, right: Matrix): Float64Array {
   return Float64Array.from(s.slice(0, p));
 }
 
-/** Singular values of a dense matrix (descending). */
-export function denseSingularValues(a: Matrix): Float64Array {
-  if (a.rows === 0 || a.cols === 0) return new Float64Array(0);
-  return svd(a).s;
-}
-
 /** Effective rank exp(−Σ pᵢ log pᵢ), pᵢ = σᵢ / Σσ (Roy & Vetterli 2007). */
 export function effectiveRank(s: ArrayLike<number>): number {
   let total = 0;

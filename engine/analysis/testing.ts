@@ -8,16 +8,12 @@ import {
   type ForwardContext,
 } from '../models/layers.ts';
 import type { LoadedModel } from '../models/types.ts';
+import { mulberry32 } from '../random.ts';
 
-/** Deterministic uniform(−0.5, 0.5) values (an LCG), so fixtures do not depend on tfjs' RNG. */
+/** Deterministic uniform(−0.5, 0.5) values from the engine's PRNG, so fixtures do not depend on tfjs' RNG. */
 export function seededValues(count: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32 - 0.5) * scale;
-  }
-  return out;
+  const random = mulberry32(seed);
+  return Float32Array.from({ length: count }, () => (random() - 0.5) * scale);
 }
 
 export interface FakeModule {

@@ -47,7 +47,7 @@ export function referenceMatMul(
   const pa = [...new Array(rank - aBatch.length).fill(1), ...aBatch];
   const pb = [...new Array(rank - bBatch.length).fill(1), ...bBatch];
   const batchShape = pa.map((d, i) => Math.max(d, pb[i]));
-  const batch = batchShape.reduce((p, d) => p * d, 1);
+  const batch = tf.util.sizeFromShape(batchShape);
   const out = new Float64Array(batch * m * n);
   for (let bi = 0; bi < batch; bi++) {
     let rest = bi;

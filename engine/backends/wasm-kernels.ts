@@ -32,7 +32,7 @@ function unsortedSegmentSum({ inputs, backend, attrs }: KernelArgs): tf.TensorIn
   const x = inputs.x as tf.TensorInfo;
   const ids = inputs.segmentIds as tf.TensorInfo;
   const numSegments = Number(attrs?.numSegments);
-  const rows = ids.shape.reduce((p, d) => p * d, 1);
+  const rows = tf.util.sizeFromShape(ids.shape);
   const rowSize = rows === 0 ? 0 : tf.util.sizeFromShape(x.shape) / rows;
   const outShape = [numSegments, ...x.shape.slice(ids.shape.length)];
   const out = backend.makeOutput(outShape, x.dtype);

@@ -3,6 +3,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { detachAdapter } from '../adapters/index.ts';
 import type { AdapterInstance } from '../adapters/types.ts';
 import type { ResizeProposal, ResizeSpec } from '../analysis/resize.ts';
+import { exportFormats } from '../common/contract.ts';
 import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { loadModel } from '../models/index.ts';
 import type { LoadedModel } from '../models/types.ts';
@@ -19,11 +20,10 @@ import { buildPeftAdapter, exportedModulesToSave, loadPeftAdapter, writePeftAdap
 import { resizeAdapter, withTruncatedDelta } from './resize.ts';
 import {
   disposeBatch,
-  maxAbs,
   maxAbsDiff,
   probeBatch,
   probeOutputs,
-  RELATIVE_TOLERANCE,
+  toleranceFor,
   type Verification,
   withOnlyAdapter,
 } from './verify.ts';
@@ -47,7 +47,7 @@ export { pythonJsonDumps } from './pyjson.ts';
 export { proposeRunResize, type RunResize } from './resize.ts';
 export type { Verification } from './verify.ts';
 
-export const exportFormats = ['peft', 'lora', 'merged', 'native', 'gguf', 'gguf-lora'] as const;
+export { exportFormats };
 export type ExportFormat = (typeof exportFormats)[number];
 
 export interface ExportOptions {
@@ -275,7 +275,7 @@ export async function exportAdapter(
             truncated,
             candidate,
             adapterEffect,
-            RELATIVE_TOLERANCE.F32 * Math.max(1, maxAbs(truncated)),
+            toleranceFor(truncated),
             `loadPeftAdapter of the resized adapter onto a fresh base vs that base with each module's truncated ΔW merged in, logits on a probe batch (resizing moved the logits by ${maxAbsDiff(reference, truncated).toExponential(2)})`,
           );
         },
@@ -299,12 +299,11 @@ export async function exportAdapter(
             .dtypes;
         }
         const candidate = await reloadOutputs(model, format, tmp, task, batch);
-        const relative = Math.max(...dtypes.map((d) => RELATIVE_TOLERANCE[d] ?? RELATIVE_TOLERANCE.F32));
         return logitVerification(
           reference,
           candidate,
           adapterEffect,
-          relative * Math.max(1, maxAbs(reference)),
+          toleranceFor(reference, dtypes),
           format === 'merged'
             ? 'loadModel of the merged folder vs the in-memory adapted model, logits on a probe batch'
             : 'loadPeftAdapter onto a freshly loaded base model vs the in-memory adapted model, logits on a probe batch',

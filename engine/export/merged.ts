@@ -15,6 +15,7 @@ import {
   writeSafetensorsStreaming,
   writeShardedSafetensors,
 } from '../safetensors/index.ts';
+import { shapeSize } from '../shape.ts';
 import { ExportError } from './errors.ts';
 
 /** Weight files of other formats are never copied next to the merged safetensors. */
@@ -180,7 +181,7 @@ export async function mergedTensors(model: LoadedModel, instance: AdapterInstanc
       if (!isFloatDtype(entry.dtype)) {
         throw new ExportError(`${where}: adapted tensor "${entry.name}" has dtype ${entry.dtype}`);
       }
-      const expected = entry.shape.reduce((a, b) => a * b, 1);
+      const expected = shapeSize(entry.shape);
       if (values.length !== expected) {
         throw new ExportError(
           `${where}: "${entry.name}" has shape [${entry.shape}] but the model's ${(layer ?? head!.layer).name} holds ${values.length} values`,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { inferenceContext } from '../models/layers.ts';
 import type { Batch, LoadedModel } from '../models/types.ts';
+import { mulberry32 } from '../random.ts';
 
 /** What every export reports: how far the reloaded export is from the in-memory adapted model. */
 export interface Verification {
@@ -20,13 +21,8 @@ export interface Verification {
  * exercised too. Ids avoid nothing special: any id in the vocabulary is a valid input.
  */
 export function probeBatch(vocabSize: number, seqLen = 8, seed = 1234): Batch {
-  let state = seed >>> 0 || 1;
-  const next = () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) % vocabSize;
-  };
+  const random = mulberry32(seed);
+  const next = () => Math.floor(random() * vocabSize);
   const ids = Array.from({ length: 2 * seqLen }, next);
   const mask = Array.from({ length: 2 * seqLen }, (_, i) => (i >= seqLen && i >= 2 * seqLen - 3 ? 0 : 1));
   return {
@@ -78,10 +74,12 @@ export function maxAbs(a: Float32Array): number {
  * order; F16/BF16 merged weights are rounded once more after adding ΔW (a relative error up to 2^-11 /
  * 2^-8 per weight), which propagates through the layers.
  */
-export const RELATIVE_TOLERANCE: Record<string, number> = { F32: 1e-4, F64: 1e-4, F16: 5e-3, BF16: 4e-2 };
+const RELATIVE_TOLERANCE: Record<string, number> = { F32: 1e-4, F64: 1e-4, F16: 5e-3, BF16: 4e-2 };
 
-export function toleranceFor(reference: Float32Array, dtype = 'F32'): number {
-  return (RELATIVE_TOLERANCE[dtype] ?? 1e-4) * Math.max(1, maxAbs(reference));
+/** The bound on max |Δ| for outputs near `reference` from weights stored in `dtypes` (the loosest one counts). */
+export function toleranceFor(reference: Float32Array, dtypes: readonly string[] = ['F32']): number {
+  const relative = Math.max(...dtypes.map((d) => RELATIVE_TOLERANCE[d] ?? RELATIVE_TOLERANCE.F32));
+  return relative * Math.max(1, maxAbs(reference));
 }
 
 /**

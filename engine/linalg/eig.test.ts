@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../random.ts';
 import { EigCancelledError, eigenvalues } from './eig.ts';
 import { fromRows, type Matrix, matrix } from './matrix.ts';
 
@@ -36,13 +37,10 @@ function maxMatchedDistance(a: { re: ArrayLike<number>; im: ArrayLike<number> },
   return worst;
 }
 
-function lcgMatrix(n: number, seed: number): Matrix {
-  let s = seed >>> 0;
+function seededMatrix(n: number, seed: number): Matrix {
+  const random = mulberry32(seed);
   const m = matrix(n, n);
-  for (let i = 0; i < n * n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    m.data[i] = s / 2 ** 32 - 0.5;
-  }
+  for (let i = 0; i < n * n; i++) m.data[i] = random() - 0.5;
   return m;
 }
 
@@ -58,7 +56,7 @@ describe('eigenvalues', () => {
 
   it('satisfies the characteristic polynomial: Σλ = trace(A), Σλ² = trace(A²), conjugate pairs', () => {
     const n = 30;
-    const a = lcgMatrix(n, 7);
+    const a = seededMatrix(n, 7);
     const { re, im } = eigenvalues(a);
     let trace = 0;
     let trace2 = 0;
@@ -115,7 +113,7 @@ describe('eigenvalues', () => {
   });
 
   it('reports monotone progress ending at 1 and can be cancelled', () => {
-    const a = lcgMatrix(40, 3);
+    const a = seededMatrix(40, 3);
     const seen: number[] = [];
     eigenvalues(a, { onProgress: (f) => seen.push(f) });
     expect(seen.length).toBeGreaterThan(10);

@@ -115,7 +115,7 @@ function checkSizeAgainstWeights(
     s.modules.reduce((sum, m) => sum + (m.tiedTo || isHeadModule(m, arch) ? 0 : m.params), 0);
   const implied = needed(spec, archConfig(config, taskOpts));
   let held = 0;
-  for (const key of reader.keys()) held += reader.info(key).shape.reduce((a, b) => a * b, 1);
+  for (const key of reader.keys()) held += tf.util.sizeFromShape(reader.info(key).shape);
   if (implied <= 2 * held) return;
   const count = (c: Record<string, unknown>) => needed(specFromConfig(c, taskOpts), archConfig(c, taskOpts));
   const files = reader.files.map((f) => basename(f)).join(', ');

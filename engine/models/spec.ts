@@ -1,3 +1,4 @@
+import { shapeSize } from '../shape.ts';
 import type { ArchConfig } from './config.ts';
 import type { AdaptableKind } from './layers.ts';
 import type { ModuleInfo } from './types.ts';
@@ -16,7 +17,7 @@ export function weighted(
   bias: boolean,
   extra: Partial<ModuleInfo> = {},
 ): ModuleInfo {
-  const size = shape.reduce((a, b) => a * b, 1);
+  const size = shapeSize(shape);
   const info: ModuleInfo = {
     name,
     type,

@@ -44,9 +44,6 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('safetensors: big-endian hosts are not supported');
 }
 
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
 /** Rounds each float32 to bfloat16 (round to nearest, ties to even); NaN stays NaN, ±Inf stays ±Inf. */
 export function f32ToBf16(values: Float32Array): Uint16Array {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
@@ -145,18 +142,6 @@ export function widenInto(
   }
   const table = f16Lookup();
   for (let i = 0; i < count; i++) out[o + i] = table[values[from + i]];
-}
-
-/** Rounds one number to the nearest float32 value (helper for tests and reports). */
-export function toF32(value: number): number {
-  f32Scratch[0] = value;
-  return f32Scratch[0];
-}
-
-/** The bit pattern of a float32 value. */
-export function f32Bits(value: number): number {
-  f32Scratch[0] = value;
-  return u32Scratch[0];
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { AdaptableLayer } from '../../models/layers.ts';
+import { shapeSize } from '../../shape.ts';
 import { createLayers, TensorTableInstance } from '../instance.ts';
 import { deriveSeed, Rng } from '../random.ts';
 import type { MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
@@ -48,7 +49,7 @@ function count(targets: TargetModule[], config: LoraConfig): ParameterCount {
     const tensors = moduleTensors(target, config);
     return {
       module: target.name,
-      trainable: tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0),
+      trainable: tensors.reduce((sum, t) => sum + shapeSize(t.shape), 0),
       frozen: 0,
       tensors,
     };

@@ -34,8 +34,6 @@ export function effectiveRank(
   return Math.min(r, rows, cols);
 }
 
-const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-
 function count(targets: TargetModule[], config: TinyloraConfig): ParameterCount {
   const perModule = targets.map((target) => {
     const [rows, cols] = logicalShape(target);
@@ -48,7 +46,7 @@ function count(targets: TargetModule[], config: TinyloraConfig): ParameterCount 
     return {
       module: target.name,
       trainable: 0,
-      frozen: tensors.reduce((s, t) => s + size(t.shape), 0),
+      frozen: tensors.reduce((s, t) => s + tf.util.sizeFromShape(t.shape), 0),
       tensors,
     };
   });

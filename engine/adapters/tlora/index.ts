@@ -27,13 +27,13 @@ function moduleTensors(target: TargetModule, r: number): TensorCount[] {
   ];
 }
 
-const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-
 function count(targets: TargetModule[], config: TloraConfig): ParameterCount {
   const perModule = targets.map((target) => {
     const tensors = moduleTensors(target, config.r);
     const sum = (trainable: boolean) =>
-      tensors.filter((t) => t.trainable === trainable).reduce((s, t) => s + size(t.shape), 0);
+      tensors
+        .filter((t) => t.trainable === trainable)
+        .reduce((s, t) => s + tf.util.sizeFromShape(t.shape), 0);
     return { module: target.name, trainable: sum(true), frozen: sum(false), tensors };
   });
   return {

@@ -2,6 +2,7 @@ import { buildHeatmaps, readAnalysis } from '../../analysis/store.ts';
 import type { HeatmapMetric, Histogram, ModuleMetrics, TimeSeriesRow } from '../../analysis/types.ts';
 import type { Analysis } from '../../common/contract.ts';
 import { thinSeries } from '../../common/thinning.ts';
+import { shapeSize } from '../../shape.ts';
 import type { Handlers } from './context.ts';
 
 /** The heatmaps shown, in order: label and what the colour scale measures. */
@@ -21,9 +22,7 @@ const MAX_ROLES_PER_METRIC = 6;
 const MAX_HISTOGRAMS = 4;
 
 function trainableCount(m: ModuleMetrics): number {
-  return m.tensors
-    .filter((t) => t.trainable && !t.shared)
-    .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+  return m.tensors.filter((t) => t.trainable && !t.shared).reduce((sum, t) => sum + shapeSize(t.shape), 0);
 }
 
 function histogramRow(name: string, h: Histogram): Analysis['histograms'][number] {

@@ -3,6 +3,7 @@ import type { Budget } from '../../common/contract.ts';
 import { availableMemoryBytes } from '../../io/memory.ts';
 import { readModelConfig, specFromConfig } from '../../models/index.ts';
 import type { ModelSpec, TaskKind } from '../../models/types.ts';
+import { shapeSize } from '../../shape.ts';
 import type { Handlers } from './context.ts';
 
 export async function modelSpec(modelDir: string, task?: TaskKind, numLabels?: number): Promise<ModelSpec> {
@@ -12,7 +13,7 @@ export async function modelSpec(modelDir: string, task?: TaskKind, numLabels?: n
 /** Which targets share each model-level tensor, as the method's `count` reports it. */
 export function tyingGroups(budget: EngineBudget): Budget['tyingGroups'] {
   return budget.shared.flatMap((t) =>
-    t.modules ? [{ name: t.name, size: t.shape.reduce((a, b) => a * b, 1), modules: t.modules }] : [],
+    t.modules ? [{ name: t.name, size: shapeSize(t.shape), modules: t.modules }] : [],
   );
 }
 

@@ -34,7 +34,7 @@ function layoutOf(shape: number[], out: number[]): Layout | null {
   let last = rank - 1;
   while (padded[last] === 1) last--;
   for (let d = first; d <= last; d++) if (padded[d] !== out[d]) return null;
-  const size = (from: number, to: number) => out.slice(from, to).reduce((a, b) => a * b, 1);
+  const size = (from: number, to: number) => tf.util.sizeFromShape(out.slice(from, to));
   return { kind: 'block', outer: size(0, first), mid: size(first, last + 1), inner: size(last + 1, rank) };
 }
 

@@ -252,7 +252,7 @@ function concat(): tf.KernelConfig {
       inputs.map((t) => t.shape),
       axis,
     );
-    const outer = first.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+    const outer = tf.util.sizeFromShape(first.shape.slice(0, axis));
     const chunks = inputs.map((t) => (outer === 0 ? 0 : tf.util.sizeFromShape(t.shape) / outer));
     const rowSize = chunks.reduce((a, b) => a + b, 0);
     const out = newLike(args.backend, first.dtype, outer * rowSize)!;

@@ -21,7 +21,7 @@ function split(shape: number[], axes: number[], keepDims: boolean): Split | null
   for (let i = 1; i < sorted.length; i++) if (sorted[i] !== sorted[i - 1] + 1) return null;
   const first = sorted[0];
   const last = sorted[sorted.length - 1];
-  const size = (from: number, to: number) => shape.slice(from, to).reduce((a, b) => a * b, 1);
+  const size = (from: number, to: number) => tf.util.sizeFromShape(shape.slice(from, to));
   const outShape = keepDims
     ? shape.map((d, i) => (i >= first && i <= last ? 1 : d))
     : shape.filter((_, i) => i < first || i > last);

@@ -1,4 +1,5 @@
 import type { ArchConfig } from '../../models/config.ts';
+import { shapeSize } from '../../shape.ts';
 import { ExportError } from '../errors.ts';
 import { f32, type GgufValue, str, u32 } from './format.ts';
 
@@ -434,7 +435,7 @@ export function ggufTensorName(a: GgufArchitecture, hfName: string): string | nu
 /** LlamaModel.permute: per head, rows [first half; second half] → interleaved pairs. */
 export function permuteRows(values: Float32Array, shape: number[], heads: number): Float32Array {
   const rows = shape[0];
-  const cols = shape.length > 1 ? shape.slice(1).reduce((x, y) => x * y, 1) : 1;
+  const cols = shapeSize(shape.slice(1));
   const half = rows / heads / 2;
   if (!Number.isInteger(half)) throw new ExportError(`cannot permute ${rows} rows into ${heads} RoPE heads`);
   const out = new Float32Array(values.length);

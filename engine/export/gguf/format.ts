@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { shapeSize } from '../../shape.ts';
 import { ExportError } from '../errors.ts';
 
 /** GGUF v3 as llama.cpp's gguf-py writes it (constants.py, gguf_writer.py): little-endian, 32-byte alignment. */
@@ -53,7 +54,7 @@ export function tensorBytes(type: GgmlTypeName, shape: readonly number[]): numbe
   if (row % size !== 0) {
     throw new ExportError(`a ${type} tensor needs rows that are a multiple of ${size}, got [${shape}]`);
   }
-  const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const rows = shapeSize(shape.slice(0, -1));
   return rows * (row / size) * bytes;
 }
 

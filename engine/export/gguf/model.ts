@@ -1,8 +1,10 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
+import { ggufQuants } from '../../common/contract.ts';
 import { readOptionalJson } from '../../models/config.ts';
 import { archConfig, defaultTask } from '../../models/registry.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../safetensors/index.ts';
+import { shapeSize } from '../../shape.ts';
 import { ExportError } from '../errors.ts';
 import {
   type ArchInput,
@@ -25,8 +27,8 @@ import {
 } from './format.ts';
 import { ggufVocab } from './vocab.ts';
 
-/** `--quant`: the converter's outtypes plus llama-quantize's Q4_K_M. */
-export const GGUF_QUANTS = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k_m'] as const;
+/** `--quant`: the converter's outtypes plus llama-quantize's Q4_K_M (the contract's list). */
+export const GGUF_QUANTS = ggufQuants;
 export type GgufQuant = (typeof GGUF_QUANTS)[number];
 
 /** `general.file_type` (llama_ftype). */
@@ -252,7 +254,7 @@ export async function planGgufModel(
   const fileQuant = quant === 'q4_k_m' ? 'f32' : quant;
   tensors = tensors.map((t) => ({ ...t, type: converterType(t.name, t.shape, fileQuant) }));
   const vocab = await ggufVocab(dir, config, arch.vocabSize, architecture.llamaVocab);
-  const total = tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  const total = tensors.reduce((s, t) => s + shapeSize(t.shape), 0);
   const generation = await readOptionalJson(`${dir}/generation_config.json`);
   const nameOrPath =
     typeof config._name_or_path === 'string' && config._name_or_path.trim() !== ''
