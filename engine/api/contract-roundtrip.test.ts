@@ -127,6 +127,12 @@ describe('API contract round trip through the service', () => {
     // the exported PEFT adapter comes back in as a run of its own
     const imported = await call('runs.import', { projectDir: dir, source: join(work, 'peft') });
     expect(imported.run.origin?.kind).toBe('imported-adapter');
+    const handoff = await call('handoff.write', {
+      projectDir: dir,
+      out: join(work, 'handoff'),
+      strategy: 'fsdp',
+    });
+    expect(handoff.files).toContain('train.py');
     const tried = await call('tryit.generate', {
       runDir: runA,
       prompt: 'sky is',

@@ -19,6 +19,7 @@ import { appHandlers } from './handlers/app.ts';
 import { budgetHandlers } from './handlers/budget.ts';
 import type { Handler, Handlers, ServiceContext } from './handlers/context.ts';
 import { dataHandlers } from './handlers/data.ts';
+import { handoffHandlers } from './handlers/handoff.ts';
 import { insightHandlers } from './handlers/insight.ts';
 import { modelHandlers } from './handlers/model.ts';
 import { projectHandlers } from './handlers/projects.ts';
@@ -72,6 +73,7 @@ export function createStudioService(options: ServiceOptions = {}): StudioService
     ...runHandlers,
     ...insightHandlers,
     ...analysisHandlers,
+    ...handoffHandlers,
   };
 
   return {

@@ -275,6 +275,9 @@ export const EigenResultSchema = z.object({
 });
 export type EigenResult = z.infer<typeof EigenResultSchema>;
 
+/** Distribution strategies of a training hand-off (accelerate's DDP, FSDP, DeepSpeed ZeRO-2/3). */
+export const HandoffStrategySchema = z.enum(['ddp', 'fsdp', 'zero2', 'zero3']);
+
 export const ExportResultSchema = z.object({
   format: ExportFormatSchema,
   out: z.string(),
@@ -449,6 +452,16 @@ export const contract = {
     z.object({ runDir: Path, text: z.string().min(1, 'type a text') }),
     z.object({ base: ClassificationSchema, adapted: ClassificationSchema, checkpoint: z.string() }),
     'classify with the base model and with the adapter',
+  ),
+  'handoff.write': method(
+    z.object({ projectDir: Path, out: Path, strategy: HandoffStrategySchema.default('ddp') }),
+    z.object({
+      outDir: z.string(),
+      strategy: HandoffStrategySchema,
+      files: z.array(z.string()),
+      warnings: z.array(z.string()),
+    }),
+    'write a folder that trains the project with accelerate + PEFT on a cluster (train.py, launchers, data)',
   ),
 } as const;
 

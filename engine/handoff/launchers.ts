@@ -1,5 +1,7 @@
+import { HandoffStrategySchema } from '../common/contract.ts';
+
 /** The hand-off's distribution strategies: accelerate's DDP, FSDP, and DeepSpeed ZeRO stage 2 or 3. */
-export const STRATEGIES = ['ddp', 'fsdp', 'zero2', 'zero3'] as const;
+export const STRATEGIES = HandoffStrategySchema.options;
 export type Strategy = (typeof STRATEGIES)[number];
 
 /**
