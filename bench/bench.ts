@@ -1,5 +1,6 @@
 /**
- * Benchmarks (not tests): `npm run bench [-- --json] [--quick] [--only matmul,lora] [--allow-software-gpu]`.
+ * Benchmarks (not tests): `npm run bench [-- --json] [--quick] [--sections matmul,lora] [--allow-software-gpu]`
+ * (`--only` is `--sections`; flags of single sections, e.g. `--shapes`, in bench/args.ts).
  * Each section lives in `bench/sections/<name>.ts` and exports `section: BenchSection`; a new file there is
  * picked up without editing this one. Figures print as tables; `--json` prints one JSON document on stdout
  * and writes it to `bench/results/latest.json`.
@@ -10,6 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ensureGradients } from '../engine/backends/gradients.ts';
 import { writeJsonAtomic } from '../engine/io/atomic.ts';
+import { BENCH_USAGE, BenchArgsError, type BenchOptions, parseBenchArgs } from './args.ts';
+import { unknownShapes } from './shapes.ts';
 import type { BenchRow, BenchSection } from './types.ts';
 
 const sectionsDir = join(dirname(fileURLToPath(import.meta.url)), 'sections');
@@ -31,16 +34,19 @@ async function loadSection(name: string): Promise<BenchSection> {
   return mod.section;
 }
 
+function valueCell(r: BenchRow): string {
+  const skipped = r.skipped ?? (r.details?.skipped !== undefined ? String(r.details.skipped) : undefined);
+  if (skipped) return `skipped: ${skipped}`;
+  if (Number.isNaN(r.value)) return `failed: ${String(r.details?.error ?? 'no value')}`;
+  return `${r.value} ${r.unit}`;
+}
+
 function table(rows: BenchRow[]): string {
   const cells = rows.map((r) => [
     r.name,
     r.config,
-    Number.isNaN(r.value)
-      ? r.details?.skipped
-        ? `skipped: ${String(r.details.skipped)}`
-        : `failed: ${String(r.details?.error ?? 'no value')}`
-      : `${r.value} ${r.unit}`,
-    r.details?.ms !== undefined ? `${r.details.ms} ms` : '',
+    valueCell(r),
+    [r.details?.ms !== undefined ? `${r.details.ms} ms` : '', r.note ?? ''].filter(Boolean).join('  '),
   ]);
   const head = ['measurement', 'backend / route', 'value', ''];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
@@ -53,15 +59,24 @@ function table(rows: BenchRow[]): string {
 }
 
 async function main() {
-  const argv = process.argv.slice(2);
-  const json = argv.includes('--json');
-  const quick = argv.includes('--quick');
-  const onlyIndex = argv.indexOf('--only');
-  const only = onlyIndex >= 0 ? argv[onlyIndex + 1]?.split(',') : undefined;
+  let options: BenchOptions;
+  try {
+    options = parseBenchArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof BenchArgsError)) throw error;
+    console.error(`bench: ${error.message}\n${BENCH_USAGE}`);
+    process.exit(2);
+  }
+  const { json, quick, sections: only } = options;
   const available = sectionNames();
   const unknown = only?.filter((n) => !available.includes(n)) ?? [];
   if (unknown.length) {
     console.error(`bench: unknown section(s) ${unknown.join(', ')}; sections: ${available.join(', ')}`);
+    process.exit(2);
+  }
+  const badShapes = unknownShapes(options.shapes);
+  if (badShapes) {
+    console.error(`bench: ${badShapes}`);
     process.exit(2);
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -81,7 +96,7 @@ async function main() {
     const section = await loadSection(name);
     log(`== ${section.title}`);
     try {
-      results.push({ section: name, title: section.title, rows: await section.run({ quick, log }) });
+      results.push({ section: name, title: section.title, rows: await section.run({ quick, log, options }) });
     } catch (error) {
       const message = (error as Error).message;
       log(`bench ${name} failed: ${message}`);

@@ -1,27 +1,27 @@
 /**
- * Child process of the `lora` bench section: times LoRA training steps on one matmul route and prints one JSON
- * line. A separate process per route, because a wasm heap exhaustion aborts the whole wasm module.
- *   lora-child.ts <model-dir> <matmul-route> <batch> <seq> <steps>
+ * Child process of the `lora` bench section: times LoRA training steps on one backend and matmul route
+ * (`native:onnxruntime-mlas`, `wasm:koffi-blas`, …) and prints one JSON line. A separate process per route,
+ * because a wasm heap exhaustion aborts the whole wasm module.
+ *   lora-child.ts <model-dir> <backend:route> <batch> <seq> <steps>
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { isMatMulPath } from '../engine/backends/gemm.ts';
-import { ensureGradients } from '../engine/backends/gradients.ts';
-import { activateWasm } from '../engine/backends/wasm.ts';
+import { selectBackend } from '../engine/backends/index.ts';
 
-const [dir, route, batchArg, seqArg, stepsArg] = process.argv.slice(2);
-if (!dir || !route || !isMatMulPath(route)) {
-  throw new Error('usage: lora-child.ts <model-dir> <matmul-route> <batch> <seq> <steps>');
+const [dir, backend, batchArg, seqArg, stepsArg] = process.argv.slice(2);
+if (!dir || !backend?.includes(':')) {
+  throw new Error('usage: lora-child.ts <model-dir> <backend:route> <batch> <seq> <steps>');
 }
 const batch = Number(batchArg);
 const seq = Number(seqArg);
 const steps = Number(stepsArg);
-await ensureGradients();
-await activateWasm(route);
+await selectBackend({ prefer: backend });
 const { attachAdapter } = await import('../engine/adapters/index.ts');
 const { loadModel } = await import('../engine/models/index.ts');
 const { timeTrainingSteps } = await import('./timed-steps.ts');
 
-const heapBytes = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+/** The wasm heap's size; null on the native backend, which has none. */
+const heapBytes = () =>
+  (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length ?? null;
 
 const model = await loadModel(dir);
 const instance = attachAdapter(

@@ -3,6 +3,7 @@ import type { AdapterInstance } from '../engine/adapters/index.ts';
 import { trainingContext } from '../engine/models/index.ts';
 import type { LoadedModel } from '../engine/models/types.ts';
 import { AdamW, causalLmLossSum } from '../engine/training/index.ts';
+import { syntheticIds } from './synthetic.ts';
 
 export interface TimedStepsOptions {
   batch: number;
@@ -42,8 +43,7 @@ export function timeTrainingSteps(
     groups: { adapter: { lr: o.lr, weightDecay: o.weightDecay }, scaling: { lr: o.lr, weightDecay: 0 } },
   });
   const vocab = model.spec.vocabSize;
-  const ids = new Int32Array(o.batch * o.seq).map((_, i) => (i * 7919 + 13) % vocab);
-  const inputIds = tf.tensor2d(ids, [o.batch, o.seq], 'int32');
+  const inputIds = tf.tensor2d(syntheticIds(o.batch, o.seq, vocab), [o.batch, o.seq], 'int32');
   const attentionMask = tf.ones([o.batch, o.seq], 'int32') as tf.Tensor2D;
   const lossMask = tf.ones([o.batch, o.seq], 'float32') as tf.Tensor2D;
   const byVariable = new Map(params.map((p) => [p.variable.name, p.name]));

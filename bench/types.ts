@@ -1,3 +1,5 @@
+import type { BenchOptions } from './args.ts';
+
 /** One measured figure. Sections return rows; bench.ts prints them as tables or JSON. */
 export interface BenchRow {
   /** What was measured, e.g. `1024² A·Bᵀ`. */
@@ -8,6 +10,10 @@ export interface BenchRow {
   unit: string;
   /** Extra figures or context (ms per call, shapes, notes); `skipped` (with value NaN) says why nothing was measured. */
   details?: Record<string, unknown>;
+  /** A short remark printed beside the value (a target and whether it is met, a peak RSS). */
+  note?: string;
+  /** Set (value NaN) when the measurement was not taken, with the reason. */
+  skipped?: string;
 }
 
 export interface BenchContext {
@@ -15,6 +21,8 @@ export interface BenchContext {
   quick: boolean;
   /** Progress lines go to stderr so stdout stays clean for `--json`. */
   log: (line: string) => void;
+  /** Every flag `npm run bench` was given (section-specific ones such as `--shapes` included). */
+  options: BenchOptions;
 }
 
 export interface BenchSection {

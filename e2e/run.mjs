@@ -135,6 +135,11 @@ async function journey(page, label, projectsDir) {
   // adapter is the LoRA conversion (plain lora_A/lora_B that PEFT loads).
   await nav('export');
   const exported = [];
+  // which formats the method has is known once the size estimate is in (the cards show '…' until then)
+  await page
+    .getByTestId('format-merged')
+    .filter({ hasText: /\d B|KB|MB|GB/ })
+    .waitFor({ timeout: 60_000 });
   const peftLike = (await page.getByTestId('format-peft').isDisabled()) ? 'lora' : 'peft';
   for (const format of [peftLike, 'merged']) {
     await page.getByTestId(`format-${format}`).click();

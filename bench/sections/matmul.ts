@@ -202,7 +202,7 @@ export const section: BenchSection = {
     rows.push(row(small, 'cpu (tfjs JS kernels)', measureSync(small)));
     await tf.setBackend('wasm');
     rows.push(...numpyRows(list, ctx));
-    rows.push(...(await webgpuRows(ctx, process.argv.includes('--allow-software-gpu'))));
+    rows.push(...(await webgpuRows(ctx, ctx.options.allowSoftwareGpu)));
     return rows;
   },
 };

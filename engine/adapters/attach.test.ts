@@ -104,21 +104,21 @@ describe('several named adapters on one model', () => {
 
   test('detaching a PiSSA adapter restores the base weight; a failed attach leaves the model untouched', () => {
     const { model, q, v } = twoLayerModel();
-    const wq = q.weight.clone();
+    const wq = q.weight.toTensor();
     attachAdapter(model, 'lora', { r: 2, initLoraWeights: 'pissa', targetModules: ['q_proj'] });
-    expect(maxAbsDiff(q.weight, wq)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(q.weight.toTensor(), wq)).toBeGreaterThan(1e-3);
     detachAdapter(model, 'default');
-    expect(maxAbsDiff(q.weight, wq)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(q.weight.toTensor(), wq)).toBeLessThan(1e-5);
 
     // r = 5 fits q_proj (6 × 6) but not v_proj (4 × 6): q_proj's residual must be undone.
-    const wv = v.weight.clone();
+    const wv = v.weight.toTensor();
     const before = tf.memory().numTensors;
     expect(() =>
       attachAdapter(model, 'lora', { r: 5, initLoraWeights: 'pissa', targetModules: ['q_proj', 'v_proj'] }),
     ).toThrow(/needs r ≤ min\(out, in\) = 4/);
     expect(tf.memory().numTensors).toBe(before);
-    expect(maxAbsDiff(q.weight, wq)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(v.weight, wv)).toBe(0);
+    expect(maxAbsDiff(q.weight.toTensor(), wq)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(v.weight.toTensor(), wv)).toBe(0);
     expect(q.adapters.size).toBe(0);
     expect(listAdapters(model)).toEqual([]);
     tf.dispose([wq, wv]);

@@ -69,17 +69,46 @@ describe('computeBudget', () => {
     expect(pissa.files.lora).toBe(computeBudget(s, 'lora', { r: 8 }).files.peft);
   });
 
-  test('memory: weights, gradients and AdamW state scale with the counts; activations with batch and length', async () => {
+  test('memory: weights in their held dtype, gradients and AdamW state scale with the counts; activations with batch, length and checkpointing', async () => {
     const s = await spec('llama-3.2-3b');
     const b = computeBudget(s, 'lora', { r: 32, loraAlpha: 64 }, { batchSize: 4, seqLen: 768 });
-    expect(b.memory.weights).toBe(3_212_749_824 * 4);
+    expect(b.memory.weightsDtype).toBe('bf16');
+    expect(b.memory.weights).toBe(3_212_749_824 * 2);
+    const widened = computeBudget(
+      s,
+      'lora',
+      { r: 32 },
+      { batchSize: 4, seqLen: 768, weightsHeldAs: 'float32' },
+    );
+    expect(widened.memory.weights).toBe(3_212_749_824 * 4);
     expect(b.memory.gradients).toBe(9_175_040 * 4);
     expect(b.memory.optimizer).toBe(2 * 9_175_040 * 4);
     const half = computeBudget(s, 'lora', { r: 32, loraAlpha: 64 }, { batchSize: 2, seqLen: 768 });
     expect(half.memory.activations).toBeLessThan(b.memory.activations);
     expect(b.memory.total).toBe(
-      b.memory.weights + b.memory.adapter + b.memory.gradients + b.memory.optimizer + b.memory.activations,
+      b.memory.runtime +
+        b.memory.weights +
+        b.memory.adapter +
+        b.memory.gradients +
+        b.memory.optimizer +
+        b.memory.activations,
     );
+    expect(b.memory.checkpointing).toBe(false);
+    expect(b.memory.totalWithCheckpointing).toBeLessThan(b.memory.totalWithoutCheckpointing / 4);
+    const checkpointed = computeBudget(
+      s,
+      'lora',
+      { r: 32 },
+      { batchSize: 4, seqLen: 768, checkpointing: true },
+    );
+    expect(checkpointed.memory.total).toBe(checkpointed.memory.totalWithCheckpointing);
+    const accumulating = computeBudget(
+      s,
+      'lora',
+      { r: 32, loraAlpha: 64 },
+      { batchSize: 4, seqLen: 768, gradAccumSteps: 4 },
+    );
+    expect(accumulating.memory.gradients).toBe(2 * b.memory.gradients);
     expect(() => computeBudget(s, 'lora', {}, { batchSize: 0 })).toThrow(
       /batchSize must be a positive integer/,
     );

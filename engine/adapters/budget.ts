@@ -1,14 +1,13 @@
 import type { ModelSpec } from '../models/types.ts';
+import { estimateMemory, type MemoryEstimate, type MemoryOptions } from './memory.ts';
 import { PEFT_BASE_PREFIX, PEFT_MODEL_PREFIX } from './peft.ts';
 import { getMethod, parseMethodConfig } from './registry.ts';
 import { methodTargets, SEQ_CLS_HEADS, savedModuleTensors, type TargetFields } from './targets.ts';
 import type { MethodName, TargetModule, TensorCount } from './types.ts';
 
-export interface BudgetOptions {
-  /** Sequences per step, for the activation estimate (default 1). */
-  batchSize?: number;
-  /** Tokens per sequence, for the activation estimate (default 512). */
-  seqLen?: number;
+export interface BudgetOptions extends Partial<MemoryOptions> {
+  /** Gradient checkpointing in the memory estimate's `total` (both totals are always given). */
+  checkpointing?: boolean;
 }
 
 export interface ModuleBudget extends TargetModule {
@@ -27,26 +26,6 @@ export interface FileSizes {
   native: number;
   /** The merged model in the checkpoint's dtype (`torch_dtype`), tensor data only. */
   merged: number;
-}
-
-/** A training-memory estimate in bytes (float32 everywhere, as the engine computes). */
-export interface MemoryEstimate {
-  /** Frozen base weights. */
-  weights: number;
-  /** Adapter tensors, trainable and frozen. */
-  adapter: number;
-  /** One gradient per trainable value. */
-  gradients: number;
-  /** AdamW's two moments per trainable value. */
-  optimizer: number;
-  /**
-   * Activations kept for the backward pass: a rough per-layer count (inputs of every matmul, attention
-   * scores and probabilities, norms) plus the logits; a planning figure, not a measurement.
-   */
-  activations: number;
-  total: number;
-  batchSize: number;
-  seqLen: number;
 }
 
 export interface Budget {
@@ -152,26 +131,17 @@ export function computeBudget(
   );
   const merged = spec.numParameters * checkpointDtypeBytes(spec.config);
 
-  const batchSize = options.batchSize ?? 1;
-  const seqLen = options.seqLen ?? 512;
-  for (const [name, value] of [
-    ['batchSize', batchSize],
-    ['seqLen', seqLen],
-  ] as const) {
-    if (!Number.isInteger(value) || value < 1)
-      throw new Error(`budget: ${name} must be a positive integer, got ${value}`);
-  }
-  const memory: MemoryEstimate = {
-    weights: spec.numParameters * F32,
-    adapter: (trainable + frozen) * F32,
-    gradients: trainable * F32,
-    optimizer: 2 * trainable * F32,
-    activations: activationBytes(spec, batchSize, seqLen),
-    total: 0,
-    batchSize,
-    seqLen,
-  };
-  memory.total = memory.weights + memory.adapter + memory.gradients + memory.optimizer + memory.activations;
+  const memory = estimateMemory(
+    spec,
+    {
+      targets,
+      perModule: new Map(counted.perModule.map((m) => [m.module, m.trainable + m.frozen])),
+      trainable,
+      frozen,
+    },
+    { ...options, batchSize: options.batchSize ?? 1, seqLen: options.seqLen ?? 512 },
+    options.checkpointing ?? false,
+  );
 
   return {
     method: definition.name,
@@ -229,27 +199,4 @@ export function safetensorsSize(
 function checkpointDtypeBytes(config: Record<string, unknown>): number {
   const dtype = config.torch_dtype ?? config.dtype;
   return dtype === 'bfloat16' || dtype === 'float16' ? 2 : 4;
-}
-
-function numberField(config: Record<string, unknown>, ...names: string[]): number | null {
-  for (const name of names) {
-    const v = config[name];
-    if (typeof v === 'number' && Number.isFinite(v)) return v;
-  }
-  return null;
-}
-
-/**
- * Float32 activations kept for backward, per block: matmul inputs and outputs of attention (~8·h per
- * token), the MLP's intermediate tensors (~3·I), the attention scores and probabilities (2·heads·T per
- * token); plus embeddings and, for causal LMs, logits and their softmax (2·V per token).
- */
-function activationBytes(spec: ModelSpec, batchSize: number, seqLen: number): number {
-  const h = spec.hiddenSize;
-  const heads = numberField(spec.config, 'num_attention_heads', 'n_head') ?? Math.max(1, Math.round(h / 64));
-  const inner = numberField(spec.config, 'intermediate_size', 'n_inner') ?? 4 * h;
-  const tokens = batchSize * seqLen;
-  const perLayer = tokens * (8 * h + 3 * inner + 2 * heads * seqLen);
-  const head = spec.task === 'causal-lm' ? tokens * 2 * spec.vocabSize : tokens * h;
-  return (spec.numLayers * perLayer + tokens * h + head) * F32;
 }

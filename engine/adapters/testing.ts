@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { FrozenWeight } from '../backends/frozen.ts';
 import {
   type AdaptableKind,
   AdaptableLayer,
@@ -36,7 +37,7 @@ export function randomAdaptableLayer(
   const weight = tf.tensor2d(rng.normalArray(inF * outF, 0, std), shape);
   const withBias = (options.bias ?? kind !== 'Embedding') && kind !== 'Embedding';
   const bias = withBias ? tf.tensor1d(rng.normalArray(outF, 0, 0.1)) : null;
-  return new AdaptableLayer(name, kind, weight, bias, `${name}.weight`);
+  return new AdaptableLayer(name, kind, FrozenWeight.adopt(weight), bias, `${name}.weight`);
 }
 
 /** Input for a layer: rows x [n, in] for Linear/Conv1D, ids [n] (int32) for Embedding. */

@@ -81,7 +81,7 @@ describe('eigenvalue jobs', () => {
     ]);
     const instance = fakeLora(model, 2);
     const { base, adapted } = await eigenMatrices(instance, model, 'q');
-    const w0 = model.layers.get('q')!.weight.dataSync();
+    const w0 = model.layers.get('q')!.weight.float32();
     const delta = instance.layers.get('q')!.deltaWeight();
     const d = delta.dataSync();
     delta.dispose();

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance, MethodName, TrainableParam } from '../adapters/types.ts';
+import { FrozenWeight } from '../backends/frozen.ts';
 import {
   type AdaptableKind,
   AdaptableLayer,
@@ -34,7 +35,7 @@ export function fakeModel(modules: FakeModule[], seed = 1, numParameters = 1_000
     const kind = m.kind ?? 'Linear';
     const shape: [number, number] = kind === 'Conv1D' ? [m.cols, m.rows] : [m.rows, m.cols];
     const w = tf.keep(tf.tensor2d(seededValues(m.rows * m.cols, seed * 1000 + i, 0.1), shape));
-    layers.set(m.name, new AdaptableLayer(m.name, kind, w, null, `${m.name}.weight`));
+    layers.set(m.name, new AdaptableLayer(m.name, kind, FrozenWeight.adopt(w), null, `${m.name}.weight`));
   });
   return {
     spec: {

@@ -124,6 +124,8 @@ describe('API contract round trip through the service', () => {
     expect((await call('export.estimate', { runDir: runA })).peft).toBeGreaterThan(0);
     const exported = await call('export.run', { runDir: runA, format: 'peft', out: join(work, 'peft') });
     expect(exported.verification.ok).toBe(true);
+    const resized = await call('export.resize', { runDir: runA, resize: 'sv_fro=0.9', validate: false });
+    expect(resized.proposal.modules.length).toBeGreaterThan(0);
     // the exported PEFT adapter comes back in as a run of its own
     const imported = await call('runs.import', { projectDir: dir, source: join(work, 'peft') });
     expect(imported.run.origin?.kind).toBe('imported-adapter');

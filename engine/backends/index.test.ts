@@ -6,11 +6,17 @@ describe('parsePreference', () => {
     expect(parsePreference('auto')).toEqual({ backend: 'auto' });
     expect(parsePreference(' WebGPU ')).toEqual({ backend: 'webgpu' });
     expect(parsePreference('wasm:koffi-blas')).toEqual({ backend: 'wasm', matmul: 'koffi-blas' });
+    expect(parsePreference('native:onnxruntime-mlas')).toEqual({
+      backend: 'native',
+      matmul: 'onnxruntime-mlas',
+    });
   });
 
   it('names the accepted values when the input is wrong', () => {
     expect(() => parsePreference('tpu')).toThrow(/unknown backend "tpu": expected one of auto, cuda, webgpu/);
-    expect(() => parsePreference('cpu:js-relayout')).toThrow(/expected wasm:</);
+    expect(() => parsePreference('cpu:js-relayout')).toThrow(/expected native:<.*> or wasm:</);
+    // the native backend has no JS route: it exists for the native GEMM
+    expect(() => parsePreference('native:js-relayout')).toThrow(/unknown matmul route/);
     expect(() => parsePreference('wasm:fast')).toThrow(/unknown matmul route/);
   });
 });
@@ -26,13 +32,13 @@ describe('selectBackend', () => {
     delete process.env.STUDIO_BACKEND;
     const report = await selectBackend();
     expect(report.requestedBy).toBe('auto');
-    expect(report.candidates.map((c) => c.name)).toEqual(['cuda', 'webgpu', 'wasm', 'cpu']);
+    expect(report.candidates.map((c) => c.name)).toEqual(['cuda', 'webgpu', 'native', 'wasm', 'cpu']);
     expect(report.candidates.filter((c) => c.used).map((c) => c.name)).toEqual([report.chosen]);
     for (const c of report.candidates) expect(c.reason.length).toBeGreaterThan(0);
     const gpu = report.candidates[1];
     // a software adapter is never picked automatically
     if (gpu.details.software) expect(report.chosen).not.toBe('webgpu');
-    if (report.chosen === 'wasm') expect(report.matmul).toBeDefined();
+    if (report.chosen === 'wasm' || report.chosen === 'native') expect(report.matmul).toBeDefined();
     // automatic choice probes hardware adapters only: the software OpenGL ES route is left untried
     const attempts = gpu.details.attempts as string[];
     expect(attempts.filter((a) => a.startsWith('opengles-compat'))).toEqual([]);
@@ -42,7 +48,7 @@ describe('selectBackend', () => {
     const report = await selectBackend({ prefer: 'wasm:js-relayout' });
     expect(report).toMatchObject({ chosen: 'wasm', matmul: 'js-relayout', requestedBy: 'argument' });
     // nothing else is probed for an explicit request
-    for (const name of ['cuda', 'webgpu', 'cpu']) {
+    for (const name of ['cuda', 'webgpu', 'native', 'cpu']) {
       expect(report.candidates.find((c) => c.name === name)?.reason).toBe('not probed: wasm was requested');
     }
   });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { isMatMulPath, matMulPaths } from './gemm.ts';
+import { isMatMulPath, matMulPaths, type NativeGemmPath, nativeGemmOrder } from './gemm.ts';
 import { ensureGradients } from './gradients.ts';
+import { activateNative } from './native/index.ts';
 import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
 import { activateWasm } from './wasm.ts';
 import { initWebGpuBackend } from './webgpu.ts';
@@ -10,11 +11,12 @@ export { ensureGradients } from './gradients.ts';
 export { getMatMulRoute, setMatMulRoute } from './matmul.ts';
 export type { BackendName, BackendReport, CandidateReport, MatMulPath, NativeGemm } from './types.ts';
 
-export const backendNames: BackendName[] = ['cuda', 'webgpu', 'wasm', 'cpu'];
+export const backendNames: BackendName[] = ['cuda', 'webgpu', 'native', 'wasm', 'cpu'];
 
 export interface SelectOptions {
   /**
-   * A backend name (`cuda`, `webgpu`, `wasm`, `cpu`, `auto`), or `wasm:<matmul path>` to force the matmul route
+   * A backend name (`cuda`, `webgpu`, `native`, `wasm`, `cpu`, `auto`), `native:<gemm>` to force its native GEMM
+   * (`native:onnxruntime-mlas`, `native:koffi-blas`), or `wasm:<matmul path>` to force the wasm matmul route
    * (`wasm:onnxruntime-mlas`, `wasm:koffi-blas`, `wasm:js-relayout`, `wasm:wasm-stock`). Defaults to
    * `STUDIO_BACKEND`, then automatic choice.
    */
@@ -43,12 +45,17 @@ export function parsePreference(raw: string): Preference {
   const [name, route] = value.split(':');
   if (!(backendNames as string[]).includes(name)) {
     throw new Error(
-      `unknown backend "${raw}": expected one of auto, ${backendNames.join(', ')} or wasm:<${matMulPaths.join('|')}>`,
+      `unknown backend "${raw}": expected one of auto, ${backendNames.join(', ')}, native:<${nativeGemmOrder.join('|')}> or wasm:<${matMulPaths.join('|')}>`,
     );
   }
   if (route !== undefined) {
+    if (name === 'native' && (nativeGemmOrder as string[]).includes(route)) {
+      return { backend: 'native', matmul: route as MatMulPath };
+    }
     if (name !== 'wasm' || !isMatMulPath(route)) {
-      throw new Error(`unknown matmul route "${raw}": expected wasm:<${matMulPaths.join('|')}>`);
+      throw new Error(
+        `unknown matmul route "${raw}": expected native:<${nativeGemmOrder.join('|')}> or wasm:<${matMulPaths.join('|')}>`,
+      );
     }
     return { backend: 'wasm', matmul: route };
   }
@@ -98,7 +105,8 @@ async function activateCuda(): Promise<Record<string, unknown>> {
 
 /**
  * Chooses and activates the compute backend, and reports why every other candidate was skipped.
- * Order: CUDA (optional plugin), hardware WebGPU, wasm with the fastest matmul route, plain `cpu`.
+ * Order: CUDA (optional plugin), hardware WebGPU, the native CPU backend (typed arrays outside any wasm heap, a
+ * native GEMM), wasm with the fastest matmul route, plain `cpu`.
  * An explicit preference (argument, then `STUDIO_BACKEND`) is honoured or fails with the reason.
  * Synchronous native GEMMs block the calling thread: run the engine in a worker or utility process.
  */
@@ -142,6 +150,9 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
         },
       }
     : notProbed('webgpu');
+  const native: CandidateReport = probes('native')
+    ? { name: 'native', available: true, used: false, reason: '', details: {} }
+    : notProbed('native');
   const wasm: CandidateReport = probes('wasm')
     ? { name: 'wasm', available: true, used: false, reason: '', details: {} }
     : notProbed('wasm');
@@ -152,7 +163,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     reason: 'plain JS kernels, about 0.7 GFLOP/s: last resort',
     details: {},
   };
-  const candidates = [cuda, webgpu, wasm, cpu];
+  const candidates = [cuda, webgpu, native, wasm, cpu];
 
   let chosen: CandidateReport | null = null;
   let matmul: MatMulPath | undefined;
@@ -174,7 +185,23 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     if (!gpu.available) throw new Error(`backend webgpu was requested but is unavailable: ${gpu.reason}`);
     webgpu.details.capabilities = await initWebGpuBackend();
     chosen = webgpu;
-  } else if (!chosen && wasm.available && (wanted === 'auto' || wanted === 'wasm')) {
+  }
+  if (!chosen && native.available && (wanted === 'auto' || wanted === 'native')) {
+    try {
+      const setup = await activateNative(preference.matmul as NativeGemmPath | undefined);
+      matmul = setup.gemm.path;
+      native.details = { matmul, gemm: setup.gemm.details, matmulCandidates: setup.gemmProbes };
+      native.reason =
+        `typed-array tensors (no wasm heap limit) with matmul on ${matmul}` +
+        (preference.matmul ? ' (forced)' : '');
+      chosen = native;
+    } catch (error) {
+      if (wanted === 'native') throw error;
+      native.available = false;
+      native.reason = (error as Error).message.split('\n')[0];
+    }
+  }
+  if (!chosen && wasm.available && (wanted === 'auto' || wanted === 'wasm')) {
     try {
       const setup = await activateWasm(preference.matmul);
       matmul = setup.matmul;
@@ -219,7 +246,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
   }
   const reason =
     requestedBy === 'auto' && wanted === 'auto'
-      ? `automatic: ${chosen.name} is the first available backend in the order cuda, webgpu (hardware), wasm, cpu`
+      ? `automatic: ${chosen.name} is the first available backend in the order cuda, webgpu (hardware), native, wasm, cpu`
       : `${wanted}${preference.matmul ? `:${preference.matmul}` : ''} requested by ${requestedBy === 'env' ? 'STUDIO_BACKEND' : 'argument'}`;
   return { chosen: chosen.name, matmul, reason, requestedBy, candidates };
 }

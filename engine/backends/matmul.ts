@@ -1,5 +1,6 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { broadcastIndices, gemmInto, type MatMulPlan, planMatMul, simpleBatch } from './gemm-plan.ts';
 import { installNativeUnaryKernels } from './native-unary.ts';
 import type { MatMulPath, NativeGemm } from './types.ts';
 import { type KernelArgs, replaceWasmKernel } from './wasm-kernels.ts';
@@ -73,126 +74,29 @@ export function getMatMulRoute(): { path: MatMulPath; gemm: NativeGemm | null } 
   return { path: route.path, gemm: route.gemm };
 }
 
-interface Plan {
-  outShape: number[];
-  batchShape: number[];
-  batch: number;
-  batchA: number;
-  batchB: number;
-  m: number;
-  n: number;
-  k: number;
-}
-
-function plan(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): Plan {
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  if (ra < 2 || rb < 2) {
-    throw new Error(`matMul needs rank ≥ 2 inputs, got shapes [${a.shape}] and [${b.shape}]`);
-  }
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') {
-    throw new Error(`matMul on wasm supports float32 only, got ${a.dtype} and ${b.dtype}`);
-  }
-  const kA = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kB = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  if (kA !== kB) {
-    throw new Error(
-      `Error in matMul: inner shapes (${kA}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and ` +
-        `transposeA=${transposeA} and transposeB=${transposeB} must match.`,
-    );
-  }
-  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-  const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  return {
-    outShape: [...batchShape, m, n],
-    batchShape,
-    batch: tf.util.sizeFromShape(batchShape),
-    batchA: tf.util.sizeFromShape(a.shape.slice(0, -2)),
-    batchB: tf.util.sizeFromShape(b.shape.slice(0, -2)),
-    m,
-    n,
-    k: kA,
-  };
-}
-
-/** For each output batch index, the operand's batch index under numpy broadcasting. */
-function broadcastIndices(batchShape: number[], operandBatchShape: number[]): Int32Array {
-  const rank = batchShape.length;
-  const padded = [...new Array(rank - operandBatchShape.length).fill(1), ...operandBatchShape];
-  const strides = new Array(rank).fill(0);
-  let s = 1;
-  for (let d = rank - 1; d >= 0; d--) {
-    strides[d] = padded[d] === 1 ? 0 : s;
-    s *= padded[d];
-  }
-  const total = tf.util.sizeFromShape(batchShape);
-  const out = new Int32Array(total);
-  for (let i = 0; i < total; i++) {
-    let rest = i;
-    let idx = 0;
-    for (let d = rank - 1; d >= 0; d--) {
-      const coord = rest % batchShape[d];
-      rest = Math.floor(rest / batchShape[d]);
-      idx += coord * strides[d];
-    }
-    out[i] = idx;
-  }
-  return out;
-}
-
-/** Batch layouts a single batched GEMM call handles: equal batches, or one side a single matrix. */
-function simpleBatch(p: Plan): boolean {
-  return (p.batchA === p.batch || p.batchA === 1) && (p.batchB === p.batch || p.batchB === 1);
-}
-
 function nativeMatMul(
   gemm: NativeGemm,
   a: TensorInfo,
   b: TensorInfo,
   transposeA: boolean,
   transposeB: boolean,
-  p: Plan,
+  p: MatMulPlan,
   backend: BackendWasm,
 ): TensorInfo {
   const out = backend.makeOutput(p.outShape, 'float32');
-  const size = p.batch * p.m * p.n;
-  if (size === 0) return out;
+  if (p.batch * p.m * p.n === 0) return out;
   // views are taken after makeOutput: an allocation may grow (and so detach) the wasm memory
-  const av = backend.typedArrayFromHeap(a) as Float32Array;
-  const bv = backend.typedArrayFromHeap(b) as Float32Array;
-  const cv = backend.typedArrayFromHeap(out) as Float32Array;
-  if (p.k === 0) {
-    cv.fill(0);
-    return out;
-  }
-  const { m, n, k, batch, batchA, batchB } = p;
-  if (batch === 1) {
-    gemm.sgemm(transposeA, transposeB, m, n, k, av, bv, cv);
-  } else if (!transposeA && batchB === 1) {
-    // a shared right operand: fold the batch into rows, one large GEMM
-    gemm.sgemm(false, transposeB, batch * m, n, k, av, bv, cv);
-  } else if (simpleBatch(p)) {
-    gemm.sgemmBatched(transposeA, transposeB, batch, batchA, batchB, m, n, k, av, bv, cv);
-  } else {
-    const ia = broadcastIndices(p.batchShape, a.shape.slice(0, -2));
-    const ib = broadcastIndices(p.batchShape, b.shape.slice(0, -2));
-    const aSize = m * k;
-    const bSize = k * n;
-    const cSize = m * n;
-    for (let i = 0; i < batch; i++) {
-      gemm.sgemm(
-        transposeA,
-        transposeB,
-        m,
-        n,
-        k,
-        av.subarray(ia[i] * aSize, (ia[i] + 1) * aSize),
-        bv.subarray(ib[i] * bSize, (ib[i] + 1) * bSize),
-        cv.subarray(i * cSize, (i + 1) * cSize),
-      );
-    }
-  }
+  gemmInto(
+    gemm,
+    p,
+    a.shape.slice(0, -2),
+    b.shape.slice(0, -2),
+    transposeA,
+    transposeB,
+    backend.typedArrayFromHeap(a) as Float32Array,
+    backend.typedArrayFromHeap(b) as Float32Array,
+    backend.typedArrayFromHeap(out) as Float32Array,
+  );
   return out;
 }
 
@@ -219,7 +123,7 @@ function relayoutMatMul(
   b: TensorInfo,
   transposeA: boolean,
   transposeB: boolean,
-  p: Plan,
+  p: MatMulPlan,
   backend: BackendWasm,
 ): TensorInfo {
   const stock = stockBatchMatMul!;
@@ -281,7 +185,7 @@ function batchMatMul(args: KernelArgs): TensorInfo {
   const b = inputs.b as TensorInfo;
   const transposeA = Boolean(attrs?.transposeA);
   const transposeB = Boolean(attrs?.transposeB);
-  const p = plan(a, b, transposeA, transposeB);
+  const p = planMatMul(a, b, transposeA, transposeB, 'wasm');
   const stock = stockBatchMatMul!;
   if (route.path === 'wasm-stock') return stock(args);
   if (p.k === 0 || p.batch * p.m * p.n === 0) {

@@ -83,6 +83,10 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
     cached(op, () =>
       encodeNodeModel({ op, inputs: [{ name: 'X', rank: 1 }], outputs: [{ name: 'Y', rank: 1 }] }),
     );
+  const softmaxSession = (): OrtNativeSession =>
+    cached('Softmax', () =>
+      encodeNodeModel({ op: 'Softmax', inputs: [{ name: 'X', rank: 2 }], outputs: [{ name: 'Y', rank: 2 }] }),
+    );
   const runOptions = {};
 
   const sgemm: NativeGemm['sgemm'] = (transA, transB, m, n, k, a, b, c) => {
@@ -101,13 +105,16 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
       binding: 'onnxruntime-node/dist/binding (synchronous)',
       intraOpThreads: threads,
       allowSpinning: false,
-      elementwise: 'Tanh, Exp, Sigmoid, Erf on large tensors',
+      elementwise: 'Tanh, Exp, Sigmoid, Erf and Softmax on large tensors',
     },
     // one run costs tens of microseconds of binding overhead
     minFlops: 1 << 17,
     sgemm,
     unary(op, x, y) {
       unarySession(op).run({ X: tensor(x, [x.length]) }, { Y: tensor(y, [y.length]) }, runOptions);
+    },
+    softmax(x, y, rows, cols) {
+      softmaxSession().run({ X: tensor(x, [rows, cols]) }, { Y: tensor(y, [rows, cols]) }, runOptions);
     },
     sgemmBatched(transA, transB, batch, batchA, batchB, m, n, k, a, b, c) {
       if (batch === 1) {

@@ -1,5 +1,5 @@
 /** Compute backends the engine can run on, in the order `selectBackend` tries them. */
-export type BackendName = 'cuda' | 'webgpu' | 'wasm' | 'cpu';
+export type BackendName = 'cuda' | 'webgpu' | 'native' | 'wasm' | 'cpu';
 
 /**
  * How `BatchMatMul` / `_FusedMatMul` run on the `wasm` backend:
@@ -23,7 +23,7 @@ export interface CandidateReport {
 
 export interface BackendReport {
   chosen: BackendName;
-  /** Only for `wasm`: the matmul route behind the backend. */
+  /** For `native` and `wasm`: the matmul route behind the backend. */
   matmul?: MatMulPath;
   reason: string;
   /** What asked for the backend: an explicit argument, `STUDIO_BACKEND`, or automatic order. */
@@ -73,6 +73,8 @@ export interface NativeGemm {
    * tanh, exp, sigmoid and erf are scalar loops): `y[i] = f(x[i])`, arrays of equal length.
    */
   unary?: (op: NativeUnaryOp, x: Float32Array, y: Float32Array) => void;
+  /** Softmax of each of `rows` rows of `cols` values, when the library has a threaded one. */
+  softmax?: (x: Float32Array, y: Float32Array, rows: number, cols: number) => void;
 }
 
 /** Elementwise functions a native library may provide, by their ONNX (and tfjs) names. */

@@ -6,7 +6,7 @@ describe('API contract', () => {
     expect(() => parseInput('budget.compute', { modelDir: '', method: 'lora', config: {} })).toThrow(
       /invalid budget.compute request: modelDir: a path is required/,
     );
-    expect(() => parseInput('export.run', { runDir: '/r', format: 'gguf', out: '/o' })).toThrow(/format/);
+    expect(() => parseInput('export.run', { runDir: '/r', format: 'onnx', out: '/o' })).toThrow(/format/);
   });
 
   it('fills defaults of optional settings', () => {

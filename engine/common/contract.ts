@@ -9,7 +9,8 @@ import { RunOrigin } from './project-schema.ts';
 
 export const methodNames = METHOD_NAMES;
 export const MethodNameSchema = z.enum(methodNames);
-export const exportFormats = ['peft', 'lora', 'merged', 'native'] as const;
+export const exportFormats = ['peft', 'lora', 'merged', 'native', 'gguf', 'gguf-lora'] as const;
+export const ggufQuants = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k_m'] as const;
 export const ExportFormatSchema = z.enum(exportFormats);
 
 const Path = z.string().trim().min(1, 'a path is required');
@@ -121,8 +122,13 @@ export const BudgetSchema = z.object({
   /** Tensors shared by several modules (VeRA's A/B, TinyLoRA's tied vectors), with the modules sharing each. */
   tyingGroups: z.array(z.object({ name: z.string(), size: z.number(), modules: z.array(z.string()) })),
   fileBytes: z.record(z.string(), z.number()),
+  /** Peak memory of a training step without gradient checkpointing. */
   memoryBytes: z.number(),
   memoryBreakdown: z.record(z.string(), z.number()),
+  /** The same with gradient checkpointing (each block recomputed in the backward pass). */
+  memoryWithCheckpointing: z.number().optional(),
+  /** What this machine can allocate now, to compare against. */
+  memoryAvailable: z.number().optional(),
 });
 export type Budget = z.infer<typeof BudgetSchema>;
 
@@ -278,12 +284,45 @@ export type EigenResult = z.infer<typeof EigenResultSchema>;
 /** Distribution strategies of a training hand-off (accelerate's DDP, FSDP, DeepSpeed ZeRO-2/3). */
 export const HandoffStrategySchema = z.enum(['ddp', 'fsdp', 'zero2', 'zero3']);
 
+export const ResizeProposalSchema = z.object({
+  spec: z.object({ criterion: z.enum(['sv_ratio', 'sv_fro', 'sv_cumulative', 'size']), value: z.number() }),
+  modules: z.array(
+    z.object({
+      module: z.string(),
+      rows: z.number(),
+      cols: z.number(),
+      rank: z.number(),
+      newRank: z.number(),
+      retainedFrobenius: z.number(),
+      retainedEnergy: z.number(),
+      retainedCumulative: z.number(),
+      bytesBefore: z.number(),
+      bytesAfter: z.number(),
+      bytesSaved: z.number(),
+    }),
+  ),
+  bytesBefore: z.number(),
+  bytesAfter: z.number(),
+  retainedEnergy: z.number(),
+});
+export type ResizeProposal = z.infer<typeof ResizeProposalSchema>;
+
+export const RunResizeSchema = z.object({
+  checkpoint: z.string(),
+  proposal: ResizeProposalSchema,
+  validation: z
+    .object({ examples: z.number(), lossOriginal: z.number(), lossResized: z.number(), lossBase: z.number() })
+    .nullable(),
+});
+export type RunResize = z.infer<typeof RunResizeSchema>;
+
 export const ExportResultSchema = z.object({
   format: ExportFormatSchema,
   out: z.string(),
   files: z.array(z.object({ path: z.string(), bytes: z.number() })),
   bytes: z.number(),
   verification: z.object({ ok: z.boolean(), maxAbsDiff: z.number(), detail: z.string().optional() }),
+  resize: ResizeProposalSchema.optional(),
 });
 export type ExportResult = z.infer<typeof ExportResultSchema>;
 
@@ -435,9 +474,22 @@ export const contract = {
     'bytes per export format, before exporting',
   ),
   'export.run': method(
-    z.object({ runDir: Path, format: ExportFormatSchema, out: Path }),
+    z.object({
+      runDir: Path,
+      format: ExportFormatSchema,
+      out: Path,
+      /** gguf / gguf-lora: the model file's quantisation. */
+      quant: z.enum(ggufQuants).optional(),
+      /** lora: `sv_fro=0.99`, `sv_ratio=…`, `sv_cumulative=…` or `size=…` (see export.resize). */
+      resize: z.string().min(1).optional(),
+    }),
     ExportResultSchema,
     'write an export and verify it by reloading',
+  ),
+  'export.resize': method(
+    z.object({ runDir: Path, resize: z.string().min(1), validate: z.boolean().default(true) }),
+    RunResizeSchema,
+    'per-module ranks of a spectrum-driven LoRA resize, with the resized adapter’s validation loss',
   ),
   'tryit.generate': method(
     z.object({

@@ -58,6 +58,12 @@ export const TrainingSettings = z
       .describe('linear warmup steps (wins over warmupRatio when > 0)'),
     warmupRatio: z.number().min(0).max(1).default(0).describe('warmup as a fraction of the total steps'),
     maxGradNorm: z.number().min(0).default(1).describe('global gradient-norm clipping (0 disables)'),
+    gradientCheckpointing: z
+      .enum(['auto', 'on', 'off'])
+      .default('auto')
+      .describe(
+        'keep only each transformer block’s input for the backward pass and recompute the block there (about a third more compute, far less memory); auto turns it on when the run would not fit otherwise',
+      ),
     seed: z
       .number()
       .int()
@@ -181,11 +187,11 @@ export const ProjectSettings = z
     backend: z
       .string()
       .regex(
-        /^(auto|cuda|webgpu|wasm|cpu|wasm:[a-z-]+)$/,
-        'backend must be auto, cuda, webgpu, wasm, cpu or wasm:<matmul route>',
+        /^(auto|cuda|webgpu|native|wasm|cpu|(native|wasm):[a-z-]+)$/,
+        'backend must be auto, cuda, webgpu, native, wasm, cpu, native:<matmul route> or wasm:<matmul route>',
       )
       .default('auto')
-      .describe('compute backend (auto, cuda, webgpu, wasm, cpu)'),
+      .describe('compute backend (auto, cuda, webgpu, native, wasm, cpu)'),
   })
   .strict();
 export type ProjectSettings = z.infer<typeof ProjectSettings>;

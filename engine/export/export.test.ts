@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapter, detachAdapter } from '../adapters/index.ts';
-import type { AdapterInstance } from '../adapters/types.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { loadModel } from '../models/index.ts';
 import type { LoadedModel } from '../models/types.ts';
 import { openCheckpoint, openSafetensors, writeSafetensors } from '../safetensors/index.ts';
 import { exportAdapter, loadPeftAdapter } from './index.ts';
+import { adaptedFixture } from './testing.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures');
 const GOLDEN = join(import.meta.dirname, 'fixtures');
@@ -25,26 +25,7 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-/** Attaches an adapter and gives every tensor seeded random values, so the adapter changes outputs. */
-async function adapted(
-  fixture: string,
-  method: string,
-  config: Record<string, unknown>,
-  seed = 7,
-): Promise<{ model: LoadedModel; instance: AdapterInstance }> {
-  const model = await loadModel(join(FIXTURES, fixture));
-  const instance = attachAdapter(model, method, config, { adapterName: 'default', seed });
-  const state = instance.state();
-  let s = seed;
-  const random: Record<string, tf.Tensor> = {};
-  for (const [key, t] of Object.entries(state)) {
-    random[key] = tf.add(t, tf.randomNormal(t.shape, 0, 0.2, 'float32', s++));
-    t.dispose();
-  }
-  instance.loadState(random);
-  for (const t of Object.values(random)) t.dispose();
-  return { model, instance };
-}
+const adapted = adaptedFixture;
 
 async function sortedKeys(path: string): Promise<string[]> {
   const file = await openSafetensors(path);

@@ -172,6 +172,28 @@ describe('an imported run works as a trained one', () => {
       expect(result.verification.ok, format).toBe(true);
       expect(result.verification.adapterEffect, format).toBeGreaterThan(1e-3);
     }
+    if (!seqCls) {
+      const gguf = await exportRun(run.dir, {
+        format: 'gguf',
+        quant: 'q8_0',
+        out: join(work, `${name}-gguf`),
+      });
+      expect(gguf.verification.ok, 'gguf').toBe(true);
+    }
+    if (name === 'llama-tinylora-wt0.5') {
+      // an imported adapter resizes like a trained one (DoRA's ΔW is not low-rank; the classifier's head is
+      // modules_to_save, which a resize refuses)
+      const resized = await ok<{ proposal: { modules: { rank: number; newRank: number }[] } }>(
+        'export.resize',
+        {
+          runDir: run.dir,
+          resize: 'sv_fro=0.9',
+          validate: true,
+        },
+      );
+      expect(resized.proposal.modules.length).toBeGreaterThan(0);
+      expect(resized.proposal.modules.every((m) => m.newRank >= 1 && m.newRank <= m.rank)).toBe(true);
+    }
 
     // Training on from the imported adapter: the first loss is the imported adapter's, and the state moves.
     const before = (await loadRunAdapter(run.dir)).instance.state();

@@ -47,7 +47,7 @@ export function peftLoraConfigDefaults(): Record<string, unknown> {
 }
 
 /** The most frequent value; ties go to the smaller one so the choice is deterministic. */
-function mostCommon(values: number[]): number {
+export function mostCommon(values: number[]): number {
   const counts = new Map<number, number>();
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
   let best = values[0];
@@ -110,10 +110,24 @@ export function buildLoraConversion(
       factors.right.dispose();
     }
   }
+  return plainLoraAdapter(model, instance, ranks, tensors, baseModelNameOrPath);
+}
+
+/**
+ * The PEFT LoRA adapter of `tensors` with per-module `ranks` at scaling 1 (lora_alpha = r, alpha_pattern =
+ * rank_pattern for modules off the most common rank), carrying the adapter's modules_to_save.
+ */
+export function plainLoraAdapter(
+  model: LoadedModel,
+  instance: AdapterInstance,
+  ranks: Map<string, number>,
+  tensors: PeftAdapter['tensors'],
+  baseModelNameOrPath: string,
+): PeftAdapter {
+  const targets = instanceTargets(model, instance);
   const r = mostCommon([...ranks.values()]);
   const rankPattern: Record<string, number> = {};
   for (const [name, k] of ranks) if (k !== r) rankPattern[escapeRegex(name)] = k;
-  const names = targets.map((t) => t.name);
   const config = {
     ...peftLoraConfigDefaults(),
     r,
@@ -121,7 +135,7 @@ export function buildLoraConversion(
     rank_pattern: rankPattern,
     alpha_pattern: { ...rankPattern },
     target_modules: minimalTargetModules(
-      names,
+      targets.map((t) => t.name),
       model.spec.modules.map((m) => m.name),
     ),
     // PEFT sets fan_in_fan_out for GPT-2's Conv1D (and warns); A/B shapes are the same either way.
@@ -167,7 +181,9 @@ function checkNoOutputBias(
  * their update against the original model is s·B·A − s·B₀·A₀ = [s·B, −s·B₀]·[A; A₀] (PEFT's
  * path_initial_model_for_weight_conversion); other adapters leave the base alone.
  */
-function lowRankFactorsFromOriginal(layer: AdapterLayer): { left: tf.Tensor2D; right: tf.Tensor2D } | null {
+export function lowRankFactorsFromOriginal(
+  layer: AdapterLayer,
+): { left: tf.Tensor2D; right: tf.Tensor2D } | null {
   const factors = layer.lowRankFactors();
   const initial = (layer as Partial<LoraLayer>).initialFactors;
   if (!factors || !initial) return factors;

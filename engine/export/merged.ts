@@ -43,22 +43,20 @@ function mergeOne(layer: AdaptableLayer, adapterName: string): MergedModule {
       `${layer.name}: adapters [${layer.merged.join(', ')}] are merged in memory; unmerge first`,
     );
   }
-  const weight = layer.weight.clone();
+  const weight = layer.weight.snapshot();
   const bias = layer.bias ? layer.bias.clone() : null;
   const biasBefore = layer.bias;
   try {
     layer.merge(adapterName);
-    const mergedWeight = layer.weight.dataSync() as Float32Array;
     const mergedBias =
       layer.bias !== biasBefore && layer.bias ? (layer.bias.dataSync() as Float32Array) : null;
     return {
-      weight: Float32Array.from(mergedWeight),
+      weight: layer.weight.float32(),
       bias: mergedBias ? Float32Array.from(mergedBias) : null,
     };
   } finally {
     layer.unmerge(adapterName);
-    layer.weight.dispose();
-    layer.weight = weight;
+    layer.weight.restore(weight);
     if (bias) {
       if (layer.bias && layer.bias !== bias) layer.bias.dispose();
       layer.bias = bias;
@@ -77,18 +75,24 @@ function isFloatDtype(dtype: Dtype): dtype is 'F32' | 'F16' | 'BF16' | 'F64' {
   return dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64';
 }
 
+/** The adapter folded into a checkpoint, one tensor at a time (see `mergedTensors`). */
+export interface MergedTensors {
+  ckpt: CheckpointReader;
+  /** Tensors the checkpoint lacks (randomly initialised task heads), written from memory. */
+  extra: TensorEntry[];
+  /**
+   * The merged float32 values of `entry` (in stored orientation) when merging or a head changes it, null when
+   * the checkpoint's own tensor stands. Each adapted module is merged once and kept only until its weight
+   * (and changed bias) have been asked for.
+   */
+  valuesOf(entry: TensorEntry): Float32Array | null;
+}
+
 /**
- * Writes a complete Hugging Face model folder with the adapter folded in: every tensor of the input
- * checkpoint under the same name and dtype (F16/BF16 kept; adapted weights rounded once after adding ΔW),
- * the same shard layout when the input was sharded, and config/tokenizer files copied. Tensors are
- * produced one at a time, so the model is never in memory twice.
+ * Opens the model's checkpoint with the adapter folded in: every tensor of the input checkpoint plus the heads
+ * it lacks. The caller closes `ckpt`.
  */
-export async function writeMergedModel(
-  model: LoadedModel,
-  instance: AdapterInstance,
-  outDir: string,
-  options: MergedOptions = {},
-): Promise<{ files: string[]; dtypes: Dtype[] }> {
+export async function mergedTensors(model: LoadedModel, instance: AdapterInstance): Promise<MergedTensors> {
   const byKey = new Map<string, AdaptableLayer>();
   // Saved modules (modules_to_save) merge as their trained copy.
   for (const name of [...instance.layers.keys(), ...(instance.savedModules?.keys() ?? [])]) {
@@ -141,7 +145,6 @@ export async function writeMergedModel(
       }
       if (layer.bias) biasKeys.set(biasKeyOf(key), layer);
     }
-    const dtypes = new Set<Dtype>();
     // One adapted module at a time: its merged weight (and changed bias) is kept only until written.
     const cache = new Map<AdaptableLayer, { merged: MergedModule; remaining: number }>();
     const take = (layer: AdaptableLayer, part: 'weight' | 'bias'): Float32Array | null => {
@@ -161,17 +164,18 @@ export async function writeMergedModel(
       if (values && --c.remaining === 0) cache.delete(layer);
       return values;
     };
-    const produce = async (entry: TensorEntry): Promise<ArrayBufferView> => {
-      dtypes.add(entry.dtype);
+    const valuesOf = (entry: TensorEntry): Float32Array | null => {
       const weightLayer = byKey.get(entry.name);
       const layer = weightLayer ?? biasKeys.get(entry.name);
       let values = layer ? take(layer, weightLayer ? 'weight' : 'bias') : null;
       const head = heads.get(entry.name);
       if (head && !values) {
-        const t = head.part === 'weight' ? head.layer.weight : head.layer.bias!;
-        values = Float32Array.from(t.dataSync() as Float32Array);
+        values =
+          head.part === 'weight'
+            ? head.layer.weight.float32()
+            : Float32Array.from(head.layer.bias!.dataSync() as Float32Array);
       }
-      if (!values) return ckpt.readRaw(entry.name);
+      if (!values) return null;
       const where = head ? 'the model in memory' : ckpt.fileOf(entry.name);
       if (!isFloatDtype(entry.dtype)) {
         throw new ExportError(`${where}: adapted tensor "${entry.name}" has dtype ${entry.dtype}`);
@@ -182,9 +186,36 @@ export async function writeMergedModel(
           `${where}: "${entry.name}" has shape [${entry.shape}] but the model's ${(layer ?? head!.layer).name} holds ${values.length} values`,
         );
       }
-      return encodeFromFloat32(entry.dtype, values);
+      return values;
     };
-    const extra = [...heads.values()].map((h) => h.entry);
+    return { ckpt, extra: [...heads.values()].map((h) => h.entry), valuesOf };
+  } catch (error) {
+    await ckpt.close();
+    throw error;
+  }
+}
+
+/**
+ * Writes a complete Hugging Face model folder with the adapter folded in: every tensor of the input
+ * checkpoint under the same name and dtype (F16/BF16 kept; adapted weights rounded once after adding ΔW),
+ * the same shard layout when the input was sharded, and config/tokenizer files copied. Tensors are
+ * produced one at a time, so the model is never in memory twice.
+ */
+export async function writeMergedModel(
+  model: LoadedModel,
+  instance: AdapterInstance,
+  outDir: string,
+  options: MergedOptions = {},
+): Promise<{ files: string[]; dtypes: Dtype[] }> {
+  const { ckpt, extra, valuesOf } = await mergedTensors(model, instance);
+  try {
+    const dtypes = new Set<Dtype>();
+    const produce = async (entry: TensorEntry): Promise<ArrayBufferView> => {
+      dtypes.add(entry.dtype);
+      const values = valuesOf(entry);
+      // valuesOf checked that a changed tensor has a float dtype
+      return values ? encodeFromFloat32(entry.dtype as 'F32', values) : ckpt.readRaw(entry.name);
+    };
     const files = await writeWeights(ckpt, extra, outDir, produce, options);
     for (const file of await copyModelFiles(model.dir, outDir)) files.push(file);
     return { files, dtypes: [...dtypes] };

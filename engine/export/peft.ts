@@ -93,7 +93,9 @@ export function exportedSavedModules(
     const saved = instance.savedModules?.get(name);
     const layer = model.layers.get(name);
     if (!layer) throw new ExportError(`modules_to_save: ${name} is not a module of the model in memory`);
-    tensors[`${MODULE_PREFIX}${name}.weight`] = copy(saved ? saved.weight : layer.weight);
+    tensors[`${MODULE_PREFIX}${name}.weight`] = saved
+      ? copy(saved.weight)
+      : { shape: [...layer.weight.shape], data: layer.weight.float32() };
     const bias = saved ? saved.bias : layer.bias;
     if (bias) tensors[`${MODULE_PREFIX}${name}.bias`] = copy(bias);
   }

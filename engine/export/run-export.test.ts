@@ -7,6 +7,7 @@ import { detachAdapter } from '../adapters/index.ts';
 import { createStudioService } from '../api/service.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { main } from '../cli/main.ts';
+import { unwrapReply } from '../common/contract.ts';
 import { setWriteFs } from '../io/fs.ts';
 import { TestDisk } from '../io/testing.ts';
 import { createProject } from '../project/store.ts';
@@ -29,7 +30,7 @@ beforeAll(async () => {
   await createProject(join(tmp, 'p'), {
     model: join(FIXTURES, 'gpt2'),
     task: 'causal-lm',
-    data: { train: join(tmp, 'train.jsonl') },
+    data: { train: join(tmp, 'train.jsonl'), valFraction: 0.34 },
     method: { name: 'lora', config: { r: 2, loraAlpha: 4 } },
     training: {
       batchSize: 2,
@@ -106,9 +107,104 @@ describe('exportRun', () => {
     const result = JSON.parse(out.join('\n'));
     expect(result.files).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     expect(result.verification.ok).toBe(true);
-    const bad = await main(['export', runDir, '--format', 'gguf', '--out', join(tmp, 'x')], io);
+    const bad = await main(['export', runDir, '--format', 'onnx', '--out', join(tmp, 'x')], io);
     expect(bad).toBe(2);
-    expect(err.join('\n')).toMatch(/--format must be one of peft, lora, merged, native, got "gguf"/);
+    expect(err.join('\n')).toMatch(
+      /--format must be one of peft, lora, merged, native, gguf, gguf-lora, got "onnx"/,
+    );
+  });
+});
+
+describe('spectrum-driven resize of a run', () => {
+  it('CLI --resize and the API give the same ranks; the export verifies against base + truncated ΔW', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), isTTY: false };
+    const code = await main(
+      [
+        'export',
+        runDir,
+        '--format',
+        'lora',
+        '--resize',
+        'sv_fro=0.6',
+        '--out',
+        join(tmp, 'cli-resized'),
+        '--json',
+      ],
+      io,
+    );
+    expect(code, err.join('\n')).toBe(0);
+    const cli = JSON.parse(out.join('\n'));
+    expect(cli.verification.ok).toBe(true);
+    const service = createStudioService({ configDir: join(tmp, 'config') });
+    const api = unwrapReply(
+      'export.resize',
+      await service.call('export.resize', { runDir, resize: 'sv_fro=0.6', validate: true }),
+    );
+    await service.dispose();
+    expect(cli.resize.modules.map((m: { newRank: number }) => m.newRank)).toEqual(
+      api.proposal.modules.map((m) => m.newRank),
+    );
+    expect(api.validation!.examples).toBeGreaterThan(0);
+    expect(cli.validation.lossResized).toBeCloseTo(api.validation!.lossResized, 6);
+    const config = JSON.parse(await fs.readFile(join(tmp, 'cli-resized', 'adapter_config.json'), 'utf8'));
+    const ranks = api.proposal.modules.map((m) => m.newRank);
+    const common = config.r as number;
+    for (const m of api.proposal.modules) {
+      const pattern = Object.entries(config.rank_pattern as Record<string, number>).find(([k]) =>
+        new RegExp(`(^|\\.)${k}$`).test(m.module),
+      );
+      expect(pattern ? pattern[1] : common).toBe(m.newRank);
+    }
+    expect(Math.min(...ranks)).toBeGreaterThanOrEqual(1);
+    const bad = await main(
+      ['export', runDir, '--format', 'peft', '--resize', 'sv_fro=0.6', '--out', join(tmp, 'y')],
+      io,
+    );
+    expect(bad).toBe(2);
+    expect(err.join('\n')).toMatch(/--resize applies to --format lora only/);
+  });
+});
+
+describe('GGUF from a trained run', () => {
+  it('studio export --format gguf and gguf-lora: the sizes export.estimate gave before writing, verified, memory flat', async () => {
+    const service = createStudioService({ configDir: join(tmp, 'config') });
+    const estimate = unwrapReply('export.estimate', await service.call('export.estimate', { runDir }));
+    await service.dispose();
+    const before = tf.memory().numTensors;
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t), isTTY: false };
+    for (const quant of ['q4_k_m', 'q8_0'] as const) {
+      out.length = 0;
+      const dir = join(tmp, `gguf-${quant}`);
+      const code = await main(
+        ['export', runDir, '--format', 'gguf', '--quant', quant, '--out', dir, '--json'],
+        io,
+      );
+      expect(code, out.join('\n')).toBe(0);
+      const result = JSON.parse(out.join('\n'));
+      expect(result.files).toEqual(['Modelfile', `model-${quant}.gguf`]);
+      expect(result.verification.ok).toBe(true);
+      expect((await fs.stat(join(dir, `model-${quant}.gguf`))).size).toBe(estimate[`gguf-${quant}`]);
+      expect(await fs.readFile(join(dir, 'Modelfile'), 'utf8')).toMatch(
+        new RegExp(`^FROM ./model-${quant}\\.gguf$`, 'm'),
+      );
+    }
+    out.length = 0;
+    const lora = join(tmp, 'gguf-lora');
+    expect(
+      await main(['export', runDir, '--format', 'gguf-lora', '--quant', 'f16', '--out', lora, '--json'], io),
+    ).toBe(0);
+    const result = JSON.parse(out.join('\n'));
+    expect(result.files).toEqual(['Modelfile', 'adapter-f16.gguf', 'model-f16.gguf']);
+    expect(await fs.readFile(join(lora, 'Modelfile'), 'utf8')).toMatch(/^ADAPTER \.\/adapter-f16\.gguf$/m);
+    expect(tf.memory().numTensors).toBe(before);
+    out.length = 0;
+    expect(
+      await main(['export', runDir, '--format', 'peft', '--quant', 'q8_0', '--out', join(tmp, 'z')], io),
+    ).toBe(2);
+    expect(out.join('\n')).toMatch(/--quant applies to --format gguf and gguf-lora only/);
   });
 });
 
@@ -186,7 +282,7 @@ describe('export destinations', () => {
 
   it('on a full disk: names the file being written and the space it needed, and writes nothing', async () => {
     const root = await fs.mkdtemp(join(tmp, 'full-'));
-    for (const format of ['peft', 'merged', 'native'] as const) {
+    for (const format of ['peft', 'merged', 'native', 'gguf', 'gguf-lora'] as const) {
       const out = join(root, format);
       const restore = setWriteFs(new TestDisk(500));
       const errors: string[] = [];

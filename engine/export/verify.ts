@@ -83,3 +83,35 @@ export const RELATIVE_TOLERANCE: Record<string, number> = { F32: 1e-4, F64: 1e-4
 export function toleranceFor(reference: Float32Array, dtype = 'F32'): number {
   return (RELATIVE_TOLERANCE[dtype] ?? 1e-4) * Math.max(1, maxAbs(reference));
 }
+
+/**
+ * Runs `fn` with exactly one adapter live on every layer (or none), then restores each layer's settings (once
+ * the promise settles when `fn` is async).
+ */
+export function withOnlyAdapter<T>(model: LoadedModel, adapterName: string | null, fn: () => T): T {
+  const saved = [...model.layers.values()].map((l) => ({
+    l,
+    active: l.activeAdapters,
+    enabled: l.adaptersEnabled,
+  }));
+  const restore = () => {
+    for (const { l, active, enabled } of saved) {
+      l.activeAdapters = active;
+      l.adaptersEnabled = enabled;
+    }
+  };
+  for (const { l } of saved) {
+    l.activeAdapters = adapterName !== null && l.adapters.has(adapterName) ? [adapterName] : [];
+    l.adaptersEnabled = adapterName !== null;
+  }
+  let result: T;
+  try {
+    result = fn();
+  } catch (error) {
+    restore();
+    throw error;
+  }
+  if (result instanceof Promise) return result.finally(restore) as T;
+  restore();
+  return result;
+}

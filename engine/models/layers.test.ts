@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FrozenWeight } from '../backends/frozen.ts';
 import { getMatMulRoute, setMatMulRoute } from '../backends/matmul.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { AdaptableLayer, inferenceContext } from './layers.ts';
@@ -41,7 +42,13 @@ describe('AdaptableLayer Linear forward', () => {
       const w = randomMatrix(12, 9, 1);
       const b = randomMatrix(1, 12, 2)[0];
       const x = randomMatrix(rows, 9, 3);
-      const layer = new AdaptableLayer('fc', 'Linear', tf.tensor2d(w), tf.tensor1d(b), 'fc.weight');
+      const layer = new AdaptableLayer(
+        'fc',
+        'Linear',
+        FrozenWeight.adopt(tf.tensor2d(w)),
+        tf.tensor1d(b),
+        'fc.weight',
+      );
       const y = layer.forward(tf.tensor2d(x), inferenceContext());
       const expected = dense(x, w, b);
       const got = y.arraySync();

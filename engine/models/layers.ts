@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { transposedProductsAreNative } from '../backends/matmul.ts';
+import type { FrozenWeight } from '../backends/frozen.ts';
 import { addShapes } from './ops.ts';
 
 /** The module kinds adapters attach to, named as in PyTorch / transformers. */
@@ -10,6 +10,11 @@ export interface ForwardContext {
   training: boolean;
   /** A fresh integer seed for one dropout mask; the sequence is deterministic for a given step. */
   nextSeed(): number;
+  /**
+   * Activation checkpointing: when set (training), each transformer block keeps only its input for the
+   * backward pass and runs again there. `params(i)` are the trainable variables block i reads.
+   */
+  checkpoint?: { params(layerIndex: number): tf.Variable[] };
 }
 
 export function inferenceContext(): ForwardContext {
@@ -57,7 +62,8 @@ export interface AdapterLayer {
 
 /**
  * A frozen base module that adapters attach to. The base weight is kept as stored in the checkpoint
- * (Linear: out × in, Conv1D: in × out, Embedding: num × dim) and never trained.
+ * (Linear: out × in, Conv1D: in × out, Embedding: num × dim), in the checkpoint's dtype where the backend allows
+ * (`FrozenWeight`), and never trained.
  */
 export class AdaptableLayer {
   readonly adapters = new Map<string, AdapterLayer>();
@@ -68,8 +74,8 @@ export class AdaptableLayer {
   /** Adapters currently folded into `weight`. */
   readonly merged: string[] = [];
   /**
-   * Modules holding the same weight tensor (an input embedding and its tied `lm_head`, both vocab × dim):
-   * a merge replaces the tensor for all of them, as with PyTorch's shared Parameter.
+   * Modules holding the same weight (an input embedding and its tied `lm_head`, both vocab × dim): they share
+   * one `FrozenWeight`, so a merge changes it for all of them, as with PyTorch's shared Parameter.
    */
   readonly tiedWith: AdaptableLayer[] = [];
 
@@ -77,7 +83,7 @@ export class AdaptableLayer {
     /** Hugging Face module name, e.g. `model.layers.0.self_attn.q_proj`. */
     readonly name: string,
     readonly kind: AdaptableKind,
-    public weight: tf.Tensor2D,
+    readonly weight: FrozenWeight,
     public bias: tf.Tensor1D | null,
     /** The checkpoint key this weight was read from (e.g. `h.0.attn.c_attn.weight`). */
     readonly weightKey: string,
@@ -93,50 +99,43 @@ export class AdaptableLayer {
     return this.kind === 'Linear' ? this.weight.shape[0] : this.weight.shape[1];
   }
 
-  /** The weight as PyTorch's `transpose(W, fan_in_fan_out)`: out × in for Linear/Conv1D, num × dim for Embedding. */
+  /**
+   * The weight as PyTorch's `transpose(W, fan_in_fan_out)`: out × in for Linear/Conv1D, num × dim for Embedding.
+   * A new float32 tensor: the caller disposes it.
+   */
   logicalWeight(): tf.Tensor2D {
-    return this.kind === 'Conv1D' ? tf.transpose(this.weight) : this.weight.clone();
+    const stored = this.weight.toTensor();
+    if (this.kind !== 'Conv1D') return stored;
+    const t = tf.transpose(stored);
+    stored.dispose();
+    return t;
   }
 
-  private setLogicalWeight(w: tf.Tensor2D): void {
+  /**
+   * Replaces the base weight with `w` given in logical orientation (takes ownership of `w`), rounded to the
+   * weight's dtype; a tied module sees the change.
+   */
+  setLogicalWeight(w: tf.Tensor2D): void {
     const stored = this.kind === 'Conv1D' ? tf.transpose(w) : w;
-    const old = this.weight;
-    this.weight = tf.keep(stored);
-    for (const peer of this.tiedWith) peer.weight = this.weight;
-    if (stored !== w) w.dispose();
-    old.dispose();
+    this.weight.replace(stored);
+    if (stored !== w) stored.dispose();
+    w.dispose();
   }
 
   /** Forward pass of a Linear/Conv1D module on flattened rows x [N, in]. */
   forward(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
-      let y = (
-        this.kind === 'Linear' ? this.linearProduct(x) : tf.matMul(x, this.weight, false, false)
-      ) as tf.Tensor2D;
+      let y = this.weight.matmul(x, this.kind === 'Linear');
       if (this.bias) y = addShapes(y, this.bias);
       for (const name of this.liveAdapters()) y = this.adapters.get(name)!.forward(x, y, ctx);
       return y;
     });
   }
 
-  /**
-   * x·Wᵀ for a Linear weight W (out × in). Backends without native transposed GEMM re-lay a transposed
-   * operand out on every call, so there, with few rows (generation), the product is taken as (W·xᵀ)ᵀ, which
-   * moves x and y through the transposes instead of the whole weight.
-   */
-  private linearProduct(x: tf.Tensor2D): tf.Tensor {
-    const [rows, inFeatures] = x.shape;
-    const outFeatures = this.weight.shape[0];
-    if (!transposedProductsAreNative() && rows * (inFeatures + outFeatures) < inFeatures * outFeatures) {
-      return tf.transpose(tf.matMul(this.weight, x, false, true));
-    }
-    return tf.matMul(x, this.weight, false, true);
-  }
-
   /** Embedding lookup of ids [N] → [N, dim]. */
   embed(ids: tf.Tensor1D, ctx: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
-      let y = tf.gather(this.weight, ids) as tf.Tensor2D;
+      let y = this.weight.gather(ids);
       for (const name of this.liveAdapters()) {
         const adapter = this.adapters.get(name)!;
         if (!adapter.embed) throw new Error(`adapter "${name}" on ${this.name} does not support Embedding`);
@@ -144,6 +143,11 @@ export class AdaptableLayer {
       }
       return y;
     });
+  }
+
+  /** Whether any adapter takes part in this module's forward pass. */
+  hasLiveAdapters(): boolean {
+    return this.liveAdapters().length > 0;
   }
 
   private liveAdapters(): string[] {

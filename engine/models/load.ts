@@ -1,6 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { FrozenWeight } from '../backends/frozen.ts';
+import { NATIVE_BACKEND } from '../backends/native/backend.ts';
 import { placeFrozenWeight } from '../backends/placement.ts';
 import { uninitializedWasmTensor } from '../backends/wasm.ts';
 import { type CheckpointReader, openCheckpoint, SafetensorsError } from '../safetensors/index.ts';
@@ -194,6 +196,7 @@ export async function checkWeights(dir: string, opts: LoadOptions = {}): Promise
  * webgpu a matrix gets its GPU copy in the checkpoint's precision.
  */
 async function readWeight(reader: CheckpointReader, key: string, shape: number[]): Promise<tf.Tensor> {
+  if (tf.getBackend() === NATIVE_BACKEND) return tf.tensor(await reader.readFloat32(key), shape, 'float32');
   const target = uninitializedWasmTensor(shape);
   if (!target) {
     const t = tf.tensor(await reader.readFloat32(key), shape, 'float32');
@@ -226,8 +229,31 @@ function weightsOf(layers: Map<string, AdaptableLayer>, params: Map<string, tf.T
 }
 
 /**
+ * A module's frozen weight. On the native backend bf16/f16/f32 checkpoint tensors are kept in their own dtype
+ * (read as raw bytes: no float32 copy at any point); other dtypes and other backends get float32.
+ */
+async function readFrozenWeight(
+  reader: CheckpointReader,
+  key: string,
+  shape: [number, number],
+): Promise<FrozenWeight> {
+  const { dtype } = reader.info(key);
+  if (tf.getBackend() === NATIVE_BACKEND && (dtype === 'F32' || dtype === 'BF16' || dtype === 'F16')) {
+    const raw = await reader.readRaw(key);
+    const aligned = raw.byteOffset % 4 === 0 ? raw : raw.slice();
+    const values =
+      dtype === 'F32'
+        ? new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4)
+        : new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+    return FrozenWeight.fromValues(dtype, shape, values);
+  }
+  return FrozenWeight.adopt((await readWeight(reader, key, shape)) as tf.Tensor2D);
+}
+
+/**
  * Loads a Hugging Face model folder: config.json and safetensors weights (single or sharded, any float
- * dtype, widened to float32), streamed one tensor at a time into tf tensors.
+ * dtype), streamed one tensor at a time. Adaptable modules' weights become `FrozenWeight`s (in their checkpoint
+ * dtype on the native backend); norms and biases float32 tensors.
  */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<TransformerModel> {
   const config = await readModelConfig(dir);
@@ -236,6 +262,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Tr
   const arch = archConfig(config, taskOpts);
   const reader = await openWeights(dir);
   const tensors = new Map<string, tf.Tensor>();
+  const frozen = new Map<string, FrozenWeight>();
   const newlyInitialized: string[] = [];
   try {
     checkSizeAgainstWeights(config, taskOpts, spec, reader);
@@ -243,24 +270,30 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Tr
     let seed = opts.seed ?? 0;
     for (const item of plan) {
       const name = `${item.module.name}.${item.param}`;
+      const isFrozen = item.module.adaptable !== undefined && item.param === 'weight';
       if (item.key === null) {
         // transformers' _init_weights: normal(0, initializer_range) weights, zero biases
         const t =
           item.param === 'bias'
             ? tf.zeros(item.shape)
             : tf.randomNormal(item.shape, 0, arch.initializerRange, 'float32', seed++);
-        tensors.set(name, t);
+        if (isFrozen) frozen.set(name, FrozenWeight.adopt(t as tf.Tensor2D));
+        else tensors.set(name, t);
         if (!newlyInitialized.includes(item.module.name)) newlyInitialized.push(item.module.name);
         continue;
       }
-      tensors.set(name, await readWeight(reader, item.key, item.shape));
+      if (isFrozen) {
+        frozen.set(name, await readFrozenWeight(reader, item.key, item.shape as [number, number]));
+      } else {
+        tensors.set(name, await readWeight(reader, item.key, item.shape));
+      }
     }
     const layers = new Map<string, AdaptableLayer>();
     const params = new Map<string, tf.Tensor>();
     for (const module of spec.modules) {
       if (module.adaptable) {
         const source = module.tiedTo ?? module.name;
-        const weight = tensors.get(`${source}.weight`) as tf.Tensor2D;
+        const weight = frozen.get(`${source}.weight`)!;
         const bias = (tensors.get(`${module.name}.bias`) as tf.Tensor1D | undefined) ?? null;
         const item = plan.find((p) => p.module.name === source && p.param === 'weight');
         const layer = new AdaptableLayer(
@@ -295,6 +328,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Tr
     );
   } catch (error) {
     for (const t of tensors.values()) t.dispose();
+    for (const w of frozen.values()) w.dispose();
     throw error;
   } finally {
     await reader.close();

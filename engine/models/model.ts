@@ -1,9 +1,38 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ArchConfig } from './config.ts';
 import type { AdaptableLayer, ForwardContext } from './layers.ts';
-import type { KvCache, Network, NetworkInput } from './network.ts';
+import type { BlockInputs, KvCache, Network, NetworkInput } from './network.ts';
 import { lastPositionRows } from './ops.ts';
-import type { Batch, LoadedModel, ModelSpec, PositionLimit } from './types.ts';
+import { checkpointed } from './recompute.ts';
+import type { Batch, LinearHead, LoadedModel, ModelSpec, PositionLimit } from './types.ts';
+
+/** Every tensor of a block's shared inputs, in a fixed order (what a checkpointed block must keep). */
+function blockTensors(s: BlockInputs): tf.Tensor[] {
+  const out: tf.Tensor[] = [s.positions];
+  for (const key of Object.keys(s.rope).sort())
+    out.push(s.rope[key].cos, s.rope[key].sin, s.rope[key].rotate);
+  for (const key of Object.keys(s.bias).sort()) out.push(s.bias[key]);
+  return out;
+}
+
+/** `s` with its tensors replaced by `tensors` (in `blockTensors` order). */
+function withBlockTensors(s: BlockInputs, tensors: tf.Tensor[]): BlockInputs {
+  let i = 0;
+  const next = () => tensors[i++];
+  const positions = next() as tf.Tensor2D;
+  const rope: BlockInputs['rope'] = {};
+  for (const key of Object.keys(s.rope).sort()) {
+    rope[key] = {
+      ...s.rope[key],
+      cos: next() as tf.Tensor4D,
+      sin: next() as tf.Tensor4D,
+      rotate: next() as tf.Tensor2D,
+    };
+  }
+  const bias: BlockInputs['bias'] = {};
+  for (const key of Object.keys(s.bias).sort()) bias[key] = next() as tf.Tensor4D;
+  return { ...s, positions, rope, bias };
+}
 
 /** A decoder step: logits of the new tokens and the cache extended by them. */
 export interface DecodeResult {
@@ -59,8 +88,28 @@ export class TransformerModel implements LoadedModel {
     const next: KvCache = { keys: [], values: [] };
     if (decoding) shared.cache = { past: input.past, next };
     let h = embedded;
-    for (let i = 0; i < this.network.numLayers; i++) h = this.network.block(i, h, shared, ctx);
+    const checkpoint = decoding ? undefined : ctx.checkpoint;
+    for (let i = 0; i < this.network.numLayers; i++) {
+      if (!checkpoint) {
+        h = this.network.block(i, h, shared, ctx);
+        continue;
+      }
+      const tensors = blockTensors(shared);
+      h = checkpointed(
+        (x, saved, c) => this.network.block(i, x, withBlockTensors(shared, saved), c),
+        h,
+        tensors,
+        checkpoint.params(i),
+        ctx,
+      );
+    }
     return { rows: this.network.finish(h), next };
+  }
+
+  /** The causal-LM head as one adapter-free module (+ soft-cap), when it is one; null otherwise. */
+  linearHead(): LinearHead | null {
+    const head = this.network.linearHead;
+    return head && !head.layer.hasLiveAdapters() ? head : null;
   }
 
   hidden(batch: Batch, ctx: ForwardContext): tf.Tensor2D {
@@ -121,7 +170,8 @@ export class TransformerModel implements LoadedModel {
   dispose(): void {
     const seen = new Set<tf.Tensor>();
     for (const layer of this.layers.values()) {
-      seen.add(layer.weight);
+      // a tied lm_head shares its embedding's weight
+      if (!layer.weight.isDisposed) layer.weight.dispose();
       if (layer.bias) seen.add(layer.bias);
     }
     for (const p of this.params.values()) seen.add(p);

@@ -2,7 +2,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { ArchConfig, HeadChoice } from './config.ts';
 import type { AdaptableLayer, ForwardContext } from './layers.ts';
 import type { RopeTables } from './rope.ts';
-import type { Batch, ModuleInfo, PositionLimit, TaskKind } from './types.ts';
+import type { Batch, LinearHead, ModuleInfo, PositionLimit, TaskKind } from './types.ts';
 
 /**
  * Per-layer keys and values of the tokens seen so far, [B, kvHeads, T, headDim] (after RoPE). A type alias,
@@ -56,6 +56,11 @@ export interface Network {
   head(rows: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
   /** seq-cls: one row per sequence [B, d] from the hidden rows [B·T, d]. */
   pool(hidden: tf.Tensor2D, batch: Batch): tf.Tensor2D;
+  /**
+   * causal-lm: the head as a module and an optional final soft-cap (`cap·tanh(z/cap)`), so a loss can compute
+   * its gradient chunk by chunk without a tape; absent where the head is anything else.
+   */
+  readonly linearHead?: LinearHead;
 }
 
 /** The loaded tensors a network reads, by Hugging Face name. */

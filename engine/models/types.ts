@@ -66,6 +66,12 @@ export interface PositionLimit {
   learned: boolean;
 }
 
+/** An output head that is one module followed by an optional soft-cap `cap·tanh(z/cap)`. */
+export interface LinearHead {
+  layer: AdaptableLayer;
+  softcap: number | null;
+}
+
 /** A loaded model with frozen base weights and adaptable modules. */
 export interface LoadedModel {
   readonly spec: ModelSpec;
@@ -87,6 +93,8 @@ export interface LoadedModel {
   head(rows: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
   /** The longest sequence the model takes; absent when unbounded (no learned positions, no config limit). */
   readonly positionLimit?: PositionLimit;
+  /** causal-lm: the head as one adapter-free module and a soft-cap, when it is that (a chunked loss uses it). */
+  linearHead?(): LinearHead | null;
   dispose(): void;
   /** Head modules missing from the checkpoint and initialised at random (seq-cls from a base checkpoint). */
   readonly newlyInitialized?: string[];

@@ -65,8 +65,7 @@ export function f32ToBf16(values: Float32Array): Uint16Array {
 
 export function bf16ToF32(values: Uint16Array): Float32Array {
   const out = new Float32Array(values.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < values.length; i++) bits[i] = values[i] << 16;
+  widenInto('BF16', values, 0, values.length, out, 0);
   return out;
 }
 
@@ -113,10 +112,39 @@ function f16BitsToF32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
+let f16Table: Float32Array | null = null;
+
+/** The float32 value of every f16 bit pattern (256 KiB), so widening is one lookup per element. */
+function f16Lookup(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32(h);
+  }
+  return f16Table;
+}
+
 export function f16ToF32(values: Uint16Array): Float32Array {
   const out = new Float32Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = f16BitsToF32(values[i]);
+  widenInto('F16', values, 0, values.length, out, 0);
   return out;
+}
+
+/** out[o + i] = float32(values[from + i]) for i < count, for bf16 or f16 bit patterns (exact). */
+export function widenInto(
+  dtype: 'BF16' | 'F16',
+  values: Uint16Array,
+  from: number,
+  count: number,
+  out: Float32Array,
+  o: number,
+): void {
+  if (dtype === 'BF16') {
+    const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    for (let i = 0; i < count; i++) bits[o + i] = values[from + i] << 16;
+    return;
+  }
+  const table = f16Lookup();
+  for (let i = 0; i < count; i++) out[o + i] = table[values[from + i]];
 }
 
 /** Rounds one number to the nearest float32 value (helper for tests and reports). */

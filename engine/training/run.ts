@@ -7,8 +7,17 @@ import type { ProjectSettings, TrainingSettingsInput } from '../common/project-s
 import { prepareData } from '../data/prepare.ts';
 import { EXPORT_MARKER } from '../export/marker.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { formatBytes } from '../io/bytes.ts';
 import { writeFs } from '../io/fs.ts';
-import { type LoadedModel, loadModel, loadTokenizer, type StudioTokenizer } from '../models/index.ts';
+import { availableMemoryBytes } from '../io/memory.ts';
+import {
+  type LoadedModel,
+  loadModel,
+  loadTokenizer,
+  readModelConfig,
+  type StudioTokenizer,
+  specFromConfig,
+} from '../models/index.ts';
 import {
   METRICS_FILE,
   newRunId,
@@ -32,6 +41,7 @@ import {
   truncateRunLogs,
 } from '../runs/index.ts';
 import { type Generator, greedyGenerator } from './evaluate.ts';
+import { planRunMemory } from './memory-plan.ts';
 import {
   type Loaded,
   type RecorderFactory,
@@ -58,9 +68,15 @@ function padIdOf(tokenizer: StudioTokenizer): number {
 }
 
 /** Loads model, tokenizer, data and a fresh adapter for a run's frozen settings. */
-async function loadForRun(projectDir: string, settings: ProjectSettings): Promise<Loaded> {
+async function loadForRun(projectDir: string, settings: ProjectSettings, backend: string): Promise<Loaded> {
   const modelDir = projectPath(projectDir, settings.model);
   const labels = settings.data.labels;
+  // from config.json alone: a run that cannot fit is refused before its weights are read
+  const spec = specFromConfig(await readModelConfig(modelDir), {
+    task: settings.task,
+    numLabels: settings.task === 'seq-cls' ? labels?.length : undefined,
+  });
+  const memory = planRunMemory(spec, settings, backend, availableMemoryBytes());
   const model = await loadModel(modelDir, {
     task: settings.task,
     numLabels: settings.task === 'seq-cls' ? labels?.length : undefined,
@@ -69,6 +85,13 @@ async function loadForRun(projectDir: string, settings: ProjectSettings): Promis
   try {
     const tokenizer = await loadTokenizer(modelDir);
     const warnings: string[] = [];
+    if (memory.checkpointing && settings.training.gradientCheckpointing === 'auto' && memory.estimate) {
+      warnings.push(
+        `gradient checkpointing on: without it the run would need ~${formatBytes(
+          memory.estimate.totalWithoutCheckpointing,
+        )}, ${formatBytes(memory.available)} is available`,
+      );
+    }
     const limit = model.positionLimit?.tokens ?? Number.POSITIVE_INFINITY;
     let training = settings.training;
     if (training.maxSeqLen > limit) {
@@ -91,7 +114,15 @@ async function loadForRun(projectDir: string, settings: ProjectSettings): Promis
     // A head in modulesToSave trains (as a copy); any other new head stays at its random start.
     const frozen = (model.newlyInitialized ?? []).filter((name) => !instance.savedModules?.has(name));
     if (frozen.length > 0) warnings.push(`randomly initialised (frozen) head modules: ${frozen.join(', ')}`);
-    return { model, tokenizer, instance, data, settings: { ...settings, training }, warnings };
+    return {
+      model,
+      tokenizer,
+      instance,
+      data,
+      settings: { ...settings, training },
+      checkpointing: memory.checkpointing,
+      warnings,
+    };
   } catch (error) {
     model.dispose();
     throw error;
@@ -111,6 +142,7 @@ function trainerFor(loaded: Loaded): Trainer {
     train: loaded.data.train,
     validation: loaded.data.validation,
     settings: loaded.settings.training,
+    checkpointing: loaded.checkpointing,
     padTokenId: padIdOf(loaded.tokenizer),
     generate: generatorFor(loaded.model, loaded.tokenizer),
   });
@@ -160,7 +192,7 @@ export async function startRun(projectDir: string, options: RunOptions = {}): Pr
     (options.training ?? {}) as Record<string, unknown>,
   );
   const backend = await activateBackend(options.backend ?? settings.backend);
-  const loaded = await loadForRun(project.dir, settings);
+  const loaded = await loadForRun(project.dir, settings, backend);
   const runId = newRunId();
   const runDir = join(project.dir, RUNS_DIR, runId);
   let trainer: Trainer | null = null;
@@ -242,7 +274,7 @@ async function resumeLocked(
   let loaded: Loaded | null = null;
   let trainer: Trainer | null = null;
   try {
-    loaded = await loadForRun(projectOfRun(dir), settings);
+    loaded = await loadForRun(projectOfRun(dir), settings, backend);
     trainer = trainerFor(loaded);
     if (trainer.state.step === 0 && last >= trainer.totalSteps) {
       throw new Error(

@@ -65,6 +65,8 @@ export interface Loaded {
   instance: AdapterInstance;
   data: PreparedData;
   settings: ProjectSettings;
+  /** `gradientCheckpointing` resolved for this run (auto: on when the memory estimate says it must be). */
+  checkpointing: boolean;
   warnings: string[];
 }
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterInstance, TrainableParam } from '../adapters/types.ts';
+import { FrozenWeight } from '../backends/frozen.ts';
 import { AdaptableLayer, type AdapterLayer, dropout, type ForwardContext } from '../models/layers.ts';
 import type { Batch, LoadedModel, TaskKind } from '../models/types.ts';
 
@@ -19,14 +20,14 @@ export function tinyModel(
   const embed = new AdaptableLayer(
     'embed_tokens',
     'Embedding',
-    tf.randomNormal([vocab, hidden], 0, 1, 'float32', seed),
+    FrozenWeight.adopt(tf.randomNormal([vocab, hidden], 0, 1, 'float32', seed)),
     null,
     'embed_tokens.weight',
   );
   const head = new AdaptableLayer(
     'head',
     'Linear',
-    tf.randomNormal([outFeatures, hidden], 0, 0.5, 'float32', seed + 1),
+    FrozenWeight.adopt(tf.randomNormal([outFeatures, hidden], 0, 0.5, 'float32', seed + 1)),
     tf.zeros([outFeatures]) as tf.Tensor1D,
     'head.weight',
   );

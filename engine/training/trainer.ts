@@ -7,7 +7,7 @@ import { trainingContext } from '../models/layers.ts';
 import type { LoadedModel, TaskKind } from '../models/types.ts';
 import { batchTensors, disposeBatch } from './batch.ts';
 import { evaluateExamples, type Generator } from './evaluate.ts';
-import { causalLmLossSum, classificationLossSum } from './loss.ts';
+import { causalLmLossOfModel, classificationLossSum } from './loss.ts';
 import { AdamW, clipFactor, gradSquaredSum } from './optimizer.ts';
 import { lrFactor } from './schedule.ts';
 
@@ -55,6 +55,46 @@ export interface TrainerSetup {
   settings: TrainingSettings;
   padTokenId: number;
   generate?: Generator;
+  /** Recompute each transformer block in the backward pass (the run's resolved `gradientCheckpointing`). */
+  checkpointing?: boolean;
+}
+
+/**
+ * The trainable variables each transformer block reads, from the module names their keys start with; variables
+ * of no one module (shared vectors such as TinyLoRA's tied v) count for every block. Also the variables of the
+ * modules outside every block that are output heads (`lm_head`), for a loss that runs the head chunk by chunk.
+ */
+export function variablesByBlock(
+  model: LoadedModel,
+  params: TrainableParam[],
+): { block: (layerIndex: number) => tf.Variable[]; head: tf.Variable[] } {
+  const modules = model.spec.modules
+    .filter((m) => m.adaptable)
+    .map((m) => m.name)
+    .sort((a, b) => b.length - a.length);
+  const layerOf = new Map(model.spec.modules.map((m) => [m.name, m.layerIndex]));
+  const heads = new Set(model.spec.modules.filter((m) => m.isOutputHead).map((m) => m.name));
+  const perBlock = new Map<number, tf.Variable[]>();
+  const shared: tf.Variable[] = [];
+  const head: tf.Variable[] = [];
+  for (const p of params) {
+    const module = modules.find((m) => p.name.startsWith(`${m}.`));
+    if (module === undefined) {
+      shared.push(p.variable);
+      head.push(p.variable);
+      continue;
+    }
+    if (heads.has(module)) head.push(p.variable);
+    const layer = layerOf.get(module);
+    if (layer === undefined) continue;
+    let list = perBlock.get(layer);
+    if (!list) {
+      list = [];
+      perBlock.set(layer, list);
+    }
+    list.push(p.variable);
+  }
+  return { block: (i) => [...(perBlock.get(i) ?? []), ...shared], head };
 }
 
 /** Optimizer steps a run takes: `maxSteps`, or `epochs` passes of ⌈examples / (batch · accumulation)⌉ steps. */
@@ -76,10 +116,12 @@ export class Trainer {
   readonly cursor: DataCursor;
   readonly totalSteps: number;
   state: TrainerState;
+  private readonly variables: ReturnType<typeof variablesByBlock>;
 
   constructor(readonly setup: TrainerSetup) {
     const s = setup.settings;
     this.params = setup.instance.trainable();
+    this.variables = variablesByBlock(setup.model, this.params);
     if (this.params.length === 0)
       throw new Error(`adapter "${setup.instance.name}" has no trainable parameters`);
     this.optimizer = new AdamW(this.params, {
@@ -132,14 +174,13 @@ export class Trainer {
     );
     const tensors = batchTensors(padded);
     const ctx = trainingContext(settings.seed, microIndex);
+    if (this.setup.checkpointing) ctx.checkpoint = { params: this.variables.block };
     try {
       const { value, grads } = tf.variableGrads(
-        () => {
-          const logits = model.forward(tensors.batch, ctx);
-          return task === 'seq-cls'
-            ? classificationLossSum(logits as tf.Tensor2D, tensors.labels!)
-            : causalLmLossSum(logits as tf.Tensor3D, tensors.batch.inputIds, tensors.lossMask);
-        },
+        () =>
+          task === 'seq-cls'
+            ? classificationLossSum(model.forward(tensors.batch, ctx) as tf.Tensor2D, tensors.labels!)
+            : causalLmLossOfModel(model, tensors.batch, tensors.lossMask, ctx, this.variables.head),
         this.params.map((p) => p.variable),
       );
       return { lossSum: value, grads, targets: padded.targetCount, tokens: padded.tokenCount };

@@ -102,7 +102,12 @@ export interface StudioActions {
   compareRuns(runA: string, runB: string): Promise<void>;
   startEigen(runDir: string, module: string): Promise<void>;
   cancelEigen(jobId: string): Promise<void>;
-  runExport(runDir: string, format: Input<'export.run'>['format'], out: string): Promise<ExportResult | null>;
+  runExport(
+    runDir: string,
+    format: Input<'export.run'>['format'],
+    out: string,
+    extra?: Pick<Input<'export.run'>, 'quant' | 'resize'>,
+  ): Promise<ExportResult | null>;
   restartEngine(): Promise<void>;
   handleEvent(event: StudioEvent): void;
   clearError(area: string): void;
@@ -482,8 +487,8 @@ export function createStudioStore(
           });
         }
       },
-      async runExport(runDir, format, out) {
-        const result = await guarded(`export-${format}`, 'export.run', { runDir, format, out });
+      async runExport(runDir, format, out, extra = {}) {
+        const result = await guarded(`export-${format}`, 'export.run', { runDir, format, out, ...extra });
         if (result) set((s) => ({ exports: [result, ...s.exports.filter((e) => e.out !== result.out)] }));
         return result;
       },

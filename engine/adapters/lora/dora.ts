@@ -73,10 +73,7 @@ export class DoraLayer implements LoraVariantLayer {
     const { base: layer, settings } = this.layer;
     let baseNoBias: tf.Tensor2D;
     if (ctx.training && settings.dropout > 0) {
-      const w = layer.weight;
-      baseNoBias = (
-        layer.kind === 'Linear' ? tf.matMul(xd, w, false, true) : tf.matMul(xd, w)
-      ) as tf.Tensor2D;
+      baseNoBias = layer.weight.matmul(xd, layer.kind === 'Linear');
     } else {
       baseNoBias = layer.bias ? tf.sub(base, layer.bias) : base;
     }

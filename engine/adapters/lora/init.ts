@@ -3,7 +3,7 @@ import { fromTensor, qr, sliceCols, sliceRows, toTensor, truncatedSvd } from '..
 import type { AdaptableLayer } from '../../models/layers.ts';
 import { kaimingUniform, normalTensor, type Rng, uniformTensor } from '../random.ts';
 import type { LoraConfig } from './config.ts';
-import { type LoraFactors, setLogicalWeight } from './layer.ts';
+import type { LoraFactors } from './layer.ts';
 
 export type LoraInit = LoraConfig['initLoraWeights'];
 
@@ -94,7 +94,7 @@ function principalInit(
       b = toTensor(sliceCols(q, 0, r));
     }
     const residual = tf.tidy(() => tf.sub(w, tf.mul(tf.matMul(b, a), scaling))) as tf.Tensor2D;
-    setLogicalWeight(layer, residual);
+    layer.setLogicalWeight(residual);
   } finally {
     w.dispose();
   }

@@ -135,7 +135,7 @@ export class LoraLayer implements AdapterLayer, LoraVariantHost {
     const restored = tf.tidy(() =>
       tf.add(this.base.logicalWeight(), tf.mul(tf.matMul(b, a), this.settings.scaling)),
     );
-    setLogicalWeight(this.base, restored as tf.Tensor2D);
+    this.base.setLogicalWeight(restored as tf.Tensor2D);
   }
 
   /** Frees the layer's caches; its variables belong to the adapter instance, which disposes them. */
@@ -145,15 +145,4 @@ export class LoraLayer implements AdapterLayer, LoraVariantHost {
     this.initialDelta?.b.dispose();
     this.initialDelta = null;
   }
-}
-
-/** Replaces a layer's base weight with `w` given in logical orientation (takes ownership of `w`). */
-export function setLogicalWeight(layer: AdaptableLayer, w: tf.Tensor2D): void {
-  const stored = layer.kind === 'Conv1D' ? tf.transpose(w) : w;
-  const old = layer.weight;
-  layer.weight = tf.keep(stored);
-  // A tied lm_head / input embedding shares the tensor, as PyTorch's shared Parameter.
-  for (const peer of layer.tiedWith) peer.weight = layer.weight;
-  if (stored !== w) w.dispose();
-  old.dispose();
 }

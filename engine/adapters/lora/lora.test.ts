@@ -179,7 +179,7 @@ describe('DoRA', () => {
     randomizeVariables(instance.trainable().map((t) => t.variable));
     const x = randomInput(layer, 4);
     const expected = doraReference(
-      arr(layer.weight),
+      arr(layer.weight.toTensor()),
       vec(layer.bias!),
       arr(adapter.a),
       arr(adapter.b),
@@ -194,7 +194,7 @@ describe('DoRA', () => {
     const seed = 1234;
     const ctx = { training: true, nextSeed: () => seed };
     const xd = tf.dropout(x, 0.3, undefined, seed);
-    const w = arr(layer.weight);
+    const w = arr(layer.weight.toTensor());
     const adapted = add(w, mm(arr(adapter.b), arr(adapter.a)), 5 / 3);
     const k = rowNorms(adapted).map((n, i) => vec(magnitudeOf(adapter))[i] / n);
     const base = mm(arr(x), tr(w));
@@ -214,7 +214,7 @@ describe('DoRA', () => {
     randomizeVariables(instance.trainable().map((t) => t.variable));
     const x = randomInput(layer, 3);
     const probe = new Rng(4).normalArray(3 * 4);
-    const w = arr(layer.weight);
+    const w = arr(layer.weight.toTensor());
     const bias = vec(layer.bias!);
     const a0 = arr(adapter.a);
     const b0 = arr(adapter.b);
@@ -269,14 +269,14 @@ describe('DoRA', () => {
       randomizeVariables(instance.trainable().map((t) => t.variable));
       const x = randomInput(layer, 4);
       const y = layerOutput(layer, x);
-      const before = layer.weight.clone();
+      const before = layer.weight.toTensor();
       layer.merge('a');
       const merged = layerOutput(layer, x);
       const delta = adapter.deltaWeight();
       layer.unmerge('a');
       const deltaAfter = adapter.deltaWeight();
       expect(maxAbsDiff(merged, y)).toBeLessThan(1e-4);
-      expect(maxAbsDiff(layer.weight, before)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(layer.weight.toTensor(), before)).toBeLessThan(1e-5);
       expect(maxAbsDiff(delta, deltaAfter)).toBeLessThan(1e-5);
       expect(adapter.lowRankFactors()).toBeNull();
       tf.dispose([x, y, before, merged, delta, deltaAfter]);
@@ -287,7 +287,7 @@ describe('DoRA', () => {
     const { layer, adapter, instance } = make('Embedding', { r: 2, useDora: true, loraAlpha: 3 }, [7, 4]);
     randomizeVariables(instance.trainable().map((t) => t.variable));
     const ids = tf.tensor1d([0, 3, 6, 3], 'int32');
-    const adapted = add(arr(layer.weight), tr(mm(arr(adapter.b), arr(adapter.a))), 1.5);
+    const adapted = add(arr(layer.weight.toTensor()), tr(mm(arr(adapter.b), arr(adapter.a))), 1.5);
     const colNorms = rowNorms(tr(adapted));
     const m = vec(magnitudeOf(adapter));
     const expected = [0, 3, 6, 3].map((id) => adapted[id].map((v, j) => (m[j] / colNorms[j]) * v));
@@ -327,8 +327,7 @@ describe('PiSSA and OLoRA', () => {
       const sigma = [5, 4, 3, 2, 1];
       const w = knownSpectrum(6, 7, sigma);
       const layer = randomAdaptableLayer(kind, 7, 6);
-      layer.weight.dispose();
-      layer.weight = tf.tensor2d(kind === 'Linear' ? w : tr(w));
+      layer.setLogicalWeight(tf.tensor2d(w));
       const config = parseMethodConfig('lora', {
         r: 2,
         loraAlpha: 4,
@@ -359,7 +358,7 @@ describe('PiSSA and OLoRA', () => {
 
   test('OLoRA: B has orthonormal columns, A is upper triangular, W_res + s·B·A = W', () => {
     const { layer, adapter } = make('Linear', { r: 3, loraAlpha: 6, initLoraWeights: 'olora' }, [6, 5]);
-    const original = add(arr(layer.weight), mm(arr(adapter.b), arr(adapter.a)), 2);
+    const original = add(arr(layer.weight.toTensor()), mm(arr(adapter.b), arr(adapter.a)), 2);
     const btb = mm(tr(arr(adapter.b)), arr(adapter.b));
     expect(
       maxDiff(btb, [
@@ -392,7 +391,9 @@ describe('PiSSA and OLoRA', () => {
     expect(() => lora.create([emb], config, { adapterName: 'a', seed: 0 })).toThrow(
       /not supported for Embedding/,
     );
-    tf.dispose([layer.weight, layer.bias!, emb.weight]);
+    layer.weight.dispose();
+    emb.weight.dispose();
+    layer.bias!.dispose();
   });
 });
 

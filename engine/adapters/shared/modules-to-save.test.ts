@@ -62,7 +62,7 @@ describe('trainable module copies', () => {
 
   test('the copy replaces the module while active, trains, merges and detaches without touching the base', () => {
     const head = model.layers.get('classifier')!;
-    const baseWeight = head.weight.dataSync().slice();
+    const baseWeight = head.weight.float32();
     const before = logits();
     const instance = attachAdapter(model, 'lora', {
       r: 2,
@@ -84,15 +84,15 @@ describe('trainable module copies', () => {
     const adapted = logits();
     const expected = tf.tidy(() => {
       const inputIds = ids();
-      const w = head.weight;
+      const w = head.weight.snapshot();
       const b = head.bias!;
-      head.weight = tf.mul(w, 3) as tf.Tensor2D;
+      head.setLogicalWeight(tf.mul(head.logicalWeight(), 3) as tf.Tensor2D);
       head.bias = tf.add(b, 0.5) as tf.Tensor1D;
       head.activeAdapters = [];
       const out = model
         .forward({ inputIds, attentionMask: tf.onesLike(inputIds) }, inferenceContext())
         .dataSync();
-      head.weight = w;
+      head.weight.restore(w);
       head.bias = b;
       head.activeAdapters = ['default'];
       return out;
@@ -114,7 +114,7 @@ describe('trainable module copies', () => {
     head.unmerge('default');
     unmergeAdapter(model, 'default');
     expect(maxAbsDiff(logits(), trained)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(head.weight.dataSync(), baseWeight)).toBe(0);
+    expect(maxAbsDiff(head.weight.float32(), baseWeight)).toBe(0);
 
     detachAdapter(model, 'default');
     // LoRA's merge + unmerge of the query weights rounds; the head itself is bit-for-bit the base again.

@@ -18,7 +18,8 @@ export class SavedModuleLayer implements AdapterLayer, SavedModule {
     readonly adapterName: string,
     readonly base: AdaptableLayer,
   ) {
-    this.weight = tf.variable(base.weight, true);
+    // a float32 copy in the stored orientation, whatever dtype the frozen weight is held in
+    this.weight = tf.tidy(() => tf.variable(base.weight.toTensor(), true));
     this.bias = base.bias ? tf.variable(base.bias, true) : null;
   }
 

@@ -1,5 +1,6 @@
 import { computeBudget, type Budget as EngineBudget } from '../../adapters/budget.ts';
 import type { Budget } from '../../common/contract.ts';
+import { availableMemoryBytes } from '../../io/memory.ts';
 import { readModelConfig, specFromConfig } from '../../models/index.ts';
 import type { ModelSpec, TaskKind } from '../../models/types.ts';
 import type { Handlers } from './context.ts';
@@ -19,7 +20,7 @@ export function toBudget(b: EngineBudget, spec: ModelSpec): Budget {
   const fileBytes: Record<string, number> = {};
   for (const [format, bytes] of Object.entries(b.files))
     if (typeof bytes === 'number') fileBytes[format] = bytes;
-  const { weights, adapter, gradients, optimizer, activations } = b.memory;
+  const { weights, adapter, gradients, optimizer, runtime } = b.memory;
   return {
     method: b.method,
     trainable: b.trainable,
@@ -32,12 +33,15 @@ export function toBudget(b: EngineBudget, spec: ModelSpec): Budget {
     fileBytes,
     memoryBytes: b.memory.total,
     memoryBreakdown: {
-      'base weights': weights,
+      [`base weights (${b.memory.weightsDtype})`]: weights,
       'adapter weights': adapter,
       gradients,
       'optimizer state': optimizer,
-      activations,
+      activations: b.memory.activations,
+      runtime,
     },
+    memoryWithCheckpointing: b.memory.totalWithCheckpointing,
+    memoryAvailable: availableMemoryBytes(),
   };
 }
 

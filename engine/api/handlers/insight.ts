@@ -10,9 +10,10 @@ import {
   eigenMatrices,
   startEigenJob,
 } from '../../analysis/index.ts';
+import { parseResizeSpec } from '../../analysis/resize.ts';
 import { ApiError, type EigenResult, type RunComparison } from '../../common/contract.ts';
 import { describeError } from '../../common/errors.ts';
-import { exportRun } from '../../export/index.ts';
+import { estimateGgufBytes, exportRun, GGUF_QUANTS, proposeRunResize } from '../../export/index.ts';
 import { generate, inferenceContext } from '../../models/index.ts';
 import { projectOfRun, projectPath, readRunRecord } from '../../project/index.ts';
 import { readRunEvents } from '../../runs/index.ts';
@@ -156,7 +157,23 @@ async function estimate(runDir: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const [format, bytes] of Object.entries(budget.files))
     if (typeof bytes === 'number') out[format] = bytes;
+  if (cfg.task === 'causal-lm') {
+    const modelDir = projectPath(projectOfRun(runDir), cfg.model);
+    for (const quant of GGUF_QUANTS) {
+      // an architecture or tokenizer GGUF export refuses has no estimate (the export says why)
+      const bytes = await estimateGgufBytes(modelDir, quant).catch(() => null);
+      if (bytes !== null) out[`gguf-${quant}`] = bytes;
+    }
+  }
   return out;
+}
+
+function resizeSpec(text: string) {
+  try {
+    return parseResizeSpec(text);
+  } catch (error) {
+    throw new ApiError('invalid_input', (error as Error).message);
+  }
 }
 
 function softmax(logits: Float32Array): number[] {
@@ -173,6 +190,7 @@ export const insightHandlers: Pick<
   | 'analysis.eigen.cancel'
   | 'export.estimate'
   | 'export.run'
+  | 'export.resize'
   | 'tryit.generate'
   | 'tryit.classify'
 > = {
@@ -196,8 +214,19 @@ export const insightHandlers: Pick<
   async 'export.estimate'({ runDir }) {
     return estimate(runDir);
   },
-  async 'export.run'({ runDir, format, out }) {
-    const result = await exportRun(runDir, { format, out });
+  async 'export.resize'({ runDir, resize, validate }) {
+    const { checkpoint, proposal, validation } = await proposeRunResize(runDir, resizeSpec(resize), {
+      validate,
+    });
+    return { checkpoint, proposal, validation };
+  },
+  async 'export.run'({ runDir, format, out, quant, resize }) {
+    const result = await exportRun(runDir, {
+      format,
+      out,
+      quant,
+      resize: resize === undefined ? undefined : resizeSpec(resize),
+    });
     const { promises: fs } = await import('node:fs');
     const files = await Promise.all(
       result.files.map(async (path) => ({ path, bytes: (await fs.stat(join(result.out, path))).size })),
@@ -213,6 +242,7 @@ export const insightHandlers: Pick<
         maxAbsDiff: v.maxAbsDiff,
         detail: `${v.method}; tolerance ${v.tolerance.toExponential(2)}, the adapter itself moves outputs by up to ${v.adapterEffect.toExponential(2)}`,
       },
+      ...(result.resize ? { resize: result.resize } : {}),
     };
   },
   async 'tryit.generate'({ runDir, prompt, options }, ctx) {

@@ -14,7 +14,7 @@ describe('studio backends', () => {
     expect(code).toBe(0);
     const report = JSON.parse(out);
     expect(report).toMatchObject({ chosen: 'wasm', matmul: 'js-relayout', requestedBy: 'argument' });
-    expect(report.candidates).toHaveLength(4);
+    expect(report.candidates).toHaveLength(5);
   });
 
   it('prints a table naming the chosen backend', async () => {

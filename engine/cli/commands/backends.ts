@@ -26,14 +26,17 @@ function formatReport(report: BackendReport): string {
     line(header),
     ...rows.map(line),
   ];
-  const wasm = report.candidates.find((c) => c.name === 'wasm');
-  const routes = wasm?.details.matmulCandidates as
+  // the native GEMM libraries behind the chosen CPU backend (native, else wasm)
+  const cpuSide =
+    report.candidates.find((c) => c.name === 'native' && c.used) ??
+    report.candidates.find((c) => c.name === 'wasm');
+  const routes = cpuSide?.details.matmulCandidates as
     | { path: string; available: boolean; reason: string }[]
     | undefined;
   if (routes?.length) {
     out.push('', 'native matmul libraries:');
     for (const r of routes) out.push(`  ${r.path.padEnd(18)}${r.available ? 'loaded' : r.reason}`);
-    const gemm = wasm?.details.gemm as Record<string, unknown> | undefined;
+    const gemm = cpuSide?.details.gemm as Record<string, unknown> | undefined;
     if (gemm)
       out.push(
         `  in use: ${Object.entries(gemm)
@@ -82,7 +85,7 @@ export const command: Command = {
       type: 'string',
       value: '<name>',
       description:
-        'auto, cuda, webgpu, wasm, cpu, or wasm:<onnxruntime-mlas|koffi-blas|js-relayout|wasm-stock> (default: STUDIO_BACKEND, then auto)',
+        'auto, cuda, webgpu, native, wasm, cpu, native:<onnxruntime-mlas|koffi-blas> or wasm:<onnxruntime-mlas|koffi-blas|js-relayout|wasm-stock> (default: STUDIO_BACKEND, then auto)',
     },
     'allow-software-gpu': {
       type: 'boolean',

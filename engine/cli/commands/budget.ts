@@ -1,6 +1,7 @@
 import { type Budget, computeBudget } from '../../adapters/budget.ts';
 import { getMethod, methodNames } from '../../adapters/registry.ts';
 import type { MethodName } from '../../adapters/types.ts';
+import { availableMemoryBytes } from '../../io/memory.ts';
 import { readModelConfig, specFromConfig, type TaskKind } from '../../models/index.ts';
 import {
   CliError,
@@ -35,6 +36,18 @@ const own: Record<string, OptionSpec> = {
     description: 'tokens per sequence, for the memory estimate',
     default: '512',
     value: '<n>',
+  },
+  'grad-accum-steps': {
+    type: 'string',
+    description: 'micro-batches per optimizer step, for the memory estimate',
+    default: '1',
+    value: '<n>',
+  },
+  'gradient-checkpointing': {
+    type: 'string',
+    description: 'on or off: which of the two memory totals is the estimate',
+    default: 'off',
+    value: '<on|off>',
   },
   task: { type: 'string', description: 'causal-lm or seq-cls (default: from config.json)', value: '<task>' },
   'num-labels': { type: 'string', description: 'labels of a seq-cls head', value: '<n>' },
@@ -79,7 +92,7 @@ function groupModules(budget: Budget): string[][] {
   ]);
 }
 
-export function renderBudget(budget: Budget): string {
+export function renderBudget(budget: Budget, available = availableMemoryBytes()): string {
   const { model, files, memory } = budget;
   const fileParts = [
     files.peft !== null
@@ -101,12 +114,24 @@ export function renderBudget(budget: Budget): string {
     `frozen     ${count(budget.frozen)} adapter values (buffers, not counted as trainable)`,
     `PEFT       ${budget.peftLine}`,
     `files      ${fileParts.join(' · ')}`,
-    `memory     ~${formatBytes(memory.total)} for batch ${memory.batchSize} × ${memory.seqLen} tokens: weights ${formatBytes(
-      memory.weights,
-    )}, adapter ${formatBytes(memory.adapter)}, gradients ${formatBytes(memory.gradients)}, AdamW ${formatBytes(
-      memory.optimizer,
-    )}, activations ~${formatBytes(memory.activations)}`,
+    `memory     ~${formatBytes(memory.total)} peak for batch ${memory.batchSize} × ${memory.seqLen} tokens${
+      memory.checkpointing ? ' with gradient checkpointing' : ''
+    }: weights ${formatBytes(memory.weights)} (${memory.weightsDtype}), adapter ${formatBytes(
+      memory.adapter,
+    )}, gradients ${formatBytes(memory.gradients)}, AdamW ${formatBytes(memory.optimizer)}, activations ~${formatBytes(
+      memory.activations,
+    )}, runtime ${formatBytes(memory.runtime)}`,
+    `           ~${formatBytes(memory.totalWithCheckpointing)} with gradient checkpointing, ~${formatBytes(
+      memory.totalWithoutCheckpointing,
+    )} without; ${formatBytes(available)} available now`,
   ].join('\n');
+}
+
+function checkpointingOf(args: ParsedArgs): boolean {
+  const value = stringArg(args, 'gradient-checkpointing') ?? 'off';
+  if (value !== 'on' && value !== 'off')
+    throw new CliError(`--gradient-checkpointing must be on or off, got "${value}"`, 2);
+  return value === 'on';
 }
 
 function taskOf(args: ParsedArgs): TaskKind | undefined {
@@ -180,6 +205,8 @@ export const command: Command = {
     const budget = computeBudget(spec, method.name, config, {
       batchSize: numberArg(args, 'batch-size'),
       seqLen: numberArg(args, 'seq-len'),
+      gradAccumSteps: numberArg(args, 'grad-accum-steps'),
+      checkpointing: checkpointingOf(args),
     });
     io.out(args.values.json ? JSON.stringify(budget, null, 2) : renderBudget(budget));
     return 0;

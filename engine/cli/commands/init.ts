@@ -51,7 +51,7 @@ const own: Record<string, OptionSpec> = {
   name: { type: 'string', description: 'project name (default: the folder name)', value: '<name>' },
   backend: {
     type: 'string',
-    description: 'compute backend: auto, cuda, webgpu, wasm, cpu',
+    description: 'compute backend: auto, cuda, webgpu, native, wasm, cpu',
     default: 'auto',
     value: '<name>',
   },

@@ -110,6 +110,7 @@ export const gpt2: Architecture<DecoderConfig> = {
       finish: (h) => layerNorm(h, w.param(`${p}.ln_f.weight`), w.param(`${p}.ln_f.bias`), a.normEps),
       head: decoderHead(a, w),
       pool: (hidden, batch) => lastTokenPool(hidden, batch, a.padTokenId),
+      ...(a.task === 'causal-lm' ? { linearHead: { layer: w.layer('lm_head'), softcap: null } } : {}),
     };
   },
 };

@@ -322,6 +322,7 @@ export function llamaNetwork(a: LlamaConfig, w: ModelWeights): Network {
       return finalSoftcap === null ? logits : softcap(logits, finalSoftcap);
     },
     pool: (hidden, batch) => lastTokenPool(hidden, batch, a.padTokenId),
+    ...(a.task === 'causal-lm' ? { linearHead: { layer: head, softcap: finalSoftcap } } : {}),
   };
 }
 

@@ -1,6 +1,9 @@
 import { useEffect, useState } from 'react';
 import type { ExportResult } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
+import { ExportFolderField } from '../components/ExportFolderField.tsx';
+import { GgufExportCard } from '../components/GgufExportCard.tsx';
+import { ResizePanel } from '../components/ResizePanel.tsx';
 import { useApi, useStudio } from '../context.ts';
 import { formatBytes, formatNumber } from '../lib/format.ts';
 
@@ -36,7 +39,7 @@ function Result({ result }: { result: ExportResult }) {
       data-testid={`export-result-${result.format}`}
     >
       <div className="row">
-        <strong>{formats.find((f) => f.id === result.format)?.title}</strong>
+        <strong>{formats.find((f) => f.id === result.format)?.title ?? result.format.toUpperCase()}</strong>
         <span
           className={`badge ${result.verification.ok ? 'badge-completed' : 'badge-failed'}`}
           data-testid="verification"
@@ -146,24 +149,7 @@ export function ExportView() {
             void runExport(selected, format, out.trim());
           }}
         >
-          <input
-            className="grow mono"
-            aria-label="export folder"
-            value={out}
-            onChange={(e) => setOut(e.target.value)}
-            spellCheck={false}
-          />
-          {api.desktop && (
-            <button
-              type="button"
-              onClick={async () => {
-                const picked = await api.desktop?.saveFolder('Export to', out);
-                if (picked) setOut(picked);
-              }}
-            >
-              Browse…
-            </button>
-          )}
+          <ExportFolderField label="export folder" pickerTitle="Export to" value={out} onChange={setOut} />
           <button
             type="submit"
             className="primary"
@@ -183,6 +169,8 @@ export function ExportView() {
           <ErrorNote area={area} />
         </div>
       </Card>
+      <GgufExportCard runDir={selected} estimate={estimate} />
+      <ResizePanel runDir={selected} />
       {exports.length > 0 && (
         <Card title="Exports">
           {exports.map((r) => (

@@ -1,0 +1,168 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { widenInto } from '../../safetensors/dtypes.ts';
+import { FROZEN_GATHER, FROZEN_MATMUL, type FrozenWeight } from '../frozen.ts';
+import { NATIVE_BACKEND, type NativeBackend, type NativeKernelArgs } from './backend.ts';
+import { NATIVE_MIN_FLOPS, smallGemm } from './matmul.ts';
+
+/**
+ * Products and lookups with frozen weights held in their checkpoint dtype. A bf16/f16 weight is widened to
+ * float32 one block (about 16 MiB) at a time into a reused scratch buffer and multiplied there, so a product
+ * never holds a float32 copy of the whole weight (an LM head of 151,936 × 896 is 545 MB in float32).
+ */
+
+let BLOCK_ELEMENTS = 1 << 22;
+
+/** Sets the widening block size (elements); tests shrink it so small weights cross block edges. */
+export function setFrozenBlockElements(elements: number): number {
+  const previous = BLOCK_ELEMENTS;
+  BLOCK_ELEMENTS = Math.max(1, Math.floor(elements));
+  return previous;
+}
+let block = new Float32Array(0);
+let partial = new Float32Array(0);
+
+function scratch(size: number, which: 'block' | 'partial'): Float32Array {
+  if (which === 'block') {
+    if (block.length < size) block = new Float32Array(size);
+    return block.subarray(0, size);
+  }
+  if (partial.length < size) partial = new Float32Array(size);
+  return partial.subarray(0, size);
+}
+
+function gemm(
+  backend: NativeBackend,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+): void {
+  if (2 * m * n * k < NATIVE_MIN_FLOPS) smallGemm(false, transB, m, n, k, a, b, c);
+  else backend.gemm.sgemm(false, transB, m, n, k, a, b, c);
+}
+
+/** Copies a [rows × width] block into columns `c0..c0+width` of `y` [rows × cols]. */
+function scatterColumns(
+  src: Float32Array,
+  rows: number,
+  width: number,
+  y: Float32Array,
+  cols: number,
+  c0: number,
+) {
+  for (let i = 0; i < rows; i++) y.set(src.subarray(i * width, (i + 1) * width), i * cols + c0);
+}
+
+function frozenMatMul({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorInfo {
+  const x = inputs.x as tf.TensorInfo;
+  const weight = attrs?.weight as unknown as FrozenWeight;
+  const transposeWeight = Boolean(attrs?.transposeWeight);
+  const [wr, wc] = weight.shape;
+  const [n, k] = x.shape;
+  const inner = transposeWeight ? wc : wr;
+  const out = transposeWeight ? wr : wc;
+  if (x.shape.length !== 2 || k !== inner) {
+    throw new Error(
+      `frozen matmul: input [${x.shape}] does not fit weight [${weight.shape}]${transposeWeight ? 'ᵀ' : ''}`,
+    );
+  }
+  const host = weight.hostValues();
+  if (!host) throw new Error('frozen matmul: the weight was disposed');
+  const xv = backend.values(x);
+  const y = backend.alloc(Float32Array, n * out);
+  if (n === 0 || out === 0) return backend.output([n, out], 'float32', y);
+  if (weight.dtype === 'F32') {
+    gemm(backend, transposeWeight, n, out, k, xv, host as Float32Array, y);
+    return backend.output([n, out], 'float32', y);
+  }
+  const dtype = weight.dtype;
+  const bits = host as Uint16Array;
+  if (transposeWeight) {
+    // y = x·Wᵀ, W [out × k]: blocks of contiguous W rows give blocks of y columns
+    const rowsPer = Math.max(1, Math.floor(BLOCK_ELEMENTS / wc));
+    for (let r0 = 0; r0 < wr; r0 += rowsPer) {
+      const rows = Math.min(rowsPer, wr - r0);
+      const w = scratch(rows * wc, 'block');
+      widenInto(dtype, bits, r0 * wc, rows * wc, w, 0);
+      if (rows === wr) {
+        gemm(backend, true, n, rows, k, xv, w, y);
+      } else {
+        const part = scratch(n * rows, 'partial');
+        gemm(backend, true, n, rows, k, xv, w, part);
+        scatterColumns(part, n, rows, y, out, r0);
+      }
+    }
+  } else {
+    // y = x·W, W [k × out]: blocks of W columns, widened row by row
+    const colsPer = Math.max(1, Math.floor(BLOCK_ELEMENTS / wr));
+    for (let c0 = 0; c0 < wc; c0 += colsPer) {
+      const cols = Math.min(colsPer, wc - c0);
+      const w = scratch(wr * cols, 'block');
+      for (let r = 0; r < wr; r++) widenInto(dtype, bits, r * wc + c0, cols, w, r * cols);
+      if (cols === wc) {
+        gemm(backend, false, n, cols, k, xv, w, y);
+      } else {
+        const part = scratch(n * cols, 'partial');
+        gemm(backend, false, n, cols, k, xv, w, part);
+        scatterColumns(part, n, cols, y, out, c0);
+      }
+    }
+  }
+  return backend.output([n, out], 'float32', y);
+}
+
+function frozenGather({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorInfo {
+  const indices = inputs.indices as tf.TensorInfo;
+  const weight = attrs?.weight as unknown as FrozenWeight;
+  const [rows, cols] = weight.shape;
+  const host = weight.hostValues();
+  if (!host) throw new Error('frozen gather: the weight was disposed');
+  const ids = backend.values<Int32Array>(indices);
+  const y = backend.alloc(Float32Array, ids.length * cols);
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!(id >= 0 && id < rows))
+      throw new Error(`embedding lookup: token id ${id} is not in [0, ${rows - 1}]`);
+    if (weight.dtype === 'F32') y.set((host as Float32Array).subarray(id * cols, (id + 1) * cols), i * cols);
+    else widenInto(weight.dtype, host as Uint16Array, id * cols, cols, y, i * cols);
+  }
+  return backend.output([...indices.shape, cols], 'float32', y);
+}
+
+let gradientRegistered = false;
+
+export function frozenKernels(): tf.KernelConfig[] {
+  if (!gradientRegistered) {
+    gradientRegistered = true;
+    // d(x·op(W))/dx = dy·op(W)ᵀ: the same kernel with the transpose flipped; W itself is never differentiated
+    tf.registerGradient({
+      kernelName: FROZEN_MATMUL,
+      gradFunc: (dy, _saved, attrs) => ({
+        x: () =>
+          tf.engine().runKernel(
+            FROZEN_MATMUL,
+            { x: dy as tf.Tensor },
+            {
+              ...attrs,
+              transposeWeight: !attrs.transposeWeight,
+            },
+          ) as tf.Tensor,
+      }),
+    });
+  }
+  return [
+    {
+      kernelName: FROZEN_MATMUL,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: frozenMatMul as unknown as tf.KernelFunc,
+    },
+    {
+      kernelName: FROZEN_GATHER,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: frozenGather as unknown as tf.KernelFunc,
+    },
+  ];
+}

@@ -1,0 +1,130 @@
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { attachAdapter } from '../adapters/index.ts';
+import { useTestBackend } from '../backends/testing.ts';
+import { trainingContext } from '../models/layers.ts';
+import { loadModel } from '../models/load.ts';
+import type { Batch, LoadedModel } from '../models/types.ts';
+import { causalLmLossOfModel, causalLmLossSum } from './loss.ts';
+import { variablesByBlock } from './trainer.ts';
+
+/**
+ * The memory-saving paths of a causal-LM step give the loss and the gradients of the plain one: the chunked loss
+ * (a frozen head's gradient taken in its forward pass, Gemma 2's final soft-cap included; an adapted head
+ * recomputed per chunk) and per-block activation checkpointing (with LoRA dropout, so masks must replay).
+ */
+
+const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures', 'transformers');
+
+beforeAll(async () => {
+  await useTestBackend();
+});
+
+function batchOf(vocab: number): { batch: Batch; lossMask: tf.Tensor2D } {
+  const ids = [
+    [3, 17, 5, 9, 1, 22, 8, 4],
+    [11, 2, 30, 7, 6, 0, 0, 0],
+  ].map((row) => row.map((v) => v % vocab));
+  const mask = [
+    [1, 1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 0, 0, 0],
+  ];
+  return {
+    batch: { inputIds: tf.tensor2d(ids, [2, 8], 'int32'), attentionMask: tf.tensor2d(mask, [2, 8], 'int32') },
+    lossMask: tf.tensor2d(
+      mask.map((r) => r.map((v, j) => (j === 0 ? 0 : v))),
+      [2, 8],
+      'float32',
+    ),
+  };
+}
+
+type Path = 'plain' | 'chunked' | 'checkpointed';
+
+function lossAndGrads(model: LoadedModel, variables: tf.Variable[], path: Path, headVars: tf.Variable[]) {
+  const { batch, lossMask } = batchOf(model.spec.vocabSize);
+  const ctx = trainingContext(5, 2);
+  if (path === 'checkpointed') {
+    const blocks = variablesByBlock(
+      model,
+      variables.map((v) => ({ name: v.name, variable: v, group: 'adapter' as const })),
+    );
+    ctx.checkpoint = { params: blocks.block };
+  }
+  const { value, grads } = tf.variableGrads(() => {
+    if (path === 'plain')
+      return causalLmLossSum(model.forward(batch, ctx) as tf.Tensor3D, batch.inputIds, lossMask);
+    // a chunk of 5 rows: 16 rows make 4 chunks, the last one short
+    return causalLmLossOfModel(model, batch, lossMask, ctx, headVars, 5 * model.spec.vocabSize);
+  }, variables);
+  const out = {
+    loss: value.dataSync()[0],
+    grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, g.dataSync().slice()])),
+  };
+  tf.dispose([value, ...Object.values(grads), batch.inputIds, batch.attentionMask, lossMask]);
+  return out;
+}
+
+function expectSame(a: ReturnType<typeof lossAndGrads>, b: ReturnType<typeof lossAndGrads>) {
+  expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(a.loss)));
+  expect(Object.keys(b.grads).sort()).toEqual(Object.keys(a.grads).sort());
+  let largest = 0;
+  for (const [name, g] of Object.entries(a.grads)) {
+    const h = b.grads[name];
+    for (let i = 0; i < g.length; i++) {
+      largest = Math.max(largest, Math.abs(g[i]));
+      expect(Math.abs(g[i] - h[i])).toBeLessThan(1e-5 + 1e-4 * Math.abs(g[i]));
+    }
+  }
+  // the comparison means something only if the gradients are not all zero
+  expect(largest).toBeGreaterThan(1e-6);
+}
+
+describe('memory-saving causal-LM paths', () => {
+  for (const name of ['gpt2', 'llama', 'gemma2']) {
+    it(`${name}: chunked loss and per-block checkpointing give the plain loss and gradients`, async () => {
+      const model = await loadModel(join(FIXTURES, name));
+      try {
+        const instance = attachAdapter(
+          model,
+          'lora',
+          { r: 4, loraAlpha: 8, targetModules: 'all-linear', dropout: 0.2, initLoraWeights: 'gaussian' },
+          { adapterName: 'default', seed: 3 },
+        );
+        const variables = instance.trainable().map((p) => p.variable);
+        expect(model.linearHead?.()).toBeTruthy();
+        const plain = lossAndGrads(model, variables, 'plain', []);
+        expectSame(plain, lossAndGrads(model, variables, 'chunked', []));
+        expectSame(plain, lossAndGrads(model, variables, 'checkpointed', []));
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
+  it('an adapted lm_head is recomputed chunk by chunk and its variables get the plain gradients', async () => {
+    const model = await loadModel(join(FIXTURES, 'llama'));
+    try {
+      const instance = attachAdapter(
+        model,
+        'lora',
+        { r: 4, loraAlpha: 8, targetModules: ['q_proj', 'lm_head'], initLoraWeights: 'gaussian' },
+        { adapterName: 'default', seed: 4 },
+      );
+      // B starts at zero: give the head's adapter a non-zero B so its gradients reach A too
+      for (const p of instance.trainable()) p.variable.assign(tf.add(p.variable, 0.05));
+      expect(model.linearHead?.()).toBeNull();
+      const params = instance.trainable();
+      const variables = params.map((p) => p.variable);
+      const { head } = variablesByBlock(model, params);
+      expect(head.length).toBe(2);
+      expectSame(
+        lossAndGrads(model, variables, 'plain', head),
+        lossAndGrads(model, variables, 'chunked', head),
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+});
