@@ -18,6 +18,7 @@ import {
   skypilotTask,
 } from './launchers.ts';
 import { peftConfigOf } from './peft-config.ts';
+import { STUDIO_METHODS_PY } from './studio-methods-py.ts';
 import { TRAIN_PY } from './train-py.ts';
 
 export { HandoffError } from './errors.ts';
@@ -26,6 +27,7 @@ export { STRATEGIES, type Strategy } from './launchers.ts';
 export const HANDOFF_FILE = 'handoff.json';
 export const HANDOFF_FILES = [
   'train.py',
+  'studio_methods.py',
   HANDOFF_FILE,
   'requirements.txt',
   'accelerate-config.yaml',
@@ -100,6 +102,8 @@ function trainingArgs(settings: ProjectSettings, hasValidation: boolean, warning
     save_total_limit: t.keepCheckpoints,
     gradient_checkpointing: true,
     gradient_checkpointing_kwargs: { use_reentrant: false },
+    // Every adapter tensor takes part in each forward pass; the extra graph walk only costs time.
+    ddp_find_unused_parameters: false,
   };
   if (hasValidation && t.evalEvery > 0) args.eval_steps = t.evalEvery;
   if (t.checkpointEvery > 0) args.save_steps = t.checkpointEvery;
@@ -127,9 +131,14 @@ bf16 is used where the GPU has it, float32 elsewhere; gradient checkpointing is 
 
 ## What comes back
 \`output/\`: \`adapter_model.safetensors\` + \`adapter_config.json\` (the final PEFT adapter),
-\`checkpoint-<step>/\` (PEFT checkpoints with trainer_state.json), \`trainer_state.json\` (log history) and
-\`metrics.jsonl\` (the studio's live events: follow it while the job runs if the folder is shared).
-Bring the adapter back with \`studio import output --project <project>\`.
+\`checkpoint-<step>/\` (PEFT checkpoints with trainer_state.json), \`trainer_state.json\` (log history),
+\`metrics.jsonl\` (the studio's live events: follow it while the job runs if the folder is shared) and
+\`handoff-run.json\` (where it ran). Bring the run back, curves and checkpoints included, with
+\`studio import-run output --project <project>\`.${
+    settings.method.name === 'tlora' || settings.method.name === 'loraxs'
+      ? `\n\n${settings.method.name === 'tlora' ? 'TLoRA' : 'LoRA-XS'} is not in PEFT: studio_methods.py registers it as a PEFT custom method (peft_type ${settings.method.name.toUpperCase()}), with its frozen matrices saved in the adapter file. To load the adapter elsewhere, \`import studio_methods\` before \`PeftModel.from_pretrained\`.`
+      : ''
+  }
 ${warnings.length ? `\n## Not reproduced exactly\n${warnings.map((w) => `- ${w}`).join('\n')}\n` : ''}`;
 }
 
@@ -204,6 +213,7 @@ export async function writeHandoff(
   const requirements = [...REQUIREMENTS, ...(strategy.startsWith('zero') ? [DEEPSPEED_REQUIREMENT] : [])];
   const files: Record<string, string> = {
     'train.py': TRAIN_PY,
+    'studio_methods.py': STUDIO_METHODS_PY,
     [HANDOFF_FILE]: `${JSON.stringify(handoff, null, 2)}\n`,
     'requirements.txt': `${requirements.join('\n')}\n`,
     'accelerate-config.yaml': accelerateConfig(

@@ -1,14 +1,20 @@
 import type { LoraConfig } from '../adapters/lora/config.ts';
+import type { LoraxsConfig } from '../adapters/loraxs/config.ts';
 import type { TargetFields } from '../adapters/targets.ts';
 import type { TinyloraConfig } from '../adapters/tinylora/config.ts';
+import type { TloraConfig } from '../adapters/tlora/config.ts';
 import type { VeraConfig } from '../adapters/vera/config.ts';
 import type { ProjectSettings } from '../common/project-schema.ts';
 import { defaultTargetModules } from '../models/registry.ts';
 import { HandoffError } from './errors.ts';
 
-/** The PEFT config class train.py builds and its keyword arguments (PEFT's own field names). */
+/**
+ * The PEFT config class train.py builds and its keyword arguments (PEFT's own field names); `module` is `peft`,
+ * or `studio_methods` for the PEFT custom methods the hand-off ships (TLoRA, LoRA-XS).
+ */
 export interface PeftConfigSpec {
-  className: 'LoraConfig' | 'VeraConfig' | 'TinyLoraConfig';
+  module: 'peft' | 'studio_methods';
+  className: 'LoraConfig' | 'VeraConfig' | 'TinyLoraConfig' | 'TloraConfig' | 'LoraxsConfig';
   kwargs: Record<string, unknown>;
 }
 
@@ -28,8 +34,9 @@ function targetKwargs(config: TargetFields, modelType: string | undefined): Reco
 }
 
 /**
- * The project's method as a PEFT config. Methods PEFT does not implement are refused by name: a hand-off
- * that trained something else than the project says would be worse than none.
+ * The project's method as a PEFT config: PEFT's own, or the hand-off's custom methods for TLoRA and LoRA-XS.
+ * MoSLoRA is refused by name: a hand-off that trained something else than the project says would be worse
+ * than none.
  */
 export function peftConfigOf(settings: ProjectSettings, modelType: string | undefined): PeftConfigSpec {
   const { name, config } = settings.method;
@@ -49,11 +56,12 @@ export function peftConfigOf(settings: ProjectSettings, modelType: string | unde
       ...targetKwargs(c, modelType),
     };
     if (c.loraBias) kwargs.lora_bias = true;
-    return { className: 'LoraConfig', kwargs };
+    return { module: 'peft', className: 'LoraConfig', kwargs };
   }
   if (name === 'vera') {
     const c = config as VeraConfig;
     return {
+      module: 'peft',
       className: 'VeraConfig',
       kwargs: {
         task_type,
@@ -70,6 +78,7 @@ export function peftConfigOf(settings: ProjectSettings, modelType: string | unde
   if (name === 'tinylora') {
     const c = config as TinyloraConfig;
     return {
+      module: 'peft',
       className: 'TinyLoraConfig',
       kwargs: {
         task_type,
@@ -85,7 +94,38 @@ export function peftConfigOf(settings: ProjectSettings, modelType: string | unde
       },
     };
   }
+  if (name === 'tlora') {
+    const c = config as TloraConfig;
+    return {
+      module: 'studio_methods',
+      className: 'TloraConfig',
+      kwargs: {
+        task_type,
+        r: c.r,
+        tlora_dropout: c.dropout,
+        // The studio's default is the run seed; the frozen A and C are saved in the adapter either way.
+        projection_seed: c.projectionSeed ?? settings.training.seed,
+        ...targetKwargs(c, modelType),
+      },
+    };
+  }
+  if (name === 'loraxs') {
+    const c = config as LoraxsConfig;
+    return {
+      module: 'studio_methods',
+      className: 'LoraxsConfig',
+      kwargs: {
+        task_type,
+        r: c.r,
+        alpha: c.alpha,
+        loraxs_dropout: c.dropout,
+        init_std: c.initStd,
+        seed: settings.training.seed,
+        ...targetKwargs(c, modelType),
+      },
+    };
+  }
   throw new HandoffError(
-    `method "${name}" has no PEFT implementation (PEFT 0.21 has LoRA with rsLoRA/DoRA/PiSSA/OLoRA, VeRA and TinyLoRA), so a PEFT trainer cannot reproduce it; train it here, or switch the project to one of those methods`,
+    `method "${name}" has no PEFT implementation (PEFT 0.21 has LoRA with rsLoRA/DoRA/PiSSA/OLoRA, VeRA and TinyLoRA; the hand-off adds TLoRA and LoRA-XS as PEFT custom methods), so a PEFT trainer cannot reproduce it; train it here, or switch the project to one of those methods`,
   );
 }

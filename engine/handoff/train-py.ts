@@ -12,6 +12,7 @@ import argparse
 import datetime
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -24,6 +25,18 @@ def now():
 
 def number(value):
     return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def versions():
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "transformers", "peft", "trl", "accelerate", "datasets"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 def parse_args(cfg):
@@ -59,6 +72,13 @@ def make_callback(TrainerCallback, cfg, out_dir, info):
         def on_train_begin(self, args, state, control, **kwargs):
             self.start = time.time()
             self.first_step = state.global_step
+            if state.is_world_process_zero:
+                # Where the job ran, for the run's origin when studio import-run brings the folder back.
+                where = {"runId": cfg["runId"], "project": cfg["project"], "method": cfg["method"],
+                         "strategy": cfg["strategy"], "host": socket.gethostname(), "processes": args.world_size,
+                         "device": info["backend"].split("/")[0], "startedAt": now(), "versions": versions()}
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+                (Path(out_dir) / "handoff-run.json").write_text(json.dumps(where, indent=2) + "\n", encoding="utf-8")
             event = {"type": "run-started", "runId": cfg["runId"], "step": state.global_step,
                      "totalSteps": max(1, state.max_steps), "method": cfg["method"], "task": cfg["task"],
                      **info}
@@ -105,11 +125,18 @@ def main():
     import peft
     import torch
     from datasets import load_dataset
-    from transformers import AutoTokenizer, TrainerCallback
+    from transformers import AutoTokenizer, TrainerCallback, set_seed
+
+    # Every process draws the same initial adapter (and TLoRA's frozen A and C) before DDP syncs them anyway.
+    set_seed(cfg["trainingArgs"]["seed"])
 
     # bf16 where the GPU has it (Ampere and newer); float32 elsewhere, as the studio trains.
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     training_args = dict(cfg["trainingArgs"], output_dir=args.output_dir, bf16=bf16, report_to="none")
+    if not torch.cuda.is_available():
+        # Without it, processes started by accelerate launch / torchrun on a CPU-only host each train alone; with
+        # it, accelerate joins them in one gloo process group (MULTI_CPU).
+        training_args["use_cpu"] = True
     if args.max_steps:
         training_args["max_steps"] = args.max_steps
     eval_at_end = cfg["evalAtEnd"] and cfg["data"].get("validation")
@@ -120,7 +147,12 @@ def main():
     files = {split: str(HERE / path) for split, path in cfg["data"].items()}
     data = load_dataset("json", data_files=files)
     validation = data["validation"] if "validation" in data else None
-    peft_config = getattr(peft, cfg["peft"]["className"])(**cfg["peft"]["kwargs"])
+    if cfg["peft"]["module"] == "studio_methods":
+        # TLoRA / LoRA-XS: PEFT custom methods shipped beside this script (importing registers them).
+        import studio_methods as config_module
+    else:
+        config_module = peft
+    peft_config = getattr(config_module, cfg["peft"]["className"])(**cfg["peft"]["kwargs"])
     dtype = torch.bfloat16 if bf16 else torch.float32
     info = {"trainExamples": len(data["train"]), "validationExamples": len(validation) if validation else 0,
             "backend": ("cuda" if torch.cuda.is_available() else "cpu") + "/" + cfg["strategy"]}

@@ -35,15 +35,15 @@ describe('studio handoff', () => {
     expect(JSON.parse(readFileSync(join(out, 'handoff.json'), 'utf8')).peft.className).toBe('VeraConfig');
   });
 
-  test('refuses an unknown strategy and a TLoRA project, writing nothing', async () => {
-    const project = await init('tlora', 'tlora');
-    const out = join(root, 'tlora-out');
+  test('refuses an unknown strategy and a MoSLoRA project, writing nothing', async () => {
+    const project = await init('moslora', 'moslora');
+    const out = join(root, 'moslora-out');
     const bad = await run(['handoff', project, '--out', out, '--strategy', 'zero1']);
     expect(bad.code).not.toBe(0);
     expect(bad.err).toContain('--strategy must be one of ddp, fsdp, zero2, zero3');
     const refused = await run(['handoff', project, '--out', out]);
     expect(refused.code).toBe(1);
-    expect(refused.err).toMatch(/studio handoff: method "tlora" has no PEFT implementation/);
+    expect(refused.err).toMatch(/studio handoff: method "moslora" has no PEFT implementation/);
     expect(existsSync(out)).toBe(false);
   });
 });

@@ -5,7 +5,7 @@ import { CliError, type Command, jsonOption, positional, stringArg } from '../co
 export const command: Command = {
   name: 'handoff',
   summary:
-    "Write a folder that trains the project on a cluster with transformers + PEFT (TRL's SFTTrainer for causal LM): train.py reproducing the method, targets and hyperparameters, pinned requirements, an accelerate config (DDP, FSDP, DeepSpeed ZeRO-2/3), launchers for accelerate, torchrun, Slurm and SkyPilot, the data as JSONL and a README. Methods PEFT lacks (TLoRA, LoRA-XS, MoSLoRA) are refused.",
+    "Write a folder that trains the project on a cluster with transformers + PEFT (TRL's SFTTrainer for causal LM): train.py reproducing the method, targets and hyperparameters, pinned requirements, an accelerate config (DDP, FSDP, DeepSpeed ZeRO-2/3), launchers for accelerate, torchrun, Slurm and SkyPilot, the data as JSONL and a README. TLoRA and LoRA-XS come as PEFT custom methods (studio_methods.py, frozen matrices saved in the adapter); MoSLoRA is refused.",
   usage: '<project-dir> --out <dir> [--strategy ddp|fsdp|zero2|zero3] [--json]',
   options: {
     out: { type: 'string', description: 'the folder to write (new or empty)', value: '<dir>' },
