@@ -18,6 +18,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   runs: () => import('./commands/runs.ts'),
   import: () => import('./commands/import.ts'),
   handoff: () => import('./commands/handoff.ts'),
+  'import-run': () => import('./commands/import-run.ts'),
 };
 
 const summaries: Record<string, string> = {
@@ -37,6 +38,8 @@ const summaries: Record<string, string> = {
   import: 'bring a PEFT adapter folder into a project as a run (analyse, try, evaluate, export, train on)',
   handoff:
     'write a folder that trains the project with accelerate + PEFT on a cluster (Slurm, SkyPilot, torchrun)',
+  'import-run':
+    "bring a hand-off job's output back as a run: curves, checkpoints, analysis, try-it, eval, export",
 };
 
 function topHelp(): string {

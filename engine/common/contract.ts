@@ -443,6 +443,11 @@ export const contract = {
     z.object({ run: RunInfoSchema, warnings: z.array(z.string()) }),
     'bring a PEFT adapter folder into the project as a run marked imported',
   ),
+  'runs.importExternal': method(
+    z.object({ projectDir: Path, source: Path }),
+    z.object({ run: RunInfoSchema, checkpoints: z.array(z.number().int()), warnings: z.array(z.string()) }),
+    "bring a hand-off job's output folder into the project as a run trained elsewhere (curves, checkpoints)",
+  ),
   'runs.status': method(
     z.object({ runDir: Path, maxPoints: z.number().int().min(10).max(5000).default(600) }),
     RunDetailSchema,
