@@ -5,8 +5,8 @@ export const STRATEGIES = HandoffStrategySchema.options;
 export type Strategy = (typeof STRATEGIES)[number];
 
 /**
- * Pinned Python packages; the first seven are the versions the studio's own Python tests use
- * (scripts/fixtures/requirements.txt, checked by handoff.test.ts), the rest what accelerate/TRL need besides.
+ * Pinned Python packages: the versions the studio's own Python tests use (scripts/fixtures/requirements.txt,
+ * checked by handoff.test.ts).
  */
 export const REQUIREMENTS = [
   'torch==2.13.0',
