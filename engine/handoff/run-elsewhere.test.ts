@@ -2,15 +2,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createStudioService, type StudioService } from '../api/service.ts';
 import { useTestBackend } from '../backends/testing.ts';
-import { inferenceContext } from '../models/layers.ts';
 import { createProject } from '../project/store.ts';
 import { loadRunAdapter } from '../runs/index.ts';
 import { pythonOrSkip } from '../testing/python.ts';
 import { writeHandoff } from './index.ts';
+import { studioLogits } from './testing.ts';
 
 /**
  * The proof of issue #15: the generated bundle trains for real with `accelerate launch --num_processes 2` on
@@ -54,14 +53,6 @@ from transformers import AutoModelForCausalLM
 model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sys.argv[2]), sys.argv[3]).eval()
 with torch.no_grad():
     print(json.dumps(model(torch.tensor(json.loads(sys.argv[4]))).logits.flatten().tolist()))`;
-
-function studioLogits(adapter: Awaited<ReturnType<typeof loadRunAdapter>>): Float32Array {
-  return tf.tidy(() => {
-    const inputIds = tf.tensor2d(IDS, [1, IDS[0].length], 'int32');
-    const attentionMask = tf.onesLike(inputIds);
-    return adapter.model.forward({ inputIds, attentionMask }, inferenceContext()).dataSync() as Float32Array;
-  });
-}
 
 describe('run elsewhere: accelerate launch with 2 CPU processes, then import-run', () => {
   test.each([
@@ -142,9 +133,9 @@ describe('run elsewhere: accelerate launch with 2 CPU processes, then import-run
     let ours: Float32Array;
     let base: Float32Array;
     try {
-      ours = studioLogits(adapter);
+      ours = studioLogits(adapter.model, IDS);
       for (const layer of adapter.model.layers.values()) layer.adaptersEnabled = false;
-      base = studioLogits(adapter);
+      base = studioLogits(adapter.model, IDS);
     } finally {
       adapter.model.dispose();
     }

@@ -1,7 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingSettingsInput } from '../common/project-schema.ts';
+import { inferenceContext } from '../models/layers.ts';
+import type { LoadedModel } from '../models/types.ts';
 import { createProject } from '../project/store.ts';
 
 const DEMO = resolve(import.meta.dirname, '..', '..', 'assets', 'demo');
@@ -24,4 +27,13 @@ export async function demoProject(
     training,
   });
   return { root, project };
+}
+
+/** The model's logits (flattened) for token ids, every position attended. */
+export function studioLogits(model: LoadedModel, ids: number[][]): Float32Array {
+  return tf.tidy(() => {
+    const inputIds = tf.tensor2d(ids, [ids.length, ids[0].length], 'int32');
+    const attentionMask = tf.onesLike(inputIds);
+    return model.forward({ inputIds, attentionMask }, inferenceContext()).dataSync() as Float32Array;
+  });
 }
