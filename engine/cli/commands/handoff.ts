@@ -35,6 +35,7 @@ export const command: Command = {
     io.out(
       `  comes back in ${result.outDir}/output (PEFT adapter, checkpoints, trainer_state.json, metrics.jsonl)`,
     );
+    io.out(`  bring back studio import-run ${result.outDir}/output --project ${project}`);
     return 0;
   },
 };
