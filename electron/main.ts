@@ -222,7 +222,12 @@ function registerIpc(): void {
       title: r.title,
       defaultPath: r.kind === 'saveFolder' ? dialogDefaultPath(r.defaultPath) : undefined,
       properties:
-        r.kind === 'saveFolder' ? ['openDirectory', 'createDirectory', 'promptToCreate'] : ['openDirectory'],
+        r.kind === 'saveFolder'
+          ? ['openDirectory', 'createDirectory', 'promptToCreate']
+          : r.kind === 'openFile'
+            ? ['openFile']
+            : ['openDirectory'],
+      filters: r.kind === 'openFile' ? [{ name: 'Datasets', extensions: r.extensions }] : undefined,
     });
     return result.canceled ? null : (result.filePaths[0] ?? null);
   });

@@ -45,6 +45,8 @@ const api: StudioApi = {
   },
   desktop: {
     openFolder: async (title) => (await desktop({ kind: 'openFolder', title })) as string | null,
+    openFile: async (title, extensions) =>
+      (await desktop({ kind: 'openFile', title, extensions })) as string | null,
     saveFolder: async (title, defaultPath) =>
       (await desktop({ kind: 'saveFolder', title, defaultPath })) as string | null,
     setTrainingActive: (active) => {

@@ -100,6 +100,13 @@ describe('API contract round trip through the service', () => {
     expect((await call('projects.recent', {}))[0].dir).toBe(dir);
     expect((await call('data.preview', { projectDir: dir, count: 2 })).examples).toHaveLength(2);
     expect((await call('projects.createDemo', { dir: join(work, 'demo') })).method).toBe('lora');
+    await call('settings.update', { lastProject: dir });
+    expect((await call('settings.get', {})).lastProject).toBe(dir);
+    const listed = await call('files.list', { dir: work, projectDir: dir });
+    expect(listed.entries.find((e) => e.name === 'train.jsonl')?.kind).toBe('dataset');
+    const counted = await call('files.dataset', { path: join(work, 'train.jsonl'), valFraction: 0.25 });
+    expect(counted.examples).toBe(4);
+    expect((await call('training.describe', {})).fields.map((f) => f.key)).toContain('learningRate');
 
     const endedA = ends(dir);
     const runA = (await call('runs.start', { projectDir: dir })).dir;
@@ -109,6 +116,7 @@ describe('API contract round trip through the service', () => {
     // a long run to pause, resume and cancel while it is live
     const runB = (await call('runs.start', { projectDir: dir, overrides: { training: { maxSteps: 400 } } }))
       .dir;
+    expect((await call('runs.live', {})).map((r) => r.dir)).toContain(runB);
     await call('runs.pause', { runDir: runB });
     await call('runs.resume', { runDir: runB });
     expect((await call('runs.cancel', { runDir: runB })).status).toBe('cancelled');

@@ -19,11 +19,14 @@ import { appHandlers } from './handlers/app.ts';
 import { budgetHandlers } from './handlers/budget.ts';
 import type { Handler, Handlers, ServiceContext } from './handlers/context.ts';
 import { dataHandlers } from './handlers/data.ts';
+import { fileHandlers } from './handlers/files.ts';
 import { handoffHandlers } from './handlers/handoff.ts';
 import { insightHandlers } from './handlers/insight.ts';
 import { modelHandlers } from './handlers/model.ts';
 import { projectHandlers } from './handlers/projects.ts';
 import { runHandlers } from './handlers/runs.ts';
+import { settingsHandlers } from './handlers/settings.ts';
+import { trainingHandlers } from './handlers/training.ts';
 
 export interface StudioService {
   /** Never throws: failures are `{ok: false, error}` replies with the engine's message. */
@@ -74,6 +77,9 @@ export function createStudioService(options: ServiceOptions = {}): StudioService
     ...insightHandlers,
     ...analysisHandlers,
     ...handoffHandlers,
+    ...settingsHandlers,
+    ...fileHandlers,
+    ...trainingHandlers,
   };
 
   return {

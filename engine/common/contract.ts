@@ -236,7 +236,20 @@ export const AnalysisSchema = z.object({
   modules: z.array(z.string()),
   layers: z.array(z.number()),
   /** Heatmaps: rows = layers (or modules), columns = snapshot steps. */
-  heatmaps: z.array(z.object({ name: z.string(), rowLabels: z.array(z.string()), matrix: Matrix })),
+  heatmaps: z.array(
+    z.object({
+      name: z.string(),
+      /** The recorded metric (`deltaFrobenius`, `scale`, …), its label and what its colour scale measures. */
+      metric: z.string(),
+      label: z.string(),
+      unit: z.string(),
+      /** Module role the rows show (`q_proj`, …); rows are its layers, or module names outside blocks. */
+      role: z.string(),
+      rowAxis: z.enum(['layer', 'module']),
+      rowLabels: z.array(z.string()),
+      matrix: Matrix,
+    }),
+  ),
   /** Per-module bars at the last snapshot. */
   bars: z.array(
     z.object({
@@ -258,7 +271,8 @@ export type Analysis = z.infer<typeof AnalysisSchema>;
 export const RunComparisonSchema = z.object({
   runA: RunInfoSchema,
   runB: RunInfoSchema,
-  configDiff: z.array(z.object({ key: z.string(), a: z.unknown(), b: z.unknown() })),
+  /** A setting one run has and the other lacks (a newer field, a method's own) is absent on that side. */
+  configDiff: z.array(z.object({ key: z.string(), a: z.unknown().optional(), b: z.unknown().optional() })),
   metricsA: MetricsSchema,
   metricsB: MetricsSchema,
   /** Per-module similarity of ΔW between the runs (cosine, subspace overlap), where both runs have analysis. */
@@ -340,6 +354,66 @@ export const ClassificationSchema = z.object({
   probabilities: z.array(z.object({ label: z.string(), p: z.number() })),
 });
 
+/** Engine-side settings of the studio itself (not of a project), kept in the config folder. */
+export const StudioSettingsSchema = z.object({
+  /** The project a fresh window opens when its URL names none; null after the user closed it. */
+  lastProject: z.string().nullable(),
+});
+export type StudioSettings = z.infer<typeof StudioSettingsSchema>;
+
+export const BrowseEntrySchema = z.object({
+  name: z.string(),
+  path: z.string(),
+  /** A plain folder, a studio project (project.json), a model folder (config.json), a dataset file. */
+  kind: z.enum(['dir', 'project', 'model', 'dataset']),
+  /** A folder with a config.json: what it holds. */
+  model: z.object({ architecture: z.string(), modelType: z.string(), sizeBytes: z.number() }).optional(),
+  /** A .jsonl/.csv/.tsv file: its format and non-empty rows (null when too large to count while listing). */
+  dataset: z.object({ format: z.string(), rows: z.number().nullable(), bytes: z.number() }).optional(),
+  /** Why a model folder or dataset cannot be described (unreadable config.json, …). */
+  problem: z.string().optional(),
+});
+export type BrowseEntry = z.infer<typeof BrowseEntrySchema>;
+
+export const BrowseListingSchema = z.object({
+  dir: z.string(),
+  /** The folder above, when it is still inside an allowed root. */
+  parent: z.string().nullable(),
+  /** Where browsing may start: home, the projects folder, the open project's parent, the demo. */
+  roots: z.array(z.object({ label: z.string(), path: z.string() })),
+  entries: z.array(BrowseEntrySchema),
+  /** Other files (neither folders nor datasets), and entries past the listing's limit. */
+  omitted: z.number(),
+});
+export type BrowseListing = z.infer<typeof BrowseListingSchema>;
+
+export const DatasetInfoSchema = z.object({
+  path: z.string(),
+  format: z.string(),
+  task: z.enum(['causal-lm', 'seq-cls']),
+  examples: z.number(),
+  /** The hold-out the engine makes when no validation file is given (same seed, same counts as training). */
+  split: z
+    .object({ train: z.number(), validation: z.number(), fraction: z.number(), seed: z.number() })
+    .nullable(),
+});
+export type DatasetInfo = z.infer<typeof DatasetInfoSchema>;
+
+export const SettingGroupSchema = z.enum(['data', 'optimisation', 'schedule', 'evaluation', 'checkpoints']);
+export const SettingFieldSchema = z.object({
+  /** The name in project.json and the API (the CLI flag is its kebab-case form). */
+  key: z.string(),
+  label: z.string(),
+  unit: z.string().optional(),
+  help: z.string(),
+  group: SettingGroupSchema,
+  /** Rarely changed: folded away in the form. */
+  advanced: z.boolean(),
+  /** JSON Schema of the field (type, bounds, default), from the engine's zod schema. */
+  schema: z.record(z.string(), z.unknown()),
+});
+export type SettingField = z.infer<typeof SettingFieldSchema>;
+
 const RunRef = z.object({ runDir: Path });
 
 function method<I extends z.ZodType, O extends z.ZodType>(input: I, output: O, summary: string) {
@@ -356,6 +430,8 @@ export const contract = {
       demoDataPath: z.string().nullable(),
       defaultProjectsDir: z.string(),
       platform: z.string(),
+      /** Memory of this machine, for the UI's "will it fit" warnings. */
+      memoryBytes: z.number(),
     }),
     'versions, demo model location and default folders',
   ),
@@ -520,6 +596,40 @@ export const contract = {
     }),
     'write a folder that trains the project with accelerate + PEFT on a cluster (train.py, launchers, data)',
   ),
+  'settings.get': method(
+    z.object({}),
+    StudioSettingsSchema,
+    'settings of the studio (the last open project)',
+  ),
+  'settings.update': method(
+    z.object({ lastProject: z.string().nullable().optional() }),
+    StudioSettingsSchema,
+    'change settings of the studio',
+  ),
+  'runs.live': method(z.object({}), z.array(RunInfoSchema), 'runs this engine drives now, of any project'),
+  'files.list': method(
+    z.object({ dir: Path.optional(), projectDir: Path.optional() }),
+    BrowseListingSchema,
+    'folders, model folders and dataset files in a folder under an allowed root',
+  ),
+  'files.dataset': method(
+    z.object({
+      path: Path,
+      task: z.enum(['causal-lm', 'seq-cls']).default('causal-lm'),
+      valFraction: z.number().min(0).lt(1).default(0),
+      seed: z.number().int().min(0).default(0),
+    }),
+    DatasetInfoSchema,
+    'examples of a dataset file and the validation split the engine would hold out',
+  ),
+  'training.describe': method(
+    z.object({}),
+    z.object({
+      groups: z.array(z.object({ id: SettingGroupSchema, label: z.string() })),
+      fields: z.array(SettingFieldSchema),
+    }),
+    'training settings in plain words: labels, units, help, groups',
+  ),
 } as const;
 
 export type Contract = typeof contract;
@@ -644,6 +754,8 @@ export interface StudioApi {
 
 export interface DesktopApi {
   openFolder(title: string): Promise<string | null>;
+  /** A native open-file dialog showing files with these extensions (no dot). */
+  openFile(title: string, extensions: string[]): Promise<string | null>;
   saveFolder(title: string, defaultPath?: string): Promise<string | null>;
   /** Tells the main process whether closing the window would stop a training run. */
   setTrainingActive(active: boolean): void;
@@ -666,4 +778,9 @@ export const DesktopRequestSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('openFolder'), title: z.string().max(200) }),
   z.object({ kind: z.literal('saveFolder'), title: z.string().max(200), defaultPath: z.string().optional() }),
   z.object({ kind: z.literal('trainingActive'), active: z.boolean() }),
+  z.object({
+    kind: z.literal('openFile'),
+    title: z.string().max(200),
+    extensions: z.array(z.string().regex(/^[a-z0-9]{1,8}$/)).max(10),
+  }),
 ]);

@@ -1,6 +1,7 @@
 import { useEffect } from 'react';
-import { ProgressBar } from './components/common.tsx';
+import { ErrorNote, ProgressBar, StatusBadge } from './components/common.tsx';
 import { useApi, useStudio } from './context.ts';
+import { eventBatcher } from './store/events.ts';
 import { isActive, type ViewId, views } from './store.ts';
 import { AdapterView } from './views/AdapterView.tsx';
 import { AnalysisView } from './views/AnalysisView.tsx';
@@ -67,32 +68,53 @@ function EngineBanner() {
   );
 }
 
+/** The sidebar chip of each run the engine drives: it opens the run's Train view, in its own project. */
 function TrainingTicker() {
-  const run = useStudio((s) => s.runs.find((r) => isActive(r)));
-  const detail = useStudio((s) => (run ? s.details[run.dir] : undefined));
-  const setView = useStudio((s) => s.setView);
+  const live = useStudio((s) => s.liveRuns);
+  const project = useStudio((s) => s.project);
+  const details = useStudio((s) => s.details);
+  const openProject = useStudio((s) => s.openProject);
   const selectRun = useStudio((s) => s.selectRun);
-  if (!run) return null;
-  const step = detail?.progress.step ?? run.step;
-  const total = detail?.progress.totalSteps ?? run.totalSteps;
+  const setView = useStudio((s) => s.setView);
+  const runs = Object.values(live).filter((r) => isActive(r));
+  if (runs.length === 0) return null;
   return (
-    <button
-      type="button"
-      className="ticker"
-      onClick={() => {
-        void selectRun(run.dir);
-        setView('train');
-      }}
-      title="go to the running job"
-    >
-      <span className="small">
-        {run.status} · {run.id}
-      </span>
-      <ProgressBar fraction={total > 0 ? step / total : 0} label="training progress" />
-      <span className="small mono">
-        {step}/{total}
-      </span>
-    </button>
+    <>
+      {runs.map((run) => {
+        const detail = details[run.dir];
+        const step = Math.max(detail?.progress.step ?? 0, run.step);
+        const total = detail?.progress.totalSteps ?? run.totalSteps;
+        const here = project?.dir === run.projectDir;
+        return (
+          <button
+            key={run.dir}
+            type="button"
+            className="ticker"
+            data-testid="run-chip"
+            onClick={() => {
+              if (!here) void openProject(run.projectDir, { view: 'train', run: run.id });
+              else {
+                void selectRun(run.dir);
+                setView('train');
+              }
+            }}
+            title={`${run.status}: run ${run.id} of ${run.projectDir}: open its Train view`}
+          >
+            <span className="ticker-head">
+              <StatusBadge status={run.status} />
+              <span className="ticker-id mono">{run.id}</span>
+            </span>
+            {!here && (
+              <span className="ticker-project small muted">{run.projectDir.split(/[\\/]/).pop()}</span>
+            )}
+            <ProgressBar fraction={total > 0 ? step / total : 0} label="training progress" />
+            <span className="small mono">
+              {step}/{total}
+            </span>
+          </button>
+        );
+      })}
+    </>
   );
 }
 
@@ -104,15 +126,20 @@ export function App() {
   const setTheme = useStudio((s) => s.setTheme);
   const project = useStudio((s) => s.project);
   const backend = useStudio((s) => s.backend);
-  const handleEvent = useStudio((s) => s.handleEvent);
-  const init = useStudio((s) => s.init);
-  const training = useStudio((s) => s.runs.some((r) => isActive(r) && r.status === 'running'));
+  const handleEvents = useStudio((s) => s.handleEvents);
+  const closeProject = useStudio((s) => s.closeProject);
+  const training = useStudio((s) =>
+    Object.values(s.liveRuns).some((r) => isActive(r) && r.status === 'running'),
+  );
 
   useEffect(() => {
-    const off = api.onEvent(handleEvent);
-    void init();
-    return off;
-  }, [api, handleEvent, init]);
+    const batcher = eventBatcher(handleEvents);
+    const off = api.onEvent(batcher.push);
+    return () => {
+      off();
+      batcher.dispose();
+    };
+  }, [api, handleEvents]);
 
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
@@ -168,9 +195,19 @@ export function App() {
           <img src="./icon.svg" alt="" width={28} height={28} />
           <div>
             <div className="brand-name">Adapter Studio</div>
-            <div className="brand-project small" title={project?.dir}>
+            <div className="brand-project small" title={project?.dir} data-testid="project-name">
               {project?.name ?? 'no project'}
             </div>
+            {project && (
+              <button
+                type="button"
+                className="link small"
+                onClick={() => void closeProject()}
+                data-testid="close-project"
+              >
+                close project
+              </button>
+            )}
           </div>
         </div>
         <ul>
@@ -211,6 +248,10 @@ export function App() {
       </nav>
       <main id="main" tabIndex={-1}>
         <EngineBanner />
+        {/* app-wide calls: start-up, the engine's settings, live runs, a deep link that names a missing run */}
+        {['app', 'settings', 'live', 'recent', 'route'].map((area) => (
+          <ErrorNote key={area} area={area} />
+        ))}
         <View />
       </main>
     </div>

@@ -4,6 +4,7 @@ import { App } from './App.tsx';
 import { connectApi } from './api/http.ts';
 import { ApiContext, StoreContext } from './context.ts';
 import { createStudioStore } from './store.ts';
+import { bindUrl } from './url.ts';
 import './styles.css';
 
 const api = connectApi();
@@ -11,6 +12,7 @@ const store = createStudioStore(api, window.localStorage);
 const initialTheme = window.localStorage.getItem('studio.theme');
 if (!initialTheme && window.matchMedia?.('(prefers-color-scheme: dark)').matches)
   store.getState().setTheme('dark');
+bindUrl(store, window);
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

@@ -1,26 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import type { Input, MethodId, Output, RunDetail, RunInfo, StudioApi } from '../../engine/common/contract.ts';
+import { describe, expect, it, vi } from 'vitest';
+import type { Output, RunDetail } from '../../engine/common/contract.ts';
 import { ApiError } from '../../engine/common/contract.ts';
+import { eventBatcher } from './store/events.ts';
+import { fakeApi, projectSummary, runInfo } from './store/testing.ts';
 import { applyTrainEvent, createStudioStore, MAX_LIVE_POINTS } from './store.ts';
 
-const run: RunInfo = {
-  id: 'r1',
-  dir: '/p/runs/r1',
-  projectDir: '/p',
-  status: 'running',
-  live: true,
-  method: 'lora',
-  createdAt: '2026-01-01T00:00:00Z',
-  step: 0,
-  totalSteps: 10,
-  epoch: 0,
-  lastLoss: null,
-  lastEvalLoss: null,
-  lastCheckpoint: null,
-  backend: 'cpu',
-  error: null,
-  config: {},
-};
+const run = runInfo();
 
 function detail(): RunDetail {
   return {
@@ -28,25 +13,6 @@ function detail(): RunDetail {
     progress: { step: 0, totalSteps: 10, epoch: 0, tokensPerSec: null, etaSec: null },
     metrics: { runDir: run.dir, steps: [], evals: [], totalRecorded: 0 },
   };
-}
-
-/** An API double answering from a table of handlers; unknown methods fail like the engine would. */
-function fakeApi(
-  handlers: Partial<{ [M in MethodId]: (input: Input<M>) => Output<M> | Promise<Output<M>> }>,
-) {
-  const calls: string[] = [];
-  const api: StudioApi = {
-    transport: 'http',
-    async call(id, input) {
-      calls.push(id);
-      const handler = handlers[id] as ((i: unknown) => unknown) | undefined;
-      if (!handler) throw new ApiError('engine_error', `no ${id}`);
-      return (await handler(input)) as never;
-    },
-    onEvent: () => () => {},
-    restartEngine: async () => {},
-  };
-  return { api, calls };
 }
 
 describe('applyTrainEvent', () => {
@@ -99,21 +65,7 @@ describe('studio store', () => {
     const resolvers: ((v: Output<'budget.compute'>) => void)[] = [];
     const { api } = fakeApi({ 'budget.compute': () => new Promise((r) => resolvers.push(r)) });
     const store = createStudioStore(api);
-    store.setState({
-      project: {
-        dir: '/p',
-        name: 'p',
-        modelDir: '/m',
-        dataPath: '/d',
-        task: 'causal-lm',
-        method: 'lora',
-        methodConfig: {},
-        training: {},
-        settings: {},
-        runs: [],
-      },
-      draft: { method: 'lora', config: { r: 8 } },
-    });
+    store.setState({ project: projectSummary(), draft: { method: 'lora', config: { r: 8 } } });
     const first = store.getState().refreshBudget();
     const second = store.getState().refreshBudget();
     const budget = (trainable: number) =>
@@ -183,5 +135,93 @@ describe('studio store', () => {
     });
     store.getState().setMethod('vera');
     expect(store.getState().draft).toEqual({ method: 'vera', config: { r: 256, targetModules: ['q_proj'] } });
+  });
+
+  it('keeps the busy flag and the error of views that used to call the API themselves (export, try it)', async () => {
+    let release: (v: Output<'tryit.generate'>) => void = () => {};
+    const { api } = fakeApi({
+      'export.estimate': () => {
+        throw new ApiError('not_found', '/p/runs/r1: no checkpoint yet');
+      },
+      'tryit.generate': () =>
+        new Promise((r) => {
+          release = r;
+        }),
+    });
+    const store = createStudioStore(api);
+    await store.getState().estimateExport(run.dir);
+    expect(store.getState().errors['export-estimate']).toBe('/p/runs/r1: no checkpoint yet');
+    expect(store.getState().estimates[run.dir]).toBeUndefined();
+    const pending = store.getState().generate({ runDir: run.dir, prompt: 'hi' });
+    expect(store.getState().busy.try).toBe(true);
+    const answer = { text: '!', tokens: 1, ms: 1 };
+    release({ base: answer, adapted: answer, checkpoint: 'step-1' });
+    await pending;
+    expect(store.getState().busy.try).toBe(false);
+    expect(store.getState().generated?.checkpoint).toBe('step-1');
+  });
+});
+
+describe('live events', () => {
+  const step = (n: number) => ({
+    type: 'run.event' as const,
+    runDir: run.dir,
+    event: { type: 'step', step: n, loss: 1 },
+  });
+
+  it('reach the store in batches: steps wait a moment, a state change goes out at once after them', () => {
+    vi.useFakeTimers();
+    const batches: string[][] = [];
+    const batcher = eventBatcher((events) => batches.push(events.map((e) => e.type)), 100);
+    batcher.push(step(1));
+    batcher.push(step(2));
+    expect(batches).toEqual([]);
+    vi.advanceTimersByTime(100);
+    expect(batches).toEqual([['run.event', 'run.event']]);
+    batcher.push(step(3));
+    batcher.push({ type: 'run.state', run });
+    expect(batches).toEqual([
+      ['run.event', 'run.event'],
+      ['run.event', 'run.state'],
+    ]);
+    vi.advanceTimersByTime(1000);
+    expect(batches).toHaveLength(2);
+    vi.useRealTimers();
+  });
+
+  it('fold a batch of steps into the chart rows and the chip in order', () => {
+    const { api } = fakeApi({});
+    const store = createStudioStore(api);
+    store.setState({ details: { [run.dir]: detail() }, liveRuns: { [run.dir]: run } });
+    store
+      .getState()
+      .handleEvents([
+        step(1),
+        step(2),
+        { type: 'run.state', run: { ...run, status: 'paused', step: 2 } },
+        step(3),
+      ]);
+    const s = store.getState();
+    expect(s.details[run.dir].metrics.steps.map((r) => r.step)).toEqual([1, 2, 3]);
+    expect(s.details[run.dir].run.status).toBe('paused');
+    expect(s.liveRuns[run.dir]).toMatchObject({ status: 'paused', step: 3 });
+  });
+
+  it("never let an action's late reply undo a newer state event (pause answered after 'paused' arrived)", async () => {
+    let reply: (r: typeof run) => void = () => {};
+    const { api } = fakeApi({
+      'runs.pause': () =>
+        new Promise((r) => {
+          reply = r;
+        }),
+    });
+    const store = createStudioStore(api);
+    store.setState({ details: { [run.dir]: detail() }, runs: [run], liveRuns: { [run.dir]: run } });
+    const pausing = store.getState().pauseRun(run.dir);
+    store.getState().handleEvent({ type: 'run.state', run: { ...run, status: 'paused', step: 4 } });
+    reply({ ...run, status: 'running', step: 3 });
+    await pausing;
+    expect(store.getState().runs[0].status).toBe('paused');
+    expect(store.getState().details[run.dir].run.status).toBe('paused');
   });
 });

@@ -1,25 +1,24 @@
 import { buildHeatmaps, readAnalysis } from '../../analysis/store.ts';
 import type { HeatmapMetric, Histogram, ModuleMetrics, TimeSeriesRow } from '../../analysis/types.ts';
 import type { Analysis } from '../../common/contract.ts';
+import { thinSeries } from '../../common/thinning.ts';
 import type { Handlers } from './context.ts';
 
-const metricLabels: Partial<Record<HeatmapMetric, string>> = {
-  deltaFrobenius: '‖ΔW‖_F',
-  relativeDelta: '‖ΔW‖ / ‖W₀‖',
-  scale: 'scaling factor',
-  trainableNorm: '‖trainable‖',
-  effectiveRank: 'effective rank of ΔW',
+/** The heatmaps shown, in order: label and what the colour scale measures. */
+const metricLabels: Partial<Record<HeatmapMetric, { label: string; unit: string }>> = {
+  deltaFrobenius: { label: '‖ΔW‖_F', unit: 'Frobenius norm of ΔW (scale of the weights)' },
+  relativeDelta: { label: '‖ΔW‖ / ‖W₀‖', unit: 'ratio to the frozen weight’s norm' },
+  scale: { label: 'scaling factor', unit: 'multiplier of ΔW' },
+  trainableNorm: { label: '‖trainable‖', unit: 'L2 norm of the trainable tensors' },
+  scalingVectors: {
+    label: '‖scaling vectors‖',
+    unit: 'L2 norm of the per-feature scaling vectors (DoRA magnitude, VeRA λ, TinyLoRA v)',
+  },
+  effectiveRank: { label: 'effective rank of ΔW', unit: 'dimensions (entropy of the singular values)' },
 };
-const MAX_HEATMAPS = 8;
+/** Module roles shown per metric (q_proj, v_proj, …): each metric gets its own maps, whatever comes first. */
+const MAX_ROLES_PER_METRIC = 6;
 const MAX_HISTOGRAMS = 4;
-
-/** At most `max` evenly spaced rows, always the first and the last. */
-export function thinRows<T>(rows: T[], max: number): T[] {
-  if (rows.length <= max) return rows;
-  const picked = new Set<number>();
-  for (let i = 0; i < max; i++) picked.add(Math.round((i * (rows.length - 1)) / (max - 1)));
-  return [...picked].sort((a, b) => a - b).map((i) => rows[i]);
-}
 
 function trainableCount(m: ModuleMetrics): number {
   return m.tensors
@@ -38,12 +37,26 @@ export async function analysisView(runDir: string, maxSteps: number): Promise<An
   const byStep = new Map<number, TimeSeriesRow>();
   for (const row of data.timeseries) byStep.set(row.step, row);
   const ordered = [...byStep.values()].sort((a, b) => a.step - b.step);
-  const rows = thinRows(ordered, maxSteps);
+  // snapshots carry many series at once: evenly spaced rows, by the shared rule
+  const rows = thinSeries(ordered, maxSteps);
   const metrics = Object.keys(metricLabels) as HeatmapMetric[];
   const heatmaps = buildHeatmaps(rows, metrics)
     .sort((a, b) => metrics.indexOf(a.metric) - metrics.indexOf(b.metric))
-    .slice(0, MAX_HEATMAPS)
-    .map((h) => ({ name: `${metricLabels[h.metric]} · ${h.role}`, rowLabels: h.rows, matrix: h.values }));
+    .filter((h, i, all) => all.slice(0, i).filter((o) => o.metric === h.metric).length < MAX_ROLES_PER_METRIC)
+    .map((h) => {
+      const { label, unit } = metricLabels[h.metric]!;
+      return {
+        name: `${label} · ${h.role}`,
+        metric: h.metric,
+        label,
+        unit,
+        role: h.role,
+        // blocks give their index; a module outside blocks (an output head) is named
+        rowAxis: h.rows.every((r) => /^\d+$/.test(r)) ? ('layer' as const) : ('module' as const),
+        rowLabels: h.rows,
+        matrix: h.values,
+      };
+    });
   const last = ordered.at(-1);
   const modules = last?.modules ?? [];
   const histograms: Analysis['histograms'] = [];

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendReport as EngineBackendReport } from '../../backends/index.ts';
@@ -66,6 +66,7 @@ export const appHandlers: Pick<Handlers, 'app.info' | 'backend.report' | 'projec
       demoDataPath: demo ? demoDataPath(demo) : null,
       defaultProjectsDir: defaultProjectsDir(),
       platform: `${process.platform}-${process.arch}`,
+      memoryBytes: totalmem(),
     };
   },
   async 'backend.report'(_input, ctx) {

@@ -15,6 +15,7 @@ import { defaultProjectsDir, demoDataPath, demoDir } from './app.ts';
 import type { Handlers, ServiceContext } from './context.ts';
 import { rememberProject } from './recent.ts';
 import { listRunInfos } from './runs.ts';
+import { updateSettings } from './settings.ts';
 
 /**
  * Training settings of the demo project: enough quick steps to watch, pause and resume a run (a fast machine
@@ -49,8 +50,10 @@ export async function summarize(ctx: ServiceContext, project: Project): Promise<
   };
 }
 
+/** An opened project is the newest recent one, and the one a fresh window opens. */
 async function opened(ctx: ServiceContext, project: Project): Promise<ProjectSummary> {
   await rememberProject(ctx.configDir, project.dir, project.settings.name);
+  await updateSettings(ctx.configDir, { lastProject: project.dir });
   return summarize(ctx, project);
 }
 

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runRecorder } from '../../analysis/index.ts';
 import { ApiError, type Metrics, type Progress, type RunInfo } from '../../common/contract.ts';
+import { thinSeries } from '../../common/thinning.ts';
 import { importPeftAdapter } from '../../export/import.ts';
 import { importExternalRun } from '../../export/import-run.ts';
 import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
@@ -91,7 +92,7 @@ export async function listRunInfos(ctx: ServiceContext, projectDir: string): Pro
   return infos.filter((r): r is RunInfo => r !== null).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
 }
 
-/** Chart rows of a run: step series and evaluations, thinned to `maxPoints` with the last point kept. */
+/** Chart rows of a run: step series (thinned to `maxPoints` by the shared rule, loss extremes kept) and evaluations. */
 export function metricsOf(runDir: string, events: readonly TrainEvent[], maxPoints: number): Metrics {
   const steps: Metrics['steps'] = [];
   const evals: Metrics['evals'] = [];
@@ -109,9 +110,7 @@ export function metricsOf(runDir: string, events: readonly TrainEvent[], maxPoin
       evals.push({ step: e.step, evalLoss: typeof loss === 'number' ? loss : null, metrics: rest });
     }
   }
-  const stride = Math.ceil(steps.length / maxPoints);
-  const thinned = stride <= 1 ? steps : steps.filter((_, i) => i % stride === 0 || i === steps.length - 1);
-  return { runDir, steps: thinned, evals, totalRecorded: steps.length };
+  return { runDir, steps: thinSeries(steps, maxPoints, (r) => r.loss), evals, totalRecorded: steps.length };
 }
 
 const stateEvents = new Set([
@@ -161,6 +160,7 @@ export const runHandlers: Pick<
   | 'runs.list'
   | 'runs.delete'
   | 'runs.status'
+  | 'runs.live'
   | 'runs.import'
   | 'runs.importExternal'
 > = {
@@ -226,5 +226,8 @@ export const runHandlers: Pick<
       etaSec: run.status === 'running' ? s.etaSec : null,
     };
     return { run, progress, metrics: metricsOf(dir, events, maxPoints) };
+  },
+  async 'runs.live'(_input, ctx) {
+    return Promise.all([...liveRuns(ctx).keys()].map((dir) => runInfo(ctx, dir)));
   },
 };

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { connect } from 'node:net';
@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Reply, StudioEvent } from '../../common/contract.ts';
+import { spawnServe } from '../../testing/serve.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const gpt2 = join(root, 'engine/models/fixtures/gpt2');
@@ -19,21 +20,8 @@ let token: string;
 
 /** Starts `studio serve --api-only` as its own process, as a user would, and waits for its URL. */
 async function startServe(): Promise<void> {
-  serve = spawn(process.execPath, [join(root, 'bin/studio.mjs'), 'serve', '--port', '0', '--api-only'], {
-    env: { ...process.env, STUDIO_CONFIG_DIR: join(work, 'config') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk;
-      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(output);
-      if (m) resolve(m[1]);
-    };
-    serve.stdout?.on('data', onData);
-    serve.stderr?.on('data', onData);
-    serve.on('exit', (code) => reject(new Error(`studio serve exited (${code}):\n${output}`)));
-  });
+  let url: string;
+  ({ child: serve, url } = await spawnServe(['--api-only'], { STUDIO_CONFIG_DIR: join(work, 'config') }));
   const parsed = new URL(url);
   port = Number(parsed.port);
   token = parsed.searchParams.get('token') ?? '';

@@ -1,9 +1,9 @@
 import { useEffect, useState } from 'react';
-import { ggufQuants } from '../../../engine/common/contract.ts';
+import { ggufQuants, type RunInfo } from '../../../engine/common/contract.ts';
 import { useStudio } from '../context.ts';
 import { formatBytes } from '../lib/format.ts';
 import { Card, ErrorNote } from './common.tsx';
-import { ExportFolderField } from './ExportFolderField.tsx';
+import { PathPicker } from './PathPicker.tsx';
 
 type Quant = (typeof ggufQuants)[number];
 
@@ -16,13 +16,9 @@ const QUANT_NOTES: Record<Quant, string> = {
 };
 
 /** GGUF for llama.cpp / Ollama: the merged model, or the base model plus the adapter as a GGUF LoRA. */
-export function GgufExportCard({
-  runDir,
-  estimate,
-}: {
-  runDir: string;
-  estimate: Record<string, number> | null;
-}) {
+export function GgufExportCard({ run }: { run: RunInfo }) {
+  const runDir = run.dir;
+  const estimate = useStudio((s) => s.estimates[runDir] ?? null);
   const busy = useStudio((s) => s.busy);
   const runExport = useStudio((s) => s.runExport);
   const [quant, setQuant] = useState<Quant>('f16');
@@ -34,7 +30,7 @@ export function GgufExportCard({
   return (
     <Card title="GGUF for llama.cpp and Ollama">
       <form
-        className="row"
+        className="stack"
         onSubmit={(e) => {
           e.preventDefault();
           void runExport(runDir, format, out.trim(), { quant });
@@ -61,7 +57,7 @@ export function GgufExportCard({
             </option>
           ))}
         </select>
-        <ExportFolderField label="GGUF folder" pickerTitle="Export GGUF to" value={out} onChange={setOut} />
+        <PathPicker id="gguf-out" label="GGUF folder" value={out} onChange={setOut} kind="new-folder" />
         <button
           type="submit"
           className="primary"

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Input, Output, RunInfo, StudioApi } from '../../../engine/common/contract.ts';
 import { ApiError } from '../../../engine/common/contract.ts';
 import { StoreContext } from '../context.ts';
+import { projectSummary } from '../store/testing.ts';
 import { createStudioStore } from '../store.ts';
 import { ImportAdapter } from './ImportAdapter.tsx';
 
@@ -42,20 +43,7 @@ function setup(answer: (input: Input<'runs.import'>) => Output<'runs.import'>) {
     restartEngine: async () => {},
   };
   const store = createStudioStore(api);
-  store.setState({
-    project: {
-      dir: '/p',
-      name: 'p',
-      modelDir: '/m',
-      dataPath: '/d',
-      task: 'causal-lm',
-      method: 'lora',
-      methodConfig: {},
-      training: {},
-      settings: {},
-      runs: [],
-    },
-  });
+  store.setState({ project: projectSummary() });
   render(
     <StoreContext.Provider value={store}>
       <ImportAdapter />

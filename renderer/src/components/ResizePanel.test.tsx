@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Input, RunResize, StudioApi } from '../../../engine/common/contract.ts';
+import type { Input, RunInfo, RunResize, StudioApi } from '../../../engine/common/contract.ts';
 import { ApiError } from '../../../engine/common/contract.ts';
 import { ApiContext, StoreContext } from '../context.ts';
 import { createStudioStore } from '../store.ts';
@@ -61,7 +61,7 @@ function setup() {
   render(
     <ApiContext.Provider value={api}>
       <StoreContext.Provider value={store}>
-        <ResizePanel runDir="/p/runs/r1" />
+        <ResizePanel run={{ dir: '/p/runs/r1' } as RunInfo} />
       </StoreContext.Provider>
     </ApiContext.Provider>,
   );

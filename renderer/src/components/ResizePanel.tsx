@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { RunResize } from '../../../engine/common/contract.ts';
+import type { RunInfo, RunResize } from '../../../engine/common/contract.ts';
 import { useApi, useStudio } from '../context.ts';
 import { formatBytes, formatNumber, formatPercent } from '../lib/format.ts';
 import { Card } from './common.tsx';
@@ -21,7 +21,8 @@ const CRITERIA = [
  * validation loss of the resized adapter, then a PEFT LoRA export with rank_pattern. The same request as
  * `studio export --format lora --resize <criterion>=<value>`.
  */
-export function ResizePanel({ runDir }: { runDir: string }) {
+export function ResizePanel({ run }: { run: RunInfo }) {
+  const runDir = run.dir;
   const api = useApi();
   const busy = useStudio((s) => s.busy);
   const runExport = useStudio((s) => s.runExport);

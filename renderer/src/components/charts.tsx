@@ -27,7 +27,7 @@ const axisStyle = { fontSize: 11, fill: 'var(--muted)' };
 
 /**
  * A line chart over steps with optional EMA smoothing (raw curve kept faint behind the smoothed one) and a
- * log-scale toggle. Rows are drawn as given; the store already downsampled them.
+ * log-scale toggle. Rows are drawn as given; the engine or the store thinned them (engine/common/thinning.ts).
  */
 export function CurveChart({
   title,
@@ -65,7 +65,12 @@ export function CurveChart({
   }, [rows, series, weight, log]);
   const empty = rows.length === 0 || series.every((s) => rows.every((r) => typeof r[s.key] !== 'number'));
   return (
-    <div className="chart" data-testid={testId} data-points={rows.length}>
+    <div
+      className="chart"
+      data-testid={testId}
+      data-points={rows.length}
+      data-last-step={rows.length > 0 ? String(rows[rows.length - 1].step) : undefined}
+    >
       <div className="chart-head">
         <h3>{title}</h3>
         <div className="chart-tools">

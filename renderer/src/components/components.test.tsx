@@ -27,13 +27,40 @@ describe('SchemaForm', () => {
     fireEvent.change(r, { target: { value: '0' } });
     expect(screen.getByText('r must be ≥ 1')).toBeTruthy();
     expect(onChange).toHaveBeenCalledTimes(1);
-    fireEvent.click(screen.getByLabelText('use dora'));
+    fireEvent.click(screen.getByLabelText(/^use dora/));
     expect(onChange).toHaveBeenLastCalledWith({ useDora: true });
   });
 
-  it('shows the schema description as a tooltip', () => {
+  it('labels a field in words, with the field name as a hint and the description as help', () => {
     render(<SchemaForm fields={fields} values={{}} onChange={() => {}} />);
-    expect(screen.getByRole('img', { name: 'LoRA rank' }).getAttribute('title')).toBe('LoRA rank');
+    expect(screen.getByText('LoRA rank').className).toBe('field-help');
+    expect(screen.getByText('useDora').tagName).toBe('CODE');
+  });
+
+  it('keeps typed text as typed: decimals, exponents, and invalid text with its reason', () => {
+    const lr = fieldsFromSchema({
+      type: 'object',
+      properties: { learningRate: { type: 'number', exclusiveMinimum: 0, default: 1e-3 } },
+    });
+    const onChange = vi.fn();
+    const { rerender } = render(<SchemaForm fields={lr} values={{}} onChange={onChange} />);
+    const input = screen.getByLabelText(/^learning rate/) as HTMLInputElement;
+    // what a user's keystrokes produce, one prefix at a time
+    let values: Record<string, unknown> = {};
+    for (const text of ['0', '0.', '0.0', '0.00', '0.000', '0.0002']) {
+      fireEvent.change(input, { target: { value: text } });
+      values = onChange.mock.calls.at(-1)?.[0] ?? values;
+      rerender(<SchemaForm fields={lr} values={values} onChange={onChange} />);
+      expect(input.value).toBe(text);
+    }
+    expect(onChange).toHaveBeenLastCalledWith({ learningRate: 0.0002 });
+    fireEvent.change(input, { target: { value: '2e-4' } });
+    expect(input.value).toBe('2e-4');
+    fireEvent.change(input, { target: { value: 'abc' } });
+    expect(input.value).toBe('abc');
+    expect(input.getAttribute('aria-invalid')).toBe('true');
+    expect(screen.getByTestId('field-error').textContent).toMatch(/“abc” is not a number/);
+    expect(onChange).toHaveBeenLastCalledWith({ learningRate: 0.0002 });
   });
 });
 

@@ -1,3 +1,4 @@
+import { type RefObject, useEffect, useRef, useState } from 'react';
 import { formatNumber } from '../lib/format.ts';
 
 /** Viridis-like ramp from 5 stops: readable in both themes and for colour-blind users. */
@@ -30,45 +31,110 @@ export function valueRange(matrix: (number | null)[][]): [number, number] {
   return lo === hi ? [lo, lo + 1] : [lo, hi];
 }
 
-/** A rows × columns heatmap in SVG (recharts has none); each cell's exact value is in its tooltip. */
+/** The width of an element in CSS pixels, following resizes: charts draw at their real size, text stays legible. */
+export function useWidth<T extends HTMLElement>(fallback: number): [RefObject<T | null>, number] {
+  const ref = useRef<T>(null);
+  const [width, setWidth] = useState(fallback);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || typeof ResizeObserver === 'undefined') return;
+    const observer = new ResizeObserver(([entry]) =>
+      setWidth(Math.max(200, Math.floor(entry.contentRect.width))),
+    );
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, []);
+  return [ref, width];
+}
+
+const FONT = 12;
+
+/**
+ * A rows × columns heatmap in SVG (recharts has none), drawn at its real pixel width: labelled axes, a colour
+ * scale with the metric's unit, and the value under the pointer read out above the map.
+ */
 export function Heatmap({
   title,
   rowLabels,
   colLabels,
   matrix,
+  rowAxis = 'row',
+  colAxis = 'column',
+  unit,
   testId,
-  cellHeight = 16,
+  cellHeight = 18,
+  allColumnLabels = false,
 }: {
   title: string;
   rowLabels: string[];
   colLabels: string[];
   matrix: (number | null)[][];
+  rowAxis?: string;
+  colAxis?: string;
+  /** What the colour measures. */
+  unit?: string;
   testId?: string;
   cellHeight?: number;
+  /** A label under every column (the detail view), not only a few. */
+  allColumnLabels?: boolean;
 }) {
+  const [ref, width] = useWidth<HTMLElement>(640);
+  const [hover, setHover] = useState<{ r: number; c: number } | null>(null);
   const [lo, hi] = valueRange(matrix);
-  const labelWidth = Math.min(180, 8 + 6.5 * Math.max(4, ...rowLabels.map((l) => l.length)));
+  const longest = Math.max(3, ...rowLabels.map((l) => Math.min(26, l.length)));
+  const labelWidth = 24 + Math.ceil(longest * FONT * 0.62);
   const cols = Math.max(1, ...matrix.map((r) => r.length));
-  const width = 640;
-  const cellWidth = (width - labelWidth - 8) / cols;
-  const height = rowLabels.length * cellHeight + 28;
-  const tickEvery = Math.max(1, Math.ceil(cols / 8));
+  const cellWidth = Math.max(2, (width - labelWidth - 8) / cols);
+  const mapHeight = rowLabels.length * cellHeight;
+  const height = mapHeight + FONT * 3.4;
+  const perLabel = FONT * 0.62 * Math.max(2, ...colLabels.map((l) => l.length)) + 10;
+  const tickEvery = allColumnLabels ? 1 : Math.max(1, Math.ceil(perLabel / cellWidth));
+  const value = hover ? matrix[hover.r]?.[hover.c] : undefined;
   return (
-    <figure className="heatmap" data-testid={testId}>
+    <figure className="heatmap" data-testid={testId} ref={ref}>
       <figcaption>
-        <span>{title}</span>
-        <span className="legend-ramp" aria-hidden>
+        <span className="heatmap-title">{title}</span>
+        <span className="legend-ramp" data-testid="colour-scale">
           <span className="mono">{formatNumber(lo, 3)}</span>
-          <span className="ramp" />
+          <span className="ramp" aria-hidden />
           <span className="mono">{formatNumber(hi, 3)}</span>
+          {unit && <span className="legend-unit">{unit}</span>}
         </span>
       </figcaption>
-      <svg viewBox={`0 0 ${width} ${height}`} width="100%" role="img" aria-label={title}>
+      <div className="heatmap-readout mono small" data-testid="heatmap-readout" aria-live="polite">
+        {hover
+          ? `${rowAxis} ${rowLabels[hover.r]} · ${colAxis} ${colLabels[hover.c] ?? hover.c}: ${formatNumber(value ?? null)}`
+          : `hover a cell: ${rowAxis} · ${colAxis} · value`}
+      </div>
+      <svg
+        width={width}
+        height={height}
+        role="img"
+        aria-label={`${title}: ${rowAxis} by ${colAxis}`}
+        onMouseMove={(e) => {
+          const box = e.currentTarget.getBoundingClientRect();
+          const c = Math.floor((e.clientX - box.left - labelWidth) / cellWidth);
+          const r = Math.floor((e.clientY - box.top) / cellHeight);
+          const inside = r >= 0 && r < rowLabels.length && c >= 0 && c < cols;
+          setHover(inside ? { r, c } : null);
+        }}
+        onMouseLeave={() => setHover(null)}
+      >
+        <text
+          x={FONT * 0.8}
+          y={mapHeight / 2}
+          className="hm-axis"
+          textAnchor="middle"
+          transform={`rotate(-90 ${FONT * 0.8} ${mapHeight / 2})`}
+        >
+          {rowAxis}
+        </text>
         {rowLabels.map((label, r) => (
           <text
-            key={label}
+            // biome-ignore lint/suspicious/noArrayIndexKey: rows are positional
+            key={r}
             x={labelWidth - 6}
-            y={r * cellHeight + cellHeight * 0.72}
+            y={r * cellHeight + cellHeight / 2 + FONT * 0.36}
             className="hm-label"
             textAnchor="end"
           >
@@ -85,6 +151,8 @@ export function Heatmap({
               width={Math.max(1, cellWidth - 1)}
               height={cellHeight - 1}
               fill={v !== null && Number.isFinite(v) ? rampColor((v - lo) / (hi - lo)) : 'var(--grid)'}
+              className={hover?.r === r && hover.c === c ? 'hm-cell on' : 'hm-cell'}
+              data-value={v ?? ''}
             >
               <title>{`${rowLabels[r]} @ ${colLabels[c] ?? c}: ${formatNumber(v)}`}</title>
             </rect>
@@ -93,9 +161,10 @@ export function Heatmap({
         {colLabels.map((label, c) =>
           c % tickEvery === 0 || c === colLabels.length - 1 ? (
             <text
-              key={label}
+              // biome-ignore lint/suspicious/noArrayIndexKey: columns are positional
+              key={c}
               x={labelWidth + c * cellWidth + cellWidth / 2}
-              y={rowLabels.length * cellHeight + 16}
+              y={mapHeight + FONT * 1.3}
               className="hm-label"
               textAnchor="middle"
             >
@@ -103,6 +172,14 @@ export function Heatmap({
             </text>
           ) : null,
         )}
+        <text
+          x={labelWidth + (width - labelWidth) / 2}
+          y={mapHeight + FONT * 2.9}
+          className="hm-axis"
+          textAnchor="middle"
+        >
+          {colAxis}
+        </text>
       </svg>
     </figure>
   );

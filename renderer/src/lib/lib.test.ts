@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { downsample, evenIndices } from './downsample.ts';
 import { formatBytes, formatCount, formatDuration, metricLabel } from './format.ts';
 import { fieldsFromSchema, parseFieldValue } from './schemaForm.ts';
 import { emaSmooth } from './smoothing.ts';
@@ -14,21 +13,6 @@ describe('emaSmooth', () => {
     expect(b).toBeCloseTo((0.25 * 2 + 0.5 * 4) / 0.75, 12);
     expect(c).toBeNull();
     expect(emaSmooth([1, 5], 0)).toEqual([1, 5]);
-  });
-});
-
-describe('downsample', () => {
-  it('keeps the ends and the spike of each bucket', () => {
-    const points = Array.from({ length: 100 }, (_, i) => ({ x: i, y: i === 50 ? 100 : 1 }));
-    const out = downsample(points, 10, (p) => p.y);
-    expect(out.length).toBeLessThanOrEqual(10);
-    expect(out[0].x).toBe(0);
-    expect(out.at(-1)?.x).toBe(99);
-    expect(out.some((p) => p.y === 100)).toBe(true);
-  });
-  it('spreads indices evenly', () => {
-    expect(evenIndices(11, 3)).toEqual([0, 5, 10]);
-    expect(evenIndices(3, 10)).toEqual([0, 1, 2]);
   });
 });
 
@@ -140,6 +124,42 @@ describe('schema form', () => {
     expect(parseFieldValue(r, '4')).toEqual({ value: 4 });
     expect(parseFieldValue(r, '0').error).toBe('r must be ≥ 1');
     expect(parseFieldValue(r, '2.5').error).toBe('r must be a whole number');
-    expect(parseFieldValue(r, 'x').error).toBe('r must be a number');
+    expect(parseFieldValue(r, 'x').error).toBe('r: “x” is not a number (type digits, like 8)');
+  });
+
+  it('reads numbers as people type them and never guesses one', () => {
+    const lr = {
+      key: 'learningRate',
+      label: 'Learning rate',
+      kind: 'number',
+      optional: false,
+      nullable: false,
+    } as const;
+    const cases: [string, number][] = [
+      ['0.0002', 0.0002],
+      ['2e-4', 0.0002],
+      ['2E-4', 0.0002],
+      ['1e9', 1e9],
+      ['-1', -1],
+      ['+3', 3],
+      ['.5', 0.5],
+      ['5.', 5],
+    ];
+    for (const [text, value] of cases) expect(parseFieldValue(lr, text), text).toEqual({ value });
+    for (const text of ['abc', '2e', '-', '.', '1,5', '0x10', '1e999', 'Infinity', 'NaN', '2 e-4', '--1'])
+      expect(parseFieldValue(lr, text).error, text).toMatch(/^Learning rate: /);
+  });
+
+  it('keeps exclusive bounds of the schema (positive(), lt())', () => {
+    const [, alpha] = fieldsFromSchema(schema);
+    expect(alpha).toMatchObject({ minimum: 0, exclusiveMinimum: true });
+    expect(parseFieldValue(alpha, '0').error).toBe('lora alpha must be > 0');
+    expect(parseFieldValue(alpha, '1e-9')).toEqual({ value: 1e-9 });
+    const [fraction] = fieldsFromSchema({
+      type: 'object',
+      properties: { valFraction: { type: 'number', minimum: 0, exclusiveMaximum: 1 } },
+    });
+    expect(parseFieldValue(fraction, '1').error).toBe('val fraction must be < 1');
+    expect(parseFieldValue(fraction, '0')).toEqual({ value: 0 });
   });
 });

@@ -4,10 +4,16 @@ export interface Field {
   label: string;
   kind: 'number' | 'integer' | 'boolean' | 'enum' | 'string' | 'json';
   description?: string;
+  /** What the number counts (tokens, steps, …), shown beside the label. */
+  unit?: string;
   default?: unknown;
   minimum?: number;
   maximum?: number;
+  /** The bound itself is not allowed (zod's positive(), lt()). */
+  exclusiveMinimum?: boolean;
+  exclusiveMaximum?: boolean;
   options?: (string | number | boolean | null)[];
+  /** Empty text means "not set" (the field has a default, or may be absent). */
   optional: boolean;
   nullable: boolean;
 }
@@ -18,7 +24,12 @@ function nonNull(variants: Schema[]): Schema[] {
   return variants.filter((v) => v.type !== 'null');
 }
 
-function describeType(schema: Schema): Pick<Field, 'kind' | 'minimum' | 'maximum' | 'options'> {
+type TypeInfo = Pick<
+  Field,
+  'kind' | 'minimum' | 'maximum' | 'exclusiveMinimum' | 'exclusiveMaximum' | 'options'
+>;
+
+export function describeType(schema: Schema): TypeInfo {
   if (Array.isArray(schema.enum)) return { kind: 'enum', options: schema.enum as Field['options'] };
   if ('const' in schema) return { kind: 'enum', options: [schema.const as string] };
   const variants = (schema.anyOf ?? schema.oneOf) as Schema[] | undefined;
@@ -36,13 +47,17 @@ function describeType(schema: Schema): Pick<Field, 'kind' | 'minimum' | 'maximum
     return { kind: 'json' };
   }
   const bound = (x: unknown) => (typeof x === 'number' ? x : undefined);
-  const minimum = bound(schema.minimum) ?? bound(schema.exclusiveMinimum);
-  const maximum = bound(schema.maximum) ?? bound(schema.exclusiveMaximum);
+  const bounds = {
+    minimum: bound(schema.exclusiveMinimum) ?? bound(schema.minimum),
+    maximum: bound(schema.exclusiveMaximum) ?? bound(schema.maximum),
+    exclusiveMinimum: bound(schema.exclusiveMinimum) !== undefined || undefined,
+    exclusiveMaximum: bound(schema.exclusiveMaximum) !== undefined || undefined,
+  };
   switch (schema.type) {
     case 'integer':
-      return { kind: 'integer', minimum, maximum };
+      return { kind: 'integer', ...bounds };
     case 'number':
-      return { kind: 'number', minimum, maximum };
+      return { kind: 'number', ...bounds };
     case 'boolean':
       return { kind: 'boolean' };
     case 'string':
@@ -81,7 +96,28 @@ export function fieldsFromSchema(schema: Schema, skip: (key: string) => boolean 
     }));
 }
 
-/** Parses a field's text input; returns an error message for bad input instead of throwing. */
+/** A number as people type it: decimals, exponents, a leading sign (`0.0002`, `2e-4`, `-1`, `.5`). */
+const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** Parses a typed number against a field's kind and bounds; the error names the field and the rule. */
+export function parseNumber(field: Field, trimmed: string): { value?: number; error?: string } {
+  if (!NUMBER.test(trimmed)) {
+    const example = field.kind === 'integer' ? 'like 8' : 'like 0.0002 or 2e-4';
+    return { error: `${field.label}: “${trimmed}” is not a number (type digits, ${example})` };
+  }
+  const value = Number(trimmed);
+  if (!Number.isFinite(value)) return { error: `${field.label}: ${trimmed} is too large` };
+  if (field.kind === 'integer' && !Number.isInteger(value))
+    return { error: `${field.label} must be a whole number` };
+  const { minimum: lo, maximum: hi } = field;
+  if (lo !== undefined && (field.exclusiveMinimum ? value <= lo : value < lo))
+    return { error: `${field.label} must be ${field.exclusiveMinimum ? '>' : '≥'} ${lo}` };
+  if (hi !== undefined && (field.exclusiveMaximum ? value >= hi : value > hi))
+    return { error: `${field.label} must be ${field.exclusiveMaximum ? '<' : '≤'} ${hi}` };
+  return { value };
+}
+
+/** Parses a field's text input; returns an error message for bad input instead of throwing or guessing. */
 export function parseFieldValue(field: Field, text: string): { value?: unknown; error?: string } {
   const trimmed = text.trim();
   if (trimmed === '') {
@@ -89,17 +125,7 @@ export function parseFieldValue(field: Field, text: string): { value?: unknown; 
     if (field.optional) return { value: undefined };
     return { error: `${field.label} is required` };
   }
-  if (field.kind === 'number' || field.kind === 'integer') {
-    const value = Number(trimmed);
-    if (!Number.isFinite(value)) return { error: `${field.label} must be a number` };
-    if (field.kind === 'integer' && !Number.isInteger(value))
-      return { error: `${field.label} must be a whole number` };
-    if (field.minimum !== undefined && value < field.minimum)
-      return { error: `${field.label} must be ≥ ${field.minimum}` };
-    if (field.maximum !== undefined && value > field.maximum)
-      return { error: `${field.label} must be ≤ ${field.maximum}` };
-    return { value };
-  }
+  if (field.kind === 'number' || field.kind === 'integer') return parseNumber(field, trimmed);
   if (field.kind === 'json') {
     try {
       return { value: JSON.parse(trimmed) };

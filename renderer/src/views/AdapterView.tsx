@@ -2,9 +2,11 @@ import { useEffect, useMemo, useState } from 'react';
 import type { Budget } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, Stat } from '../components/common.tsx';
 import { ModuleTree } from '../components/ModuleTree.tsx';
-import { SchemaForm } from '../components/SchemaForm.tsx';
+import { StoreForm } from '../components/SchemaForm.tsx';
+import { StartRun, useSanityWarnings } from '../components/StartRun.tsx';
 import { useStudio } from '../context.ts';
 import { formatBytes, formatCount, formatPercent } from '../lib/format.ts';
+import { warningsByField } from '../lib/sanity.ts';
 import { fieldsFromSchema } from '../lib/schemaForm.ts';
 import { layerIndices, minimalTargets, toggleNode } from '../lib/tree.ts';
 import { type BudgetRow, TARGET_FIELDS } from '../store.ts';
@@ -272,7 +274,7 @@ export function AdapterView() {
   const setConfig = useStudio((s) => s.setConfig);
   const compareMethods = useStudio((s) => s.compareMethods);
   const saveAdapter = useStudio((s) => s.saveAdapter);
-  const startRun = useStudio((s) => s.startRun);
+  const warnings = warningsByField(useSanityWarnings(), 'adapter');
   const busy = useStudio((s) => s.busy);
   const setView = useStudio((s) => s.setView);
   const described = methods.find((m) => m.name === draft?.method);
@@ -308,15 +310,7 @@ export function AdapterView() {
           <button type="button" onClick={() => void saveAdapter()} disabled={busy.adapter}>
             Save to project
           </button>
-          <button
-            type="button"
-            className="primary"
-            onClick={() => void startRun()}
-            disabled={busy.train || !budget}
-            data-testid="train-now"
-          >
-            Train →
-          </button>
+          <StartRun label="Train →" testId="train-now" />
         </div>
       </header>
       <ErrorNote area="adapter" />
@@ -337,7 +331,13 @@ export function AdapterView() {
       </div>
       <div className="grid-3">
         <Card title={`${described?.label ?? draft.method} settings`} testId="method-form">
-          <SchemaForm fields={fields} values={draft.config} onChange={setConfig} />
+          <StoreForm
+            form="adapter"
+            fields={fields}
+            values={draft.config}
+            onChange={setConfig}
+            warnings={warnings}
+          />
         </Card>
         <Card title="Target modules">
           <Targets />

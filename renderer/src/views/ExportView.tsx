@@ -1,11 +1,10 @@
 import { useEffect, useState } from 'react';
 import type { ExportResult } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
-import { ExportFolderField } from '../components/ExportFolderField.tsx';
-import { GgufExportCard } from '../components/GgufExportCard.tsx';
-import { ResizePanel } from '../components/ResizePanel.tsx';
-import { useApi, useStudio } from '../context.ts';
+import { PathPicker } from '../components/PathPicker.tsx';
+import { useStudio } from '../context.ts';
 import { formatBytes, formatNumber } from '../lib/format.ts';
+import { exportCards } from '../slots.ts';
 
 type Format = ExportResult['format'];
 
@@ -63,25 +62,19 @@ function Result({ result }: { result: ExportResult }) {
 }
 
 export function ExportView() {
-  const api = useApi();
   const selected = useStudio((s) => s.selectedRun);
   const run = useStudio((s) => s.runs.find((r) => r.dir === s.selectedRun));
   const busy = useStudio((s) => s.busy);
   const exports = useStudio((s) => s.exports);
   const errors = useStudio((s) => s.errors);
   const runExport = useStudio((s) => s.runExport);
+  const estimateExport = useStudio((s) => s.estimateExport);
+  const estimate = useStudio((s) => (s.selectedRun ? (s.estimates[s.selectedRun] ?? null) : null));
   const [format, setFormat] = useState<Format>('peft');
-  const [estimate, setEstimate] = useState<Record<string, number> | null>(null);
-  const [estimateError, setEstimateError] = useState<string | null>(null);
   const [out, setOut] = useState('');
   useEffect(() => {
-    if (!selected) return;
-    setEstimate(null);
-    setEstimateError(null);
-    api
-      .call('export.estimate', { runDir: selected })
-      .then(setEstimate, (e: Error) => setEstimateError(e.message));
-  }, [api, selected]);
+    if (selected) void estimateExport(selected);
+  }, [selected, estimateExport]);
   useEffect(() => {
     if (selected) setOut(`${selected}/exports/${format}`);
   }, [selected, format]);
@@ -140,19 +133,19 @@ export function ExportView() {
           </button>
         ))}
       </div>
-      {estimateError && <div className="error-note">{estimateError}</div>}
+      <ErrorNote area="export-estimate" />
       <Card title="Destination">
         <form
-          className="row"
+          className="stack"
           onSubmit={(e) => {
             e.preventDefault();
             void runExport(selected, format, out.trim());
           }}
         >
-          <ExportFolderField label="export folder" pickerTitle="Export to" value={out} onChange={setOut} />
+          <PathPicker id="export-out" label="Export folder" value={out} onChange={setOut} kind="new-folder" />
           <button
             type="submit"
-            className="primary"
+            className="primary align-start"
             disabled={busy[area] || !out.trim()}
             data-testid="export-run"
           >
@@ -169,8 +162,10 @@ export function ExportView() {
           <ErrorNote area={area} />
         </div>
       </Card>
-      <GgufExportCard runDir={selected} estimate={estimate} />
-      <ResizePanel runDir={selected} />
+      {exportCards.map((ExportCard, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
+        <ExportCard key={i} run={run} />
+      ))}
       {exports.length > 0 && (
         <Card title="Exports">
           {exports.map((r) => (

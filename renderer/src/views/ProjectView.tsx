@@ -1,50 +1,209 @@
-import { useState } from 'react';
-import type { DataPreview } from '../../../engine/common/contract.ts';
+import { useEffect, useState } from 'react';
+import { z } from 'zod';
+import { contract, type DataPreview } from '../../../engine/common/contract.ts';
 import { Card, Empty, ErrorNote, Stat } from '../components/common.tsx';
 import { ModuleTree } from '../components/ModuleTree.tsx';
-import { useApi, useStudio } from '../context.ts';
+import { PathPicker } from '../components/PathPicker.tsx';
+import { StoreForm } from '../components/SchemaForm.tsx';
+import { useStudio } from '../context.ts';
 import { formatBytes, formatCount, formatDate } from '../lib/format.ts';
+import { type Field, fieldsFromSchema } from '../lib/schemaForm.ts';
+import { datasetKey } from '../store/files.ts';
+import { formErrors } from '../store.ts';
 
-function PathInput({
-  id,
-  label,
-  value,
-  onChange,
-  placeholder,
-  browseTitle,
+/** The hold-out fraction field, with the bounds the engine's `files.dataset` (and project schema) accept. */
+const valFractionField: Field = {
+  ...fieldsFromSchema(
+    z.toJSONSchema(contract['files.dataset'].input, { io: 'input', unrepresentable: 'any' }) as Record<
+      string,
+      unknown
+    >,
+  ).find((f) => f.key === 'valFraction')!,
+  label: 'Held-out fraction',
+  description:
+    'share of the training file kept for validation (the same seed always holds out the same rows)',
+  optional: false,
+};
+
+/** What the engine will train and validate on: examples of the file(s) and the split it would make. */
+function SplitLine({
+  dataPath,
+  validationPath,
+  fraction,
+  task,
 }: {
-  id: string;
-  label: string;
-  value: string;
-  onChange: (v: string) => void;
-  placeholder?: string;
-  browseTitle?: string;
+  dataPath: string;
+  validationPath: string | null;
+  fraction: number | null;
+  task: 'causal-lm' | 'seq-cls';
 }) {
-  const api = useApi();
+  const describeDataset = useStudio((s) => s.describeDataset);
+  const train = useStudio(
+    (s) =>
+      s.datasets[datasetKey({ path: dataPath, task, valFraction: validationPath ? 0 : (fraction ?? 0) })],
+  );
+  const validation = useStudio((s) =>
+    validationPath ? s.datasets[datasetKey({ path: validationPath, task })] : undefined,
+  );
+  const trainError = useStudio((s) => s.errors['dataset-train']);
+  const validationError = useStudio((s) => s.errors['dataset-validation']);
+  useEffect(() => {
+    if (!dataPath) return;
+    void describeDataset('dataset-train', {
+      path: dataPath,
+      task,
+      valFraction: validationPath ? 0 : (fraction ?? 0),
+    });
+  }, [dataPath, validationPath, fraction, task, describeDataset]);
+  useEffect(() => {
+    if (validationPath) void describeDataset('dataset-validation', { path: validationPath, task });
+  }, [validationPath, task, describeDataset]);
+  if (!dataPath) return null;
+  let text: string | null = null;
+  if (trainError) text = null;
+  else if (!train) text = 'reading the dataset…';
+  else if (validationPath)
+    text = validation
+      ? `${formatCount(train.examples)} training examples; ${formatCount(validation.examples)} validation examples from ${validationPath.split(/[\\/]/).pop()}`
+      : validationError
+        ? null
+        : 'reading the validation file…';
+  else if (train.split)
+    text = `${formatCount(train.examples)} examples: ${formatCount(train.split.train)} to train on, ${formatCount(train.split.validation)} held out for validation (${Math.round(train.split.fraction * 1000) / 10} %, seed ${train.split.seed})`;
+  else
+    text = `${formatCount(train.examples)} examples, all for training: no validation loss without a validation file or a held-out fraction`;
   return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <div className="path-input">
-        <input
-          id={id}
-          value={value}
-          placeholder={placeholder}
-          onChange={(e) => onChange(e.target.value)}
-          spellCheck={false}
-        />
-        {api.desktop && browseTitle && (
-          <button
-            type="button"
-            onClick={async () => {
-              const picked = await api.desktop?.openFolder(browseTitle);
-              if (picked) onChange(picked);
-            }}
-          >
-            Browse…
-          </button>
-        )}
-      </div>
+    <div className="split-line" data-testid="split-line">
+      <ErrorNote area="dataset-train" />
+      <ErrorNote area="dataset-validation" />
+      {text && <p className={train?.split || validation ? 'small' : 'small warn-text'}>{text}</p>}
     </div>
+  );
+}
+
+function NewProjectForm() {
+  const appInfo = useStudio((s) => s.appInfo);
+  const busy = useStudio((s) => s.busy.project);
+  const createProject = useStudio((s) => s.createProject);
+  const invalid = useStudio((s) => formErrors(s, 'new-project').length > 0);
+  const [dir, setDir] = useState('');
+  const [modelDir, setModelDir] = useState('');
+  const [dataPath, setDataPath] = useState('');
+  const [validationMode, setValidationMode] = useState<'fraction' | 'file'>('fraction');
+  const [validationPath, setValidationPath] = useState('');
+  const [fraction, setFraction] = useState<Record<string, unknown>>({ valFraction: 0.1 });
+  const [task, setTask] = useState<'causal-lm' | 'seq-cls'>('causal-lm');
+  const valFraction = typeof fraction.valFraction === 'number' ? fraction.valFraction : null;
+  const validationFile = validationMode === 'file' ? validationPath.trim() : '';
+  const missing =
+    !dir.trim() || !modelDir.trim() || !dataPath.trim() || (validationMode === 'file' && !validationFile);
+  return (
+    <form
+      className="stack"
+      data-testid="new-project"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void createProject({
+          dir: dir.trim(),
+          modelDir: modelDir.trim(),
+          dataPath: dataPath.trim(),
+          task,
+          settings: {
+            data: validationFile ? { validation: validationFile } : { valFraction: valFraction ?? 0 },
+          },
+        });
+      }}
+    >
+      <PathPicker
+        id="new-dir"
+        label="Project folder (created)"
+        value={dir}
+        onChange={setDir}
+        kind="new-folder"
+        placeholder={appInfo ? `${appInfo.defaultProjectsDir}/my-project` : ''}
+      />
+      <PathPicker
+        id="new-model"
+        label="Base model folder"
+        value={modelDir}
+        onChange={setModelDir}
+        kind="model"
+        help="a Hugging Face model folder: config.json, model.safetensors, tokenizer.json"
+      />
+      {appInfo?.demoModelDir && (
+        <button
+          type="button"
+          className="link small align-start"
+          onClick={() => setModelDir(appInfo.demoModelDir ?? '')}
+        >
+          use the bundled demo model
+        </button>
+      )}
+      <PathPicker
+        id="new-data"
+        label="Training data"
+        value={dataPath}
+        onChange={setDataPath}
+        kind="dataset"
+        help="JSONL (prompt/completion, chat messages or text), CSV or TSV"
+      />
+      <fieldset className="validation-choice">
+        <legend>Validation</legend>
+        {(
+          [
+            ['fraction', 'hold out part of the training data'],
+            ['file', 'a validation file'],
+          ] as const
+        ).map(([mode, text]) => (
+          <label className="radio" key={mode}>
+            <input
+              type="radio"
+              name="validation"
+              checked={validationMode === mode}
+              onChange={() => setValidationMode(mode)}
+            />
+            {text}
+          </label>
+        ))}
+        {validationMode === 'fraction' ? (
+          <StoreForm
+            form="new-project"
+            fields={[valFractionField]}
+            values={fraction}
+            onChange={setFraction}
+          />
+        ) : (
+          <PathPicker
+            id="new-validation"
+            label="Validation file"
+            value={validationPath}
+            onChange={setValidationPath}
+            kind="dataset"
+          />
+        )}
+      </fieldset>
+      <SplitLine
+        dataPath={dataPath.trim()}
+        validationPath={validationFile || null}
+        fraction={valFraction}
+        task={task}
+      />
+      <div className="field">
+        <label htmlFor="new-task">Task</label>
+        <select id="new-task" value={task} onChange={(e) => setTask(e.target.value as typeof task)}>
+          <option value="causal-lm">Language modelling (causal LM)</option>
+          <option value="seq-cls">Sequence classification</option>
+        </select>
+      </div>
+      <button
+        type="submit"
+        className="primary"
+        disabled={busy || missing || invalid}
+        data-testid="create-project"
+      >
+        Create project
+      </button>
+    </form>
   );
 }
 
@@ -54,12 +213,7 @@ function StartPanel() {
   const busy = useStudio((s) => s.busy.project);
   const openDemo = useStudio((s) => s.openDemo);
   const openProject = useStudio((s) => s.openProject);
-  const createProject = useStudio((s) => s.createProject);
   const [openDir, setOpenDir] = useState('');
-  const [dir, setDir] = useState('');
-  const [modelDir, setModelDir] = useState('');
-  const [dataPath, setDataPath] = useState('');
-  const [task, setTask] = useState<'causal-lm' | 'seq-cls'>('causal-lm');
   return (
     <div className="start">
       <Card title="Try the demo" className="start-demo" testId="demo-card">
@@ -87,12 +241,12 @@ function StartPanel() {
             if (openDir.trim()) void openProject(openDir.trim());
           }}
         >
-          <PathInput
+          <PathPicker
             id="open-dir"
             label="Project folder"
             value={openDir}
             onChange={setOpenDir}
-            browseTitle="Open project"
+            kind="project"
           />
           <button type="submit" disabled={busy || !openDir.trim()}>
             Open
@@ -105,74 +259,24 @@ function StartPanel() {
           <ul className="recent">
             {recent.map((r) => (
               <li key={r.dir}>
-                <button type="button" className="link" onClick={() => void openProject(r.dir)} title={r.dir}>
-                  {r.name}
+                <button
+                  type="button"
+                  className="recent-entry"
+                  onClick={() => void openProject(r.dir)}
+                  title={r.dir}
+                  data-testid="recent-entry"
+                >
+                  <span className="recent-name">{r.name}</span>
+                  <span className="recent-path muted mono small">{r.dir}</span>
+                  <span className="muted small">{formatDate(r.openedAt)}</span>
                 </button>
-                <span className="muted mono small">{r.dir}</span>
-                <span className="muted small">{formatDate(r.openedAt)}</span>
               </li>
             ))}
           </ul>
         )}
       </Card>
       <Card title="New project">
-        <form
-          className="stack"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void createProject({
-              dir: dir.trim(),
-              modelDir: modelDir.trim(),
-              dataPath: dataPath.trim(),
-              task,
-            });
-          }}
-        >
-          <PathInput
-            id="new-dir"
-            label="Project folder (created)"
-            value={dir}
-            onChange={setDir}
-            placeholder={appInfo ? `${appInfo.defaultProjectsDir}/my-project` : ''}
-            browseTitle="Project folder"
-          />
-          <PathInput
-            id="new-model"
-            label="Base model folder (config.json, model.safetensors, tokenizer.json)"
-            value={modelDir}
-            onChange={setModelDir}
-            browseTitle="Base model folder"
-          />
-          {appInfo?.demoModelDir && (
-            <button
-              type="button"
-              className="link small"
-              onClick={() => setModelDir(appInfo.demoModelDir ?? '')}
-            >
-              use the bundled demo model
-            </button>
-          )}
-          <PathInput
-            id="new-data"
-            label="Dataset file (JSONL, CSV or TSV)"
-            value={dataPath}
-            onChange={setDataPath}
-          />
-          <div className="field">
-            <label htmlFor="new-task">Task</label>
-            <select id="new-task" value={task} onChange={(e) => setTask(e.target.value as typeof task)}>
-              <option value="causal-lm">Language modelling (causal LM)</option>
-              <option value="seq-cls">Sequence classification</option>
-            </select>
-          </div>
-          <button
-            type="submit"
-            className="primary"
-            disabled={busy || !dir.trim() || !modelDir.trim() || !dataPath.trim()}
-          >
-            Create project
-          </button>
-        </form>
+        <NewProjectForm />
       </Card>
     </div>
   );

@@ -5,6 +5,7 @@ import { Card, Empty, ErrorNote, StatusBadge } from '../components/common.tsx';
 import { ImportAdapter } from '../components/ImportAdapter.tsx';
 import { useStudio } from '../context.ts';
 import { formatDate, formatNumber } from '../lib/format.ts';
+import { runActions, runsViewActions } from '../slots.ts';
 import { isActive } from '../store.ts';
 import { SimilarityMaps, shortName } from './AnalysisView.tsx';
 
@@ -107,6 +108,10 @@ export function RunsView() {
       <header className="view-head">
         <h1>Runs</h1>
         <div className="head-actions">
+          {runsViewActions.map((Action, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
+            <Action key={i} />
+          ))}
           <button type="button" onClick={() => void refreshRuns()}>
             Refresh
           </button>
@@ -166,6 +171,10 @@ export function RunsView() {
                   <td className="num mono">{formatNumber(run.lastEvalLoss)}</td>
                   <td className="small">{formatDate(run.createdAt)}</td>
                   <td className="btn-row">
+                    {runActions.map((Action, i) => (
+                      // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
+                      <Action key={i} run={run} />
+                    ))}
                     <button
                       type="button"
                       onClick={() => {

@@ -1,62 +1,14 @@
-import { useMemo, useState } from 'react';
+import { useMemo } from 'react';
 import { CurveChart } from '../components/charts.tsx';
 import { Card, Empty, ErrorNote, ProgressBar, RunPicker, Stat, StatusBadge } from '../components/common.tsx';
+import { StartRun } from '../components/StartRun.tsx';
+import { TrainingSettings } from '../components/TrainingSettings.tsx';
 import { useStudio } from '../context.ts';
 import { formatCount, formatDuration, formatNumber, metricLabel } from '../lib/format.ts';
+import { runActions } from '../slots.ts';
 import { isActive } from '../store.ts';
 
 const palette = ['var(--c1)', 'var(--c2)', 'var(--c3)', 'var(--c4)', 'var(--c5)'];
-
-/** Editable scalar training settings of the project, sent as overrides of the next run. */
-function TrainingOverrides({
-  value,
-  onChange,
-}: {
-  value: Record<string, unknown>;
-  onChange: (v: Record<string, unknown>) => void;
-}) {
-  const training = useStudio((s) => s.project?.training ?? {});
-  const entries = Object.entries(training).filter(([, v]) =>
-    ['number', 'boolean', 'string'].includes(typeof v),
-  );
-  if (entries.length === 0) return null;
-  return (
-    <details className="overrides">
-      <summary>Training settings for the next run</summary>
-      <div className="schema-form">
-        {entries.map(([key, def]) => {
-          const current = key in value ? value[key] : def;
-          return (
-            <div className="field" key={key}>
-              <label htmlFor={`train-${key}`}>{key}</label>
-              {typeof def === 'boolean' ? (
-                <input
-                  id={`train-${key}`}
-                  type="checkbox"
-                  checked={Boolean(current)}
-                  onChange={(e) => onChange({ ...value, [key]: e.target.checked })}
-                />
-              ) : (
-                <input
-                  id={`train-${key}`}
-                  type={typeof def === 'number' ? 'number' : 'text'}
-                  step="any"
-                  value={String(current)}
-                  onChange={(e) =>
-                    onChange({
-                      ...value,
-                      [key]: typeof def === 'number' ? Number(e.target.value) : e.target.value,
-                    })
-                  }
-                />
-              )}
-            </div>
-          );
-        })}
-      </div>
-    </details>
-  );
-}
 
 export function TrainView() {
   const project = useStudio((s) => s.project);
@@ -64,12 +16,10 @@ export function TrainView() {
   const selected = useStudio((s) => s.selectedRun);
   const detail = useStudio((s) => (s.selectedRun ? s.details[s.selectedRun] : undefined));
   const busy = useStudio((s) => s.busy.train);
-  const startRun = useStudio((s) => s.startRun);
   const pauseRun = useStudio((s) => s.pauseRun);
   const resumeRun = useStudio((s) => s.resumeRun);
   const cancelRun = useStudio((s) => s.cancelRun);
   const setView = useStudio((s) => s.setView);
-  const [overrides, setOverrides] = useState<Record<string, unknown>>({});
 
   const rows = useMemo(() => detail?.metrics.steps ?? [], [detail]);
   const evalRows = useMemo(() => {
@@ -107,23 +57,11 @@ export function TrainView() {
         <h1>Train</h1>
         <div className="head-actions">
           <RunPicker />
-          <button
-            type="button"
-            className="primary"
-            onClick={() => void startRun(Object.keys(overrides).length > 0 ? { training: overrides } : {})}
-            disabled={busy || active}
-            data-testid="start-run"
-            title={
-              active
-                ? 'a run of this project is in progress'
-                : 'start a new run with the current adapter settings'
-            }
-          >
-            Start new run
-          </button>
+          <StartRun label="Start new run" testId="start-run" />
         </div>
       </header>
       <ErrorNote area="train" />
+      <ErrorNote area="run" />
       <div className="grid-train">
         <Card title="Backend" testId="backend-card">
           <ErrorNote area="backend" />
@@ -148,7 +86,6 @@ export function TrainView() {
           ) : (
             <Empty title="Checking backends…" />
           )}
-          <TrainingOverrides value={overrides} onChange={setOverrides} />
         </Card>
         <Card
           title={
@@ -164,6 +101,10 @@ export function TrainView() {
           actions={
             run && (
               <div className="btn-row">
+                {runActions.map((Action, i) => (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
+                  <Action key={i} run={run} />
+                ))}
                 {active && run.status === 'running' && (
                   <button
                     type="button"
@@ -235,6 +176,7 @@ export function TrainView() {
           )}
         </Card>
       </div>
+      <TrainingSettings />
       {run && selected && (
         <div className="grid-2">
           <Card>

@@ -1,9 +1,20 @@
-import { useState } from 'react';
-import type { Output } from '../../../engine/common/contract.ts';
-import { Card, Empty, RunPicker } from '../components/common.tsx';
-import { useApi, useStudio } from '../context.ts';
+import { useMemo, useState } from 'react';
+import { z } from 'zod';
+import { GenerateOptionsSchema, type Input, type Output } from '../../../engine/common/contract.ts';
+import { Card, Empty, ErrorNote, RunPicker } from '../components/common.tsx';
+import { StoreForm } from '../components/SchemaForm.tsx';
+import { useStudio } from '../context.ts';
+import { fieldsFromSchema } from '../lib/schemaForm.ts';
+import { formErrors } from '../store.ts';
 
-type Generated = Output<'tryit.generate'>;
+type Options = NonNullable<Input<'tryit.generate'>['options']>;
+
+/** Decoding options as the API contract defines them (bounds, defaults, types): one source for both sides. */
+const optionFields = fieldsFromSchema(
+  z.toJSONSchema(GenerateOptionsSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>,
+);
+const SAMPLING = ['temperature', 'topK', 'seed'];
+
 type Classified = Output<'tryit.classify'>;
 
 function Probabilities({ result }: { result: Classified['base'] }) {
@@ -28,7 +39,6 @@ function Probabilities({ result }: { result: Classified['base'] }) {
 }
 
 export function TryView() {
-  const api = useApi();
   const selected = useStudio((s) => s.selectedRun);
   const model = useStudio((s) => s.model);
   const preview = useStudio((s) => s.preview);
@@ -40,15 +50,17 @@ export function TryView() {
     .join('')
     .replace(/^<\|[^|]*\|>/, '');
   const [prompt, setPrompt] = useState('');
-  const [mode, setMode] = useState<'greedy' | 'sampled'>('greedy');
-  const [maxNewTokens, setMaxNewTokens] = useState(32);
-  const [temperature, setTemperature] = useState(0.8);
-  const [topK, setTopK] = useState(40);
-  const [seed, setSeed] = useState(0);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [generated, setGenerated] = useState<Generated | null>(null);
-  const [classified, setClassified] = useState<Classified | null>(null);
+  const [options, setOptions] = useState<Options>({});
+  const invalid = useStudio((s) => formErrors(s, 'try').length > 0);
+  const fields = useMemo(
+    () => optionFields.filter((f) => options.mode === 'sampled' || !SAMPLING.includes(f.key)),
+    [options.mode],
+  );
+  const busy = useStudio((s) => Boolean(s.busy.try));
+  const generated = useStudio((s) => s.generated);
+  const classified = useStudio((s) => s.classified);
+  const generate = useStudio((s) => s.generate);
+  const classify = useStudio((s) => s.classify);
   if (!selected) {
     return (
       <div className="view">
@@ -62,25 +74,10 @@ export function TryView() {
     );
   }
   const classifier = model?.task === 'seq-cls';
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      if (classifier) setClassified(await api.call('tryit.classify', { runDir: selected, text: prompt }));
-      else
-        setGenerated(
-          await api.call('tryit.generate', {
-            runDir: selected,
-            prompt,
-            options: { mode, maxNewTokens, temperature, topK, seed },
-          }),
-        );
-    } catch (e) {
-      setError((e as Error).message);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = () =>
+    classifier
+      ? classify({ runDir: selected, text: prompt })
+      : generate({ runDir: selected, prompt, options });
   return (
     <div className="view">
       <header className="view-head">
@@ -109,54 +106,12 @@ export function TryView() {
             placeholder={classifier ? 'A sentence…' : 'Write a prompt… (Ctrl+Enter to run)'}
           />
           {!classifier && (
-            <div className="row wrap">
-              <label className="inline-field">
-                <span>Decoding</span>
-                <select value={mode} onChange={(e) => setMode(e.target.value as typeof mode)}>
-                  <option value="greedy">greedy</option>
-                  <option value="sampled">sampled</option>
-                </select>
-              </label>
-              <label className="inline-field">
-                <span>Max new tokens</span>
-                <input
-                  type="number"
-                  min={1}
-                  max={512}
-                  value={maxNewTokens}
-                  onChange={(e) => setMaxNewTokens(Number(e.target.value))}
-                />
-              </label>
-              {mode === 'sampled' && (
-                <>
-                  <label className="inline-field">
-                    <span>Temperature</span>
-                    <input
-                      type="number"
-                      step={0.05}
-                      min={0.05}
-                      max={5}
-                      value={temperature}
-                      onChange={(e) => setTemperature(Number(e.target.value))}
-                    />
-                  </label>
-                  <label className="inline-field">
-                    <span>Top-k</span>
-                    <input
-                      type="number"
-                      min={0}
-                      max={1000}
-                      value={topK}
-                      onChange={(e) => setTopK(Number(e.target.value))}
-                    />
-                  </label>
-                  <label className="inline-field">
-                    <span>Seed</span>
-                    <input type="number" value={seed} onChange={(e) => setSeed(Number(e.target.value))} />
-                  </label>
-                </>
-              )}
-            </div>
+            <StoreForm
+              form="try"
+              fields={fields}
+              values={options}
+              onChange={(patch) => setOptions((o) => ({ ...o, ...patch }))}
+            />
           )}
           <div className="row">
             {examplePrompt && (
@@ -164,16 +119,17 @@ export function TryView() {
                 Use a validation example
               </button>
             )}
-            <button type="submit" className="primary" disabled={busy || !prompt.trim()} data-testid="try-run">
+            <button
+              type="submit"
+              className="primary"
+              disabled={busy || invalid || !prompt.trim()}
+              data-testid="try-run"
+            >
               {busy ? 'Running…' : classifier ? 'Classify' : 'Generate'}
             </button>
           </div>
         </form>
-        {error && (
-          <div className="error-note" role="alert">
-            {error}
-          </div>
-        )}
+        <ErrorNote area="try" />
       </Card>
       {generated && !classifier && (
         <div className="grid-2" data-testid="try-output">
