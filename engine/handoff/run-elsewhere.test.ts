@@ -105,7 +105,13 @@ describe('run elsewhere: accelerate launch with 2 CPU processes, then import-run
     expect(job.status, job.stderr.slice(-4000)).toBe(0);
     const output = join(bundle, 'output');
     const where = JSON.parse(readFileSync(join(output, 'handoff-run.json'), 'utf8'));
-    expect(where).toMatchObject({ processes: 2, device: 'cpu', strategy: 'ddp', method: name });
+    expect(where).toMatchObject({
+      processes: 2,
+      processGroup: 'gloo',
+      device: 'cpu',
+      strategy: 'ddp',
+      method: name,
+    });
 
     const imported = await call('runs.importExternal', { projectDir: project, source: bundle });
     expect(imported.checkpoints).toEqual([3, 6]);

@@ -27,6 +27,12 @@ def number(value):
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
+def process_group():
+    import torch.distributed as dist
+
+    return dist.get_backend() if dist.is_available() and dist.is_initialized() else None
+
+
 def versions():
     from importlib.metadata import PackageNotFoundError, version
 
@@ -76,7 +82,8 @@ def make_callback(TrainerCallback, cfg, out_dir, info):
                 # Where the job ran, for the run's origin when studio import-run brings the folder back.
                 where = {"runId": cfg["runId"], "project": cfg["project"], "method": cfg["method"],
                          "strategy": cfg["strategy"], "host": socket.gethostname(), "processes": args.world_size,
-                         "device": info["backend"].split("/")[0], "startedAt": now(), "versions": versions()}
+                         "device": info["backend"].split("/")[0], "processGroup": process_group(),
+                         "startedAt": now(), "versions": versions()}
                 Path(out_dir).mkdir(parents=True, exist_ok=True)
                 (Path(out_dir) / "handoff-run.json").write_text(json.dumps(where, indent=2) + "\n", encoding="utf-8")
             event = {"type": "run-started", "runId": cfg["runId"], "step": state.global_step,
