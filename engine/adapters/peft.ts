@@ -162,3 +162,21 @@ export function stateFromPeftTensors(
   }
   return state;
 }
+
+/**
+ * The native state of a per-module-only PEFT file whose suffixes the method names differently
+ * (`fileSuffixes`: file suffix → native suffix); other tensors are refused by name as in `stateFromPeftTensors`.
+ */
+export function renamedPeftState(
+  tensors: Record<string, tf.Tensor>,
+  methodLabel: string,
+  fileSuffixes: Readonly<Record<string, string>>,
+): Record<string, tf.Tensor> {
+  const read = stateFromPeftTensors(tensors, methodLabel, Object.keys(fileSuffixes), () => false);
+  const state: Record<string, tf.Tensor> = {};
+  for (const [key, tensor] of Object.entries(read)) {
+    const dot = key.lastIndexOf('.');
+    state[`${key.slice(0, dot)}.${fileSuffixes[key.slice(dot + 1)]}`] = tensor;
+  }
+  return state;
+}

@@ -112,6 +112,12 @@ export interface PeftFormat<C> {
   ): { config: C; state: Record<string, tf.Tensor> };
 }
 
+/**
+ * Reading side of a PEFT format, for the PEFT custom methods the hand-off's train.py registers (TLoRA, LoRA-XS):
+ * their adapters come back through import, but PEFT itself cannot load them, so they are no export format.
+ */
+export type PeftReader<C> = Pick<PeftFormat<C>, 'peftType' | 'fromPeft'>;
+
 /** An adapter tensor downloaded to the host (how the analysis reads a state). */
 export interface HostTensor {
   shape: number[];
@@ -167,6 +173,8 @@ export interface MethodDefinition<C extends Record<string, unknown> = Record<str
   create(layers: AdaptableLayer[], config: C, options: CreateOptions): AdapterInstance;
   /** The PEFT file format, for methods PEFT has (LoRA, VeRA, TinyLoRA). */
   peft?: PeftFormat<C>;
+  /** The adapters of the hand-off's PEFT custom method (engine/handoff/studio_methods.py), for methods PEFT lacks. */
+  handoffPeft?: PeftReader<C>;
   /**
    * The scaling of the update at one module, from the config and the state. The module's own trainable
    * vectors (DoRA's magnitude, VeRA's λ) are added by the analysis; list model-level ones in `sharedVectors`.

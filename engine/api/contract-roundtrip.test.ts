@@ -137,6 +137,29 @@ describe('API contract round trip through the service', () => {
     // the exported PEFT adapter comes back in as a run of its own
     const imported = await call('runs.import', { projectDir: dir, source: join(work, 'peft') });
     expect(imported.run.origin?.kind).toBe('imported-adapter');
+    // and as a hand-off job's output: the adapter beside the Trainer's log history
+    const job = join(work, 'job');
+    await fs.cp(join(work, 'peft'), job, { recursive: true });
+    const history = [1, 2].map((step) => ({
+      step,
+      loss: 3 - step,
+      learning_rate: 1e-3,
+      grad_norm: 1,
+      epoch: step,
+    }));
+    await fs.writeFile(
+      join(job, 'trainer_state.json'),
+      JSON.stringify({ global_step: 2, max_steps: 2, log_history: history }),
+    );
+    const external = await call('runs.importExternal', { projectDir: dir, source: job });
+    expect(external.run.origin?.kind).toBe('imported-run');
+    expect(external.checkpoints).toEqual([2]);
+    const handoff = await call('handoff.write', {
+      projectDir: dir,
+      out: join(work, 'handoff'),
+      strategy: 'fsdp',
+    });
+    expect(handoff.files).toContain('train.py');
     const tried = await call('tryit.generate', {
       runDir: runA,
       prompt: 'sky is',

@@ -20,6 +20,7 @@ import { budgetHandlers } from './handlers/budget.ts';
 import type { Handler, Handlers, ServiceContext } from './handlers/context.ts';
 import { dataHandlers } from './handlers/data.ts';
 import { fileHandlers } from './handlers/files.ts';
+import { handoffHandlers } from './handlers/handoff.ts';
 import { insightHandlers } from './handlers/insight.ts';
 import { modelHandlers } from './handlers/model.ts';
 import { projectHandlers } from './handlers/projects.ts';
@@ -75,6 +76,7 @@ export function createStudioService(options: ServiceOptions = {}): StudioService
     ...runHandlers,
     ...insightHandlers,
     ...analysisHandlers,
+    ...handoffHandlers,
     ...settingsHandlers,
     ...fileHandlers,
     ...trainingHandlers,

@@ -17,6 +17,8 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   try: () => import('./commands/try.ts'),
   runs: () => import('./commands/runs.ts'),
   import: () => import('./commands/import.ts'),
+  handoff: () => import('./commands/handoff.ts'),
+  'import-run': () => import('./commands/import-run.ts'),
 };
 
 const summaries: Record<string, string> = {
@@ -34,6 +36,10 @@ const summaries: Record<string, string> = {
   try: "try a run's adapter on one prompt or text, next to the base model",
   runs: "list a project's runs or delete a finished run",
   import: 'bring a PEFT adapter folder into a project as a run (analyse, try, evaluate, export, train on)',
+  handoff:
+    'write a folder that trains the project with accelerate + PEFT on a cluster (Slurm, SkyPilot, torchrun)',
+  'import-run':
+    "bring a hand-off job's output back as a run: curves, checkpoints, analysis, try-it, eval, export",
 };
 
 function topHelp(): string {

@@ -295,6 +295,9 @@ export const EigenResultSchema = z.object({
 });
 export type EigenResult = z.infer<typeof EigenResultSchema>;
 
+/** Distribution strategies of a training hand-off (accelerate's DDP, FSDP, DeepSpeed ZeRO-2/3). */
+export const HandoffStrategySchema = z.enum(['ddp', 'fsdp', 'zero2', 'zero3']);
+
 export const ResizeProposalSchema = z.object({
   spec: z.object({ criterion: z.enum(['sv_ratio', 'sv_fro', 'sv_cumulative', 'size']), value: z.number() }),
   modules: z.array(
@@ -516,6 +519,11 @@ export const contract = {
     z.object({ run: RunInfoSchema, warnings: z.array(z.string()) }),
     'bring a PEFT adapter folder into the project as a run marked imported',
   ),
+  'runs.importExternal': method(
+    z.object({ projectDir: Path, source: Path }),
+    z.object({ run: RunInfoSchema, checkpoints: z.array(z.number().int()), warnings: z.array(z.string()) }),
+    "bring a hand-off job's output folder into the project as a run trained elsewhere (curves, checkpoints)",
+  ),
   'runs.status': method(
     z.object({ runDir: Path, maxPoints: z.number().int().min(10).max(5000).default(600) }),
     RunDetailSchema,
@@ -577,6 +585,16 @@ export const contract = {
     z.object({ runDir: Path, text: z.string().min(1, 'type a text') }),
     z.object({ base: ClassificationSchema, adapted: ClassificationSchema, checkpoint: z.string() }),
     'classify with the base model and with the adapter',
+  ),
+  'handoff.write': method(
+    z.object({ projectDir: Path, out: Path, strategy: HandoffStrategySchema.default('ddp') }),
+    z.object({
+      outDir: z.string(),
+      strategy: HandoffStrategySchema,
+      files: z.array(z.string()),
+      warnings: z.array(z.string()),
+    }),
+    'write a folder that trains the project with accelerate + PEFT on a cluster (train.py, launchers, data)',
   ),
   'settings.get': method(
     z.object({}),

@@ -157,13 +157,22 @@ export type DataSettings = z.infer<typeof DataSettings>;
 export const TaskKindSchema = z.enum(['causal-lm', 'seq-cls']);
 export type TaskKind = z.infer<typeof TaskKindSchema>;
 
-/** Where a run not trained here came from (run.json `origin`): an imported PEFT adapter or an imported run. */
+/**
+ * Where a run not trained here came from (run.json `origin`): an imported PEFT adapter, or a run trained
+ * elsewhere (a hand-off job brought back by `studio import-run`, with the host, strategy and process count
+ * its handoff-run.json names).
+ */
 export const RunOrigin = z.object({
   kind: z.enum(['imported-adapter', 'imported-run']),
   source: z.string(),
+  /** One line for display: `host (2 × cpu, ddp)`. */
   where: z.string().optional(),
+  host: z.string().optional(),
+  strategy: z.string().optional(),
+  processes: z.number().int().positive().optional(),
   importedAt: z.string(),
 });
+export type RunOrigin = z.infer<typeof RunOrigin>;
 
 export const MethodSettings = z
   .object({

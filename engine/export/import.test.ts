@@ -260,7 +260,7 @@ describe('refusals name the file, the module and the shapes', () => {
     const config = JSON.parse(await fs.readFile(join(dir, ADAPTER_CONFIG), 'utf8'));
     await fs.writeFile(join(dir, ADAPTER_CONFIG), JSON.stringify({ ...config, peft_type: 'IA3' }));
     await expect(importPeftAdapter(dir, projects.llama)).rejects.toThrow(
-      /adapter_config\.json: peft_type "IA3" is not supported \(supported: LORA, TINYLORA, VERA\)/,
+      /adapter_config\.json: peft_type "IA3" is not supported \(supported: LORA, TINYLORA, VERA; from studio handoff's custom methods: TLORA, LORAXS\)/,
     );
   });
 

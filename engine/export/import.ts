@@ -11,6 +11,7 @@ import {
   METRICS_FILE,
   newRunId,
   openProject,
+  type Project,
   projectPath,
   RUNS_DIR,
   type RunRecord,
@@ -47,13 +48,84 @@ function modelNames(model: LoadedModel): string[] {
 }
 
 /** A fresh AdamW state (zero moments, step 0) for every trainable tensor, so `resumeRun` trains on from here. */
-function freshOptimizerState(instance: AdapterInstance): Record<string, tf.Tensor> {
+export function freshOptimizerState(instance: AdapterInstance): Record<string, tf.Tensor> {
   const tensors: Record<string, tf.Tensor> = {};
   for (const p of instance.trainable()) {
     tensors[`${p.name}.exp_avg`] = tf.zerosLike(p.variable);
     tensors[`${p.name}.exp_avg_sq`] = tf.zerosLike(p.variable);
   }
   return tensors;
+}
+
+/**
+ * The project an adapter folder is imported into and its model, loaded; the adapter's `task_type` must be the
+ * project's task (refused naming adapter_config.json otherwise).
+ */
+export async function openImportTarget(
+  source: string,
+  projectDir: string,
+): Promise<{ project: Project; adapterConfig: Record<string, unknown>; model: LoadedModel }> {
+  const project = await openProject(projectDir);
+  const settings = project.settings;
+  const adapterConfig = await readAdapterConfig(source);
+  const configPath = join(source, ADAPTER_CONFIG);
+  const taskType = adapterConfig.task_type;
+  if (typeof taskType === 'string' && TASK_TYPES[taskType] && TASK_TYPES[taskType] !== settings.task) {
+    throw new ExportError(
+      `${configPath}: task_type is ${taskType}, but project ${project.dir} is ${settings.task}; import it into a ${TASK_TYPES[taskType]} project`,
+    );
+  }
+  const labels = settings.data.labels;
+  const model = await loadModel(projectPath(project.dir, settings.model), {
+    task: settings.task,
+    numLabels: settings.task === 'seq-cls' ? labels?.length : undefined,
+    seed: settings.training.seed,
+  });
+  return { project, adapterConfig, model };
+}
+
+/**
+ * The warning for an adapter whose `base_model_name_or_path` names another model than the project's, once every
+ * tensor has fit the project's model (a model copied or renamed, a hub id for a local folder); null when it
+ * names the project's model.
+ */
+export function baseModelWarning(
+  adapterConfig: Record<string, unknown>,
+  source: string,
+  model: LoadedModel,
+): string | null {
+  const base = adapterConfig.base_model_name_or_path;
+  if (typeof base !== 'string' || base === '' || modelNames(model).includes(base)) return null;
+  return `${join(source, ADAPTER_CONFIG)}: base_model_name_or_path is "${base}", the project's model is ${model.dir}; every tensor fits its shapes, so it was imported`;
+}
+
+/**
+ * `state.json` of an adapter brought in at `step`: the trainer position of that step, a fresh optimizer (its
+ * moments were not brought along) and the project's seed, so `resumeRun` trains on from it.
+ */
+export function importedCheckpointState(
+  instance: AdapterInstance,
+  step: number,
+  seed: number,
+  savedAt: string,
+): CheckpointState {
+  return {
+    schemaVersion: 1,
+    step,
+    trainer: { ...initialTrainerState(), step },
+    rng: {
+      seed,
+      dataOrder: 'permutation(seed, epoch)',
+      dropout: 'trainingContext(seed, microStep)',
+      microStep: 0,
+    },
+    seed,
+    optimizerStep: 0,
+    method: instance.method,
+    config: instance.config,
+    adapterName: instance.name,
+    savedAt,
+  };
 }
 
 /**
@@ -66,35 +138,17 @@ function freshOptimizerState(instance: AdapterInstance): Record<string, tf.Tenso
  */
 export async function importPeftAdapter(adapterDir: string, projectDir: string): Promise<ImportResult> {
   const source = resolve(adapterDir);
-  const project = await openProject(projectDir);
+  const { project, adapterConfig, model } = await openImportTarget(source, projectDir);
   const settings = project.settings;
-  const adapterConfig = await readAdapterConfig(source);
-  const configPath = join(source, ADAPTER_CONFIG);
-  const taskType = adapterConfig.task_type;
-  if (typeof taskType === 'string' && TASK_TYPES[taskType] && TASK_TYPES[taskType] !== settings.task) {
-    throw new ExportError(
-      `${configPath}: task_type is ${taskType}, but project ${project.dir} is ${settings.task}; import it into a ${TASK_TYPES[taskType]} project`,
-    );
-  }
-  const modelDir = projectPath(project.dir, settings.model);
   const labels = settings.data.labels;
-  const model = await loadModel(modelDir, {
-    task: settings.task,
-    numLabels: settings.task === 'seq-cls' ? labels?.length : undefined,
-    seed: settings.training.seed,
-  });
   try {
     const warnings: string[] = [];
     const instance = await loadPeftAdapter(model, source, {
       adapterName: 'default',
       seed: settings.training.seed,
     });
-    const base = adapterConfig.base_model_name_or_path;
-    if (typeof base === 'string' && base !== '' && !modelNames(model).includes(base)) {
-      warnings.push(
-        `${configPath}: base_model_name_or_path is "${base}", the project's model is ${modelDir}; every tensor fits its shapes, so it was imported`,
-      );
-    }
+    const foreign = baseModelWarning(adapterConfig, source, model);
+    if (foreign) warnings.push(foreign);
     const batch = probeBatch(model.spec.vocabSize);
     let adapterEffect: number;
     try {
@@ -112,23 +166,7 @@ export async function importPeftAdapter(adapterDir: string, projectDir: string):
     const runId = newRunId();
     const runDir = join(project.dir, RUNS_DIR, runId);
     const now = new Date().toISOString();
-    const state: CheckpointState = {
-      schemaVersion: 1,
-      step: 0,
-      trainer: initialTrainerState(),
-      rng: {
-        seed: settings.training.seed,
-        dataOrder: 'permutation(seed, epoch)',
-        dropout: 'trainingContext(seed, microStep)',
-        microStep: 0,
-      },
-      seed: settings.training.seed,
-      optimizerStep: 0,
-      method: instance.method,
-      config: instance.config,
-      adapterName: instance.name,
-      savedAt: now,
-    };
+    const state = importedCheckpointState(instance, 0, settings.training.seed, now);
     const record: RunRecord = {
       schemaVersion: 1,
       runId,

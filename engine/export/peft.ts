@@ -232,13 +232,16 @@ export async function loadPeftAdapter(
   const weightsPath = join(dir, ADAPTER_WEIGHTS);
   const adapterConfig = await readAdapterConfig(dir);
   const peftType = adapterConfig.peft_type as string;
-  const method = methodOfPeftType(peftType);
+  const all = Object.values(methods) as MethodDefinition[];
+  const method = methodOfPeftType(peftType) ?? all.find((m) => m.handoffPeft?.peftType === peftType);
   if (!method) {
-    const known = (Object.values(methods) as MethodDefinition[])
-      .flatMap((m) => (m.peft ? [m.peft.peftType] : []))
-      .join(', ');
-    throw new ExportError(`${configPath}: peft_type "${peftType}" is not supported (supported: ${known})`);
+    const known = all.flatMap((m) => (m.peft ? [m.peft.peftType] : [])).join(', ');
+    const custom = all.flatMap((m) => (m.handoffPeft ? [m.handoffPeft.peftType] : [])).join(', ');
+    throw new ExportError(
+      `${configPath}: peft_type "${peftType}" is not supported (supported: ${known}; from studio handoff's custom methods: ${custom})`,
+    );
   }
+  const reader = (method.peft?.peftType === peftType ? method.peft : method.handoffPeft)!;
   const base =
     typeof adapterConfig.base_model_name_or_path === 'string' ? adapterConfig.base_model_name_or_path : '?';
   const foreign = `the adapter was saved for base model "${base}", this model is ${model.spec.modelType} from ${model.dir}`;
@@ -296,7 +299,7 @@ export async function loadPeftAdapter(
     }
     let converted: { config: Record<string, unknown>; state: Record<string, tf.Tensor> };
     try {
-      converted = method.peft!.fromPeft(adapterConfig, adapterTensors);
+      converted = reader.fromPeft(adapterConfig, adapterTensors);
     } catch (error) {
       throw new ExportError(`${dir}: ${(error as Error).message}`);
     }

@@ -31,3 +31,10 @@ export const loraxsConfigSchema = z
   .superRefine(refineTargetFields);
 
 export type LoraxsConfig = z.output<typeof loraxsConfigSchema>;
+
+/** Native per-module keys, named as the reference code's modules (`<module>.<suffix>`). */
+export const loraxsSuffixes = {
+  a: 'lora_A.weight',
+  b: 'lora_B.weight',
+  core: 'lora_latent_mapping.weight',
+} as const;

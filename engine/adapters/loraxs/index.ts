@@ -6,18 +6,12 @@ import { configNumber } from '../shared/config.ts';
 import { svdFactors } from '../shared/factors.ts';
 import { ownedVariable, trainableFirst } from '../shared/regenerable.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { type LoraxsConfig, loraxsConfigSchema } from './config.ts';
+import { type LoraxsConfig, loraxsConfigSchema, loraxsSuffixes } from './config.ts';
+import { loraxsHandoffPeft } from './handoff-peft.ts';
 import { LoraxsLayer } from './layer.ts';
 
-export { type LoraxsConfig, loraxsConfigSchema } from './config.ts';
+export { type LoraxsConfig, loraxsConfigSchema, loraxsSuffixes } from './config.ts';
 export { LoraxsLayer } from './layer.ts';
-
-/** Native per-module keys, named as the reference code's modules (`<module>.<suffix>`). */
-export const loraxsSuffixes = {
-  a: 'lora_A.weight',
-  b: 'lora_B.weight',
-  core: 'lora_latent_mapping.weight',
-} as const;
 
 function rankAt(
   target: { name: string; inFeatures: number; outFeatures: number },
@@ -94,5 +88,6 @@ export const loraxs: MethodDefinition<LoraxsConfig> = {
     }
     return { scale: alpha / r, kind: 'fixed', formula: `alpha / r = ${alpha} / ${r}` };
   },
+  handoffPeft: loraxsHandoffPeft,
   loraConversionRank: (_target, config) => config.r,
 };

@@ -35,3 +35,11 @@ export type TloraConfig = z.output<typeof tloraConfigSchema>;
 export function kaimingNormalStd(fanIn: number): number {
   return Math.sqrt(1 / 3) / Math.sqrt(fanIn);
 }
+
+/** Native per-module keys, named as the reference's parameters (`<module>.<suffix>`). */
+export const tloraSuffixes = {
+  a: 'random_A',
+  b: 'lora_B',
+  c: 'random_C',
+  scaling: 'lora_scaling',
+} as const;

@@ -4,19 +4,12 @@ import { createLayers } from '../instance.ts';
 import { deriveSeed, normalTensor, Rng } from '../random.ts';
 import { ownedVariable, RegenerableInstance, trainableFirst } from '../shared/regenerable.ts';
 import type { CreateOptions, MethodDefinition, ParameterCount, TargetModule, TensorCount } from '../types.ts';
-import { kaimingNormalStd, type TloraConfig, tloraConfigSchema } from './config.ts';
+import { kaimingNormalStd, type TloraConfig, tloraConfigSchema, tloraSuffixes } from './config.ts';
+import { tloraHandoffPeft } from './handoff-peft.ts';
 import { TloraLayer } from './layer.ts';
 
-export { type TloraConfig, tloraConfigSchema } from './config.ts';
+export { type TloraConfig, tloraConfigSchema, tloraSuffixes } from './config.ts';
 export { TloraLayer } from './layer.ts';
-
-/** Native per-module keys, named as the reference's parameters (`<module>.<suffix>`). */
-export const tloraSuffixes = {
-  a: 'random_A',
-  b: 'lora_B',
-  c: 'random_C',
-  scaling: 'lora_scaling',
-} as const;
 
 function moduleTensors(target: TargetModule, r: number): TensorCount[] {
   return [
@@ -114,5 +107,6 @@ export const tlora: MethodDefinition<TloraConfig> = {
       ? { scale: alpha.data[0], kind: 'learned', formula: `learned α (${tloraSuffixes.scaling})` }
       : { scale: null, kind: 'none', formula: 'no learned α in the state' };
   },
+  handoffPeft: tloraHandoffPeft,
   loraConversionRank: (_target, config) => config.r,
 };

@@ -4,6 +4,7 @@ import { runRecorder } from '../../analysis/index.ts';
 import { ApiError, type Metrics, type Progress, type RunInfo } from '../../common/contract.ts';
 import { thinSeries } from '../../common/thinning.ts';
 import { importPeftAdapter } from '../../export/import.ts';
+import { importExternalRun } from '../../export/import-run.ts';
 import { listRuns, projectOfRun, RUNS_DIR, readRunRecord } from '../../project/index.ts';
 import { lockHolder, readRunEvents, recoverRun } from '../../runs/index.ts';
 import { type RunHandle, resumeRun, startRun, type TrainEvent } from '../../training/index.ts';
@@ -161,6 +162,7 @@ export const runHandlers: Pick<
   | 'runs.status'
   | 'runs.live'
   | 'runs.import'
+  | 'runs.importExternal'
 > = {
   async 'runs.start'({ projectDir, overrides }, ctx) {
     const o = overrides as { training?: Record<string, unknown>; backend?: string };
@@ -202,6 +204,14 @@ export const runHandlers: Pick<
   async 'runs.import'({ projectDir, source }, ctx) {
     const result = await importPeftAdapter(source, projectDir);
     return { run: await runInfo(ctx, result.runDir), warnings: result.warnings };
+  },
+  async 'runs.importExternal'({ projectDir, source }, ctx) {
+    const result = await importExternalRun(source, projectDir);
+    return {
+      run: await runInfo(ctx, result.runDir),
+      checkpoints: result.checkpoints,
+      warnings: result.warnings,
+    };
   },
   async 'runs.status'({ runDir, maxPoints }, ctx) {
     const dir = resolve(runDir);
