@@ -89,6 +89,32 @@ describe('studio store', () => {
     expect(store.getState().budget?.trainable).toBe(2);
   });
 
+  it("keeps the newest folder listing when a refused folder's fallback answers after the next click", async () => {
+    const pending: { dir?: string; answer: (l: Output<'files.list'>) => void; fail: (e: Error) => void }[] =
+      [];
+    const { api } = fakeApi({
+      'files.list': (input) => new Promise((answer, fail) => pending.push({ dir: input.dir, answer, fail })),
+    });
+    const store = createStudioStore(api);
+    const listing = (dir: string): Output<'files.list'> => ({
+      dir,
+      parent: null,
+      roots: [],
+      entries: [],
+      omitted: 0,
+    });
+    const refused = store.getState().browse('model', '/home/gone');
+    pending[0].fail(new ApiError('invalid_input', '/home/gone does not exist'));
+    await vi.waitFor(() => expect(pending).toHaveLength(2));
+    // the user clicks into a folder before the fallback (the start folder) has answered
+    const click = store.getState().browse('model', '/home/models');
+    pending[2].answer(listing('/home/models'));
+    await click;
+    pending[1].answer(listing('/home'));
+    await refused;
+    expect(store.getState().listing?.dir).toBe('/home/models');
+  });
+
   it('follows live events: run state, chart rows, a dead engine and its interrupted runs', () => {
     const { api } = fakeApi({});
     const store = createStudioStore(api);

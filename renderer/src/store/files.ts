@@ -4,30 +4,37 @@ export function datasetKey(input: { path: string; task?: string; valFraction?: n
   return `${input.path}|${input.task ?? 'causal-lm'}|${input.valFraction ?? 0}`;
 }
 
-export const filesSlice: Slice<FilesSlice> = (set, get) => ({
-  listing: null,
-  browsingFor: null,
-  datasets: {},
+export const filesSlice: Slice<FilesSlice> = (set, get) => {
+  // Listings can answer out of order (a refused folder's fallback after the next click's listing): only the
+  // newest browse may set what the browser shows.
+  let latest = 0;
+  return {
+    listing: null,
+    browsingFor: null,
+    datasets: {},
 
-  async browse(field, dir) {
-    if (field === null) {
-      set({ browsingFor: null });
-      return;
-    }
-    set({ browsingFor: field });
-    const projectDir = get().project?.dir;
-    const listing = await get().request('files', 'files.list', { dir, projectDir });
-    if (listing) set({ listing });
-    // a folder the browser may not show (or that is gone): say why, and show where browsing may start
-    else if (dir) {
-      const start = await get().request('files-start', 'files.list', { projectDir });
-      if (start) set({ listing: start });
-    }
-  },
+    async browse(field, dir) {
+      const call = ++latest;
+      if (field === null) {
+        set({ browsingFor: null });
+        return;
+      }
+      set({ browsingFor: field });
+      const projectDir = get().project?.dir;
+      const listing = await get().request('files', 'files.list', { dir, projectDir });
+      if (call !== latest) return;
+      if (listing) set({ listing });
+      // a folder the browser may not show (or that is gone): say why, and show where browsing may start
+      else if (dir) {
+        const start = await get().request('files-start', 'files.list', { projectDir });
+        if (start && call === latest) set({ listing: start });
+      }
+    },
 
-  async describeDataset(area, input) {
-    const info = await get().request(area, 'files.dataset', input);
-    if (info) set((s) => ({ datasets: { ...s.datasets, [datasetKey(input)]: info } }));
-    return info;
-  },
-});
+    async describeDataset(area, input) {
+      const info = await get().request(area, 'files.dataset', input);
+      if (info) set((s) => ({ datasets: { ...s.datasets, [datasetKey(input)]: info } }));
+      return info;
+    },
+  };
+};
