@@ -110,6 +110,30 @@ export async function demoJourney(page: Page, label: string, projectsDir: string
     await shoot(page, `${label}-08-runs`);
   });
 
+  await test.step('run elsewhere: the hand-off folder and how to launch it', async () => {
+    const out = join(projectsDir, 'handoff-fsdp');
+    await page.getByTestId('handoff-strategy').selectOption('fsdp');
+    await page.getByLabel('Hand-off folder', { exact: true }).fill(out);
+    await page.getByTestId('handoff-write').click();
+    const result = page.getByTestId('handoff-result');
+    await expect(result).toContainText(`files to ${out}`, { timeout: 60_000 });
+    await expect(result).toContainText('./launch-accelerate.sh');
+    for (const file of ['train.py', 'requirements.txt', 'accelerate-config.yaml', 'slurm.sbatch']) {
+      expect(existsSync(join(out, file)), `${file} in the hand-off folder`).toBe(true);
+    }
+    await shoot(page, `${label}-08b-run-elsewhere`);
+  });
+
+  await test.step('import: the exported PEFT adapter comes back as a run marked imported', async () => {
+    const rows = page.getByTestId('runs-table').locator('tbody tr');
+    const before = await rows.count();
+    await page.getByLabel('a PEFT adapter folder').check();
+    await page.getByLabel('Folder', { exact: true }).fill(join(projectsDir, 'export-lora'));
+    await page.getByTestId('import-submit').click();
+    await expect(rows).toHaveCount(before + 1, { timeout: 60_000 });
+    await expect(rows.first()).toContainText('imported');
+  });
+
   await test.step('try a prompt: base and adapted side by side', async () => {
     await nav('try');
     await page.getByTestId('try-example').click();

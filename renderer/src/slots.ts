@@ -5,13 +5,12 @@
 import type { ComponentType } from 'react';
 import type { RunInfo } from '../../engine/common/contract.ts';
 import { GgufExportCard } from './components/GgufExportCard.tsx';
+import { ImportRun } from './components/ImportRun.tsx';
 import { ResizePanel } from './components/ResizePanel.tsx';
+import { RunElsewhere } from './components/RunElsewhere.tsx';
 
-/** Buttons in the Runs view's header, beside Refresh and Compare (importing an adapter or a run). */
-export const runsViewActions: ComponentType[] = [];
-
-/** Buttons for one run: in its row of the Runs table and on the Train view's run card (running it elsewhere). */
-export const runActions: ComponentType<{ run: RunInfo }>[] = [];
+/** Cards above the Runs view's table, for the open project (runs that leave the studio or come into it). */
+export const runsViewCards: ComponentType[] = [RunElsewhere, ImportRun];
 
 /** Cards under the Export view's formats, for the run being exported (another export target). */
 export const exportCards: ComponentType<{ run: RunInfo }>[] = [GgufExportCard, ResizePanel];

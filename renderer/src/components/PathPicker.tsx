@@ -4,10 +4,10 @@ import { formatBytes, formatCount } from '../lib/format.ts';
 import { ErrorNote } from './common.tsx';
 
 /**
- * What a path field wants: a project to open, a model folder, a dataset file, or a folder to create (a new
- * project, an export) whose parent is browsed.
+ * What a path field wants: a project to open, a model folder, a dataset file, a folder to create (a new
+ * project, an export) whose parent is browsed, or an existing folder taken as it is (an adapter to import).
  */
-export type PathKind = 'project' | 'model' | 'dataset' | 'new-folder';
+export type PathKind = 'project' | 'model' | 'dataset' | 'new-folder' | 'folder';
 
 const DATASET_EXTENSIONS = ['jsonl', 'csv', 'tsv', 'json', 'ndjson'];
 
@@ -144,6 +144,11 @@ function FolderBrowser({
         </>
       )}
       <div className="btn-row">
+        {kind === 'folder' && listing && (
+          <button type="button" className="primary" onClick={() => pick(listing.dir)}>
+            Use this folder
+          </button>
+        )}
         {kind === 'new-folder' && listing && (
           <button
             type="button"

@@ -174,10 +174,14 @@ export const runsSlice: Slice<RunsSlice> = (set, get) => {
       const runs = await get().request('runs', 'runs.list', { projectDir: project.dir });
       if (runs) set({ runs });
     },
-    async importAdapter(source) {
+    async importRun(kind, source) {
       const project = get().project;
       if (!project) return null;
-      const result = await get().request('import', 'runs.import', { projectDir: project.dir, source });
+      const input = { projectDir: project.dir, source };
+      const result =
+        kind === 'adapter'
+          ? await get().request('import', 'runs.import', input)
+          : await get().request('import', 'runs.importExternal', input);
       if (!result) return null;
       set((s) => ({ runs: [result.run, ...s.runs.filter((r) => r.dir !== result.run.dir)] }));
       return result.warnings;

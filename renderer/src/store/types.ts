@@ -107,6 +107,9 @@ export interface AdapterSlice {
   saveAdapter(): Promise<void>;
 }
 
+/** What an imported folder is: a PEFT adapter (`runs.import`) or a hand-off job's output (`runs.importExternal`). */
+export type ImportKind = 'adapter' | 'job';
+
 export interface RunsSlice {
   /** Runs of the open project, newest first. */
   runs: RunInfo[];
@@ -122,8 +125,8 @@ export interface RunsSlice {
   cancelRun(runDir: string): Promise<void>;
   deleteRun(runDir: string): Promise<void>;
   refreshRuns(): Promise<void>;
-  /** Imports a PEFT adapter folder as a run of the open project; the warnings, or null when refused. */
-  importAdapter(source: string): Promise<string[] | null>;
+  /** Brings a folder in as a run of the open project; its warnings, or null when refused (see errors.import). */
+  importRun(kind: ImportKind, source: string): Promise<string[] | null>;
   selectRun(runDir: string | null): Promise<void>;
   /** Live training events of a run, in order (its chart rows when its detail is loaded, its chip always). */
   applyRunEvents(runDir: string, events: TrainEvent[]): void;

@@ -2,10 +2,9 @@ import { useMemo, useState } from 'react';
 import type { RunComparison } from '../../../engine/common/contract.ts';
 import { BarsChart, CurveChart } from '../components/charts.tsx';
 import { Card, Empty, ErrorNote, StatusBadge } from '../components/common.tsx';
-import { ImportAdapter } from '../components/ImportAdapter.tsx';
 import { useStudio } from '../context.ts';
 import { formatDate, formatNumber } from '../lib/format.ts';
-import { runActions, runsViewActions } from '../slots.ts';
+import { runsViewCards } from '../slots.ts';
 import { isActive } from '../store.ts';
 import { SimilarityMaps, shortName } from './AnalysisView.tsx';
 
@@ -108,10 +107,6 @@ export function RunsView() {
       <header className="view-head">
         <h1>Runs</h1>
         <div className="head-actions">
-          {runsViewActions.map((Action, i) => (
-            // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
-            <Action key={i} />
-          ))}
           <button type="button" onClick={() => void refreshRuns()}>
             Refresh
           </button>
@@ -126,7 +121,12 @@ export function RunsView() {
           </button>
         </div>
       </header>
-      <ImportAdapter />
+      <div className="grid-2">
+        {runsViewCards.map((Piece, i) => (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
+          <Piece key={i} />
+        ))}
+      </div>
       <ErrorNote area="runs" />
       <ErrorNote area="compare-runs" />
       {runs.length === 0 ? (
@@ -162,7 +162,13 @@ export function RunsView() {
                   <td>{run.method}</td>
                   <td>
                     <StatusBadge status={run.status} />
-                    {run.origin && <span className="badge">imported</span>}
+                    {run.origin && (
+                      <span className="badge" title={run.origin.source}>
+                        {run.origin.kind === 'imported-run'
+                          ? `ran on ${run.origin.where ?? 'another machine'}`
+                          : 'imported'}
+                      </span>
+                    )}
                   </td>
                   <td className="num mono">
                     {run.step}/{run.totalSteps}
@@ -171,10 +177,6 @@ export function RunsView() {
                   <td className="num mono">{formatNumber(run.lastEvalLoss)}</td>
                   <td className="small">{formatDate(run.createdAt)}</td>
                   <td className="btn-row">
-                    {runActions.map((Action, i) => (
-                      // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
-                      <Action key={i} run={run} />
-                    ))}
                     <button
                       type="button"
                       onClick={() => {

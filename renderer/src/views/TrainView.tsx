@@ -5,7 +5,6 @@ import { StartRun } from '../components/StartRun.tsx';
 import { TrainingSettings } from '../components/TrainingSettings.tsx';
 import { useStudio } from '../context.ts';
 import { formatCount, formatDuration, formatNumber, metricLabel } from '../lib/format.ts';
-import { runActions } from '../slots.ts';
 import { isActive } from '../store.ts';
 
 const palette = ['var(--c1)', 'var(--c2)', 'var(--c3)', 'var(--c4)', 'var(--c5)'];
@@ -101,10 +100,6 @@ export function TrainView() {
           actions={
             run && (
               <div className="btn-row">
-                {runActions.map((Action, i) => (
-                  // biome-ignore lint/suspicious/noArrayIndexKey: the slot list is fixed at build time
-                  <Action key={i} run={run} />
-                ))}
                 {active && run.status === 'running' && (
                   <button
                     type="button"
