@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { findPython } from '../testing/python.ts';
+import { findPython, pythonOrSkip } from '../testing/python.ts';
 import { HANDOFF_FILES, HandoffError, STRATEGIES, writeHandoff } from './index.ts';
 import { REQUIREMENTS } from './launchers.ts';
 import { demoProject } from './testing.ts';
@@ -91,6 +91,58 @@ describe('writeHandoff', () => {
       expect(read(out, 'requirements.txt')).not.toContain('deepspeed');
     }
     expect(JSON.parse(read(out, 'handoff.json')).strategy).toBe(strategy);
+  });
+
+  /** What `accelerate launch` makes of the config: the environment its processes would start with. */
+  const ACCELERATE_ENV = `import json
+from accelerate.commands.launch import launch_command_parser, _validate_launch_command
+from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+args = launch_command_parser().parse_args(["--config_file", "accelerate-config.yaml", "--num_processes", "2", "train.py"])
+args, defaults, _ = _validate_launch_command(args)
+if args.use_deepspeed:
+    # as launch_command does before deepspeed_launcher
+    args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config.keys())
+    env = prepare_deepspeed_cmd_env(args)[1]
+else:
+    env = prepare_multi_gpu_env(args)
+print(json.dumps({k: v for k, v in env.items() if k.startswith(("ACCELERATE_USE", "ACCELERATE_DEEPSPEED", "FSDP_"))}))`;
+
+  test.each(
+    STRATEGIES,
+  )("accelerate's own launcher reads the %s config as that strategy", async (strategy) => {
+    const python = pythonOrSkip(['accelerate']);
+    if (!python) return;
+    const out = join(root, `launch-${strategy}`);
+    await writeHandoff(project, out, { strategy });
+    // FSDP and DeepSpeed need GPUs to run (accelerate refuses FSDP without one), so this checks what the
+    // launcher hands the processes; the DDP bundle is run for real in run-elsewhere.test.ts.
+    const probe = spawnSync(python, ['-c', ACCELERATE_ENV], {
+      cwd: out,
+      encoding: 'utf8',
+      env: { ...process.env, CUDA_VISIBLE_DEVICES: '' },
+      timeout: 120_000,
+    });
+    expect(probe.status, probe.stderr.slice(-3000)).toBe(0);
+    const env = JSON.parse(probe.stdout.trim().split('\n').pop() ?? '{}');
+    const expected = {
+      ddp: {},
+      fsdp: {
+        ACCELERATE_USE_FSDP: 'true',
+        FSDP_SHARDING_STRATEGY: 'FULL_SHARD',
+        FSDP_AUTO_WRAP_POLICY: 'TRANSFORMER_BASED_WRAP',
+        FSDP_USE_ORIG_PARAMS: 'true',
+        FSDP_STATE_DICT_TYPE: 'SHARDED_STATE_DICT',
+      },
+      zero2: { ACCELERATE_USE_DEEPSPEED: 'true', ACCELERATE_DEEPSPEED_ZERO_STAGE: '2' },
+      zero3: {
+        ACCELERATE_USE_DEEPSPEED: 'true',
+        ACCELERATE_DEEPSPEED_ZERO_STAGE: '3',
+        ACCELERATE_DEEPSPEED_ZERO3_INIT: 'true',
+        ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL: 'true',
+      },
+    }[strategy];
+    expect(env).toMatchObject(expected);
+    if (strategy === 'ddp') expect(Object.keys(env)).toEqual([]);
   });
 
   test('the shell launchers parse (bash -n)', async () => {

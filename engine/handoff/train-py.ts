@@ -205,6 +205,9 @@ def main():
     eval_step, metrics = callback.last_eval
     if eval_at_end and eval_step != trainer.state.global_step:
         metrics = trainer.evaluate()
+    if trainer.is_fsdp_enabled:
+        # Checkpoints stay sharded (resumable under FSDP); the final adapter is one file PEFT loads anywhere.
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(args.output_dir)
     trainer.save_state()
     callback.finished(trainer.state, metrics)
