@@ -161,6 +161,48 @@ describe('importExternalRun', () => {
     expect((await readRunRecord(result.runDir)).trainSeconds).toBe(30);
   });
 
+  test('a job stopped early: its checkpoints up to the last, later steps and a torn last line dropped', async () => {
+    const job = await jobFolder('stopped');
+    const out = join(job, 'output');
+    // killed after step 5 of 10, mid-write: no final adapter, no top-level trainer_state.json
+    for (const file of [ADAPTER_CONFIG, ADAPTER_WEIGHTS, TRAINER_STATE]) await fs.rm(join(out, file));
+    await fs.writeFile(
+      join(out, 'checkpoint-4', TRAINER_STATE),
+      JSON.stringify({ global_step: 4, max_steps: 10, log_history: logHistory.slice(0, 5) }),
+    );
+    await fs.writeFile(
+      join(out, 'checkpoint-2', TRAINER_STATE),
+      JSON.stringify({ global_step: 2, max_steps: 10, log_history: logHistory.slice(0, 3) }),
+    );
+    const time = '2026-12-01T10:00:00.000Z';
+    const steps = [1, 2, 3, 4, 5].map((step) => ({
+      type: 'step',
+      time,
+      step,
+      epoch: step / 5,
+      loss: 4 - step / 2,
+      lr: 0.01,
+      gradNorm: 1,
+      tokensPerSec: 100,
+      etaSec: 0,
+    }));
+    await fs.writeFile(
+      join(out, 'metrics.jsonl'),
+      `${steps.map((e) => JSON.stringify(e)).join('\n')}\n{"type": "step", "time": "2026-12-01T1`,
+    );
+    const result = await importExternalRun(job, project);
+    expect(result).toMatchObject({ step: 4, checkpoints: [2, 4], steps: 4 });
+    expect(result.warnings).toContain(
+      `${out}: the job stopped before its end: imported up to its last checkpoint, step 4 of 10`,
+    );
+    const record = await readRunRecord(result.runDir);
+    expect(record).toMatchObject({ status: 'completed', step: 4, totalSteps: 10 });
+    expect(record.reason).toContain('stopped before its end');
+    expect(record.lastCheckpoint).toBe(join(result.runDir, 'checkpoints', 'step-4'));
+    const imported = await readRunEvents(result.runDir);
+    expect(imported.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2, 3, 4]);
+  });
+
   describe('refusals name the file and leave no run behind', () => {
     async function refused(job: string, message: RegExp) {
       const before = await listRuns(project);
@@ -173,7 +215,7 @@ describe('importExternalRun', () => {
     test('a folder with no adapter', async () => {
       const empty = join(work, 'empty');
       await fs.mkdir(join(empty, 'output'), { recursive: true });
-      await refused(empty, /empty: no adapter_config\.json here or in output\//);
+      await refused(empty, /empty: no adapter_config\.json and no checkpoint-<step>\/ here or in output\//);
     });
 
     test('an adapter config without its weights', async () => {

@@ -80,17 +80,25 @@ async function readJsonFile<T>(path: string, schema: z.ZodType<T>, what: string)
   return parsed.data;
 }
 
-/** The job's output folder: the folder given, or its `output/` (the hand-off folder itself). */
-async function outputFolder(source: string): Promise<string> {
-  for (const dir of [source, join(source, 'output')]) {
+/**
+ * The job's output folder (the folder given, or its `output/`, the hand-off folder itself) and whether the
+ * job ended: a finished job leaves its final adapter there; one stopped early (killed, out of time on the
+ * cluster) leaves only its `checkpoint-<N>/` folders, which are what it trained.
+ */
+async function outputFolder(source: string): Promise<{ dir: string; finished: boolean }> {
+  const candidates = [source, join(source, 'output')];
+  for (const dir of candidates) {
     if (await exists(join(dir, ADAPTER_CONFIG))) {
       if (!(await exists(join(dir, ADAPTER_WEIGHTS))))
         throw new ExportError(`${join(dir, ADAPTER_WEIGHTS)}: not found (the job saved no final adapter)`);
-      return dir;
+      return { dir, finished: true };
     }
   }
+  for (const dir of candidates) {
+    if ((await exists(dir)) && (await jobCheckpoints(dir)).size > 0) return { dir, finished: false };
+  }
   throw new ExportError(
-    `${source}: no ${ADAPTER_CONFIG} here or in output/ (a finished hand-off job leaves ${ADAPTER_CONFIG}, ${ADAPTER_WEIGHTS} and ${TRAINER_STATE} in its output folder)`,
+    `${source}: no ${ADAPTER_CONFIG} and no checkpoint-<step>/ here or in output/ (a finished hand-off job leaves ${ADAPTER_CONFIG}, ${ADAPTER_WEIGHTS} and ${TRAINER_STATE} in its output folder; one stopped early, its checkpoints)`,
   );
 }
 
@@ -166,14 +174,19 @@ async function eventsFromMetrics(
   runId: string,
   runDir: string,
   steps: ReadonlySet<number>,
+  /** For a job stopped early: its last checkpoint's step (later events, and a torn last line, are dropped). */
+  upTo?: number,
 ): Promise<TrainEvent[]> {
-  const text = await fs.readFile(file, 'utf8');
+  let text = await fs.readFile(file, 'utf8');
   // train.py ends every record with a newline: a cut-off last line is a job still writing, or one that died.
   if (text !== '' && !text.endsWith('\n')) {
-    const line = text.split('\n').length;
-    throw new ExportError(
-      `${file}:${line}: the last event is cut off (the job is still writing it or stopped mid-write); import the folder once the job has ended`,
-    );
+    if (upTo === undefined) {
+      const line = text.split('\n').length;
+      throw new ExportError(
+        `${file}:${line}: the last event is cut off (the job is still writing it or stopped mid-write); import the folder once the job has ended`,
+      );
+    }
+    text = text.slice(0, text.lastIndexOf('\n') + 1);
   }
   let events: TrainEvent[];
   try {
@@ -182,6 +195,8 @@ async function eventsFromMetrics(
     throw new ExportError((error as Error).message);
   }
   return events.flatMap((e): TrainEvent[] => {
+    // a job stopped early: what it trained after its last checkpoint is lost with it
+    if (upTo !== undefined && 'step' in e && typeof e.step === 'number' && e.step > upTo) return [];
     if (e.type === 'run-started') return [{ ...e, runId }];
     if (e.type === 'checkpoint-saved')
       return steps.has(e.step) ? [{ ...e, path: checkpointDir(runDir, e.step) }] : [];
@@ -212,26 +227,35 @@ function originOf(source: string, where: HandoffRunFile | null, importedAt: stri
  * trainer_state.json log history. The run appears whole or not at all.
  */
 export async function importExternalRun(folder: string, projectDir: string): Promise<ImportRunResult> {
-  const source = await outputFolder(resolve(folder));
-  const statePath = join(source, TRAINER_STATE);
+  const { dir: source, finished: ended } = await outputFolder(resolve(folder));
+  const checkpoints = await jobCheckpoints(source);
+  const lastCheckpoint = Math.max(0, ...checkpoints.keys());
+  // The Trainer writes trainer_state.json at the end, and into every checkpoint as it goes.
+  const statePath = join(ended ? source : checkpoints.get(lastCheckpoint)!, TRAINER_STATE);
   if (!(await exists(statePath)))
-    throw new ExportError(`${statePath}: not found (the Trainer writes it when the job ends)`);
+    throw new ExportError(
+      `${statePath}: not found (the Trainer writes it with every checkpoint and at the end)`,
+    );
   const trainerState = await readJsonFile(statePath, TrainerStateFile, 'Trainer state');
   const wherePath = join(source, HANDOFF_RUN);
   const where = (await exists(wherePath))
     ? await readJsonFile(wherePath, HandoffRunFile, 'hand-off run description')
     : null;
-  const checkpoints = await jobCheckpoints(source);
   // The final adapter is the last step's, whether or not a checkpoint was saved there too.
-  checkpoints.set(trainerState.global_step, source);
+  if (ended) checkpoints.set(trainerState.global_step, source);
   const steps = [...checkpoints.keys()].sort((a, b) => a - b);
 
-  const { project, adapterConfig, model } = await openImportTarget(source, projectDir);
+  const newest = checkpoints.get(steps[steps.length - 1])!;
+  const { project, adapterConfig, model } = await openImportTarget(newest, projectDir);
   const settings = project.settings;
   const seed = settings.training.seed;
   const warnings: string[] = [];
-  const foreign = baseModelWarning(adapterConfig, source, model);
+  const foreign = baseModelWarning(adapterConfig, newest, model);
   if (foreign) warnings.push(foreign);
+  const stoppedAt = ended
+    ? undefined
+    : `the job stopped before its end: imported up to its last checkpoint, step ${trainerState.global_step}${trainerState.max_steps ? ` of ${trainerState.max_steps}` : ''}`;
+  if (stoppedAt) warnings.push(`${source}: ${stoppedAt}`);
   const runId = newRunId();
   const runDir = join(project.dir, RUNS_DIR, runId);
   const now = new Date().toISOString();
@@ -274,7 +298,13 @@ export async function importExternalRun(folder: string, projectDir: string): Pro
       }
       const metricsPath = join(source, METRICS_FILE);
       events = (await exists(metricsPath))
-        ? await eventsFromMetrics(metricsPath, runId, runDir, new Set(steps))
+        ? await eventsFromMetrics(
+            metricsPath,
+            runId,
+            runDir,
+            new Set(steps),
+            ended ? undefined : trainerState.global_step,
+          )
         : eventsFromLogHistory(
             trainerState,
             {
@@ -298,7 +328,7 @@ export async function importExternalRun(folder: string, projectDir: string): Pro
         runId,
         config: { ...settings, method: { name: final!.method, config: final!.config } },
         status: 'completed',
-        reason: 'imported',
+        reason: stoppedAt ? `imported; ${stoppedAt}` : 'imported',
         totalSteps: Math.max(trainerState.max_steps ?? 0, trainerState.global_step),
         step: trainerState.global_step,
         backend: tf.getBackend(),
