@@ -7,7 +7,7 @@ import { type Command, jsonOption, positional, stringArg } from '../command.ts';
 export const command: Command = {
   name: 'import-run',
   summary:
-    "Bring the output folder of a hand-off job (`studio handoff`, run with accelerate / torchrun / Slurm / SkyPilot) into a project as a run marked with where it ran: the loss / LR / grad-norm curve from its metrics.jsonl or trainer_state.json, every checkpoint-<N> and the final adapter as the run's checkpoints with their analysis, so the Train and Runs views, compare, try-it, eval and every export work on it. Refused, naming the file, when the folder has no adapter, its logs are torn, or the adapter does not fit the project's model.",
+    "Bring the output folder of a hand-off job (`studio handoff`, run with accelerate / torchrun / Slurm / SkyPilot) into a project as a run marked with where it ran: the loss / LR / grad-norm curve from its metrics.jsonl or trainer_state.json, every checkpoint-<N> and the final adapter as the run's checkpoints with their analysis, so the Train and Runs views, compare, try-it, eval and every export work on it. A job stopped before its end comes back up to its last checkpoint, with a warning. Refused, naming the file, when the folder has no adapter, its logs are torn, or the adapter does not fit the project's model.",
   usage: '<job-output-dir> --project <dir> [--json]',
   options: {
     project: { type: 'string', description: 'the project folder to add the run to', value: '<dir>' },
