@@ -23,6 +23,6 @@ test('studio import-run refuses a folder without an adapter in one line naming i
   const refused = await run(['import-run', job, '--project', project]);
   expect(refused.code).toBe(1);
   expect(refused.err.trim().split('\n')).toEqual([
-    `studio import-run: ${job}: no adapter_config.json here or in output/ (a finished hand-off job leaves adapter_config.json, adapter_model.safetensors and trainer_state.json in its output folder)`,
+    `studio import-run: ${job}: no adapter_config.json and no checkpoint-<step>/ here or in output/ (a finished hand-off job leaves adapter_config.json, adapter_model.safetensors and trainer_state.json in its output folder; one stopped early, its checkpoints)`,
   ]);
 });
