@@ -1,12 +1,11 @@
 // @vitest-environment jsdom
-import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { cleanup, fireEvent, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunInfo } from '../../../engine/common/contract.ts';
 import { ApiError } from '../../../engine/common/contract.ts';
-import { ApiContext, StoreContext } from '../context.ts';
 import { fakeApi, projectSummary, runInfo } from '../store/testing.ts';
-import { createStudioStore } from '../store.ts';
 import { ImportRun } from './ImportRun.tsx';
+import { renderInStudio } from './testing.tsx';
 
 afterEach(cleanup);
 
@@ -20,26 +19,8 @@ const imported: RunInfo = runInfo({
 });
 
 function setup(handlers: Parameters<typeof fakeApi>[0]) {
-  const inputs: unknown[] = [];
-  const recorded = Object.fromEntries(
-    Object.entries(handlers).map(([id, handler]) => [
-      id,
-      (input: unknown) => {
-        inputs.push(input);
-        return (handler as (i: unknown) => unknown)(input);
-      },
-    ]),
-  );
-  const { api, calls } = fakeApi(recorded as Parameters<typeof fakeApi>[0]);
-  const store = createStudioStore(api);
-  store.setState({ project: projectSummary() });
-  render(
-    <ApiContext.Provider value={api}>
-      <StoreContext.Provider value={store}>
-        <ImportRun />
-      </StoreContext.Provider>
-    </ApiContext.Provider>,
-  );
+  const { api, calls, inputs } = fakeApi(handlers);
+  const store = renderInStudio(<ImportRun />, api, { project: projectSummary() });
   return { store, calls, inputs };
 }
 

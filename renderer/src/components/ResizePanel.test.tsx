@@ -1,11 +1,10 @@
 // @vitest-environment jsdom
-import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { cleanup, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Input, RunInfo, RunResize, StudioApi } from '../../../engine/common/contract.ts';
 import { ApiError } from '../../../engine/common/contract.ts';
-import { ApiContext, StoreContext } from '../context.ts';
-import { createStudioStore } from '../store.ts';
 import { ResizePanel } from './ResizePanel.tsx';
+import { renderInStudio } from './testing.tsx';
 
 afterEach(cleanup);
 
@@ -57,14 +56,7 @@ function setup() {
     onEvent: () => () => {},
     restartEngine: async () => {},
   };
-  const store = createStudioStore(api);
-  render(
-    <ApiContext.Provider value={api}>
-      <StoreContext.Provider value={store}>
-        <ResizePanel run={{ dir: '/p/runs/r1' } as RunInfo} />
-      </StoreContext.Provider>
-    </ApiContext.Provider>,
-  );
+  renderInStudio(<ResizePanel run={{ dir: '/p/runs/r1' } as RunInfo} />, api);
   return calls;
 }
 

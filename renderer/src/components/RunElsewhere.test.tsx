@@ -1,32 +1,17 @@
 // @vitest-environment jsdom
-import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { cleanup, fireEvent, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Input } from '../../../engine/common/contract.ts';
 import { ApiError, HandoffStrategySchema } from '../../../engine/common/contract.ts';
-import { ApiContext, StoreContext } from '../context.ts';
 import { fakeApi, projectSummary } from '../store/testing.ts';
-import { createStudioStore } from '../store.ts';
 import { RunElsewhere } from './RunElsewhere.tsx';
+import { renderInStudio } from './testing.tsx';
 
 afterEach(cleanup);
 
 function setup(write: (input: Input<'handoff.write'>) => unknown) {
-  const inputs: Input<'handoff.write'>[] = [];
-  const { api } = fakeApi({
-    'handoff.write': (input) => {
-      inputs.push(input);
-      return write(input) as never;
-    },
-  });
-  const store = createStudioStore(api);
-  store.setState({ project: projectSummary() });
-  render(
-    <ApiContext.Provider value={api}>
-      <StoreContext.Provider value={store}>
-        <RunElsewhere />
-      </StoreContext.Provider>
-    </ApiContext.Provider>,
-  );
+  const { api, inputs } = fakeApi({ 'handoff.write': (input) => write(input) as never });
+  renderInStudio(<RunElsewhere />, api, { project: projectSummary() });
   return { inputs };
 }
 

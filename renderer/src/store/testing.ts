@@ -13,10 +13,13 @@ export function fakeApi(
   handlers: Partial<{ [M in MethodId]: (input: Input<M>) => Output<M> | Promise<Output<M>> }>,
 ) {
   const calls: string[] = [];
+  /** What each call was given, in the order of `calls`. */
+  const inputs: unknown[] = [];
   const api: StudioApi = {
     transport: 'http',
     async call(id, input) {
       calls.push(id);
+      inputs.push(input);
       const handler = handlers[id] as ((i: unknown) => unknown) | undefined;
       if (!handler) throw new ApiError('engine_error', `no ${id}`);
       return (await handler(input)) as never;
@@ -24,7 +27,7 @@ export function fakeApi(
     onEvent: () => () => {},
     restartEngine: async () => {},
   };
-  return { api, calls };
+  return { api, calls, inputs };
 }
 
 export function runInfo(patch: Partial<RunInfo> = {}): RunInfo {
