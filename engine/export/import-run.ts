@@ -85,17 +85,20 @@ async function readJsonFile<T>(path: string, schema: z.ZodType<T>, what: string)
  * job ended: a finished job leaves its final adapter there; one stopped early (killed, out of time on the
  * cluster) leaves only its `checkpoint-<N>/` folders, which are what it trained.
  */
-async function outputFolder(source: string): Promise<{ dir: string; finished: boolean }> {
+async function outputFolder(
+  source: string,
+): Promise<{ dir: string; finished: boolean; checkpoints: Map<number, string> }> {
   const candidates = [source, join(source, 'output')];
   for (const dir of candidates) {
     if (await exists(join(dir, ADAPTER_CONFIG))) {
       if (!(await exists(join(dir, ADAPTER_WEIGHTS))))
         throw new ExportError(`${join(dir, ADAPTER_WEIGHTS)}: not found (the job saved no final adapter)`);
-      return { dir, finished: true };
+      return { dir, finished: true, checkpoints: await jobCheckpoints(dir) };
     }
   }
   for (const dir of candidates) {
-    if ((await exists(dir)) && (await jobCheckpoints(dir)).size > 0) return { dir, finished: false };
+    const checkpoints = (await exists(dir)) ? await jobCheckpoints(dir) : new Map<number, string>();
+    if (checkpoints.size > 0) return { dir, finished: false, checkpoints };
   }
   throw new ExportError(
     `${source}: no ${ADAPTER_CONFIG} and no checkpoint-<step>/ here or in output/ (a finished hand-off job leaves ${ADAPTER_CONFIG}, ${ADAPTER_WEIGHTS} and ${TRAINER_STATE} in its output folder; one stopped early, its checkpoints)`,
@@ -227,11 +230,10 @@ function originOf(source: string, where: HandoffRunFile | null, importedAt: stri
  * trainer_state.json log history. The run appears whole or not at all.
  */
 export async function importExternalRun(folder: string, projectDir: string): Promise<ImportRunResult> {
-  const { dir: source, finished: ended } = await outputFolder(resolve(folder));
-  const checkpoints = await jobCheckpoints(source);
-  const lastCheckpoint = Math.max(0, ...checkpoints.keys());
+  const { dir: source, finished: ended, checkpoints } = await outputFolder(resolve(folder));
   // The Trainer writes trainer_state.json at the end, and into every checkpoint as it goes.
-  const statePath = join(ended ? source : checkpoints.get(lastCheckpoint)!, TRAINER_STATE);
+  const stateDir = ended ? source : checkpoints.get(Math.max(...checkpoints.keys()))!;
+  const statePath = join(stateDir, TRAINER_STATE);
   if (!(await exists(statePath)))
     throw new ExportError(
       `${statePath}: not found (the Trainer writes it with every checkpoint and at the end)`,
