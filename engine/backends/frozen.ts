@@ -71,26 +71,36 @@ export class FrozenWeight {
     return this.host;
   }
 
-  /** x·op(W) for rows x [N, k]: op(W) = Wᵀ when `transposeWeight` (Linear's x·Wᵀ), else W (Conv1D). */
-  matmul(x: tf.Tensor2D, transposeWeight: boolean): tf.Tensor2D {
+  /**
+   * x·op(W) (+ bias) for rows x [N, k]: op(W) = Wᵀ when `transposeWeight` (Linear's x·Wᵀ), else W (Conv1D). The
+   * bias is frozen too: its gradient is never computed (a bias add's backward summed every output row).
+   */
+  matmul(x: tf.Tensor2D, transposeWeight: boolean, bias: tf.Tensor1D | null = null): tf.Tensor2D {
     if (this.device) {
-      const [rows, inFeatures] = x.shape;
-      const outFeatures = this.shape[0];
-      // backends without native transposed GEMM re-lay a transposed operand out on every call: with few rows
-      // (generation) (W·xᵀ)ᵀ moves x and y through the transposes instead of the whole weight
-      if (
-        transposeWeight &&
-        !transposedProductsAreNative() &&
-        rows * (inFeatures + outFeatures) < inFeatures * outFeatures
-      ) {
-        return tf.tidy(() => tf.transpose(tf.matMul(this.device!, x, false, true)) as tf.Tensor2D);
-      }
-      return tf.matMul(x, this.device, false, transposeWeight);
+      const y = this.deviceMatMul(x, transposeWeight);
+      return bias ? addFrozenBias(y, bias) : y;
     }
     return tf.engine().runKernel(FROZEN_MATMUL, { x }, {
       weight: this,
       transposeWeight,
+      bias,
     } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  }
+
+  private deviceMatMul(x: tf.Tensor2D, transposeWeight: boolean): tf.Tensor2D {
+    const device = this.device!;
+    const [rows, inFeatures] = x.shape;
+    const outFeatures = this.shape[0];
+    // backends without native transposed GEMM re-lay a transposed operand out on every call: with few rows
+    // (generation) (W·xᵀ)ᵀ moves x and y through the transposes instead of the whole weight
+    if (
+      transposeWeight &&
+      !transposedProductsAreNative() &&
+      rows * (inFeatures + outFeatures) < inFeatures * outFeatures
+    ) {
+      return tf.tidy(() => tf.transpose(tf.matMul(device, x, false, true)) as tf.Tensor2D);
+    }
+    return tf.matMul(x, device, false, transposeWeight);
   }
 
   /** Rows W[ids] (an embedding lookup) → [N, cols]. */
@@ -171,4 +181,13 @@ function narrow(dtype: FrozenDtype, values: Float32Array): Float32Array | Uint16
 /** bf16/f16 → float32 (exact). */
 function widen(dtype: 'BF16' | 'F16', values: Uint16Array): Float32Array {
   return dtype === 'BF16' ? bf16ToF32(values) : f16ToF32(values);
+}
+
+/** y + bias whose backward passes dy through and keeps nothing alive (tfjs' Add saves both operands). */
+function addFrozenBias(y: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
+  const op = tf.customGrad(((yi: tf.Tensor, bi: tf.Tensor) => ({
+    value: tf.add(yi, bi),
+    gradFunc: (dy: tf.Tensor) => [dy, tf.zerosLike(bi)],
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(y, bias) as tf.Tensor2D;
 }

@@ -36,8 +36,15 @@ function int(field: number, value: number): number[] {
 const ATTRIBUTE_INT = 2;
 const ELEM_FLOAT = 1;
 
+const ATTRIBUTE_FLOAT = 1;
+
 function intAttribute(name: string, value: number): number[] {
   return bytes(5, [...str(1, name), ...int(3, value), ...int(20, ATTRIBUTE_INT)]);
+}
+
+function floatAttribute(name: string, value: number): number[] {
+  const f = new Uint8Array(new Float32Array([value]).buffer);
+  return bytes(5, [...str(1, name), ...tag(2, 5), ...f, ...int(20, ATTRIBUTE_FLOAT)]);
 }
 
 /** A float32 tensor input/output whose dimensions are all symbolic (so one session serves every shape). */
@@ -57,6 +64,8 @@ export interface OnnxNodeSpec {
   outputs: { name: string; rank: number }[];
   /** Integer attributes (e.g. `transA`). */
   attributes?: Record<string, number>;
+  /** Float attributes (e.g. QuickGelu's `alpha`). */
+  floatAttributes?: Record<string, number>;
 }
 
 /** Encodes a model of one node (opset 13, plus the `com.microsoft` contrib domain when the node uses it). */
@@ -68,6 +77,7 @@ export function encodeNodeModel(spec: OnnxNodeSpec): Uint8Array {
     ...str(4, spec.op),
     ...(spec.domain ? str(7, spec.domain) : []),
     ...Object.entries(spec.attributes ?? {}).flatMap(([name, value]) => intAttribute(name, value)),
+    ...Object.entries(spec.floatAttributes ?? {}).flatMap(([name, value]) => floatAttribute(name, value)),
   ];
   const symbolic = (prefix: string, rank: number) => Array.from({ length: rank }, (_, i) => `${prefix}${i}`);
   const graph = [

@@ -58,6 +58,32 @@ describe('onnxruntime-node synchronous binding contract', () => {
     }
   });
 
+  it('unary, softmax and log-softmax may write over their input, a view into a larger array (the fused kernels do)', () => {
+    const gemm = loadOrtGemm({ threads: 2 });
+    const [rows, cols, offset] = [3, 1000, 17];
+    const x = randomValues(rows * cols + 2 * offset, 4).map((v) => v * 8);
+    const view = () => x.slice().subarray(offset, offset + rows * cols);
+    const runs: [string, (a: Float32Array, b: Float32Array) => void][] = [
+      ['Exp', (a, b) => gemm.unary!('Exp', a, b)],
+      ['Tanh', (a, b) => gemm.unary!('Tanh', a, b)],
+      ['Softmax', (a, b) => gemm.softmax!(a, b, rows, cols)],
+      ['LogSoftmax', (a, b) => gemm.logSoftmax!(a, b, rows, cols)],
+    ];
+    for (const [, run] of runs) {
+      const separate = new Float32Array(rows * cols);
+      run(view(), separate);
+      const inPlace = view();
+      run(inPlace, inPlace);
+      expect(Array.from(inPlace)).toEqual(Array.from(separate));
+    }
+    const ls = new Float32Array(rows * cols);
+    gemm.logSoftmax!(view(), ls, rows, cols);
+    const v = view();
+    const max = Math.max(...v.subarray(0, cols));
+    const lse = max + Math.log(v.subarray(0, cols).reduce((s, e) => s + Math.exp(e - max), 0));
+    expect(ls[5]).toBeCloseTo(v[5] - lse, 5);
+  });
+
   it('encodes symbolic dims and the com.microsoft domain only where needed', () => {
     const text = new TextDecoder().decode(
       encodeMatMulModel({ op: 'FusedMatMul', rankA: 3, rankB: 2, transA: true, transB: false }),

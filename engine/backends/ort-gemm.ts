@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { encodeMatMulModel, encodeNodeModel, type MatMulModelSpec } from './onnx-model.ts';
-import type { NativeGemm, NativeUnaryOp } from './types.ts';
+import type { NativeActivationOp, NativeBinaryOp, NativeGemm, NativeUnaryOp } from './types.ts';
 
 /**
  * The onnxruntime-node version whose internal binding this file was written against. The binding
@@ -83,9 +83,31 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
     cached(op, () =>
       encodeNodeModel({ op, inputs: [{ name: 'X', rank: 1 }], outputs: [{ name: 'Y', rank: 1 }] }),
     );
-  const softmaxSession = (): OrtNativeSession =>
-    cached('Softmax', () =>
-      encodeNodeModel({ op: 'Softmax', inputs: [{ name: 'X', rank: 2 }], outputs: [{ name: 'Y', rank: 2 }] }),
+  const activationSession = (op: NativeActivationOp): OrtNativeSession =>
+    cached(op, () =>
+      encodeNodeModel({
+        op,
+        domain: 'com.microsoft',
+        inputs: [{ name: 'X', rank: 1 }],
+        outputs: [{ name: 'Y', rank: 1 }],
+        // QuickGelu is x·sigmoid(αx): SiLU at α = 1
+        floatAttributes: op === 'QuickGelu' ? { alpha: 1 } : undefined,
+      }),
+    );
+  const binarySession = (op: NativeBinaryOp): OrtNativeSession =>
+    cached(op, () =>
+      encodeNodeModel({
+        op,
+        inputs: [
+          { name: 'A', rank: 3 },
+          { name: 'B', rank: 3 },
+        ],
+        outputs: [{ name: 'Y', rank: 3 }],
+      }),
+    );
+  const rowSession = (op: 'Softmax' | 'LogSoftmax'): OrtNativeSession =>
+    cached(op, () =>
+      encodeNodeModel({ op, inputs: [{ name: 'X', rank: 2 }], outputs: [{ name: 'Y', rank: 2 }] }),
     );
   const runOptions = {};
 
@@ -105,7 +127,8 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
       binding: 'onnxruntime-node/dist/binding (synchronous)',
       intraOpThreads: threads,
       allowSpinning: false,
-      elementwise: 'Tanh, Exp, Sigmoid, Erf and Softmax on large tensors',
+      elementwise:
+        'Tanh, Exp, Sigmoid, Erf, FastGelu, QuickGelu, Gelu, Softmax and LogSoftmax on large tensors',
     },
     // one run costs tens of microseconds of binding overhead
     minFlops: 1 << 17,
@@ -113,8 +136,26 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
     unary(op, x, y) {
       unarySession(op).run({ X: tensor(x, [x.length]) }, { Y: tensor(y, [y.length]) }, runOptions);
     },
+    activation(op, x, y) {
+      activationSession(op).run({ X: tensor(x, [x.length]) }, { Y: tensor(y, [y.length]) }, runOptions);
+    },
+    binary(op, a, aDims, b, bDims, y) {
+      const yDims = aDims.map((d, i) => Math.max(d, bDims[i]));
+      binarySession(op).run(
+        { A: tensor(a, aDims), B: tensor(b, bDims) },
+        { Y: tensor(y, yDims) },
+        runOptions,
+      );
+    },
     softmax(x, y, rows, cols) {
-      softmaxSession().run({ X: tensor(x, [rows, cols]) }, { Y: tensor(y, [rows, cols]) }, runOptions);
+      rowSession('Softmax').run({ X: tensor(x, [rows, cols]) }, { Y: tensor(y, [rows, cols]) }, runOptions);
+    },
+    logSoftmax(x, y, rows, cols) {
+      rowSession('LogSoftmax').run(
+        { X: tensor(x, [rows, cols]) },
+        { Y: tensor(y, [rows, cols]) },
+        runOptions,
+      );
     },
     sgemmBatched(transA, transB, batch, batchA, batchB, m, n, k, a, b, c) {
       if (batch === 1) {

@@ -134,3 +134,17 @@ export function roundToHalf(x: Float32Array): Float32Array {
   }
   return out;
 }
+
+/** Runs `fn` on the active backend and on cpu; returns each output's largest relative difference. */
+export async function compareWithCpu(fn: () => tf.Tensor | tf.Tensor[]): Promise<number[]> {
+  const run = async () => {
+    const out = tf.tidy(fn);
+    const list = Array.isArray(out) ? out : [out];
+    const values = await Promise.all(list.map((t) => t.data()));
+    tf.dispose(list);
+    return values;
+  };
+  const expected = await await onCpu(run);
+  const actual = await run();
+  return actual.map((a, i) => maxRelativeDiff(a, expected[i]));
+}

@@ -70,12 +70,34 @@ export interface NativeGemm {
   ): void;
   /**
    * Elementwise functions from the same library, when it has vectorised, threaded ones (the wasm kernels of
-   * tanh, exp, sigmoid and erf are scalar loops): `y[i] = f(x[i])`, arrays of equal length.
+   * tanh, exp, sigmoid and erf are scalar loops): `y[i] = f(x[i])`, arrays of equal length. `y` may be `x`.
    */
   unary?: (op: NativeUnaryOp, x: Float32Array, y: Float32Array) => void;
-  /** Softmax of each of `rows` rows of `cols` values, when the library has a threaded one. */
+  /** onnxruntime's fused activations (tanh-approximated GELU, x·sigmoid(x), erf GELU), likewise. */
+  activation?: (op: NativeActivationOp, x: Float32Array, y: Float32Array) => void;
+  /**
+   * `y = a ∘ b` with numpy broadcasting over rank-3 shapes (a dimension of 1 repeats), threaded; `y` (of the
+   * broadcast shape) may be `a`.
+   */
+  binary?: (
+    op: NativeBinaryOp,
+    a: Float32Array,
+    aDims: [number, number, number],
+    b: Float32Array,
+    bDims: [number, number, number],
+    y: Float32Array,
+  ) => void;
+  /** Softmax of each of `rows` rows of `cols` values, when the library has a threaded one. `y` may be `x`. */
   softmax?: (x: Float32Array, y: Float32Array, rows: number, cols: number) => void;
+  /** Log-softmax of each row, likewise. */
+  logSoftmax?: (x: Float32Array, y: Float32Array, rows: number, cols: number) => void;
 }
 
 /** Elementwise functions a native library may provide, by their ONNX (and tfjs) names. */
 export type NativeUnaryOp = 'Tanh' | 'Exp' | 'Sigmoid' | 'Erf';
+
+/** Fused activations a native library may provide, by their onnxruntime (com.microsoft) names. */
+export type NativeActivationOp = 'FastGelu' | 'QuickGelu' | 'Gelu';
+
+/** Binary elementwise functions a native library may provide, by their ONNX names. */
+export type NativeBinaryOp = 'Add' | 'Sub' | 'Mul' | 'Div';

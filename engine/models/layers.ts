@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { FrozenWeight } from '../backends/frozen.ts';
-import { addShapes } from './ops.ts';
 
 /** The module kinds adapters attach to, named as in PyTorch / transformers. */
 export type AdaptableKind = 'Linear' | 'Conv1D' | 'Embedding';
@@ -125,8 +124,7 @@ export class AdaptableLayer {
   /** Forward pass of a Linear/Conv1D module on flattened rows x [N, in]. */
   forward(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
-      let y = this.weight.matmul(x, this.kind === 'Linear');
-      if (this.bias) y = addShapes(y, this.bias);
+      let y = this.weight.matmul(x, this.kind === 'Linear', this.bias);
       for (const name of this.liveAdapters()) y = this.adapters.get(name)!.forward(x, y, ctx);
       return y;
     });

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { widenInto } from '../../safetensors/dtypes.ts';
-import { FROZEN_GATHER, FROZEN_MATMUL, type FrozenWeight } from '../frozen.ts';
+import { FROZEN_GATHER, FROZEN_MATMUL, type FrozenDtype, type FrozenWeight } from '../frozen.ts';
 import { NATIVE_BACKEND, type NativeBackend, type NativeKernelArgs } from './backend.ts';
+import { broadcastRows } from './library.ts';
 import { NATIVE_MIN_FLOPS, smallGemm } from './matmul.ts';
 
 /**
@@ -60,6 +61,7 @@ function frozenMatMul({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorIn
   const x = inputs.x as tf.TensorInfo;
   const weight = attrs?.weight as unknown as FrozenWeight;
   const transposeWeight = Boolean(attrs?.transposeWeight);
+  const bias = (attrs?.bias ?? null) as tf.TensorInfo | null;
   const [wr, wc] = weight.shape;
   const [n, k] = x.shape;
   const inner = transposeWeight ? wc : wr;
@@ -74,12 +76,28 @@ function frozenMatMul({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorIn
   const xv = backend.values(x);
   const y = backend.alloc(Float32Array, n * out);
   if (n === 0 || out === 0) return backend.output([n, out], 'float32', y);
-  if (weight.dtype === 'F32') {
-    gemm(backend, transposeWeight, n, out, k, xv, host as Float32Array, y);
-    return backend.output([n, out], 'float32', y);
-  }
-  const dtype = weight.dtype;
-  const bits = host as Uint16Array;
+  if (bias && bias.shape[0] !== out)
+    throw new Error(`frozen matmul: bias [${bias.shape}] does not fit ${out} output features`);
+  if (weight.dtype === 'F32') gemm(backend, transposeWeight, n, out, k, xv, host as Float32Array, y);
+  else widenedMatMul(backend, weight, transposeWeight, n, k, xv, y);
+  if (bias) broadcastRows(backend, 'Add', y, backend.values(bias), n, out, false);
+  return backend.output([n, out], 'float32', y);
+}
+
+/** y = x·op(W) for a bf16/f16 weight, widened a block at a time. */
+function widenedMatMul(
+  backend: NativeBackend,
+  weight: FrozenWeight,
+  transposeWeight: boolean,
+  n: number,
+  k: number,
+  xv: Float32Array,
+  y: Float32Array,
+): void {
+  const [wr, wc] = weight.shape;
+  const out = transposeWeight ? wr : wc;
+  const dtype = weight.dtype as Exclude<FrozenDtype, 'F32'>;
+  const bits = weight.hostValues() as Uint16Array;
   if (transposeWeight) {
     // y = x·Wᵀ, W [out × k]: blocks of contiguous W rows give blocks of y columns
     const rowsPer = Math.max(1, Math.floor(BLOCK_ELEMENTS / wc));
@@ -111,7 +129,6 @@ function frozenMatMul({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorIn
       }
     }
   }
-  return backend.output([n, out], 'float32', y);
 }
 
 function frozenGather({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorInfo {
@@ -137,19 +154,17 @@ let gradientRegistered = false;
 export function frozenKernels(): tf.KernelConfig[] {
   if (!gradientRegistered) {
     gradientRegistered = true;
-    // d(x·op(W))/dx = dy·op(W)ᵀ: the same kernel with the transpose flipped; W itself is never differentiated
+    // d(x·op(W) + b)/dx = dy·op(W)ᵀ: the same kernel with the transpose flipped and no bias; W and b are never
+    // differentiated
     tf.registerGradient({
       kernelName: FROZEN_MATMUL,
       gradFunc: (dy, _saved, attrs) => ({
         x: () =>
-          tf.engine().runKernel(
-            FROZEN_MATMUL,
-            { x: dy as tf.Tensor },
-            {
-              ...attrs,
-              transposeWeight: !attrs.transposeWeight,
-            },
-          ) as tf.Tensor,
+          tf.engine().runKernel(FROZEN_MATMUL, { x: dy as tf.Tensor }, {
+            weight: attrs.weight,
+            transposeWeight: !attrs.transposeWeight,
+            bias: null,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor,
       }),
     });
   }

@@ -5,6 +5,7 @@ import type { NativeGemm } from '../types.ts';
 import { NATIVE_BACKEND, NativeBackend } from './backend.ts';
 import { elementwiseKernels } from './elementwise.ts';
 import { frozenKernels } from './frozen.ts';
+import { fusedKernels, installNativeFusedOps } from './fused.ts';
 import { layoutKernels } from './layout.ts';
 import { matMulKernels } from './matmul.ts';
 import { reductionKernels } from './reduce.ts';
@@ -36,11 +37,13 @@ function register(): void {
     ...reductionKernels(),
     ...layoutKernels(),
     ...frozenKernels(),
+    ...fusedKernels(),
   ]) {
     if (tf.getKernel(config.kernelName, NATIVE_BACKEND))
       tf.unregisterKernel(config.kernelName, NATIVE_BACKEND);
     tf.registerKernel(config);
   }
+  installNativeFusedOps();
 }
 
 export interface NativeSetup {

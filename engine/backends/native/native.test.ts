@@ -90,6 +90,23 @@ describe('native backend binary kernels', () => {
     });
   }
 
+  // from NATIVE_UNARY_MIN_ELEMENTS elements, Add/Sub/Mul/Div run on the native library's broadcasting kernels
+  const large: [string, number[], number[]][] = [
+    ['same shape', [150, 130], [150, 130]],
+    ['scalar right', [150, 130], []],
+    ['scalar left', [], [150, 130]],
+    ['bias row', [150, 130], [130]],
+    ['per-row column', [150, 130], [150, 1]],
+    ['block in the middle', [3, 40, 9, 17], [40, 1, 1]],
+    ['left operand a bias row', [130], [150, 130]],
+    ['both blocks (JS loops)', [150, 1], [1, 130]],
+  ];
+  for (const [label, a, b] of large) {
+    it(`match cpu on large operands: ${label} [${a}] ∘ [${b}]`, async () => {
+      for (const op of [tf.add, tf.sub, tf.mul, tf.div]) await expectSame([f32(a), f32(b)], op);
+    });
+  }
+
   it('match cpu on int32 operands (handed to the cpu kernels)', async () => {
     const ints = (shape: number[]) => ({
       values: Int32Array.from(data(shape), (v) => Math.round(v * 10)),

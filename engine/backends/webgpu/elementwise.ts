@@ -123,23 +123,6 @@ const ACTIVATIONS: Record<string, string> = {
   let df = (t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);`,
 };
 
-/** The fused activation for a transformers activation name (`ACT2FN`), or null. */
-export function fusedActivation(name: string): string | null {
-  switch (name) {
-    case 'silu':
-    case 'swish':
-      return 'silu';
-    case 'gelu':
-      return 'gelu';
-    case 'gelu_new':
-    case 'gelu_pytorch_tanh':
-    case 'gelu_fast':
-      return 'gelu_tanh';
-    default:
-      return null;
-  }
-}
-
 /** f(x), or with `dy` the input gradient dy·f′(x). */
 export function activation(rt: GpuRuntime, act: string, x: tf.TensorInfo, dy?: tf.TensorInfo): tf.TensorInfo {
   const [y] = elementwise(

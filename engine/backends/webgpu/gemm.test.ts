@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  compareWithCpu,
   maxRelativeDiff,
   maxScaledDiff,
   onCpu,
@@ -9,7 +10,7 @@ import {
   roundToHalf,
 } from '../parity.ts';
 import type { GpuRuntime } from './runtime.ts';
-import { compareWithCpu, F16_TOLERANCE, F32_TOLERANCE, f16Testable, gpuProbe, useGpu } from './testing.ts';
+import { F16_TOLERANCE, F32_TOLERANCE, f16Testable, gpuProbe, useGpu } from './testing.ts';
 
 type Case = [label: string, aShape: number[], bShape: number[], transposeA: boolean, transposeB: boolean];
 

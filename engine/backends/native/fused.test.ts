@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fusedOpsParity } from '../../testing/fused-ops.ts';
+import { fusedOps } from '../fused.ts';
+import { ensureGradients } from '../gradients.ts';
+import { activateNative } from './index.ts';
+import { fusedLimits } from './library.ts';
+
+/** Every fused op on the native backend against the composed ops on cpu, down each route its kernels take. */
+
+beforeAll(async () => {
+  await ensureGradients();
+  await activateNative();
+});
+
+const defaults = { ...fusedLimits };
+const routes: [string, Partial<typeof fusedLimits>][] = [
+  ['softmax and transcendentals on the native library', { nativeMinElements: 0 }],
+  // tiny scratch: one softmax row per NLL pass, one (batch, kv head) group per attention pass
+  [
+    'softmax and transcendentals in JS, scratch split into the smallest chunks',
+    { nativeMinElements: Infinity, nllScratch: 1, attentionScratch: 1 },
+  ],
+];
+
+describe.each(routes)('native fused kernels: %s', (_route, limits) => {
+  beforeAll(() => {
+    Object.assign(fusedLimits, limits);
+  });
+  afterAll(() => {
+    Object.assign(fusedLimits, defaults);
+  });
+
+  it('STUDIO_FUSED=off turns them off', () => {
+    process.env.STUDIO_FUSED = 'off';
+    try {
+      expect(fusedOps()).toBeNull();
+    } finally {
+      delete process.env.STUDIO_FUSED;
+    }
+  });
+
+  fusedOpsParity(1e-4);
+});
