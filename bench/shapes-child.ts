@@ -5,6 +5,7 @@
  *   shapes-child.mjs <model-dir> <batch> <seq> <timed-steps> <on|off> [backend]
  */
 import { memoryUsage } from 'node:process';
+import { fusedOpsEnabled } from '../engine/backends/fused.ts';
 import { selectBackend } from '../engine/backends/index.ts';
 import { TrainingSettings } from '../engine/common/project-schema.ts';
 import type { EncodedExample } from '../engine/data/tokenize.ts';
@@ -74,6 +75,7 @@ const estimate = computeBudget(
     seqLen: seq,
     checkpointing: checkpointingArg === 'on',
     weightsHeldAs: report.chosen === 'native' ? 'checkpoint' : 'float32',
+    composedOps: report.chosen !== 'native' || !fusedOpsEnabled(),
   },
 ).memory;
 const stepMs: number[] = [];

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { fusedOpsEnabled } from '../backends/fused.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { trainingContext } from '../models/layers.ts';
 import { loadModel } from '../models/load.ts';
@@ -48,7 +49,12 @@ async function measuredPeak(name: string, b: number, t: number, checkpointing: b
     );
     tf.dispose([value, ...Object.values(grads)]);
   });
-  const estimate = computeBudget(model.spec, 'lora', config, { batchSize: b, seqLen: t, checkpointing });
+  const estimate = computeBudget(model.spec, 'lora', config, {
+    batchSize: b,
+    seqLen: t,
+    checkpointing,
+    composedOps: !fusedOpsEnabled(),
+  });
   tf.dispose([ids, batch.attentionMask, lossMask]);
   model.dispose();
   return { measured: info.peakBytes - before, estimated: estimate.memory.activations };

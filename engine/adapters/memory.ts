@@ -18,6 +18,12 @@ export interface MemoryOptions {
   gradAccumSteps?: number;
   /** Frozen weights held in the checkpoint's dtype (the native CPU backend) or widened to float32 (the rest). */
   weightsHeldAs?: 'checkpoint' | 'float32';
+  /**
+   * Whether norms, RoPE, activations and attention run as composed tfjs ops (the wasm and cpu backends, or
+   * `STUDIO_FUSED=off`), each keeping its intermediates, instead of the native and webgpu backends' fused
+   * kernels, which keep their output alone (attention its log-sum-exp, not the probabilities).
+   */
+  composedOps?: boolean;
 }
 
 export interface AdapterCounts {
@@ -70,6 +76,12 @@ const CHUNKED_BACKWARD = 1.5;
  * 0.09 GB of block values per pass).
  */
 const RECOMPUTE_FACTOR = 2.6;
+/**
+ * Fused kernels keep fewer values than the composed ops but their gradients are as large: the factors above,
+ * fitted with composed ops, undercount a fused block's backward peak by this much (tf.profile on the llama,
+ * qwen2 and gpt2 fixtures: 0.85–0.92 of the measured peak before it).
+ */
+const FUSED_BACKWARD_FACTOR = 1.15;
 /** Logits, their softmax, the per-token loss and their gradients: live copies of one [tokens, vocab] tensor. */
 const PLAIN_LOGIT_COPIES = 10;
 const CHUNKED_LOGIT_COPIES = 8;
@@ -89,10 +101,16 @@ function checkpointDtype(config: Record<string, unknown>): 'bf16' | 'f16' | 'f32
 
 /**
  * Float32 values one block keeps per token in the forward pass: every linear's output (an adapted one also
- * its adapter's intermediate, update, scaled update and sum), the norms, rotary embedding and grouped-query
- * repeats, attention scores and probabilities over the whole sequence, the MLP's activation and the residuals.
+ * its adapter's intermediate, update, scaled update and sum), the norms, rotary embedding, the MLP's activation
+ * and the residuals; composed, also grouped-query repeats and the attention scores and probabilities over the
+ * whole sequence.
  */
-export function blockValuesPerToken(spec: ModelSpec, adapter: AdapterCounts, seqLen: number): number {
+export function blockValuesPerToken(
+  spec: ModelSpec,
+  adapter: AdapterCounts,
+  seqLen: number,
+  composedOps = false,
+): number {
   const c = spec.config;
   const h = spec.hiddenSize;
   const heads = numberField(c, 'num_attention_heads', 'n_head') ?? Math.max(1, Math.round(h / 64));
@@ -121,12 +139,17 @@ export function blockValuesPerToken(spec: ModelSpec, adapter: AdapterCounts, seq
       values += 3 * out + width;
     }
   }
+  values += 2 * q; // attention output and its transpose back
+  values += 2 * h; // residual sums
+  if (!composedOps) {
+    // fused: q, k, v laid out by head, each norm, rotation and activation's output, attention's log-sum-exp
+    values += q + 2 * kv + 2 * h + (rotary ? q + kv : 0) + inner + heads;
+    return values;
+  }
   values += 2 * 5 * h; // two norms: square, mean, rsqrt, product, scale
   if (rotary) values += 5 * (q + kv) + (kvHeads !== heads ? 2 * q : 0);
   values += 3 * heads * seqLen; // scores, masked, probabilities
-  values += 2 * q; // attention output and its transpose back
   values += 3 * inner; // the activation (and, gated, its product with the up projection)
-  values += 2 * h; // residual sums
   return values;
 }
 
@@ -144,7 +167,11 @@ function activationBytes(
   checkpointing: boolean,
 ): number {
   const tokens = options.batchSize * options.seqLen;
-  const block = blockValuesPerToken(spec, adapter, options.seqLen) * tokens * F32;
+  const block =
+    blockValuesPerToken(spec, adapter, options.seqLen, options.composedOps) *
+    tokens *
+    F32 *
+    (options.composedOps ? 1 : FUSED_BACKWARD_FACTOR);
   const layers = spec.numLayers;
   const loss = lossBytes(spec, tokens);
   const plain = spec.task === 'causal-lm' && tokens * spec.vocabSize <= LOGIT_CHUNK;

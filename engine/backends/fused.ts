@@ -53,8 +53,13 @@ export function registerFusedOps(backendName: string, ops: FusedOps): void {
   providers.set(backendName, ops);
 }
 
-/** The active backend's fused ops, or null. `STUDIO_FUSED=off` turns them off (to compare with the composed ops). */
+/** Whether a backend's fused ops are used: `STUDIO_FUSED=off` turns them off (to compare with the composed ops). */
+export function fusedOpsEnabled(): boolean {
+  return process.env.STUDIO_FUSED !== 'off';
+}
+
+/** The active backend's fused ops, or null. */
 export function fusedOps(): FusedOps | null {
-  if (process.env.STUDIO_FUSED === 'off') return null;
+  if (!fusedOpsEnabled()) return null;
   return providers.get(tf.getBackend()) ?? null;
 }

@@ -1,5 +1,6 @@
 import { computeBudget } from '../adapters/budget.ts';
 import type { MemoryEstimate } from '../adapters/memory.ts';
+import { fusedOpsEnabled } from '../backends/fused.ts';
 import { outOfMemoryAdvice, StudioError } from '../common/errors.ts';
 import type { ProjectSettings } from '../common/project-schema.ts';
 import { formatBytes } from '../io/bytes.ts';
@@ -37,6 +38,7 @@ export function planRunMemory(
       seqLen,
       gradAccumSteps: settings.training.gradAccumSteps,
       weightsHeldAs: kind === 'native' ? 'checkpoint' : 'float32',
+      composedOps: kind !== 'native' || !fusedOpsEnabled(),
       checkpointing,
     }).memory;
   const { batchSize, maxSeqLen } = settings.training;
