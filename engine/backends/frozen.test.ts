@@ -72,6 +72,31 @@ describe('FrozenWeight on the native backend', () => {
     });
   }
 
+  it('adds a frozen bias inside the product; the input gradient ignores it', () => {
+    const { weight, exact } = weightOf('BF16', 11);
+    const bias = randomValues(ROWS, 12);
+    const x = randomValues(13 * COLS, 13);
+    const { y, dx } = tf.tidy(() => {
+      const xt = tf.tensor2d(x, [13, COLS]);
+      const b = tf.tensor1d(bias);
+      const grad = tf.grad((v: tf.Tensor) => tf.sum(weight.matmul(v as tf.Tensor2D, true, b)))(xt);
+      return { y: weight.matmul(xt, true, b).dataSync().slice(), dx: grad.dataSync().slice() };
+    });
+    const ref = referenceMatMul(x, [13, COLS], exact, [ROWS, COLS], false, true).values;
+    for (let i = 0; i < ref.length; i++) ref[i] += bias[i % ROWS];
+    expect(maxRelativeDiff(y, ref)).toBeLessThan(2e-5);
+    const refDx = referenceMatMul(
+      new Float32Array(13 * ROWS).fill(1),
+      [13, ROWS],
+      exact,
+      [ROWS, COLS],
+      false,
+      false,
+    );
+    expect(maxRelativeDiff(dx, refDx.values)).toBeLessThan(2e-5);
+    weight.dispose();
+  });
+
   it('replace rounds to the held dtype; a snapshot restores the exact values', () => {
     const { weight, exact } = weightOf('BF16', 13);
     const snap = weight.snapshot();

@@ -13,7 +13,7 @@ export interface AdamWStep {
 }
 
 /**
- * Fused implementations of the training step's ops that a backend provides (webgpu does), each with its
+ * Fused implementations of the training step's ops that a backend provides (native and webgpu do), each with its
  * gradient. Model and optimizer code asks `fusedOps()` and falls back to composed tfjs ops when it returns
  * null or a method returns null (a shape the fused kernel does not cover). Results match the composed ops.
  */

@@ -12,7 +12,8 @@ import { broadcastRows, fusedLimits, library, softmaxRows, unary } from './libra
  * Exp, Square, Sum) than in its GEMMs outside the frozen products. Here each is one or two JS loops, the
  * transcendental functions run on the native library's vectorised, threaded kernels (Math.exp and Math.tanh
  * manage 50–70 M elements/s; MLAS's 340–480 M), and attention keeps only the log-sum-exp of each query row
- * for its backward pass instead of the probabilities.
+ * for its backward pass instead of the probabilities. GPT-2-small's LoRA step (4 × 128, 2-core Zen 1) went from
+ * 11.5 s with the composed ops to 6.9 s (bench/prof-kernels.ts).
  */
 
 type Info = tf.TensorInfo;

@@ -115,3 +115,10 @@ export function broadcastRows(
     else for (let j = 0; j < cols; j++) y[o + j] += b[j];
   }
 }
+
+/** y += part (equal lengths), on the library when it has it. */
+export function accumulate(backend: NativeBackend, y: Float32Array, part: Float32Array): void {
+  const native = library(backend, y.length)?.binary;
+  if (native) native('Add', y, [1, y.length, 1], part, [1, y.length, 1], y);
+  else for (let i = 0; i < y.length; i++) y[i] += part[i];
+}
