@@ -36,7 +36,7 @@ const model = await loadModel(dir);
 const instance = attachAdapter(
   model,
   'lora',
-  { r: 8, loraAlpha: 16, targetModules: targets.split(',') },
+  { r: 8, loraAlpha: 16, targetModules: targets === 'all-linear' ? targets : targets.split(',') },
   { adapterName: 'default', seed: 0 },
 );
 const timed = timeTrainingSteps(model, instance, {

@@ -59,6 +59,14 @@ describe('FrozenWeight on the native backend', () => {
       weight.dispose();
     });
 
+    it(`${dtype}: a block of rows widens exactly; rows outside the weight are refused`, () => {
+      const { weight, exact } = weightOf(dtype, 13);
+      const block = tf.tidy(() => weight.rows(90, 7).dataSync().slice());
+      expect(Array.from(block)).toEqual(Array.from(exact.subarray(90 * COLS, 97 * COLS)));
+      expect(() => weight.rows(91, 7)).toThrow(/rows 91\.\.98 are outside a frozen weight of 97 rows/);
+      weight.dispose();
+    });
+
     it(`${dtype}: lookups widen exactly and refuse ids out of range`, () => {
       const { weight, exact } = weightOf(dtype, 11);
       const ids = [0, 96, 5, 5];

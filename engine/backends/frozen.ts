@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../safetensors/dtypes.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, widenInto } from '../safetensors/dtypes.ts';
 import { transposedProductsAreNative } from './matmul.ts';
 import { NATIVE_BACKEND } from './native/backend.ts';
 
@@ -109,6 +109,25 @@ export class FrozenWeight {
     return tf.engine().runKernel(FROZEN_GATHER, { indices: ids }, {
       weight: this,
     } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  }
+
+  /** Rows [start, start + count) as a new float32 tensor [count, cols] (the caller disposes it). */
+  rows(start: number, count: number): tf.Tensor2D {
+    const [rows, cols] = this.shape;
+    if (!(start >= 0 && count >= 0 && start + count <= rows)) {
+      throw new Error(`rows ${start}..${start + count} are outside a frozen weight of ${rows} rows`);
+    }
+    if (this.device) return tf.slice(this.device, [start, 0], [count, cols]);
+    if (!this.host) throw new Error('frozen weight: the weight was disposed');
+    if (this.dtypeHeld === 'F32') {
+      return tf.tensor2d((this.host as Float32Array).slice(start * cols, (start + count) * cols), [
+        count,
+        cols,
+      ]);
+    }
+    const values = new Float32Array(count * cols);
+    widenInto(this.dtypeHeld, this.host as Uint16Array, start * cols, count * cols, values, 0);
+    return tf.tensor2d(values, [count, cols]);
   }
 
   /** The values as a new float32 tensor (the caller disposes it). */

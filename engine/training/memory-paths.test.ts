@@ -2,11 +2,15 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapter } from '../adapters/index.ts';
+import { FrozenWeight } from '../backends/frozen.ts';
+import { randomValues } from '../backends/parity.ts';
 import { useTestBackend } from '../backends/testing.ts';
-import { trainingContext } from '../models/layers.ts';
+import { AdaptableLayer, trainingContext } from '../models/layers.ts';
 import { loadModel } from '../models/load.ts';
+import { weightedTokenNll } from '../models/ops.ts';
 import type { Batch, LoadedModel } from '../models/types.ts';
-import { causalLmLossOfModel, causalLmLossSum } from './loss.ts';
+import { bf16ToF32, f32ToBf16 } from '../safetensors/dtypes.ts';
+import { causalLmLossOfModel, causalLmLossSum, fusedHeadNll } from './loss.ts';
 import { variablesByBlock } from './trainer.ts';
 
 /**
@@ -126,5 +130,44 @@ describe('memory-saving causal-LM paths', () => {
     } finally {
       model.dispose();
     }
+  });
+
+  it('a bf16 head with a bias, streamed over vocabulary blocks, gives the plain loss and row gradient', () => {
+    const [n, d, vocab] = [11, 24, 203];
+    const held = f32ToBf16(randomValues(vocab * d, 21));
+    const head = new AdaptableLayer(
+      'lm_head',
+      'Linear',
+      FrozenWeight.fromValues('BF16', [vocab, d], held),
+      tf.tensor1d(randomValues(vocab, 22)),
+      'lm_head.weight',
+    );
+    const x = tf.tensor2d(
+      randomValues(n * d, 23).map((v) => 4 * v),
+      [n, d],
+    );
+    const targets = tf.tensor1d(
+      Array.from({ length: n }, (_, i) => (i * 37) % vocab),
+      'int32',
+    );
+    const weights = tf.tensor1d(Array.from({ length: n }, (_, i) => (i === 3 ? 0 : 1 + i / n)));
+    const plainLoss = (rows: tf.Tensor) =>
+      weightedTokenNll(
+        tf.add(tf.matMul(rows, tf.tensor2d(bf16ToF32(held), [vocab, d]), false, true), head.bias!),
+        targets,
+        weights,
+      );
+    const ctx = trainingContext(0, 0);
+    // 144 elements a block: 144 / max(11 rows, 24 features) = 6 vocabulary rows a block, the last of 203 ragged
+    const streamed = (rows: tf.Tensor) =>
+      fusedHeadNll(rows as tf.Tensor2D, { layer: head, softcap: null }, targets, weights, 1, ctx, 144);
+    const [a, b] = [plainLoss, streamed].map((f) => {
+      const { value, grad } = tf.valueAndGrad(f)(x);
+      return { loss: value.dataSync()[0], grad: grad.dataSync().slice() };
+    });
+    expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-4 * Math.abs(a.loss));
+    for (let i = 0; i < a.grad.length; i++) expect(Math.abs(a.grad[i] - b.grad[i])).toBeLessThan(1e-5);
+    tf.dispose([x, targets, weights, head.bias!]);
+    head.weight.dispose();
   });
 });
