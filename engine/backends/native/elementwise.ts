@@ -227,8 +227,32 @@ function unary(kernelName: string, expr: string | null, nativeOp?: NativeUnaryOp
   return { kernelName, backendName: NATIVE_BACKEND, kernelFunc: kernelFunc as unknown as tf.KernelFunc };
 }
 
+/**
+ * int32/bool → float32 into a Float32Array: the cpu kernel keeps the Int32Array under the float32 dtype (no
+ * precision is lost), which native code reading float32 pointers (onnxruntime, BLAS) refuses or misreads.
+ */
+function cast(): tf.KernelConfig {
+  const fallback = cpuKernel(tf.Cast);
+  const kernelFunc: NativeKernelFunc = (args: NativeKernelArgs) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const dtype = (args.attrs as unknown as { dtype: tf.DataType }).dtype;
+    if (dtype !== 'float32' || (x.dtype !== 'int32' && x.dtype !== 'bool')) return fallback(args);
+    const { backend } = args;
+    const values = backend.values<Int32Array | Uint8Array>(x);
+    const o = backend.alloc(Float32Array, values.length);
+    o.set(values);
+    return backend.output(x.shape, 'float32', o);
+  };
+  return {
+    kernelName: tf.Cast,
+    backendName: NATIVE_BACKEND,
+    kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+  };
+}
+
 export function elementwiseKernels(): tf.KernelConfig[] {
   return [
+    cast(),
     binary(tf.Add, 'x + y', 'float32', 'Add'),
     binary(tf.Sub, 'x - y', 'float32', 'Sub'),
     binary(tf.Multiply, 'x * y', 'float32', 'Mul'),

@@ -117,6 +117,17 @@ describe('native backend binary kernels', () => {
     await expectSame([ints([4, 5]), ints([4, 5])], tf.mul);
   });
 
+  it('take float32 casts of int32 and bool values into large native products (a batch-1 attention mask)', async () => {
+    const ints = {
+      values: Int32Array.from({ length: 128 }, (_, i) => i % 3),
+      shape: [1, 1, 1, 128],
+      dtype: 'int32' as const,
+    };
+    const wide = f32([1, 1, 128, 128]);
+    await expectSame([ints, wide], (x, y) => tf.mul(tf.cast(x, 'float32'), y));
+    await expectSame([ints, wide], (x, y) => tf.mul(tf.cast(tf.cast(x, 'bool'), 'float32'), y));
+  });
+
   it('propagate NaN through maximum and minimum as the cpu backend does', async () => {
     const a = { values: Float32Array.from([Number.NaN, 1, 2]), shape: [3] };
     const b = { values: Float32Array.from([0, Number.NaN, 3]), shape: [3] };
