@@ -94,7 +94,11 @@ describe('computeBudget', () => {
         b.memory.activations,
     );
     expect(b.memory.checkpointing).toBe(false);
-    expect(b.memory.totalWithCheckpointing).toBeLessThan(b.memory.totalWithoutCheckpointing / 4);
+    // checkpointing keeps each block's input and one block's working set instead of every block's values
+    const fixed = b.memory.total - b.memory.activations;
+    expect(b.memory.totalWithCheckpointing - fixed).toBeLessThan(
+      (b.memory.totalWithoutCheckpointing - fixed) / 4,
+    );
     const checkpointed = computeBudget(
       s,
       'lora',

@@ -12,12 +12,12 @@ import { attachAdapter } from './index.ts';
 
 /**
  * The activation estimate against what the engine holds: tf.profile's peak of tensor bytes over one forward and
- * backward pass, with and without checkpointing, on transformers-made checkpoints of three families (with the
- * native backend's fused kernels: 0.93–1.03× of the measured peak).
+ * backward pass, with and without checkpointing, on transformers-made checkpoints of three families (native
+ * backend, fused kernels: 1.05–1.10× of the measured peak).
  *
- * On real shapes (LoRA r 16 all-linear on the native backend, fused kernels) the whole estimate against the peak
- * RSS of a training step (bench/shapes-child.ts, 2-core Zen 5): Qwen2.5-0.5B 4 × 256 with bf16 weights 12.72 GB
- * estimated / 12.77 GB measured, with fp32 weights 13.71 / 13.64.
+ * On real shapes (LoRA r 16 all-linear) the whole estimate against the peak RSS of a training step
+ * (bench/shapes-child.ts, 2-core Zen 5): Qwen2.5-0.5B 4 × 256 with bf16 weights 4.42 GB estimated / 4.08 GB
+ * measured, with fp32 weights 5.41 / 5.00.
  */
 
 const FIXTURES = join(import.meta.dirname, '..', 'models', 'fixtures', 'transformers');

@@ -64,27 +64,23 @@ export const RUNTIME_BYTES = 320 * 2 ** 20;
 /** The chunked causal-LM loss works on this many logits at once (training/loss.ts LOGIT_CHUNK_ELEMENTS). */
 export const LOGIT_CHUNK = 1 << 23;
 /**
- * Live gradients beside the kept values at the backward pass's peak, fitted to measurements: with the whole
- * logits in the same pass (small runs) twice the kept values (tf.profile on transformers-made checkpoints);
- * with the chunked loss 1.5 × plus the loss's chunks twice, from peak RSS on Qwen2.5-0.5B (1 × 256: 5.22 GB,
- * 4 × 256: 15.4 GB) and tf.profile's tensor peak at 1 × 128 (2.26 GB; Llama-3.2-1B 2.96 GB).
+ * The backward pass frees each op's gradients and saved tensors as soon as the op is done (backends/backprop.ts)
+ * and a block's intermediates go when it returns, so the peak is what the forward pass saved plus the loss's
+ * working set: no factor on the kept values (tf.profile on Qwen2.5-0.5B at 1 × 128: 412 MB for 358 MB of block
+ * values and a 43 MB head; 0.93–1.07 on the llama, qwen2 and gpt2 fixtures).
+ *
+ * A block recomputed under checkpointing holds all its intermediates until its forward pass returns, next to its
+ * gradients (Qwen2.5-0.5B at 1 × 128: 65.6 MB for 14.9 MB of block values and 11 MB of block inputs).
  */
-const PLAIN_BACKWARD = 2;
-const CHUNKED_BACKWARD = 1.5;
+const RECOMPUTE_FACTOR = 3.7;
 /**
- * A recomputed block next to a chunked loss's leftovers (measured on Llama-3.2-1B at 2 × 128: 0.50 GB for
- * 0.09 GB of block values per pass).
- */
-const RECOMPUTE_FACTOR = 2.6;
-/**
- * Fused kernels keep fewer values than the composed ops but their gradients are as large: the factors above,
- * fitted with composed ops, undercount a fused block's backward peak by this much (tf.profile on the llama,
- * qwen2 and gpt2 fixtures: 0.85–0.92 of the measured peak before it).
+ * Fused kernels keep fewer values than the composed ops but their gradients are as large: the block values
+ * counted undercount a fused block by this much (tf.profile on the llama, qwen2 and gpt2 fixtures: 0.85–0.92 of
+ * the measured peak before it).
  */
 const FUSED_BACKWARD_FACTOR = 1.15;
 /** Logits, their softmax, the per-token loss and their gradients: live copies of one [tokens, vocab] tensor. */
-const PLAIN_LOGIT_COPIES = 10;
-const CHUNKED_LOGIT_COPIES = 8;
+const PLAIN_LOGIT_COPIES = 9;
 
 function numberField(config: Record<string, unknown>, ...names: string[]): number | null {
   for (const name of names) {
@@ -101,7 +97,7 @@ function checkpointDtype(config: Record<string, unknown>): 'bf16' | 'f16' | 'f32
 
 /**
  * Float32 values one block keeps per token in the forward pass: every linear's output (an adapted one also
- * its adapter's intermediate, update, scaled update and sum), the norms, rotary embedding, the MLP's activation
+ * its adapter's rank-r intermediate, before and after scaling), the norms, rotary embedding, the MLP's activation
  * and the residuals; composed, also grouped-query repeats and the attention scores and probabilities over the
  * whole sequence.
  */
@@ -136,7 +132,7 @@ export function blockValuesPerToken(
         1,
         Math.round((adapter.perModule.get(t.name) ?? 0) / (t.inFeatures + t.outFeatures)),
       );
-      values += 3 * out + width;
+      values += 2 * width;
     }
   }
   values += 2 * q; // attention output and its transpose back
@@ -153,11 +149,17 @@ export function blockValuesPerToken(
   return values;
 }
 
-/** Bytes of the head's loss at its peak: the whole logits when small, else one chunk's worth. */
+/**
+ * Bytes of the head's loss at its peak: the whole logits when small; else the streamed head's block of vocabulary
+ * rows (widened) with that block's logits and exponentials (training/loss.ts `streamedHeadNll`).
+ */
 function lossBytes(spec: ModelSpec, tokens: number): number {
   if (spec.task !== 'causal-lm') return tokens * spec.hiddenSize * F32 * 4;
   const logits = tokens * spec.vocabSize;
-  return logits <= LOGIT_CHUNK ? PLAIN_LOGIT_COPIES * logits * F32 : CHUNKED_LOGIT_COPIES * LOGIT_CHUNK * F32;
+  if (logits <= LOGIT_CHUNK) return PLAIN_LOGIT_COPIES * logits * F32;
+  const d = spec.hiddenSize;
+  const rows = Math.max(1, Math.min(spec.vocabSize, Math.floor(LOGIT_CHUNK / Math.max(tokens, d))));
+  return (rows * d + 2 * tokens * rows) * F32;
 }
 
 function activationBytes(
@@ -174,18 +176,14 @@ function activationBytes(
     (options.composedOps ? 1 : FUSED_BACKWARD_FACTOR);
   const layers = spec.numLayers;
   const loss = lossBytes(spec, tokens);
-  const plain = spec.task === 'causal-lm' && tokens * spec.vocabSize <= LOGIT_CHUNK;
   if (checkpointing) {
-    // each block's input stays; one block at a time is recomputed and differentiated, while a small loss's
-    // tensors wait for the end of the backward pass (a chunked one has freed them by then)
+    // each block's input stays; one block at a time is recomputed and differentiated, and the loss's working set
+    // comes and goes in the forward pass (a small loss's tensors wait for the end of the backward pass)
     const inputs = layers * tokens * spec.hiddenSize * F32;
-    return Math.round(
-      inputs + (plain ? PLAIN_BACKWARD * block + loss : Math.max(RECOMPUTE_FACTOR * block, loss)),
-    );
+    const plain = spec.task === 'causal-lm' && tokens * spec.vocabSize <= LOGIT_CHUNK;
+    return Math.round(inputs + (plain ? block + loss : Math.max(RECOMPUTE_FACTOR * block, loss)));
   }
-  return Math.round(
-    plain ? PLAIN_BACKWARD * layers * block + loss : CHUNKED_BACKWARD * layers * block + 2 * loss,
-  );
+  return Math.round(layers * block + loss);
 }
 
 export function estimateMemory(

@@ -1,5 +1,6 @@
 import { register } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
+import { installLeanBackprop } from './backprop.ts';
 
 /**
  * tfjs-core's Node bundle registers no gradients; they live only in its ESM build (`dist/register_all_gradients`),
@@ -18,14 +19,26 @@ export async function resolve(specifier, context, next) {
 }`;
 
 let ready: Promise<void> | null = null;
+let hooked = false;
 
-/** Makes every tfjs-core gradient available (idempotent). */
+/** Imports a module of tfjs-core's ESM build (see the resolve hook above). */
+function importEsm<T>(load: () => Promise<T>): Promise<T> {
+  if (!hooked) {
+    hooked = true;
+    register(`data:text/javascript,${encodeURIComponent(resolveHook)}`);
+  }
+  return load();
+}
+
+/** Makes every tfjs-core gradient available and puts the freeing backward pass in place (idempotent). */
 export function ensureGradients(): Promise<void> {
   ready ??= (async () => {
-    if (tf.getGradient(tf.BatchMatMul)) return;
-    register(`data:text/javascript,${encodeURIComponent(resolveHook)}`);
-    await import('@tensorflow/tfjs-core/dist/register_all_gradients');
-    if (!tf.getGradient(tf.BatchMatMul)) throw new Error('tfjs-core gradients did not register');
+    if (!tf.getGradient(tf.BatchMatMul)) {
+      await importEsm(() => import('@tensorflow/tfjs-core/dist/register_all_gradients'));
+      if (!tf.getGradient(tf.BatchMatMul)) throw new Error('tfjs-core gradients did not register');
+    }
+    const { getFilteredNodesXToY } = await importEsm(() => import('@tensorflow/tfjs-core/dist/tape'));
+    installLeanBackprop(getFilteredNodesXToY as unknown as Parameters<typeof installLeanBackprop>[0]);
   })();
   return ready;
 }

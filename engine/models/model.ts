@@ -91,7 +91,12 @@ export class TransformerModel implements LoadedModel {
     const checkpoint = decoding ? undefined : ctx.checkpoint;
     for (let i = 0; i < this.network.numLayers; i++) {
       if (!checkpoint) {
-        h = this.network.block(i, h, shared, ctx);
+        const x = h;
+        // a block's intermediates go when it returns (what its backward pass needs, its ops saved); a decoding
+        // block's cache entries must outlive it
+        h = decoding
+          ? this.network.block(i, x, shared, ctx)
+          : tf.tidy(() => this.network.block(i, x, shared, ctx));
         continue;
       }
       const tensors = blockTensors(shared);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdaptableLayer, type AdapterLayer, dropout, type ForwardContext } from '../../models/layers.ts';
+import { addShapes } from '../../models/ops.ts';
 import type { LoraVariant, LoraVariantHost, LoraVariantLayer } from './variants.ts';
 
 export interface LoraLayerSettings {
@@ -67,10 +68,13 @@ export class LoraLayer implements AdapterLayer, LoraVariantHost {
   forward(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
       const xd = dropout(x, this.settings.dropout, ctx);
-      let lora = tf.matMul(tf.matMul(xd, this.a, false, true), this.b, false, true) as tf.Tensor2D;
-      if (this.bias) lora = tf.add(lora, this.bias);
-      lora = tf.mul(lora, this.settings.scaling);
-      return this.variant ? this.variant.forward(xd, base, lora, ctx) : tf.add(base, lora);
+      const { scaling } = this.settings;
+      // scaled at rank r and summed with addShapes: a scaled or summed [N, out] operand would be kept for the
+      // backward pass (tfjs' Mul and Add save theirs), three per adapted module
+      const h = tf.mul(tf.matMul(xd, this.a, false, true), scaling);
+      let lora = tf.matMul(h, this.b, false, true) as tf.Tensor2D;
+      if (this.bias) lora = addShapes(lora, tf.mul(this.bias, scaling));
+      return this.variant ? this.variant.forward(xd, base, lora, ctx) : addShapes(base, lora);
     });
   }
 

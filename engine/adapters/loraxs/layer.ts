@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdaptableLayer, type AdapterLayer, dropout, type ForwardContext } from '../../models/layers.ts';
+import { addShapes } from '../../models/ops.ts';
 
 /**
  * One LoRA-XS adapter at one module: frozen A = S·Vᵀ (r × in) and B = U (out × r) from the truncated SVD of
@@ -20,7 +21,7 @@ export class LoraxsLayer implements AdapterLayer {
     return tf.tidy(() => {
       const xd = dropout(x, this.dropoutRate, ctx);
       const h = tf.matMul(tf.matMul(xd, this.a, false, true), this.core, false, true);
-      return tf.add(base, tf.mul(tf.matMul(h, this.b, false, true), this.scaling)) as tf.Tensor2D;
+      return addShapes(base, tf.matMul(tf.mul(h, this.scaling), this.b, false, true) as tf.Tensor2D);
     });
   }
 

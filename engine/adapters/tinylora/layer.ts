@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdaptableLayer, type AdapterLayer, dropout, type ForwardContext } from '../../models/layers.ts';
+import { addShapes } from '../../models/ops.ts';
 
 /**
  * One TinyLoRA adapter at one module (PEFT's `tinylora.Linear` / `tinylora.Embedding`): frozen SVD factors
@@ -32,7 +33,7 @@ export class TinyloraLayer implements AdapterLayer {
       const xd = dropout(x, this.dropoutRate, ctx);
       // x·Aᵀ·Rᵀ·Bᵀ, as F.linear(F.linear(F.linear(drop(x), A), R), B).
       const h = tf.matMul(tf.matMul(xd, this.a, false, true), this.core(), false, true);
-      return tf.add(base, tf.matMul(h, this.b, false, true)) as tf.Tensor2D;
+      return addShapes(base, tf.matMul(h, this.b, false, true) as tf.Tensor2D);
     });
   }
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdaptableLayer, type AdapterLayer, dropout, type ForwardContext } from '../../models/layers.ts';
+import { addShapes } from '../../models/ops.ts';
 
 /**
  * One TLoRA adapter at one module: y = base + Dropout(α·x·A·B·C) with A (in × r) and C (r × out) frozen
@@ -19,9 +20,13 @@ export class TloraLayer implements AdapterLayer {
 
   forward(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
-      const h = tf.matMul(tf.matMul(tf.matMul(x, this.randomA), this.loraB), this.randomC);
+      // α applied at rank r, where the tensor its gradient keeps is small
+      const h = tf.matMul(
+        tf.mul(tf.matMul(tf.matMul(x, this.randomA), this.loraB), this.scaling),
+        this.randomC,
+      );
       // The reference drops the scaled adapter output, not the input.
-      return tf.add(base, dropout(tf.mul(h, this.scaling), this.dropoutRate, ctx)) as tf.Tensor2D;
+      return addShapes(base, dropout(h as tf.Tensor2D, this.dropoutRate, ctx));
     });
   }
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdaptableLayer, type AdapterLayer, dropout, type ForwardContext } from '../../models/layers.ts';
+import { addShapes } from '../../models/ops.ts';
 
 /**
  * One VeRA adapter at one module (PEFT's `vera.Linear`): slices A_s = vera_A[:, :in], B_s = vera_B[:out, :]
@@ -29,7 +30,9 @@ export class VeraLayer implements AdapterLayer {
     return tf.tidy(() => {
       const { a, b } = this.slices();
       const h = tf.mul(tf.matMul(dropout(x, this.dropoutRate, ctx), a, false, true), this.lambdaD);
-      return tf.add(base, tf.mul(tf.matMul(h, b, false, true), this.lambdaB)) as tf.Tensor2D;
+      // (h·bᵀ)·Λ_b as h·(Λ_b·b)ᵀ: λ_b scales rows of the [out, r] slice, so its gradient keeps no [N, out] tensor
+      const scaled = tf.mul(b, tf.reshape(this.lambdaB, [-1, 1]));
+      return addShapes(base, tf.matMul(h, scaled, false, true) as tf.Tensor2D);
     });
   }
 
