@@ -93,35 +93,23 @@ function widenedMatMul(
   const out = transposeWeight ? wr : wc;
   const dtype = weight.dtype as Exclude<FrozenDtype, 'F32'>;
   const bits = weight.hostValues() as Uint16Array;
-  if (transposeWeight) {
-    // y = x·Wᵀ, W [out × k]: blocks of contiguous W rows give blocks of y columns
-    const rowsPer = Math.max(1, Math.floor(BLOCK_ELEMENTS / wc));
-    for (let r0 = 0; r0 < wr; r0 += rowsPer) {
-      const rows = Math.min(rowsPer, wr - r0);
-      const w = scratch(rows * wc, 'block');
-      widenInto(dtype, bits, r0 * wc, rows * wc, w, 0);
-      if (rows === wr) {
-        gemm(backend, true, n, rows, k, xv, w, y);
-      } else {
-        const part = scratch(n * rows, 'partial');
-        gemm(backend, true, n, rows, k, xv, w, part);
-        scatterColumns(part, n, rows, y, out, r0);
-      }
-    }
-  } else {
-    // y = x·W, W [k × out]: blocks of contiguous W rows, a slice of the contraction, each against x's matching
-    // columns (copied out) and summed into y. Blocks of W columns instead were one widening call per row and a
-    // product a few columns wide for an LM head's gradient (151,936 × 896: 27 columns a block), which made
-    // Qwen2.5-0.5B's bf16 step twice its fp32 one.
-    const rowsPer = Math.max(1, Math.floor(BLOCK_ELEMENTS / wc));
-    for (let r0 = 0; r0 < wr; r0 += rowsPer) {
-      const rows = Math.min(rowsPer, wr - r0);
-      const w = scratch(rows * wc, 'block');
-      widenInto(dtype, bits, r0 * wc, rows * wc, w, 0);
-      if (rows === wr) {
-        gemm(backend, false, n, wc, k, xv, w, y);
-        return;
-      }
+  const rowsPer = Math.max(1, Math.floor(BLOCK_ELEMENTS / wc));
+  for (let r0 = 0; r0 < wr; r0 += rowsPer) {
+    const rows = Math.min(rowsPer, wr - r0);
+    const w = scratch(rows * wc, 'block');
+    widenInto(dtype, bits, r0 * wc, rows * wc, w, 0);
+    if (rows === wr) {
+      gemm(backend, transposeWeight, n, transposeWeight ? rows : wc, k, xv, w, y);
+    } else if (transposeWeight) {
+      // y = x·Wᵀ, W [out × k]: a block of W rows gives a block of y columns
+      const part = scratch(n * rows, 'partial');
+      gemm(backend, true, n, rows, k, xv, w, part);
+      scatterColumns(part, n, rows, y, out, r0);
+    } else {
+      // y = x·W, W [k × out]: a block of W rows is a slice of the contraction, against x's matching columns
+      // (copied out), summed into y. Blocks of W columns instead were one widening call per row and a product a
+      // few columns wide for an LM head's gradient (151,936 × 896: 27 columns a block), which made
+      // Qwen2.5-0.5B's bf16 step twice its fp32 one.
       const xs = scratch(n * rows, 'columns');
       for (let i = 0; i < n; i++) xs.set(xv.subarray(i * k + r0, i * k + r0 + rows), i * rows);
       if (r0 === 0) {
