@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { widenInto } from './dtypes.ts';
 import {
   bf16ToF32,
   f16ToF32,
@@ -112,6 +113,27 @@ describe('float conversions against numpy', () => {
       if ((want & 0x7fffffff) > 0x7f800000) expect(Number.isNaN(out[i])).toBe(true);
       else expect(bits[i], `half 0x${half_bits[i].toString(16)}`).toBe(want);
     });
+  });
+
+  it('bf16 widening at any offset and length (aligned pairs and single values) shifts each value up 16 bits', () => {
+    const held = new Uint16Array(Array.from({ length: 23 }, (_, i) => (i * 40503 + 7) & 0xffff));
+    for (const [viewStart, from, count, o] of [
+      [0, 0, 23, 0],
+      [1, 0, 22, 0],
+      [0, 3, 17, 2],
+      [1, 2, 9, 1],
+      [2, 5, 0, 0],
+      [1, 0, 1, 3],
+    ]) {
+      const values = held.subarray(viewStart);
+      const out = new Float32Array(count + o + 1).fill(7);
+      widenInto('BF16', values, from, count, out, o);
+      const bits = new Uint32Array(out.buffer);
+      const want = Array.from(values.subarray(from, from + count), (v) => (v << 16) >>> 0);
+      expect(Array.from(bits.subarray(o, o + count))).toEqual(want);
+      expect(out[o + count]).toBe(7);
+      if (o > 0) expect(out[o - 1]).toBe(7);
+    }
   });
 
   it('bf16 round trip keeps NaN and ±Inf and is the identity on bf16 values', () => {
