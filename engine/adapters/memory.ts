@@ -1,4 +1,5 @@
 import type { ModelSpec } from '../models/types.ts';
+import { headBlockRows, LOGIT_CHUNK_ELEMENTS } from '../training/logit-blocks.ts';
 import type { TargetModule } from './types.ts';
 
 /**
@@ -61,8 +62,6 @@ export interface MemoryEstimate {
 const F32 = 4;
 /** Node, tfjs, the engine's modules and a tokenizer: peak RSS of a run on a tiny model. */
 export const RUNTIME_BYTES = 320 * 2 ** 20;
-/** The chunked causal-LM loss works on this many logits at once (training/loss.ts LOGIT_CHUNK_ELEMENTS). */
-export const LOGIT_CHUNK = 1 << 23;
 /**
  * The backward pass frees each op's gradients and saved tensors as soon as the op is done (backends/backprop.ts)
  * and a block's intermediates go when it returns, so the peak is what the forward pass saved plus the loss's
@@ -156,10 +155,9 @@ export function blockValuesPerToken(
 function lossBytes(spec: ModelSpec, tokens: number): number {
   if (spec.task !== 'causal-lm') return tokens * spec.hiddenSize * F32 * 4;
   const logits = tokens * spec.vocabSize;
-  if (logits <= LOGIT_CHUNK) return PLAIN_LOGIT_COPIES * logits * F32;
-  const d = spec.hiddenSize;
-  const rows = Math.max(1, Math.min(spec.vocabSize, Math.floor(LOGIT_CHUNK / Math.max(tokens, d))));
-  return (rows * d + 2 * tokens * rows) * F32;
+  if (logits <= LOGIT_CHUNK_ELEMENTS) return PLAIN_LOGIT_COPIES * logits * F32;
+  const rows = headBlockRows(tokens, spec.hiddenSize, spec.vocabSize);
+  return (rows * spec.hiddenSize + 2 * tokens * rows) * F32;
 }
 
 function activationBytes(
@@ -180,7 +178,7 @@ function activationBytes(
     // each block's input stays; one block at a time is recomputed and differentiated, and the loss's working set
     // comes and goes in the forward pass (a small loss's tensors wait for the end of the backward pass)
     const inputs = layers * tokens * spec.hiddenSize * F32;
-    const plain = spec.task === 'causal-lm' && tokens * spec.vocabSize <= LOGIT_CHUNK;
+    const plain = spec.task === 'causal-lm' && tokens * spec.vocabSize <= LOGIT_CHUNK_ELEMENTS;
     return Math.round(inputs + (plain ? block + loss : Math.max(RECOMPUTE_FACTOR * block, loss)));
   }
   return Math.round(layers * block + loss);

@@ -3,6 +3,7 @@ import type { ForwardContext } from '../models/layers.ts';
 import { weightedTokenNll } from '../models/ops.ts';
 import { chunkedTokenNll } from '../models/recompute.ts';
 import type { Batch, LinearHead, LoadedModel } from '../models/types.ts';
+import { headBlockRows, LOGIT_CHUNK_ELEMENTS } from './logit-blocks.ts';
 
 /** Σ of −log p(target) over rows; logits [N, C], targets int32 [N]. Gathers from the flat logits so no [N, C] one-hot is built. */
 function crossEntropyRows(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
@@ -49,16 +50,10 @@ export function causalLmLossSum(
 }
 
 /**
- * Logits of at most this many elements (32 MiB of float32) exist at once in a causal-LM loss: with a 151,936-token
- * vocabulary one 4 × 128 batch has 311 MB of logits, and as much again for their gradient.
- */
-export const LOGIT_CHUNK_ELEMENTS = 1 << 23;
-
-/**
  * `causalLmLossSum` of a model's output without its whole [B·T, vocab] logits: when they exceed
- * `LOGIT_CHUNK_ELEMENTS`, the head runs over row chunks. A head that is one adapter-free module (the usual case)
- * takes its gradient in the same pass (`fusedHeadNll`); any other head is recomputed chunk by chunk in the backward
- * pass, with `headParams` the trainable variables it reads.
+ * `LOGIT_CHUNK_ELEMENTS`, the head runs in blocks. A head that is one adapter-free module (the usual case) takes
+ * its gradient in the same pass (`fusedHeadNll`); any other head runs over row chunks and is recomputed chunk by
+ * chunk in the backward pass, with `headParams` the trainable variables it reads.
  */
 export function causalLmLossOfModel(
   model: LoadedModel,
@@ -131,7 +126,7 @@ function streamedHeadNll(
 ): { loss: tf.Scalar; dRows: tf.Tensor2D } {
   const [n, d] = x.shape;
   const vocab = layer.weight.shape[0];
-  const block = Math.max(1, Math.min(vocab, Math.floor(chunkElements / Math.max(n, d))));
+  const block = headBlockRows(n, d, vocab, chunkElements);
   let m = tf.fill([n, 1], Number.NEGATIVE_INFINITY) as tf.Tensor2D;
   let l = tf.zeros([n, 1]) as tf.Tensor2D;
   let acc = tf.zeros([n, d]) as tf.Tensor2D;
