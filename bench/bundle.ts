@@ -1,10 +1,12 @@
-import { join } from 'node:path';
-import { runtimeExternals } from '../electron/vite.main.config.ts';
+import { cpSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { bundledEngineFiles, runtimeExternals } from '../electron/vite.main.config.ts';
 
 /**
  * Bundles a bench child to plain JavaScript as the packaged app bundles its engine host (the same packages
  * external): run through tsx, the TypeScript compiler would add some 30 MB to an RSS no user process carries.
- * The bundle sits in node_modules/.cache so its package imports resolve from this repository.
+ * The bundle sits in node_modules/.cache so its package imports resolve from this repository, with the engine
+ * files it reads at run time beside it.
  */
 export async function bundleChild(root: string, entry: string): Promise<string> {
   const { build } = await import('esbuild');
@@ -32,5 +34,7 @@ export async function bundleChild(root: string, entry: string): Promise<string> 
     ],
     logLevel: 'error',
   });
+  for (const { from, to } of bundledEngineFiles)
+    cpSync(join(root, from), join(dirname(outfile), to), { recursive: true });
   return outfile;
 }

@@ -7,6 +7,7 @@
 import { memoryUsage } from 'node:process';
 import { fusedOpsEnabled } from '../engine/backends/fused.ts';
 import { selectBackend } from '../engine/backends/index.ts';
+import { bf16Kernel } from '../engine/backends/native/bf16.ts';
 import { TrainingSettings } from '../engine/common/project-schema.ts';
 import type { EncodedExample } from '../engine/data/tokenize.ts';
 import { frozenDtypes, peakRssBytes } from './memory.ts';
@@ -93,7 +94,9 @@ for (let step = 0; step <= steps; step++) {
 const timed = stepMs.slice(1).sort((a, b) => a - b);
 console.log(
   JSON.stringify({
-    backend: report.matmul ? `${report.chosen}:${report.matmul}` : report.chosen,
+    backend:
+      (report.matmul ? `${report.chosen}:${report.matmul}` : report.chosen) +
+      ('BF16' in frozenDtypes(model) && bf16Kernel() ? ' + AVX512-BF16 kernel' : ''),
     stepMs: timed[Math.floor(timed.length / 2)],
     stepsMs: stepMs,
     losses,

@@ -17,6 +17,12 @@ export const runtimeExternals = [
   'tsx',
 ];
 
+/**
+ * Engine files read at run time from beside the module that reads them (`new URL(…, import.meta.url)`): a bundle
+ * of the engine carries them next to itself. The bf16 kernel's source, compiled once per machine (bf16.ts).
+ */
+export const bundledEngineFiles = [{ from: 'engine/backends/native/bf16', to: 'bf16' }];
+
 export default defineConfig({
   build: {
     lib: { entry: 'electron/main.ts', formats: ['es'], fileName: () => 'main.js' },

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, widenInto } from '../safetensors/dtypes.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../safetensors/dtypes.ts';
 import { transposedProductsAreNative } from './matmul.ts';
 import { NATIVE_BACKEND } from './native/backend.ts';
 
@@ -111,23 +111,31 @@ export class FrozenWeight {
     } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
   }
 
-  /** Rows [start, start + count) as a new float32 tensor [count, cols] (the caller disposes it). */
-  rows(start: number, count: number): tf.Tensor2D {
+  /**
+   * Rows [start, start + count) as a frozen weight of their own (the caller disposes it). On the native backend
+   * it shares this weight's storage, so its products read the rows as they are held (no float32 copy); elsewhere
+   * it is a slice.
+   */
+  rowBlock(start: number, count: number): FrozenWeight {
     const [rows, cols] = this.shape;
     if (!(start >= 0 && count >= 0 && start + count <= rows)) {
       throw new Error(`rows ${start}..${start + count} are outside a frozen weight of ${rows} rows`);
     }
-    if (this.device) return tf.slice(this.device, [start, 0], [count, cols]);
-    if (!this.host) throw new Error('frozen weight: the weight was disposed');
-    if (this.dtypeHeld === 'F32') {
-      return tf.tensor2d((this.host as Float32Array).slice(start * cols, (start + count) * cols), [
-        count,
-        cols,
-      ]);
+    if (this.device) {
+      return new FrozenWeight(
+        [count, cols],
+        'F32',
+        null,
+        tf.keep(tf.slice(this.device, [start, 0], [count, cols])),
+      );
     }
-    const values = new Float32Array(count * cols);
-    widenInto(this.dtypeHeld, this.host as Uint16Array, start * cols, count * cols, values, 0);
-    return tf.tensor2d(values, [count, cols]);
+    if (!this.host) throw new Error('frozen weight: the weight was disposed');
+    return new FrozenWeight(
+      [count, cols],
+      this.dtypeHeld,
+      this.host.subarray(start * cols, (start + count) * cols),
+      null,
+    );
   }
 
   /** The values as a new float32 tensor (the caller disposes it). */

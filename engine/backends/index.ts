@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { isMatMulPath, matMulPaths, type NativeGemmPath, nativeGemmOrder } from './gemm.ts';
 import { ensureGradients } from './gradients.ts';
+import { bf16Status } from './native/bf16.ts';
 import { activateNative } from './native/index.ts';
 import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
 import { activateWasm } from './wasm.ts';
@@ -190,10 +191,17 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
     try {
       const setup = await activateNative(preference.matmul as NativeGemmPath | undefined);
       matmul = setup.gemm.path;
-      native.details = { matmul, gemm: setup.gemm.details, matmulCandidates: setup.gemmProbes };
+      const bf16 = bf16Status();
+      native.details = {
+        matmul,
+        gemm: setup.gemm.details,
+        matmulCandidates: setup.gemmProbes,
+        bf16: { kernel: bf16.kernel !== null, reason: bf16.reason },
+      };
       native.reason =
         `typed-array tensors (no wasm heap limit) with matmul on ${matmul}` +
-        (preference.matmul ? ' (forced)' : '');
+        (preference.matmul ? ' (forced)' : '') +
+        (bf16.kernel ? '; bf16 weights on AVX512-BF16' : '');
       chosen = native;
     } catch (error) {
       if (wanted === 'native') throw error;

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setBf16Kernel } from '../backends/native/bf16.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { inferenceContext } from './layers.ts';
 import { loadModel } from './load.ts';
@@ -56,7 +57,10 @@ const NAMES = [
 describe('logits match the numpy reference (fixed random weights, padded batch)', () => {
   beforeAll(async () => {
     await useTestBackend();
+    // float32 products of bf16-stored weights (the reference's); the bf16 kernel is checked against transformers
+    setBf16Kernel(false);
   });
+  afterAll(() => setBf16Kernel(null));
 
   for (const name of NAMES) {
     it(name, async () => {

@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { computeBudget } from '../adapters/budget.ts';
 import { resolveTargets } from '../adapters/targets.ts';
+import { bf16Kernel, setBf16Kernel } from '../backends/native/bf16.ts';
 import { useTestBackend } from '../backends/testing.ts';
 import { readModelConfig } from './config.ts';
 import { inferenceContext } from './layers.ts';
@@ -80,6 +81,30 @@ function compare(actual: Float32Array, c: Case, task: Reference['task']) {
   return { maxDiff, relative: maxDiff / maxRef };
 }
 
+/** The worst relative logit difference from transformers' over the fixture's cases. */
+async function worstLogits(name: string, ref: Reference): Promise<number> {
+  const model = await loadModel(join(FIXTURES, name));
+  let worst = 0;
+  for (const c of ref.cases) {
+    const before = tf.memory().numTensors;
+    const logits = tf.tidy(() => {
+      const batch: Batch = {
+        inputIds: tf.tensor2d(c.input_ids, undefined, 'int32'),
+        attentionMask: tf.tensor2d(c.attention_mask, undefined, 'int32'),
+        ...(c.token_type_ids ? { tokenTypeIds: tf.tensor2d(c.token_type_ids, undefined, 'int32') } : {}),
+      };
+      return model.forward(batch, inferenceContext());
+    });
+    expect(logits.shape).toEqual(c.logits_shape);
+    const { relative } = compare((await logits.data()) as Float32Array, c, ref.task);
+    logits.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    worst = Math.max(worst, relative);
+  }
+  model.dispose();
+  return worst;
+}
+
 beforeAll(async () => {
   await useTestBackend();
 });
@@ -101,28 +126,22 @@ describe('models saved by transformers', () => {
         expect(spec.numParameters).toBe(ref.num_parameters);
       });
 
+      // float32 products of the widened weights: the model's math, to float32 rounding
       it('logits match transformers within 1e-4 relative (padded batch)', async () => {
-        const model = await loadModel(join(FIXTURES, name));
-        for (const c of ref.cases) {
-          const before = tf.memory().numTensors;
-          const logits = tf.tidy(() => {
-            const batch: Batch = {
-              inputIds: tf.tensor2d(c.input_ids, undefined, 'int32'),
-              attentionMask: tf.tensor2d(c.attention_mask, undefined, 'int32'),
-              ...(c.token_type_ids
-                ? { tokenTypeIds: tf.tensor2d(c.token_type_ids, undefined, 'int32') }
-                : {}),
-            };
-            return model.forward(batch, inferenceContext());
-          });
-          expect(logits.shape).toEqual(c.logits_shape);
-          const { relative } = compare((await logits.data()) as Float32Array, c, ref.task);
-          logits.dispose();
-          expect(tf.memory().numTensors).toBe(before);
-          expect(relative).toBeLessThan(1e-4);
-        }
-        model.dispose();
+        setBf16Kernel(false);
+        onTestFinished(() => setBf16Kernel(null));
+        expect(await worstLogits(name, ref)).toBeLessThan(1e-4);
       });
+
+      // bf16 products round activations to bf16 (2⁻⁸ relative): bf16's tolerance, against the float32 reference
+      if (name.endsWith('-bf16')) {
+        it.runIf(bf16Kernel())(
+          'logits on the AVX512-BF16 kernel match transformers within 1e-2 relative',
+          async () => {
+            expect(await worstLogits(name, ref)).toBeLessThan(1e-2);
+          },
+        );
+      }
 
       it("PEFT's LoRA targets and trainable count (default targets and all-linear)", async () => {
         const spec = specFromConfig(await readModelConfig(join(FIXTURES, name)));

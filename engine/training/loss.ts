@@ -132,9 +132,9 @@ function streamedHeadNll(
   let acc = tf.zeros([n, d]) as tf.Tensor2D;
   for (let v0 = 0; v0 < vocab; v0 += block) {
     const len = Math.min(block, vocab - v0);
+    const w = layer.weight.rowBlock(v0, len);
     const next = tf.tidy(() => {
-      const w = layer.weight.rows(v0, len);
-      let z = tf.matMul(x, w, false, true);
+      let z = w.matmul(x, true);
       if (layer.bias) z = tf.add(z, tf.slice(layer.bias, [v0], [len]));
       const mNew = tf.maximum(m, tf.max(z, 1, true)) as tf.Tensor2D;
       const rescale = tf.exp(tf.sub(m, mNew));
@@ -142,9 +142,10 @@ function streamedHeadNll(
       return {
         m: mNew,
         l: tf.add(tf.mul(l, rescale), tf.sum(p, 1, true)) as tf.Tensor2D,
-        acc: tf.add(tf.mul(acc, rescale), tf.matMul(p, w)) as tf.Tensor2D,
+        acc: tf.add(tf.mul(acc, rescale), w.matmul(p, false)) as tf.Tensor2D,
       };
     });
+    w.dispose();
     tf.dispose([m, l, acc]);
     ({ m, l, acc } = next);
   }

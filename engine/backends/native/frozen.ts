@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { widenInto } from '../../safetensors/dtypes.ts';
 import { FROZEN_GATHER, FROZEN_MATMUL, type FrozenDtype, type FrozenWeight } from '../frozen.ts';
 import { NATIVE_BACKEND, type NativeBackend, type NativeKernelArgs } from './backend.ts';
+import { bf16Kernel } from './bf16.ts';
 import { accumulate, broadcastRows } from './library.ts';
 import { NATIVE_MIN_FLOPS, smallGemm } from './matmul.ts';
 
@@ -79,7 +80,7 @@ function frozenMatMul({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorIn
   return backend.output([n, out], 'float32', y);
 }
 
-/** y = x·op(W) for a bf16/f16 weight, widened a block at a time. */
+/** y = x·op(W) for a bf16/f16 weight: on the bf16 kernel where the CPU has one, else widened a block at a time. */
 function widenedMatMul(
   backend: NativeBackend,
   weight: FrozenWeight,
@@ -93,6 +94,12 @@ function widenedMatMul(
   const out = transposeWeight ? wr : wc;
   const dtype = weight.dtype as Exclude<FrozenDtype, 'F32'>;
   const bits = weight.hostValues() as Uint16Array;
+  const kernel = dtype === 'BF16' ? bf16Kernel() : null;
+  if (kernel) {
+    // on AVX512-BF16 the weight is read as it is held, with x rounded to bf16 as PyTorch's bf16 matmul does
+    kernel.gemm(transposeWeight, n, out, k, xv, bits, y, false);
+    return;
+  }
   const rowsPer = Math.max(1, Math.floor(BLOCK_ELEMENTS / wc));
   for (let r0 = 0; r0 < wr; r0 += rowsPer) {
     const rows = Math.min(rowsPer, wr - r0);
