@@ -64,25 +64,30 @@ STUDIO_TARGET void convertRows(const float* a, int r0, int r1, int k, int k2, ui
 STUDIO_TARGET void packTransposed(const uint16_t* b, int n, int k, int j0, int nz, int p0, int kp,
                                   uint32_t* dst) {
   const int stride = nz * kPanel;
+  // pairs with both values inside the row are gathered, 16 rows at a time (scale 2: bf16 offsets, so odd k works);
+  // an odd k's last pair is read alone, so nothing is read past a row
+  const int whole = std::max(0, std::min(kp, k / 2 - p0));
+  const __m512i rows = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(k));
   for (int z = 0; z < nz; ++z) {
-    for (int c = 0; c < kPanel; ++c) {
-      const int col = j0 + z * kPanel + c;
-      uint32_t* out = dst + z * kPanel + c;
-      if (col >= n) {
-        for (int p = 0; p < kp; ++p) out[static_cast<size_t>(p) * stride] = 0;
-        continue;
-      }
-      const uint16_t* row = b + static_cast<size_t>(col) * k;
-      for (int p = 0; p < kp; ++p) {
-        const int kk = 2 * (p0 + p);
-        uint32_t v;
-        if (kk + 1 < k) {
-          std::memcpy(&v, row + kk, 4);
-        } else {
-          v = row[kk];
-        }
-        out[static_cast<size_t>(p) * stride] = v;
-      }
+    const int col0 = j0 + z * kPanel;
+    const int valid = std::max(0, std::min(kPanel, n - col0));
+    uint32_t* out = dst + z * kPanel;
+    if (valid == 0) {
+      for (int p = 0; p < kp; ++p) _mm512_storeu_si512(out + static_cast<size_t>(p) * stride, _mm512_setzero_si512());
+      continue;
+    }
+    const __mmask16 mask = static_cast<__mmask16>(valid == kPanel ? 0xffffu : (1u << valid) - 1);
+    const uint16_t* base = b + static_cast<size_t>(col0) * k;
+    for (int p = 0; p < whole; ++p) {
+      const __m512i idx = _mm512_add_epi32(rows, _mm512_set1_epi32(2 * (p0 + p)));
+      _mm512_storeu_si512(out + static_cast<size_t>(p) * stride,
+                          _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx, base, 2));
+    }
+    for (int p = whole; p < kp; ++p) {
+      const int kk = 2 * (p0 + p);
+      for (int c = 0; c < kPanel; ++c)
+        out[static_cast<size_t>(p) * stride + c] = c < valid ? base[static_cast<size_t>(c) * k + kk] : 0;
     }
   }
 }
