@@ -197,6 +197,7 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
         gemm: setup.gemm.details,
         matmulCandidates: setup.gemmProbes,
         bf16: { kernel: bf16.kernel !== null, reason: bf16.reason },
+        allocator: setup.allocator,
       };
       native.reason =
         `typed-array tensors (no wasm heap limit) with matmul on ${matmul}` +

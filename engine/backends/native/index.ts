@@ -7,6 +7,7 @@ import { elementwiseKernels } from './elementwise.ts';
 import { frozenKernels } from './frozen.ts';
 import { fusedKernels, installNativeFusedOps } from './fused.ts';
 import { layoutKernels } from './layout.ts';
+import { retainFreedMemory } from './malloc.ts';
 import { matMulKernels } from './matmul.ts';
 import { reductionKernels } from './reduce.ts';
 
@@ -50,6 +51,8 @@ export interface NativeSetup {
   gemm: NativeGemm;
   /** Why each native GEMM loaded or not (empty when one was forced). */
   gemmProbes: GemmProbe[];
+  /** What was done to the C allocator (malloc.ts). */
+  allocator: string;
 }
 
 /**
@@ -74,5 +77,5 @@ export async function activateNative(force?: NativeGemmPath): Promise<NativeSetu
     tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend(current!), -1);
   }
   if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error('the native backend failed to initialise');
-  return { gemm, gemmProbes };
+  return { gemm, gemmProbes, allocator: retainFreedMemory() };
 }
