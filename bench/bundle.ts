@@ -1,6 +1,5 @@
-import { cpSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { bundledEngineFiles, runtimeExternals } from '../electron/vite.main.config.ts';
+import { copyBundledEngineFiles, runtimeExternals } from '../electron/vite.main.config.ts';
 
 /**
  * Bundles a bench child to plain JavaScript as the packaged app bundles its engine host (the same packages
@@ -34,7 +33,6 @@ export async function bundleChild(root: string, entry: string): Promise<string> 
     ],
     logLevel: 'error',
   });
-  for (const { from, to } of bundledEngineFiles)
-    cpSync(join(root, from), join(dirname(outfile), to), { recursive: true });
+  copyBundledEngineFiles(root, dirname(outfile));
   return outfile;
 }

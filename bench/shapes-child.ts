@@ -92,11 +92,12 @@ for (let step = 0; step <= steps; step++) {
   );
 }
 const timed = stepMs.slice(1).sort((a, b) => a - b);
+const frozen = frozenDtypes(model);
 console.log(
   JSON.stringify({
     backend:
       (report.matmul ? `${report.chosen}:${report.matmul}` : report.chosen) +
-      ('BF16' in frozenDtypes(model) && bf16Kernel() ? ' + AVX512-BF16 kernel' : ''),
+      ('BF16' in frozen && bf16Kernel() ? ' + AVX512-BF16 kernel' : ''),
     stepMs: timed[Math.floor(timed.length / 2)],
     stepsMs: stepMs,
     losses,
@@ -105,7 +106,7 @@ console.log(
     rssAfterLoadBytes,
     peakRssBytes: peakRssBytes(),
     estimatedPeakBytes: estimate.total,
-    frozen: frozenDtypes(model),
+    frozen,
     parameters: model.spec.numParameters,
     trainable: instance.trainable().reduce((n, p) => n + p.variable.size, 0),
   }),

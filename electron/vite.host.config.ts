@@ -1,7 +1,5 @@
-import { cpSync } from 'node:fs';
-import { join } from 'node:path';
 import { defineConfig } from 'vite';
-import { bundledEngineFiles, runtimeExternals } from './vite.main.config.ts';
+import { copyBundledEngineFiles, runtimeExternals } from './vite.main.config.ts';
 
 /** The engine host (run by `utilityProcess.fork`), an ES module next to main.js, with the files it reads. */
 export default defineConfig({
@@ -13,8 +11,7 @@ export default defineConfig({
     {
       name: 'engine-files',
       writeBundle(options) {
-        for (const { from, to } of bundledEngineFiles)
-          cpSync(from, join(options.dir ?? '.vite/build', to), { recursive: true });
+        copyBundledEngineFiles('.', options.dir ?? '.vite/build');
       },
     },
   ],

@@ -1,3 +1,5 @@
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
 import { defineConfig } from 'vite';
 
 /**
@@ -21,7 +23,13 @@ export const runtimeExternals = [
  * Engine files read at run time from beside the module that reads them (`new URL(…, import.meta.url)`): a bundle
  * of the engine carries them next to itself. The bf16 kernel's source, compiled once per machine (bf16.ts).
  */
-export const bundledEngineFiles = [{ from: 'engine/backends/native/bf16', to: 'bf16' }];
+const bundledEngineFiles = [{ from: 'engine/backends/native/bf16', to: 'bf16' }];
+
+/** Copies those files from the repository at `root` beside a bundle written to `outDir`. */
+export function copyBundledEngineFiles(root: string, outDir: string): void {
+  for (const { from, to } of bundledEngineFiles)
+    cpSync(join(root, from), join(outDir, to), { recursive: true });
+}
 
 export default defineConfig({
   build: {

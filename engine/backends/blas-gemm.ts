@@ -1,8 +1,5 @@
-import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { type KoffiLib, koffi, nativeThreads } from './native-libs.ts';
 import type { NativeGemm } from './types.ts';
-
-const require = createRequire(import.meta.url);
 
 const CBLAS_ROW_MAJOR = 101;
 const CBLAS_NO_TRANS = 111;
@@ -18,16 +15,6 @@ export function blasCandidates(platform: NodeJS.Platform = process.platform): st
     default:
       return ['libopenblas.so.0', 'libopenblas.so', 'libmkl_rt.so.2', 'libblis.so.4', 'libblas.so.3'];
   }
-}
-
-interface KoffiLib {
-  func(definition: string): (...args: unknown[]) => unknown;
-  unload(): void;
-}
-
-interface Koffi {
-  load(path: string): KoffiLib;
-  version?: string;
 }
 
 function tryFunc(lib: KoffiLib, definition: string): ((...args: unknown[]) => unknown) | null {
@@ -51,15 +38,15 @@ export interface BlasGemmOptions {
  * than the pure-JS route. Throws with every library tried and why it was refused.
  */
 export function loadBlasGemm(options: BlasGemmOptions = {}): NativeGemm {
-  const koffi = require('koffi') as Koffi;
+  const ffi = koffi();
   const explicit = process.env.STUDIO_BLAS_LIB;
   const libraries = options.libraries ?? [...(explicit ? [explicit] : []), ...blasCandidates()];
-  const threads = options.threads ?? Math.max(1, Math.min(availableParallelism(), 8));
+  const threads = options.threads ?? nativeThreads();
   const refusals: string[] = [];
   for (const name of libraries) {
     let lib: KoffiLib;
     try {
-      lib = koffi.load(name);
+      lib = ffi.load(name);
     } catch (error) {
       refusals.push(`${name}: ${(error as Error).message.split('\n')[0]}`);
       continue;
@@ -114,7 +101,7 @@ export function loadBlasGemm(options: BlasGemmOptions = {}): NativeGemm {
         library: name,
         implementation,
         threads,
-        koffi: koffi.version ?? 'unknown',
+        koffi: ffi.version ?? 'unknown',
         refused: refusals,
       },
       minFlops: 0,

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { nativeThreads } from './native-libs.ts';
 import { encodeMatMulModel, encodeNodeModel, type MatMulModelSpec } from './onnx-model.ts';
 import type { NativeActivationOp, NativeBinaryOp, NativeGemm, NativeUnaryOp } from './types.ts';
 
@@ -55,7 +55,7 @@ export function loadOrtGemm(options: OrtGemmOptions = {}): NativeGemm {
   }
   const mod = require('onnxruntime-node/dist/binding') as OrtBindingModule;
   mod.initOrt();
-  const threads = options.threads ?? Math.max(1, Math.min(availableParallelism(), 8));
+  const threads = options.threads ?? nativeThreads();
   const sessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,

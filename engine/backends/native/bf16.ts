@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { availableParallelism, homedir } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { outOfMemoryAdvice, StudioError } from '../../common/errors.ts';
+import { formatBytes } from '../../io/bytes.ts';
+import { type KoffiLib, koffi, nativeThreads } from '../native-libs.ts';
 
 /**
  * The AVX512-BF16 product of float32 rows with a bf16 frozen weight (bf16/bf16-gemm.cc), for CPUs that have the
@@ -16,7 +18,6 @@ import { fileURLToPath } from 'node:url';
  * AVX512-BF16, or `STUDIO_BF16=off`, `bf16Kernel()` is null and the reason says which.
  */
 
-const require = createRequire(import.meta.url);
 const SOURCE = fileURLToPath(new URL('./bf16/bf16-gemm.cc', import.meta.url));
 
 export interface Bf16Gemm {
@@ -40,10 +41,6 @@ export interface Bf16Status {
   kernel: Bf16Gemm | null;
   /** Why the kernel is used or not, for the backend report. */
   reason: string;
-}
-
-interface KoffiLib {
-  func(definition: string): (...args: unknown[]) => number;
 }
 
 let status: Bf16Status | null = null;
@@ -99,7 +96,7 @@ function probe(): Bf16Status {
   if ('error' in built) return off(built.error);
   let lib: KoffiLib;
   try {
-    lib = (require('koffi') as { load(path: string): KoffiLib }).load(built.path);
+    lib = koffi().load(built.path);
   } catch (error) {
     return off(`could not load ${built.path}: ${(error as Error).message.split('\n')[0]}`);
   }
@@ -108,7 +105,7 @@ function probe(): Bf16Status {
   const call = lib.func(
     'int studio_bf16_gemm(int, int, int, int, const float *, const uint16_t *, float *, int, int)',
   );
-  const threads = Math.max(1, Math.min(availableParallelism(), 8));
+  const threads = nativeThreads();
   const kernel: Bf16Gemm = {
     library: built.path,
     threads,
@@ -120,8 +117,9 @@ function probe(): Bf16Status {
       }
       const rc = call(transB ? 1 : 0, m, n, k, a, b, c, accumulate ? 1 : 0, threads);
       if (rc === -2) {
-        throw new RangeError(
-          `out of memory: the bf16 product's scratch of ${m * Math.ceil(k / 2) * 4} bytes could not be allocated`,
+        throw new StudioError(
+          'out_of_memory',
+          `out of memory: the bf16 product's scratch of ${formatBytes(m * Math.ceil(k / 2) * 4)} could not be allocated: ${outOfMemoryAdvice}`,
         );
       }
       if (rc !== 0) throw new Error(`bf16 gemm failed (code ${rc})`);

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { koffi } from '../native-libs.ts';
 
 /**
  * Keeps memory the native backend frees for its next tensors. glibc hands allocations over 128 KiB (at first)
@@ -9,7 +9,6 @@ import { createRequire } from 'node:module';
  * peak RSS (3.84 GB). Elsewhere (musl, macOS, Windows) nothing changes.
  */
 
-const require = createRequire(import.meta.url);
 const M_TRIM_THRESHOLD = -1;
 const M_MMAP_THRESHOLD = -3;
 /** glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2). */
@@ -28,10 +27,8 @@ function apply(): string {
   if (process.platform !== 'linux') return `allocator left as is (${process.platform})`;
   let mallopt: (param: number, value: number) => number;
   try {
-    const koffi = require('koffi') as {
-      load(path: string): { func(definition: string): (...args: number[]) => number };
-    };
-    mallopt = koffi.load('libc.so.6').func('int mallopt(int, int)');
+    const fn = koffi().load('libc.so.6').func('int mallopt(int, int)');
+    mallopt = (param, value) => fn(param, value) as number;
   } catch {
     return 'allocator left as is (no glibc mallopt)';
   }
