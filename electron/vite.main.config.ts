@@ -21,9 +21,10 @@ export const runtimeExternals = [
 
 /**
  * Engine files read at run time from beside the module that reads them (`new URL(…, import.meta.url)`): a bundle
- * of the engine carries them next to itself. The bf16 kernel's source, compiled once per machine (bf16.ts).
+ * of the engine carries them next to itself. The native backend's C++ kernel sources, compiled once per machine
+ * (engine/backends/native/compile.ts).
  */
-const bundledEngineFiles = [{ from: 'engine/backends/native/bf16', to: 'bf16' }];
+const bundledEngineFiles = [{ from: 'engine/backends/native/cc', to: 'cc' }];
 
 /** Copies those files from the repository at `root` beside a bundle written to `outDir`. */
 export function copyBundledEngineFiles(root: string, outDir: string): void {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { isMatMulPath, matMulPaths, type NativeGemmPath, nativeGemmOrder } from './gemm.ts';
 import { ensureGradients } from './gradients.ts';
 import { bf16Status } from './native/bf16.ts';
+import { cpuOpsStatus } from './native/cpu-ops.ts';
 import { activateNative } from './native/index.ts';
 import type { BackendName, BackendReport, CandidateReport, MatMulPath } from './types.ts';
 import { activateWasm } from './wasm.ts';
@@ -192,16 +193,19 @@ export async function selectBackend(opts: SelectOptions = {}): Promise<BackendRe
       const setup = await activateNative(preference.matmul as NativeGemmPath | undefined);
       matmul = setup.gemm.path;
       const bf16 = bf16Status();
+      const ops = cpuOpsStatus();
       native.details = {
         matmul,
         gemm: setup.gemm.details,
         matmulCandidates: setup.gemmProbes,
         bf16: { kernel: bf16.kernel !== null, reason: bf16.reason },
+        cpuOps: { compiled: ops.ops !== null, reason: ops.reason },
         allocator: setup.allocator,
       };
       native.reason =
         `typed-array tensors (no wasm heap limit) with matmul on ${matmul}` +
         (preference.matmul ? ' (forced)' : '') +
+        (ops.ops ? '; elementwise and row kernels compiled for this CPU' : '') +
         (bf16.kernel ? '; bf16 weights on AVX512-BF16' : '');
       chosen = native;
     } catch (error) {

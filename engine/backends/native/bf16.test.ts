@@ -5,7 +5,8 @@ import { bf16ToF32, f32ToBf16 } from '../../safetensors/dtypes.ts';
 import { FrozenWeight } from '../frozen.ts';
 import { ensureGradients } from '../gradients.ts';
 import { maxRelativeDiff, randomValues, referenceMatMul } from '../parity.ts';
-import { bf16Kernel, bf16Status, nativeCacheDir, setBf16Kernel } from './bf16.ts';
+import { bf16Kernel, bf16Status, setBf16Kernel } from './bf16.ts';
+import { nativeCacheDir } from './compile.ts';
 import { activateNative } from './index.ts';
 
 /**

@@ -1,15 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { outOfMemoryAdvice, StudioError } from '../../common/errors.ts';
 import { formatBytes } from '../../io/bytes.ts';
 import { type KoffiLib, koffi, nativeThreads } from '../native-libs.ts';
+import { compileNative, kernelSource } from './compile.ts';
 
 /**
- * The AVX512-BF16 product of float32 rows with a bf16 frozen weight (bf16/bf16-gemm.cc), for CPUs that have the
+ * The AVX512-BF16 product of float32 rows with a bf16 frozen weight (cc/bf16-gemm.cc), for CPUs that have the
  * instructions. onnxruntime's CPU provider has no bf16 arithmetic, so without it a bf16 weight is widened and
  * multiplied at float32 speed; with it Qwen2.5-0.5B's frozen products run 1.9–2.6× MLAS's float32 ones (bench).
  *
@@ -18,7 +14,7 @@ import { type KoffiLib, koffi, nativeThreads } from '../native-libs.ts';
  * AVX512-BF16, or `STUDIO_BF16=off`, `bf16Kernel()` is null and the reason says which.
  */
 
-const SOURCE = fileURLToPath(new URL('./bf16/bf16-gemm.cc', import.meta.url));
+const SOURCE = kernelSource('bf16-gemm.cc');
 
 export interface Bf16Gemm {
   /** c [m × n] = a [m × k] · op(b) (+ c when `accumulate`); b holds bf16 bits, [n × k] when `transB`, else [k × n]. */
@@ -66,12 +62,6 @@ export function setBf16Kernel(on: false | null): void {
   status = null;
 }
 
-/** Where compiled kernels are kept: `STUDIO_CACHE_DIR`, else `$XDG_CACHE_HOME` or ~/.cache, in adapter-studio. */
-export function nativeCacheDir(env: NodeJS.ProcessEnv = process.env, home = homedir()): string {
-  if (env.STUDIO_CACHE_DIR) return join(env.STUDIO_CACHE_DIR, 'native');
-  return join(env.XDG_CACHE_HOME || join(home, '.cache'), 'adapter-studio', 'native');
-}
-
 /** Whether Linux reports AVX512-BF16 (elsewhere the library's own CPUID check decides). */
 function cpuListsBf16(): boolean | null {
   if (process.platform !== 'linux') return null;
@@ -91,8 +81,7 @@ function probe(): Bf16Status {
       `needs an x86-64 Linux or macOS machine with AVX512-BF16 (this is ${process.platform}-${process.arch})`,
     );
   if (cpuListsBf16() === false) return off('this CPU has no AVX512-BF16 (lscpu lists no avx512_bf16)');
-  if (!existsSync(SOURCE)) return off(`the kernel source is missing (${SOURCE})`);
-  const built = compile();
+  const built = compileNative(SOURCE);
   if ('error' in built) return off(built.error);
   let lib: KoffiLib;
   try {
@@ -126,37 +115,4 @@ function probe(): Bf16Status {
     },
   };
   return { kernel, reason: `AVX512-BF16 kernel (${built.path}, ${threads} threads)` };
-}
-
-/** Compiles the kernel into the cache, once per source version; a temp file renamed, so no half-written library. */
-function compile(): { path: string } | { error: string } {
-  const source = readFileSync(SOURCE);
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const dir = nativeCacheDir();
-  const path = join(dir, `bf16-gemm-${hash}.${process.platform === 'darwin' ? 'dylib' : 'so'}`);
-  if (existsSync(path)) return { path };
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (error) {
-    return { error: `cannot create the kernel cache ${dir}: ${(error as Error).message}` };
-  }
-  const tmp = `${path}.${process.pid}.tmp`;
-  const compilers = [process.env.CXX, 'c++', 'g++', 'clang++'].filter((c): c is string => Boolean(c));
-  const failures: string[] = [];
-  for (const cxx of compilers) {
-    const run = spawnSync(cxx, ['-O3', '-std=c++17', '-shared', '-fPIC', '-pthread', SOURCE, '-o', tmp], {
-      encoding: 'utf8',
-      timeout: 180_000,
-    });
-    if (run.status === 0) {
-      renameSync(tmp, path);
-      return { path };
-    }
-    rmSync(tmp, { force: true });
-    const why = run.error
-      ? run.error.message
-      : (run.stderr.split('\n').find((l) => /error/i.test(l)) ?? `exit ${run.status}`);
-    failures.push(`${cxx}: ${why.trim()}`);
-  }
-  return { error: `no C++ compiler could build the kernel (${failures.join('; ')})` };
 }

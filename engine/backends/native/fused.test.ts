@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fusedOpsParity } from '../../testing/fused-ops.ts';
 import { fusedOps } from '../fused.ts';
 import { ensureGradients } from '../gradients.ts';
+import { cpuOps, setCpuOps } from './cpu-ops.ts';
 import { activateNative } from './index.ts';
 import { fusedLimits } from './library.ts';
 
@@ -13,21 +14,30 @@ beforeAll(async () => {
 });
 
 const defaults = { ...fusedLimits };
-const routes: [string, Partial<typeof fusedLimits>][] = [
-  ['softmax and transcendentals on the native library', { nativeMinElements: 0 }],
+const routes: [string, Partial<typeof fusedLimits>, boolean][] = [
+  ['on the compiled CPU kernels', {}, true],
+  ['softmax and transcendentals on the GEMM library', { nativeMinElements: 0 }, false],
   // tiny scratch: one softmax row per NLL pass, one (batch, kv head) group per attention pass
   [
     'softmax and transcendentals in JS, scratch split into the smallest chunks',
     { nativeMinElements: Infinity, nllScratch: 1, attentionScratch: 1 },
+    false,
   ],
 ];
 
-describe.each(routes)('native fused kernels: %s', (_route, limits) => {
+describe.each(routes)('native fused kernels: %s', (_route, limits, compiled) => {
   beforeAll(() => {
     Object.assign(fusedLimits, limits);
+    if (!compiled) setCpuOps(false);
   });
   afterAll(() => {
     Object.assign(fusedLimits, defaults);
+    setCpuOps(null);
+  });
+
+  it.runIf(compiled)('builds the compiled kernels wherever a C++ compiler is present', () => {
+    // CI and these machines have g++: a build failure must fail here, not pass as the JS route
+    expect(cpuOps()?.threads).toBeGreaterThanOrEqual(1);
   });
 
   it('STUDIO_FUSED=off turns them off', () => {

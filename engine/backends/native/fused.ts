@@ -3,6 +3,7 @@ import type { AdamWStep } from '../fused.ts';
 import { installFusedOps } from '../fused-kernels.ts';
 import type { NativeActivationOp, NativeUnaryOp } from '../types.ts';
 import { NATIVE_BACKEND, type NativeBackend } from './backend.ts';
+import { type CpuActivation, cpuOps } from './cpu-ops.ts';
 import { broadcastRows, fusedLimits, library, softmaxRows, unary } from './library.ts';
 
 /**
@@ -47,24 +48,27 @@ function norms(): tf.KernelConfig[] {
       const y = backend.alloc(Float32Array, rows * d);
       const mean = new Float32Array(rows);
       const rstd = new Float32Array(rows);
-      for (let r = 0; r < rows; r++) {
-        const o = r * d;
-        let mu = 0;
-        if (layer) {
-          for (let j = 0; j < d; j++) mu += X[o + j];
-          mu /= d;
+      const compiled = cpuOps();
+      if (compiled) compiled.norm(rows, d, X, W, B, eps, y, mean, rstd);
+      else
+        for (let r = 0; r < rows; r++) {
+          const o = r * d;
+          let mu = 0;
+          if (layer) {
+            for (let j = 0; j < d; j++) mu += X[o + j];
+            mu /= d;
+          }
+          let ss = 0;
+          for (let j = 0; j < d; j++) {
+            const c = X[o + j] - mu;
+            ss += c * c;
+          }
+          const rs = 1 / Math.sqrt(ss / d + eps);
+          if (B) for (let j = 0; j < d; j++) y[o + j] = (X[o + j] - mu) * rs * W[j] + B[j];
+          else for (let j = 0; j < d; j++) y[o + j] = X[o + j] * rs * W[j];
+          mean[r] = mu;
+          rstd[r] = rs;
         }
-        let ss = 0;
-        for (let j = 0; j < d; j++) {
-          const c = X[o + j] - mu;
-          ss += c * c;
-        }
-        const rs = 1 / Math.sqrt(ss / d + eps);
-        if (B) for (let j = 0; j < d; j++) y[o + j] = (X[o + j] - mu) * rs * W[j] + B[j];
-        else for (let j = 0; j < d; j++) y[o + j] = X[o + j] * rs * W[j];
-        mean[r] = mu;
-        rstd[r] = rs;
-      }
       return [
         backend.output(x.shape, 'float32', y),
         backend.output([rows], 'float32', mean),
@@ -82,6 +86,11 @@ function norms(): tf.KernelConfig[] {
       const [X, DY, W, M, R] = ['x', 'dy', 'weight', 'mean', 'rstd'].map((n) => f32(backend, inputs, n));
       const layer = Boolean(attrs.layer);
       const dx = backend.alloc(Float32Array, rows * d);
+      const compiled = cpuOps();
+      if (compiled) {
+        compiled.normGrad(layer, rows, d, X, DY, W, M, R, dx);
+        return backend.output(x.shape, 'float32', dx);
+      }
       for (let r = 0; r < rows; r++) {
         const o = r * d;
         const mu = M[r];
@@ -131,6 +140,11 @@ function rope(): tf.KernelConfig {
     const transpose = Boolean(attrs.transpose);
     const half = dim / 2;
     const y = backend.alloc(Float32Array, X.length);
+    const compiled = cpuOps();
+    if (compiled) {
+      compiled.rope(transpose, x.shape, X, C, S, y);
+      return backend.output(x.shape, 'float32', y);
+    }
     for (let b = 0; b < batch; b++)
       for (let h = 0; h < heads; h++)
         for (let t = 0; t < length; t++) {
@@ -240,6 +254,12 @@ function applyActivation(
   u: Float32Array | null,
   dy: Float32Array | null,
 ): Float32Array {
+  const compiled = cpuOps();
+  if (compiled && act in ACTIVATIONS) {
+    const o = backend.alloc(Float32Array, x.length);
+    compiled.activationForm(act as CpuActivation, form, x, u, dy, o);
+    return o;
+  }
   const { op, fused } = ACTIVATIONS[act] ?? {};
   const { pre, loop } = actLoop(act, form);
   const o = backend.alloc(Float32Array, x.length);
@@ -296,6 +316,14 @@ function adamw(): tf.KernelConfig {
     const [p2, m2, v2] = [0, 1, 2].map(() => backend.alloc(Float32Array, n));
     const decay = 1 - lr * weightDecay;
     const stepSize = lr / bias1;
+    const compiled = cpuOps();
+    if (compiled) {
+      compiled.adamw(
+        { p: P, g: G, m: M, v: V, p2, m2, v2 },
+        { beta1, beta2, eps, decay, stepSize, bias2Sqrt },
+      );
+      return [p2, m2, v2].map((values) => backend.output(p.shape, 'float32', values));
+    }
     for (let i = 0; i < n; i++) {
       const g = G[i];
       const m = beta1 * M[i] + (1 - beta1) * g;
@@ -427,6 +455,11 @@ function probabilities(
   lseOut: Float32Array | null,
 ): void {
   const { m, tk, tq, kvHeads } = g;
+  const compiled = cpuOps();
+  if (compiled) {
+    compiled.attentionProbs({ count, m, tk, tq, kvHeads, g0, biasQ: g.biasQ }, s, bias, scale, lse, lseOut);
+    return;
+  }
   const rows = count * m;
   // the library's softmax leaves each row's largest entry at 1/Σ, which never underflows: lse = max + log Σ
   const native = lse ? null : library(backend, s.length)?.softmax;
@@ -530,13 +563,16 @@ function attention(): tf.KernelConfig[] {
         probabilities(backend, g, g0, count, p, Bias, scale, L, null);
         gemm(true, false, tk, d, m)(p, dos, dv.subarray(...kRange));
         gemm(false, true, m, tk, d)(dos, V.subarray(...kRange), ds);
-        for (let row = 0; row < count * m; row++) {
-          const oo = g0 * m * d + row * d;
-          let dot = 0;
-          for (let j = 0; j < d; j++) dot += DO[oo + j] * O[oo + j];
-          const so = row * tk;
-          for (let j = 0; j < tk; j++) ds[so + j] = p[so + j] * (ds[so + j] - dot) * scale;
-        }
+        const compiled = cpuOps();
+        if (compiled) compiled.attentionDScores(count * m, tk, d, p, ds, dos, O.subarray(...qRange), scale);
+        else
+          for (let row = 0; row < count * m; row++) {
+            const oo = g0 * m * d + row * d;
+            let dot = 0;
+            for (let j = 0; j < d; j++) dot += DO[oo + j] * O[oo + j];
+            const so = row * tk;
+            for (let j = 0; j < tk; j++) ds[so + j] = p[so + j] * (ds[so + j] - dot) * scale;
+          }
         gemm(false, false, m, d, tk)(ds, ks, dq.subarray(...qRange));
         gemm(true, false, tk, d, m)(ds, qs, dk.subarray(...kRange));
       }

@@ -1,11 +1,15 @@
-import type { NativeUnaryOp } from '../types.ts';
+import type { NativeGemm, NativeUnaryOp } from '../types.ts';
 import type { NativeBackend } from './backend.ts';
-import { NATIVE_UNARY_MIN_ELEMENTS } from './elementwise.ts';
+import { cpuOps } from './cpu-ops.ts';
 
 /**
- * The native library's row and elementwise functions as the native kernels call them: on the library when it
- * has the function and the array is large enough to pay for the call, else in JS loops (a system BLAS has none).
+ * The native library's row and elementwise functions as the native kernels call them: on the compiled CPU
+ * kernels (cpu-ops.ts), else on the GEMM library when it has the function (onnxruntime does, a system BLAS has
+ * none), when the array is large enough to pay for the call; else in JS loops.
  */
+
+/** Elements from which a call into a native library's vectorised, threaded kernel beats a JS loop. */
+export const NATIVE_UNARY_MIN_ELEMENTS = 1 << 14;
 
 /** Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7), tfjs's own erf. */
 function erf(x: number): number {
@@ -27,7 +31,7 @@ const JS_UNARY: Record<NativeUnaryOp, (x: number) => number> = {
 };
 
 /**
- * Sizes in elements: from which the native library's functions run instead of JS loops, the token NLL's
+ * Sizes in elements: from which the GEMM library's functions run instead of JS loops, the token NLL's
  * scratch (rows per pass), and the score elements of the attention groups computed at once (which bound the
  * forward and backward scratch whatever the sequence length). Tests change them to exercise both routes and the
  * chunking.
@@ -38,9 +42,15 @@ export const fusedLimits = {
   attentionScratch: 1 << 22,
 };
 
+export type NativeElementwise = Pick<
+  NativeGemm,
+  'unary' | 'activation' | 'binary' | 'softmax' | 'logSoftmax'
+>;
+
 /** The native library's functions when it has them and `elements` are enough to pay for the call. */
-export function library(backend: NativeBackend, elements: number) {
-  return elements >= fusedLimits.nativeMinElements ? backend.gemm : null;
+export function library(backend: NativeBackend, elements: number): NativeElementwise | null {
+  // a call into the compiled kernels costs about a microsecond: they take arrays of every size
+  return cpuOps() ?? (elements >= fusedLimits.nativeMinElements ? backend.gemm : null);
 }
 
 /** y = f(x) on the native library when it has the function (x and y may be the same array), else in JS. */
@@ -66,6 +76,11 @@ export function softmaxRows(
   cols: number,
   logSumExp?: Float32Array,
 ): void {
+  const compiled = cpuOps();
+  if (compiled) {
+    compiled.softmax(x, y, rows, cols, logSumExp ?? null);
+    return;
+  }
   const native = logSumExp ? null : library(backend, x.length)?.softmax;
   if (native) {
     native(x, y, rows, cols);

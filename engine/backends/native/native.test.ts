@@ -3,8 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureGradients } from '../gradients.ts';
 import { maxRelativeDiff, onCpu, randomValues, referenceMatMul } from '../parity.ts';
 import { BufferPool, type NativeBackend } from './backend.ts';
-import { NATIVE_UNARY_MIN_ELEMENTS } from './elementwise.ts';
 import { activateNative, NATIVE_BACKEND } from './index.ts';
+import { NATIVE_UNARY_MIN_ELEMENTS } from './library.ts';
 
 /**
  * Every kernel the native backend replaces, against the tfjs `cpu` backend's (or, for matmul broadcasting, an
@@ -304,5 +304,20 @@ describe('native backend buffer pool', () => {
     expect(backend.values(w as unknown as tf.TensorInfo).buffer).not.toBe(seen.buffer);
     expect(seen[0]).toBe(3);
     tf.dispose([x, w]);
+  });
+
+  it('hands out zeros from a recycled buffer that held other values', () => {
+    const backend = tf.backend() as NativeBackend;
+    const x = tf.ones([64, 1024]);
+    const y = tf.add(x, 1);
+    const yBuffer = backend.values(y as unknown as tf.TensorInfo).buffer;
+    y.dispose();
+    const zeros = tf.zerosLike(x);
+    expect(backend.values(zeros as unknown as tf.TensorInfo).buffer).toBe(yBuffer);
+    expect(zeros.dataSync().every((v) => v === 0)).toBe(true);
+    const ints = tf.zerosLike(tf.cast(x, 'int32'));
+    expect(ints.dtype).toBe('int32');
+    expect(ints.dataSync().every((v) => v === 0)).toBe(true);
+    tf.dispose([x, zeros, ints]);
   });
 });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { cpuKernel, NATIVE_BACKEND, type NativeKernelArgs, type NativeKernelFunc } from './backend.ts';
-import { NATIVE_UNARY_MIN_ELEMENTS } from './elementwise.ts';
+import { library } from './library.ts';
 
 /**
  * Float32 reductions over any contiguous run of axes (rows, columns, or a middle block), without the cpu
@@ -104,8 +104,9 @@ function softmax(): tf.KernelConfig {
     const rows = cols === 0 ? 0 : size / cols;
     const x = backend.values(logits);
     const out = backend.alloc(Float32Array, size);
-    if (size >= NATIVE_UNARY_MIN_ELEMENTS && backend.gemm.softmax) {
-      backend.gemm.softmax(x, out, rows, cols);
+    const native = library(backend, size)?.softmax;
+    if (native) {
+      native(x, out, rows, cols);
     } else {
       for (let r = 0; r < rows; r++) {
         const base = r * cols;
