@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { outOfMemoryAdvice, StudioError } from '../../common/errors.ts';
 import { formatBytes } from '../../io/bytes.ts';
 import { type KoffiLib, koffi, nativeThreads } from '../native-libs.ts';
-import { compileNative, kernelSource } from './compile.ts';
+import { compileNative, kernelSource, probedOnce } from './compile.ts';
 
 /**
  * The AVX512-BF16 product of float32 rows with a bf16 frozen weight (cc/bf16-gemm.cc), for CPUs that have the
@@ -39,18 +39,15 @@ export interface Bf16Status {
   reason: string;
 }
 
-let status: Bf16Status | null = null;
-/** Set by `setBf16Kernel`: false turns the kernel off whatever the environment says; null follows it. */
-let enabled: boolean | null = null;
+const probed = probedOnce(probe);
 
 /** The kernel, or null (see `bf16Status().reason`); probed and compiled on first call. */
 export function bf16Kernel(): Bf16Gemm | null {
-  return bf16Status().kernel;
+  return probed.status().kernel;
 }
 
 export function bf16Status(): Bf16Status {
-  status ??= probe();
-  return status;
+  return probed.status();
 }
 
 /**
@@ -58,8 +55,7 @@ export function bf16Status(): Bf16Status {
  * tests against float32 references, or back to following `STUDIO_BF16` (null). Probes again on next use.
  */
 export function setBf16Kernel(on: false | null): void {
-  enabled = on;
-  status = null;
+  probed.set(on);
 }
 
 /** Whether Linux reports AVX512-BF16 (elsewhere the library's own CPUID check decides). */
@@ -72,7 +68,7 @@ function cpuListsBf16(): boolean | null {
   }
 }
 
-function probe(): Bf16Status {
+function probe(enabled: false | null): Bf16Status {
   const off = (reason: string): Bf16Status => ({ kernel: null, reason });
   if (enabled === false) return off('turned off for float32 products of the widened weight');
   if (process.env.STUDIO_BF16 === 'off') return off('turned off by STUDIO_BF16=off');

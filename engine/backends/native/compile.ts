@@ -11,6 +11,28 @@ import { fileURLToPath } from 'node:url';
  * callers fall back to their JS and onnxruntime routes and say why.
  */
 
+/**
+ * A compiled library's probe, run on first use and again after each switch: `set(false)` turns it off (tests
+ * of the other routes), `set(null)` follows the environment again.
+ */
+export function probedOnce<S>(probe: (enabled: false | null) => S): {
+  status(): S;
+  set(on: false | null): void;
+} {
+  let status: S | null = null;
+  let enabled: false | null = null;
+  return {
+    status: () => {
+      status ??= probe(enabled);
+      return status;
+    },
+    set(on) {
+      enabled = on;
+      status = null;
+    },
+  };
+}
+
 /** A kernel source beside this file, in cc/ (bundles of the engine carry that folder beside themselves). */
 export function kernelSource(file: string): string {
   return fileURLToPath(new URL(`./cc/${file}`, import.meta.url));

@@ -1,6 +1,6 @@
 import { type KoffiLib, koffi, nativeThreads } from '../native-libs.ts';
 import type { NativeActivationOp, NativeBinaryOp, NativeUnaryOp } from '../types.ts';
-import { compileNative, kernelSource } from './compile.ts';
+import { compileNative, kernelSource, probedOnce } from './compile.ts';
 
 /**
  * The native backend's elementwise and row kernels compiled for this CPU (cc/cpu-ops.cc): activations and
@@ -124,26 +124,23 @@ const FUSED: Record<NativeActivationOp, CpuActivation> = {
   FastGelu: 'gelu_tanh',
 };
 
-let status: CpuOpsStatus | null = null;
-let enabled: boolean | null = null;
+const probed = probedOnce(probe);
 
 /** The compiled kernels, or null (see `cpuOpsStatus().reason`); built on first call. */
 export function cpuOps(): CpuOps | null {
-  return cpuOpsStatus().ops;
+  return probed.status().ops;
 }
 
 export function cpuOpsStatus(): CpuOpsStatus {
-  status ??= probe();
-  return status;
+  return probed.status();
 }
 
 /** Turns the kernels off (false: tests of the JS routes) or back to following `STUDIO_CPU_OPS` (null). */
 export function setCpuOps(on: false | null): void {
-  enabled = on;
-  status = null;
+  probed.set(on);
 }
 
-function probe(): CpuOpsStatus {
+function probe(enabled: false | null): CpuOpsStatus {
   const off = (reason: string): CpuOpsStatus => ({ ops: null, reason });
   if (enabled === false) return off('turned off: JS and onnxruntime routes');
   if (process.env.STUDIO_CPU_OPS === 'off') return off('turned off by STUDIO_CPU_OPS=off');
