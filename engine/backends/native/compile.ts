@@ -55,6 +55,16 @@ function cpuSignature(): string {
   return `${process.arch} ${cpus()[0]?.model ?? ''} ${flags}`;
 }
 
+/** The C++ compilers tried, in order: `$CXX`, then the usual names. */
+function cxxCandidates(): string[] {
+  return [process.env.CXX, 'c++', 'g++', 'clang++'].filter((c): c is string => Boolean(c));
+}
+
+/** Whether any of them runs here (tests: where one does, the kernels must build). */
+export function cxxAvailable(): boolean {
+  return cxxCandidates().some((cxx) => spawnSync(cxx, ['--version'], { timeout: 30_000 }).status === 0);
+}
+
 export interface CompileOptions {
   /** Flags tried first; where they fail, the build is retried without them (a compiler without -march=native). */
   preferredFlags?: string[];
@@ -78,7 +88,7 @@ export function compileNative(
   const name = source.split(/[\\/]/).pop()!.replace(/\.cc$/, '');
   const dir = nativeCacheDir();
   const extension = process.platform === 'darwin' ? 'dylib' : 'so';
-  const compilers = [process.env.CXX, 'c++', 'g++', 'clang++'].filter((c): c is string => Boolean(c));
+  const compilers = cxxCandidates();
   const failures: string[] = [];
   for (const flags of attempts) {
     const hash = createHash('sha256')
