@@ -36,12 +36,9 @@ describe.each(routes)('native fused kernels: %s', (_route, limits, compiled) => 
     setCpuOps(null);
   });
 
-  it.runIf(compiled)(
-    'uses the compiled kernels exactly where a C++ compiler is present',
-    () => {
-      expect(cpuOps() !== null).toBe(cxxAvailable());
-    },
-  );
+  it.runIf(compiled)('uses the compiled kernels exactly where a C++ compiler is present', () => {
+    expect(cpuOps() !== null).toBe(cxxAvailable());
+  });
 
   it('STUDIO_FUSED=off turns them off', () => {
     process.env.STUDIO_FUSED = 'off';
