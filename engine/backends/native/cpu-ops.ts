@@ -1,5 +1,5 @@
 import { type KoffiLib, koffi, nativeThreads } from '../native-libs.ts';
-import type { NativeActivationOp, NativeBinaryOp, NativeUnaryOp } from '../types.ts';
+import type { NativeBinaryOp, NativeUnaryOp } from '../types.ts';
 import { compileNative, kernelSource, probedOnce } from './compile.ts';
 
 /**
@@ -32,8 +32,6 @@ export interface CpuOps {
   threads: number;
   /** y = f(x), equal lengths; y may be x. */
   unary(op: NativeUnaryOp, x: F32, y: F32): void;
-  /** onnxruntime's fused activations by name (the library's `activation`), values only. */
-  activation(op: NativeActivationOp, x: F32, y: F32): void;
   /** o = the form of `act` over x (u the gated unit's up values, dy the incoming gradient, where the form reads them). */
   activationForm(
     act: CpuActivation,
@@ -117,12 +115,6 @@ const UNARY: Record<NativeUnaryOp, number> = { Exp: 0, Tanh: 1, Sigmoid: 2, Erf:
 const BINARY: Record<NativeBinaryOp, number> = { Add: 0, Sub: 1, Mul: 2, Div: 3 };
 const ACTIVATION: Record<CpuActivation, number> = { silu: 0, gelu: 1, gelu_tanh: 2 };
 const FORM: Record<CpuActivationForm, number> = { value: 0, grad: 1, gated: 2, gatedOfGate: 3, gatedOfUp: 4 };
-/** onnxruntime's names for the same activations (QuickGelu with alpha 1 is x·sigmoid(x)). */
-const FUSED: Record<NativeActivationOp, CpuActivation> = {
-  QuickGelu: 'silu',
-  Gelu: 'gelu',
-  FastGelu: 'gelu_tanh',
-};
 
 const probed = probedOnce(probe);
 
@@ -188,7 +180,6 @@ function probe(enabled: false | null): CpuOpsStatus {
     library: built.path,
     threads,
     unary: (op, x, y) => unary(UNARY[op], x.length, x, y),
-    activation: (op, x, y) => activation(ACTIVATION[FUSED[op]], FORM.value, x.length, x, null, null, y),
     activationForm: (act, form, x, u, dy, o) => {
       const a = ACTIVATION[act];
       if (a === undefined) throw new Error(`no compiled activation "${act}"`);

@@ -3,7 +3,7 @@ import type { AdamWStep } from '../fused.ts';
 import { installFusedOps } from '../fused-kernels.ts';
 import type { NativeActivationOp, NativeUnaryOp } from '../types.ts';
 import { NATIVE_BACKEND, type NativeBackend } from './backend.ts';
-import { type CpuActivation, cpuOps } from './cpu-ops.ts';
+import { type CpuActivation, type CpuActivationForm, cpuOps } from './cpu-ops.ts';
 import { broadcastRows, fusedLimits, library, softmaxRows, unary } from './library.ts';
 
 /**
@@ -199,9 +199,8 @@ type ActLoop = (
   dy: Float32Array | null,
   o: Float32Array,
 ) => void;
-type ActForm = 'value' | 'grad' | 'gated' | 'gatedOfGate' | 'gatedOfUp';
 
-const FORMS: Record<ActForm, (a: { f: string; df: string }) => string> = {
+const FORMS: Record<CpuActivationForm, (a: { f: string; df: string }) => string> = {
   value: (a) => a.f,
   grad: (a) => `dy[i] * (${a.df})`,
   gated: (a) => `(${a.f}) * u[i]`,
@@ -214,7 +213,7 @@ const actLoops = new Map<
   { pre: ((x: Float32Array, o: Float32Array) => void) | null; loop: ActLoop }
 >();
 
-function actLoop(act: string, form: ActForm) {
+function actLoop(act: string, form: CpuActivationForm) {
   const key = `${act}/${form}`;
   let entry = actLoops.get(key);
   if (!entry) {
@@ -249,7 +248,7 @@ function actLoop(act: string, form: ActForm) {
 function applyActivation(
   backend: NativeBackend,
   act: string,
-  form: ActForm,
+  form: CpuActivationForm,
   x: Float32Array,
   u: Float32Array | null,
   dy: Float32Array | null,
@@ -264,7 +263,9 @@ function applyActivation(
   const { pre, loop } = actLoop(act, form);
   const o = backend.alloc(Float32Array, x.length);
   const native = form === 'value' || form === 'gated' || form === 'gatedOfUp';
-  const activation = native ? library(backend, x.length)?.activation : undefined;
+  // reached without the compiled kernels only: onnxruntime's fused activation, where the array pays for the call
+  const activation =
+    native && x.length >= fusedLimits.nativeMinElements ? backend.gemm.activation : undefined;
   if (activation) {
     activation(fused, x, o);
     const factor = form === 'gated' ? u : form === 'gatedOfUp' ? dy : null;
@@ -300,7 +301,7 @@ function activations(): tf.KernelConfig[] {
       if (up.length !== tf.util.sizeFromShape(gate.shape))
         throw new Error(`StudioGated: gate [${gate.shape}] and up differ in size`);
       const dy = inputs.dy ? f32(backend, inputs, 'dy') : null;
-      const form: ActForm = !dy ? 'gated' : attrs.of === 'up' ? 'gatedOfUp' : 'gatedOfGate';
+      const form: CpuActivationForm = !dy ? 'gated' : attrs.of === 'up' ? 'gatedOfUp' : 'gatedOfGate';
       const o = applyActivation(backend, String(attrs.act), form, backend.values(gate), up, dy);
       return backend.output(gate.shape, 'float32', o);
     }),

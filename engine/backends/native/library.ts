@@ -42,10 +42,8 @@ export const fusedLimits = {
   attentionScratch: 1 << 22,
 };
 
-export type NativeElementwise = Pick<
-  NativeGemm,
-  'unary' | 'activation' | 'binary' | 'softmax' | 'logSoftmax'
->;
+/** What the kernels call through `library`: the GEMM library's functions, all of which the compiled kernels have. */
+export type NativeElementwise = Pick<NativeGemm, 'unary' | 'binary' | 'softmax' | 'logSoftmax'>;
 
 /** The native library's functions when it has them and `elements` are enough to pay for the call. */
 export function library(backend: NativeBackend, elements: number): NativeElementwise | null {
