@@ -120,4 +120,42 @@ describe('compiled CPU kernels', () => {
     ops!.logSoftmax(s, y, rows, cols);
     expect(worst(y, (i) => s[i] - lse64[Math.floor(i / cols)], 1)).toBeLessThan(1e-6);
   });
+
+  // every tile height and panel count, column tails, a k past one pass (512), and LoRA's shapes
+  const products: [number, number, number][] = [
+    [1, 1, 1],
+    [13, 5, 3],
+    [25, 17, 7],
+    [7, 40, 2],
+    [30, 70, 600],
+    [12, 16, 1025],
+    [256, 16, 300],
+    [64, 130, 16],
+    [3, 200, 65],
+  ];
+  for (const [m, n, k] of products)
+    for (const [transA, transB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ])
+      it.runIf(ops)(
+        `small-dimension product ${transA ? 'aᵀ' : 'a'}·${transB ? 'bᵀ' : 'b'} at m ${m}, n ${n}, k ${k} matches float64`,
+        () => {
+          const a = randomValues(m * k, m + n);
+          const b = randomValues(k * n, k + 1);
+          const c = new Float32Array(m * n).fill(Number.NaN);
+          ops!.sgemm(transA, transB, m, n, k, a, b, c);
+          const want = (i: number) => {
+            const [r, col] = [Math.floor(i / n), i % n];
+            let sum = 0;
+            for (let l = 0; l < k; l++)
+              sum += a[transA ? l * m + r : r * k + l] * b[transB ? col * k + l : l * n + col];
+            return sum;
+          };
+          // float32 sums of k products: error grows like √k ulps of the terms (|a|, |b| ≤ 1)
+          expect(worst(c, want, Math.sqrt(k))).toBeLessThan(2e-6);
+        },
+      );
 });

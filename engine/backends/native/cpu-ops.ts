@@ -92,6 +92,11 @@ export interface CpuOps {
     lseIn: F32 | null,
     lseOut: F32 | null,
   ): void;
+  /**
+   * c [m × n] = op(a)·op(b), a stored [k × m] when `transA`, b stored [n × k] when `transB`: tuned for products
+   * with a small dimension (LoRA's rank), see `smallProduct`.
+   */
+  sgemm(transA: boolean, transB: boolean, m: number, n: number, k: number, a: F32, b: F32, c: F32): void;
   /** ds = p ∘ (ds − rowsum(dO ∘ O))·scale. */
   attentionDScores(
     rows: number,
@@ -176,6 +181,9 @@ function probe(enabled: false | null): CpuOpsStatus {
   const dscores = fn(
     'void studio_attention_dscores(int64_t, int64_t, int64_t, const float *, float *, const float *, const float *, float)',
   );
+  const sgemm = fn(
+    'void studio_sgemm(int, int, int64_t, int64_t, int64_t, const float *, const float *, float *)',
+  );
   const ops: CpuOps = {
     library: built.path,
     threads,
@@ -200,6 +208,7 @@ function probe(enabled: false | null): CpuOpsStatus {
     attentionProbs: (g, s, bias, scale, lseIn, lseOut) =>
       probs(g.count, g.m, g.tk, g.tq, g.kvHeads, g.g0, g.biasQ ? 1 : 0, s, bias, scale, lseIn, lseOut),
     attentionDScores: (rows, tk, d, p, ds, dO, o, scale) => dscores(rows, tk, d, p, ds, dO, o, scale),
+    sgemm: (transA, transB, m, n, k, a, b, c) => sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, b, c),
   };
   return { ops, reason: `compiled CPU kernels (${built.path}, ${threads} threads)` };
 }

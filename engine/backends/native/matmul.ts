@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { broadcastIndices, gemmInto, type MatMulPlan, planMatMul } from '../gemm-plan.ts';
+import type { NativeGemm } from '../types.ts';
 import {
   cpuKernel,
   NATIVE_BACKEND,
@@ -7,6 +8,7 @@ import {
   type NativeKernelArgs,
   type NativeKernelFunc,
 } from './backend.ts';
+import { cpuOps } from './cpu-ops.ts';
 
 /** Below this many flops a plain loop beats a native call's fixed cost (tens of microseconds). */
 export const NATIVE_MIN_FLOPS = 1 << 16;
@@ -30,6 +32,35 @@ export function smallGemm(
     }
 }
 
+/**
+ * Whether op(a)·op(b) runs on the compiled kernel for products with a small dimension (LoRA's rank r: x·Aᵀ,
+ * h·Bᵀ and their gradients) rather than the GEMM library. MLAS, through a session run a call, took these at
+ * 50–90 GFLOP/s in a 3B step; the compiled kernel runs them at 190–330 (bench/shapes). It packs a transposed b
+ * whole, and its tiles stream op(b) once per 8 row tiles, so large-k, large-n products stay on the library.
+ */
+export function smallProduct(transB: boolean, m: number, n: number, k: number): boolean {
+  return k <= 64 || n <= 64 || (m <= 64 && !transB && k <= 2048);
+}
+
+const routed = new WeakMap<NativeGemm, NativeGemm>();
+
+/** `gemm` with its single products routed to the compiled small-dimension kernel where `smallProduct` says. */
+export function productGemm(gemm: NativeGemm): NativeGemm {
+  let r = routed.get(gemm);
+  if (!r) {
+    r = {
+      ...gemm,
+      sgemm: (transA, transB, m, n, k, a, b, c) => {
+        const ops = cpuOps();
+        if (ops && smallProduct(transB, m, n, k)) ops.sgemm(transA, transB, m, n, k, a, b, c);
+        else gemm.sgemm(transA, transB, m, n, k, a, b, c);
+      },
+    };
+    routed.set(gemm, r);
+  }
+  return r;
+}
+
 export function matMulInto(
   backend: NativeBackend,
   a: tf.TensorInfo,
@@ -44,7 +75,7 @@ export function matMulInto(
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
   if (2 * p.batch * p.m * p.n * p.k >= NATIVE_MIN_FLOPS) {
-    gemmInto(backend.gemm, p, aBatch, bBatch, transposeA, transposeB, av, bv, out);
+    gemmInto(productGemm(backend.gemm), p, aBatch, bBatch, transposeA, transposeB, av, bv, out);
     return out;
   }
   const ia = broadcastIndices(p.batchShape, aBatch);

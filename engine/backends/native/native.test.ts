@@ -5,6 +5,7 @@ import { maxRelativeDiff, onCpu, randomValues, referenceMatMul } from '../parity
 import { BufferPool, type NativeBackend } from './backend.ts';
 import { activateNative, NATIVE_BACKEND } from './index.ts';
 import { NATIVE_UNARY_MIN_ELEMENTS } from './library.ts';
+import { smallProduct } from './matmul.ts';
 
 /**
  * Every kernel the native backend replaces, against the tfjs `cpu` backend's (or, for matmul broadcasting, an
@@ -236,6 +237,10 @@ describe('native backend matmul', () => {
     ['rank 3 batched both transposed', [3, 19, 17], [3, 13, 19], true, true],
     ['rank 3 × rank 2 (batch folded)', [4, 30, 16], [16, 28], false, false],
     ['rank 4 cross broadcast', [2, 1, 15, 17], [1, 3, 17, 14], false, false],
+    ['LoRA x·Aᵀ (small-dimension kernel)', [300, 700], [16, 700], false, true],
+    ['LoRA h·Bᵀ (small-dimension kernel)', [300, 16], [700, 16], false, true],
+    ['LoRA dB = dyᵀ·h (small-dimension kernel)', [300, 70], [300, 16], true, false],
+    ['2-D with every dimension large (GEMM library)', [80, 90], [100, 90], false, true],
   ];
   for (const [label, aShape, bShape, ta, tb] of cases) {
     it(`${label} equals a float64 product`, () => {
@@ -248,6 +253,14 @@ describe('native backend matmul', () => {
       expect(maxRelativeDiff(out, ref.values)).toBeLessThanOrEqual(2e-5);
     });
   }
+
+  it('sends products with a small dimension, and no large transposed b, to the compiled kernel', () => {
+    expect(smallProduct(true, 256, 16, 3072)).toBe(true);
+    expect(smallProduct(true, 256, 8192, 16)).toBe(true);
+    expect(smallProduct(false, 16, 3072, 256)).toBe(true);
+    expect(smallProduct(true, 64, 4096, 4096)).toBe(false);
+    expect(smallProduct(false, 256, 3072, 3072)).toBe(false);
+  });
 
   it('fused matmul with bias and relu matches cpu', async () => {
     await expectSame([f32([20, 30]), f32([40, 30]), f32([40])], (a, b, bias) =>
