@@ -72,15 +72,22 @@ export class FrozenWeight {
   }
 
   /**
-   * x·op(W) (+ bias) for rows x [N, k]: op(W) = Wᵀ when `transposeWeight` (Linear's x·Wᵀ), else W (Conv1D). The
-   * bias is frozen too: its gradient is never computed (a bias add's backward summed every output row).
+   * x·op(W) (+ bias) (+ addend) for rows x [N, k]: op(W) = Wᵀ when `transposeWeight` (Linear's x·Wᵀ), else W
+   * (Conv1D). The bias is frozen too: its gradient is never computed (a bias add's backward summed every output
+   * row). `addend` [N, out] is summed inside the product where the kernel can (the bf16 kernel's first pass).
    */
-  matmul(x: tf.Tensor2D, transposeWeight: boolean, bias: tf.Tensor1D | null = null): tf.Tensor2D {
+  matmul(
+    x: tf.Tensor2D,
+    transposeWeight: boolean,
+    bias: tf.Tensor1D | null = null,
+    addend: tf.Tensor2D | null = null,
+  ): tf.Tensor2D {
     if (this.device) {
       const y = this.deviceMatMul(x, transposeWeight);
-      return bias ? addFrozenBias(y, bias) : y;
+      const biased = bias ? addFrozenBias(y, bias) : y;
+      return addend ? tf.add(biased, addend) : biased;
     }
-    return tf.engine().runKernel(FROZEN_MATMUL, { x }, {
+    return tf.engine().runKernel(FROZEN_MATMUL, addend ? { x, addend } : { x }, {
       weight: this,
       transposeWeight,
       bias,

@@ -44,6 +44,12 @@ export interface AdapterLayer {
   readonly adapterName: string;
   /** Linear/Conv1D: x [N, in], base = the output so far [N, out] → adapted output [N, out]. */
   forward(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
+  /**
+   * Linear/Conv1D: the adapted module's whole output for x [N, in] as one op, the adapter's term summed inside
+   * the base product and its input gradient inside the base's (no [N, out] or [N, in] add of its own either way);
+   * null where this adapter cannot (dropout, a variant, a bias of its own). Used when it is the only live adapter.
+   */
+  adaptedForward?(x: tf.Tensor2D, module: AdaptableLayer, ctx: ForwardContext): tf.Tensor2D | null;
   /** Embedding: ids [N] int32, base = looked-up rows [N, dim] → adapted rows [N, dim]. */
   embed?(ids: tf.Tensor1D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
   /** ΔW in logical orientation: (out × in) for Linear/Conv1D, (num_embeddings × dim) for Embedding. */
@@ -124,8 +130,11 @@ export class AdaptableLayer {
   /** Forward pass of a Linear/Conv1D module on flattened rows x [N, in]. */
   forward(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
+      const live = this.liveAdapters();
+      const whole = live.length === 1 ? this.adapters.get(live[0])!.adaptedForward?.(x, this, ctx) : null;
+      if (whole) return whole;
       let y = this.weight.matmul(x, this.kind === 'Linear', this.bias);
-      for (const name of this.liveAdapters()) y = this.adapters.get(name)!.forward(x, y, ctx);
+      for (const name of live) y = this.adapters.get(name)!.forward(x, y, ctx);
       return y;
     });
   }

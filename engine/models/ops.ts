@@ -9,7 +9,7 @@ export const MASKED_SCORE = -1e9;
  * backward runs in a tidy: tfjs runs custom gradients outside any scope, so their intermediates would
  * otherwise live until the whole backward pass ends.
  */
-function customOp(
+export function customOp(
   f: (
     inputs: tf.Tensor[],
     save: tf.GradSaveFunc,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdaptableLayer, type AdapterLayer, dropout, type ForwardContext } from '../../models/layers.ts';
-import { addShapes } from '../../models/ops.ts';
+import { addShapes, customOp } from '../../models/ops.ts';
 import type { LoraVariant, LoraVariantHost, LoraVariantLayer } from './variants.ts';
 
 export interface LoraLayerSettings {
@@ -76,6 +76,40 @@ export class LoraLayer implements AdapterLayer, LoraVariantHost {
       if (this.bias) lora = addShapes(lora, tf.mul(this.bias, scaling));
       return this.variant ? this.variant.forward(xd, base, lora, ctx) : addShapes(base, lora);
     });
+  }
+
+  /**
+   * y = x·Wᵀ (+ bias) + s·(x·Aᵀ)·Bᵀ as one op whose backward gives dx = dy·W + s·(dy·B)·A from one base
+   * product: the LoRA term is the frozen product's addend both ways, which the bf16 kernel sums in its first pass.
+   * Composed, each adapted module added [N, out] forward and [N, in] backward: 0.75 ms a call at 256 × 3072, about
+   * 0.4 s of a 3B step. It keeps x and h = s·x·Aᵀ [N, r], as the composed ops did.
+   */
+  adaptedForward(x: tf.Tensor2D, module: AdaptableLayer, ctx: ForwardContext): tf.Tensor2D | null {
+    if (this.variant || this.bias || this.isEmbedding || (ctx.training && this.settings.dropout > 0))
+      return null;
+    const { scaling } = this.settings;
+    const { weight, bias } = module;
+    const transposeWeight = module.kind === 'Linear';
+    const op = customOp(([input, a, b], save) => {
+      const h = tf.mul(tf.matMul(input, a, false, true), scaling) as tf.Tensor2D;
+      const term = tf.matMul(h, b, false, true) as tf.Tensor2D;
+      const value = weight.matmul(input as tf.Tensor2D, transposeWeight, bias, term);
+      save([input, a, b, h]);
+      return {
+        value,
+        gradFunc: (dy, [xs, as, bs, hs]) => {
+          const dh = tf.mul(tf.matMul(dy, bs), scaling) as tf.Tensor2D;
+          const dx = weight.matmul(
+            dy as tf.Tensor2D,
+            !transposeWeight,
+            null,
+            tf.matMul(dh, as) as tf.Tensor2D,
+          );
+          return [dx, tf.matMul(dh, xs, true, false), tf.matMul(dy, hs, true, false)];
+        },
+      };
+    });
+    return op(x, this.a, this.b) as tf.Tensor2D;
   }
 
   embed(ids: tf.Tensor1D, base: tf.Tensor2D, _ctx: ForwardContext): tf.Tensor2D {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { useTestBackend } from '../../backends/testing.ts';
-import { type AdaptableLayer, inferenceContext } from '../../models/layers.ts';
+import { type AdaptableLayer, inferenceContext, trainingContext } from '../../models/layers.ts';
 import { Rng } from '../random.ts';
 import { parseMethodConfig } from '../registry.ts';
 import {
@@ -143,6 +143,63 @@ describe('scaling', () => {
       config,
     );
     expect(count.perModule.map((m) => m.trainable)).toEqual([2 * 20, 8 * 14]);
+  });
+});
+
+describe('the adapted module as one op (adaptedForward)', () => {
+  test.each([
+    'Linear',
+    'Conv1D',
+  ] as const)('%s: y = x·Wᵀ + b + s·x·Aᵀ·Bᵀ and its gradients in x, A and B match a float64 reference', (kind) => {
+    const { layer, adapter, instance } = make(kind, { r: 3, loraAlpha: 6 }, [7, 5]);
+    randomizeVariables(instance.trainable().map((t) => t.variable));
+    const ctx = trainingContext(1, 0);
+    const x = tf.variable(randomInput(layer, 4) as tf.Tensor2D);
+    const probe = tf.tensor2d(
+      Array.from({ length: 4 * 5 }, (_, i) => Math.sin(i + 1)),
+      [4, 5],
+    );
+    expect(adapter.adaptedForward(x, layer, ctx)).not.toBeNull();
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(layer.forward(x, ctx), probe)),
+      [x, adapter.a, adapter.b],
+    );
+    const w = layer.logicalWeight();
+    const [X, W, A, B, P] = [arr(x), arr(w), arr(adapter.a), arr(adapter.b), arr(probe)];
+    const s = adapter.settings.scaling;
+    const bias = vec(layer.bias!);
+    const y = add(mm(X, tr(W)), mm(mm(X, tr(A)), tr(B)), s).map((row) => row.map((v, j) => v + bias[j]));
+    const loss = y.flat().reduce((sum, v, i) => sum + v * P.flat()[i], 0);
+    const pb = mm(P, B);
+    expect(Math.abs(value.dataSync()[0] - loss)).toBeLessThan(1e-4);
+    expect(maxDiff(arr(grads[x.name]), add(mm(P, W), mm(pb, A), s))).toBeLessThan(1e-5);
+    expect(
+      maxDiff(
+        arr(grads[adapter.a.name]),
+        mm(tr(pb), X).map((r) => r.map((v) => v * s)),
+      ),
+    ).toBeLessThan(1e-5);
+    expect(
+      maxDiff(
+        arr(grads[adapter.b.name]),
+        mm(tr(P), mm(X, tr(A))).map((r) => r.map((v) => v * s)),
+      ),
+    ).toBeLessThan(1e-5);
+    tf.dispose([x, probe, w, value, ...Object.values(grads)]);
+  });
+
+  test('is not taken with dropout while training, a variant or a lora_bias (the composed ops run)', () => {
+    const dropout = make('Linear', { r: 2, dropout: 0.1 });
+    const dora = make('Linear', { r: 2, useDora: true });
+    const biased = make('Linear', { r: 2, loraBias: true });
+    tf.tidy(() => {
+      const fused = ({ layer, adapter }: ReturnType<typeof make>, ctx = inferenceContext()) =>
+        adapter.adaptedForward(randomInput(layer, 2) as tf.Tensor2D, layer, ctx) !== null;
+      expect(fused(dropout, trainingContext(1, 0))).toBe(false);
+      expect(fused(dropout)).toBe(true);
+      expect(fused(dora)).toBe(false);
+      expect(fused(biased)).toBe(false);
+    });
   });
 });
 

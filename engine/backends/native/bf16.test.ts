@@ -60,7 +60,7 @@ describe.runIf(kernel)('AVX512-BF16 product', () => {
   ];
   for (const [m, n, k] of shapes) {
     for (const transB of [true, false]) {
-      it(`[${m} × ${k}]·${transB ? `[${n} × ${k}]ᵀ` : `[${k} × ${n}]`}, set and accumulated`, () => {
+      it(`[${m} × ${k}]·${transB ? `[${n} × ${k}]ᵀ` : `[${k} × ${n}]`}, with and without an addend (itself or another array)`, () => {
         const a = randomValues(m * k, m + n);
         const b = f32ToBf16(randomValues(n * k, k));
         const c0 = randomValues(m * n, 3);
@@ -73,23 +73,22 @@ describe.runIf(kernel)('AVX512-BF16 product', () => {
           transB,
         );
         const c = new Float32Array(m * n).fill(Number.NaN);
-        kernel!.gemm(transB, m, n, k, a, b, c, false);
+        kernel!.gemm(transB, m, n, k, a, b, c, null);
         expect(maxRelativeDiff(c, ref.values)).toBeLessThan(1e-5);
+        const withC0 = ref.values.map((v, i) => v + c0[i]);
         const sum = c0.slice();
-        kernel!.gemm(transB, m, n, k, a, b, sum, true);
-        expect(
-          maxRelativeDiff(
-            sum,
-            ref.values.map((v, i) => v + c0[i]),
-          ),
-        ).toBeLessThan(1e-5);
+        kernel!.gemm(transB, m, n, k, a, b, sum, sum);
+        expect(maxRelativeDiff(sum, withC0)).toBeLessThan(1e-5);
+        const other = new Float32Array(m * n).fill(Number.NaN);
+        kernel!.gemm(transB, m, n, k, a, b, other, c0);
+        expect(maxRelativeDiff(other, withC0)).toBeLessThan(1e-5);
       });
     }
   }
 
   it('refuses arrays shorter than their shape', () => {
     expect(() =>
-      kernel!.gemm(true, 2, 3, 4, new Float32Array(8), new Uint16Array(11), new Float32Array(6), false),
+      kernel!.gemm(true, 2, 3, 4, new Float32Array(8), new Uint16Array(11), new Float32Array(6), null),
     ).toThrow(/do not hold \[2 × 4\]·\[3 × 4\]/);
   });
 });
@@ -139,6 +138,32 @@ describe.runIf(kernel)('bf16 frozen weights on the kernel', () => {
     );
     expect(maxRelativeDiff(y, ref.values)).toBeLessThan(1e-5);
     block.dispose();
+    weight.dispose();
+  });
+
+  it('sums an addend inside the product, with its gradient passed through', () => {
+    const [n, k, out] = [13, 61, 97];
+    const exact = rounded(randomValues(out * k, 3));
+    const weight = FrozenWeight.fromValues('BF16', [out, k], f32ToBf16(exact));
+    const x = randomValues(n * k, 5);
+    const addend = randomValues(n * out, 6);
+    const dy = randomValues(n * out, 7);
+    const { y, dAddend } = tf.tidy(() => {
+      const xt = tf.tensor2d(x, [n, k]);
+      const grad = tf.grad((v: tf.Tensor) =>
+        tf.sum(tf.mul(weight.matmul(xt, true, null, v as tf.Tensor2D), tf.tensor2d(dy, [n, out]))),
+      )(tf.tensor2d(addend, [n, out]));
+      const sum = weight.matmul(xt, true, null, tf.tensor2d(addend, [n, out]));
+      return { y: sum.dataSync().slice(), dAddend: grad.dataSync().slice() };
+    });
+    const ref = referenceMatMul(rounded(x), [n, k], exact, [out, k], false, true);
+    expect(
+      maxRelativeDiff(
+        y,
+        ref.values.map((v, i) => v + addend[i]),
+      ),
+    ).toBeLessThan(1e-5);
+    expect(Array.from(dAddend)).toEqual(Array.from(dy));
     weight.dispose();
   });
 });

@@ -17,7 +17,10 @@ import { compileNative, kernelSource, probedOnce } from './compile.ts';
 const SOURCE = kernelSource('bf16-gemm.cc');
 
 export interface Bf16Gemm {
-  /** c [m × n] = a [m × k] · op(b) (+ c when `accumulate`); b holds bf16 bits, [n × k] when `transB`, else [k × n]. */
+  /**
+   * c [m × n] = a [m × k] · op(b) (+ addend [m × n], which may be c); b holds bf16 bits, [n × k] when `transB`,
+   * else [k × n]. The addend is summed in the kernel's first pass, so adding it costs no pass of its own.
+   */
   gemm(
     transB: boolean,
     m: number,
@@ -26,7 +29,7 @@ export interface Bf16Gemm {
     a: Float32Array,
     b: Uint16Array,
     c: Float32Array,
-    accumulate: boolean,
+    addend: Float32Array | null,
   ): void;
   /** The compiled library. */
   library: string;
@@ -88,19 +91,19 @@ function probe(enabled: false | null): Bf16Status {
   const supported = lib.func('int studio_bf16_supported()');
   if (supported() !== 1) return off('this CPU (or its OS) has no AVX512-BF16 with zmm state saved');
   const call = lib.func(
-    'int studio_bf16_gemm(int, int, int, int, const float *, const uint16_t *, float *, int, int)',
+    'int studio_bf16_gemm(int, int, int, int, const float *, const uint16_t *, float *, const float *, int)',
   );
   const threads = nativeThreads();
   const kernel: Bf16Gemm = {
     library: built.path,
     threads,
-    gemm(transB, m, n, k, a, b, c, accumulate) {
-      if (a.length < m * k || b.length < n * k || c.length < m * n) {
+    gemm(transB, m, n, k, a, b, c, addend) {
+      if (a.length < m * k || b.length < n * k || c.length < m * n || (addend && addend.length < m * n)) {
         throw new Error(
-          `bf16 gemm: arrays of ${a.length}, ${b.length} and ${c.length} values do not hold [${m} × ${k}]·[${n} × ${k}] → [${m} × ${n}]`,
+          `bf16 gemm: arrays of ${a.length}, ${b.length}, ${c.length}${addend ? ` and ${addend.length}` : ''} values do not hold [${m} × ${k}]·[${n} × ${k}]${addend ? ` + [${m} × ${n}]` : ''} → [${m} × ${n}]`,
         );
       }
-      const rc = call(transB ? 1 : 0, m, n, k, a, b, c, accumulate ? 1 : 0, threads);
+      const rc = call(transB ? 1 : 0, m, n, k, a, b, c, addend, threads);
       if (rc === -2) {
         throw new StudioError(
           'out_of_memory',

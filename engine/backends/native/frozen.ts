@@ -53,8 +53,10 @@ function scatterColumns(
   for (let i = 0; i < rows; i++) y.set(src.subarray(i * width, (i + 1) * width), i * cols + c0);
 }
 
+/** y = x·op(W) (+ bias) (+ addend, an optional input of the output's shape). */
 function frozenMatMul({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorInfo {
   const x = inputs.x as tf.TensorInfo;
+  const addend = (inputs.addend ?? null) as tf.TensorInfo | null;
   const weight = attrs?.weight as unknown as FrozenWeight;
   const transposeWeight = Boolean(attrs?.transposeWeight);
   const bias = (attrs?.bias ?? null) as tf.TensorInfo | null;
@@ -74,13 +76,21 @@ function frozenMatMul({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorIn
   if (n === 0 || out === 0) return backend.output([n, out], 'float32', y);
   if (bias && bias.shape[0] !== out)
     throw new Error(`frozen matmul: bias [${bias.shape}] does not fit ${out} output features`);
+  if (addend && (addend.shape.length !== 2 || addend.shape[0] !== n || addend.shape[1] !== out))
+    throw new Error(`frozen matmul: addend [${addend.shape}] is not the output's shape [${n},${out}]`);
+  const av = addend ? backend.values(addend) : null;
+  let added = false;
   if (weight.dtype === 'F32') gemm(backend, transposeWeight, n, out, k, xv, host as Float32Array, y);
-  else widenedMatMul(backend, weight, transposeWeight, n, k, xv, y);
+  else added = widenedMatMul(backend, weight, transposeWeight, n, k, xv, y, av);
+  if (av && !added) accumulate(backend, y, av);
   if (bias) broadcastRows(backend, 'Add', y, backend.values(bias), n, out, false);
   return backend.output([n, out], 'float32', y);
 }
 
-/** y = x·op(W) for a bf16/f16 weight: on the bf16 kernel where the CPU has one, else widened a block at a time. */
+/**
+ * y = x·op(W) for a bf16/f16 weight: on the bf16 kernel where the CPU has one, else widened a block at a time.
+ * Returns whether `addend` was summed in too (the bf16 kernel does it in its first pass; else the caller adds).
+ */
 function widenedMatMul(
   backend: NativeBackend,
   weight: FrozenWeight,
@@ -89,7 +99,8 @@ function widenedMatMul(
   k: number,
   xv: Float32Array,
   y: Float32Array,
-): void {
+  addend: Float32Array | null,
+): boolean {
   const [wr, wc] = weight.shape;
   const out = transposeWeight ? wr : wc;
   const dtype = weight.dtype as Exclude<FrozenDtype, 'F32'>;
@@ -97,8 +108,8 @@ function widenedMatMul(
   const kernel = dtype === 'BF16' ? bf16Kernel() : null;
   if (kernel) {
     // on AVX512-BF16 the weight is read as it is held, with x rounded to bf16 as PyTorch's bf16 matmul does
-    kernel.gemm(transposeWeight, n, out, k, xv, bits, y, false);
-    return;
+    kernel.gemm(transposeWeight, n, out, k, xv, bits, y, addend);
+    return true;
   }
   const rowsPer = Math.max(1, Math.floor(BLOCK_ELEMENTS / wc));
   for (let r0 = 0; r0 < wr; r0 += rowsPer) {
@@ -128,6 +139,7 @@ function widenedMatMul(
       }
     }
   }
+  return false;
 }
 
 function frozenGather({ inputs, backend, attrs }: NativeKernelArgs): tf.TensorInfo {
@@ -153,11 +165,12 @@ let gradientRegistered = false;
 export function frozenKernels(): tf.KernelConfig[] {
   if (!gradientRegistered) {
     gradientRegistered = true;
-    // d(x·op(W) + b)/dx = dy·op(W)ᵀ: the same kernel with the transpose flipped and no bias; W and b are never
-    // differentiated
+    // d(x·op(W) + b + addend)/dx = dy·op(W)ᵀ: the same kernel with the transpose flipped and no bias; W and b
+    // are never differentiated
     tf.registerGradient({
       kernelName: FROZEN_MATMUL,
       gradFunc: (dy, _saved, attrs) => ({
+        addend: () => tf.clone(dy as tf.Tensor),
         x: () =>
           tf.engine().runKernel(FROZEN_MATMUL, { x: dy as tf.Tensor }, {
             weight: attrs.weight,

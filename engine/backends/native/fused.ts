@@ -351,7 +351,7 @@ function tokenNll(): tf.KernelConfig[] {
       const nll = new Float32Array(n);
       const lse = new Float32Array(n);
       const rowsPer = Math.min(n, Math.max(1, Math.floor(fusedLimits.nllScratch / c)));
-      const scratch = new Float32Array(rowsPer * c);
+      const scratch = backend.scratch(rowsPer * c);
       for (let r0 = 0; r0 < n; r0 += rowsPer) {
         const rows = Math.min(rowsPer, n - r0);
         const xs = X.subarray(r0 * c, (r0 + rows) * c);
@@ -366,6 +366,7 @@ function tokenNll(): tf.KernelConfig[] {
           nll[row] = W[row] === 0 ? 0 : W[row] * (lse[row] - x);
         }
       }
+      backend.release(scratch);
       return [backend.output([n], 'float32', nll), backend.output([n], 'float32', lse)];
     }),
     // dlogits = dy·w·(softmax − onehot); the softmax is recomputed rather than read from lse, one pass fewer
@@ -519,7 +520,7 @@ function attention(): tf.KernelConfig[] {
       const { m, tk, d } = g;
       const o = backend.alloc(Float32Array, Q.length);
       const lse = new Float32Array(g.groups * m);
-      const scores = new Float32Array(Math.min(g.chunk, g.groups) * m * tk);
+      const scores = backend.scratch(Math.min(g.chunk, g.groups) * m * tk);
       for (let g0 = 0; g0 < g.groups; g0 += g.chunk) {
         const count = Math.min(g.chunk, g.groups - g0);
         const qRange = [g0 * m * d, (g0 + count) * m * d] as const;
@@ -530,6 +531,7 @@ function attention(): tf.KernelConfig[] {
         probabilities(backend, g, g0, count, s, Bias, scale, null, lse);
         gemm(false, false, m, d, tk)(s, V.subarray(...kRange), o.subarray(...qRange));
       }
+      backend.release(scores);
       return [
         backend.output(q.shape, 'float32', o),
         backend.output([q.shape[0], q.shape[1], q.shape[2]], 'float32', lse),
@@ -548,8 +550,8 @@ function attention(): tf.KernelConfig[] {
       const dk = backend.alloc(Float32Array, K.length);
       const dv = backend.alloc(Float32Array, K.length);
       const size = Math.min(g.chunk, g.groups) * m * tk;
-      const probs = new Float32Array(size);
-      const dScores = new Float32Array(size);
+      const probs = backend.scratch(size);
+      const dScores = backend.scratch(size);
       for (let g0 = 0; g0 < g.groups; g0 += g.chunk) {
         const count = Math.min(g.chunk, g.groups - g0);
         const qRange = [g0 * m * d, (g0 + count) * m * d] as const;
@@ -577,6 +579,7 @@ function attention(): tf.KernelConfig[] {
         gemm(false, false, m, d, tk)(ds, ks, dq.subarray(...qRange));
         gemm(true, false, tk, d, m)(ds, qs, dk.subarray(...kRange));
       }
+      backend.release(probs, dScores);
       return [
         backend.output(q.shape, 'float32', dq),
         backend.output(k.shape, 'float32', dk),

@@ -135,9 +135,10 @@ STUDIO_TARGET void packPlain(const uint16_t* b, int n, int k, int j0, int nz, in
 }
 
 // MR rows × NZ panels of C from kp pairs: A's pair broadcast, B's panel loaded, 4·MR dot products a pair.
+// C = the products + src (same layout as C; none when null).
 template <int MR, int NZ>
 STUDIO_TARGET void micro(int kp, const uint32_t* a, int lda, const uint32_t* b, float* c, int ldc, int width,
-                         bool add) {
+                         const float* src) {
   __m512 acc[MR][NZ];
   for (int r = 0; r < MR; ++r)
     for (int z = 0; z < NZ; ++z) acc[r][z] = _mm512_setzero_ps();
@@ -153,23 +154,25 @@ STUDIO_TARGET void micro(int kp, const uint32_t* a, int lda, const uint32_t* b, 
   }
   for (int r = 0; r < MR; ++r) {
     float* row = c + static_cast<size_t>(r) * ldc;
+    const float* from = src ? src + static_cast<size_t>(r) * ldc : nullptr;
     for (int z = 0; z < NZ; ++z) {
       const int valid = std::min(kPanel, width - z * kPanel);
       if (valid <= 0) break;
       float* dst = row + z * kPanel;
       if (valid == kPanel) {
-        const __m512 v = add ? _mm512_add_ps(_mm512_loadu_ps(dst), acc[r][z]) : acc[r][z];
+        const __m512 v = from ? _mm512_add_ps(_mm512_loadu_ps(from + z * kPanel), acc[r][z]) : acc[r][z];
         _mm512_storeu_ps(dst, v);
       } else {
         const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
-        const __m512 v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst), acc[r][z]) : acc[r][z];
+        const __m512 v =
+            from ? _mm512_add_ps(_mm512_maskz_loadu_ps(mask, from + z * kPanel), acc[r][z]) : acc[r][z];
         _mm512_mask_storeu_ps(dst, mask, v);
       }
     }
   }
 }
 
-using Micro = void (*)(int, const uint32_t*, int, const uint32_t*, float*, int, int, bool);
+using Micro = void (*)(int, const uint32_t*, int, const uint32_t*, float*, int, int, const float*);
 
 template <int MR>
 Micro microFor(int nz) {
@@ -198,7 +201,8 @@ struct Gemm {
   const float* a;
   const uint16_t* b;
   float* c;
-  bool accumulate;
+  // the first k block adds this (C's layout), else nothing; later blocks add C
+  const float* addend;
 };
 
 constexpr size_t kPackedSize = static_cast<size_t>(kPairs) * kNz * kPanel;
@@ -215,11 +219,12 @@ STUDIO_TARGET void columnBlocks(const Gemm& g, const uint32_t* a2, int k2, int f
         packTransposed(g.b, g.n, g.k, j0, nz, p0, kp, packed);
       else
         packPlain(g.b, g.n, g.k, j0, nz, p0, kp, packed);
-      const bool add = g.accumulate || p0 > 0;
+      const float* src = p0 > 0 ? g.c : g.addend;
       for (int i0 = 0; i0 < g.m; i0 += kMr) {
         const int mr = std::min(kMr, g.m - i0);
-        pickMicro(mr, nz)(kp, a2 + static_cast<size_t>(i0) * k2 + p0, k2, packed,
-                          g.c + static_cast<size_t>(i0) * g.n + j0, g.n, width, add);
+        const size_t offset = static_cast<size_t>(i0) * g.n + j0;
+        pickMicro(mr, nz)(kp, a2 + static_cast<size_t>(i0) * k2 + p0, k2, packed, g.c + offset, g.n, width,
+                          src ? src + offset : nullptr);
       }
     }
   }
@@ -276,19 +281,21 @@ extern "C" {
 
 int studio_bf16_supported(void) { return supported() ? 1 : 0; }
 
-// C [m × n] = A [m × k] · op(B) (+ C when accumulate); B is [n × k] when transB, else [k × n], as bf16 bits.
-// Returns 0, or -1 where the CPU lacks AVX512-BF16, -2 where the kernel's scratch could not be allocated.
+// C [m × n] = A [m × k] · op(B) (+ addend [m × n], which may be C itself); B is [n × k] when transB, else
+// [k × n], as bf16 bits. Returns 0, or -1 where the CPU lacks AVX512-BF16, -2 where the kernel's scratch could
+// not be allocated.
 int studio_bf16_gemm(int transB, int m, int n, int k, const float* a, const uint16_t* b, float* c,
-                     int accumulate, int threads) {
+                     const float* addend, int threads) {
   if (!supported()) return -1;
   if (m <= 0 || n <= 0) return 0;
   if (k <= 0) {
-    if (!accumulate) std::fill_n(c, static_cast<size_t>(m) * n, 0.0f);
+    if (addend) std::copy_n(addend, static_cast<size_t>(m) * n, c);
+    else std::fill_n(c, static_cast<size_t>(m) * n, 0.0f);
     return 0;
   }
 #ifdef STUDIO_BF16_X86
   try {
-    run(Gemm{transB != 0, m, n, k, a, b, c, accumulate != 0}, std::max(1, threads));
+    run(Gemm{transB != 0, m, n, k, a, b, c, addend}, std::max(1, threads));
   } catch (const std::bad_alloc&) {
     return -2;
   }
