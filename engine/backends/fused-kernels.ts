@@ -161,6 +161,10 @@ function opsFor(backend: FusedBackend): FusedOps {
       ),
     adamw: (p, g, m, v, step) =>
       run('StudioAdamW', { p, g, m, v }, { ...step }) as [tf.Tensor, tf.Tensor, tf.Tensor],
+    squaredSum: (xs) =>
+      tf.getKernel('StudioSquaredSum', tf.getBackend())
+        ? (run('StudioSquaredSum', Object.fromEntries(xs.map((x, i) => [`x${i}`, x]))) as tf.Scalar)
+        : null,
   };
 }
 

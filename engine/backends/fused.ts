@@ -10,6 +10,11 @@ export interface AdamWStep {
   /** 1 − β1ᵗ and √(1 − β2ᵗ). */
   bias1: number;
   bias2Sqrt: number;
+  /**
+   * The gradient is used as g·gradScale: gradient accumulation's 1/tokens and the clipping factor, which as
+   * ops of their own were two passes and two tensors a parameter a step (0.1 s of a 3B step's 392 parameters).
+   */
+  gradScale: number;
 }
 
 /**
@@ -44,6 +49,8 @@ export interface FusedOps {
     v: tf.Tensor,
     step: AdamWStep,
   ): [tf.Tensor, tf.Tensor, tf.Tensor];
+  /** Σ‖x‖² over the tensors as one scalar, or null where the backend has no kernel for it. */
+  squaredSum(xs: tf.Tensor[]): tf.Scalar | null;
 }
 
 const providers = new Map<string, FusedOps>();

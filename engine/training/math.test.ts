@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from '../backends/testing.ts';
 import { causalLmLossSum, classificationLossSum } from './loss.ts';
 import { accuracy, binaryF1, exactMatch } from './metrics.ts';
@@ -19,6 +19,10 @@ function close(actual: ArrayLike<number>, expected: number[], tol: number): void
 }
 
 describe('AdamW against the numpy reference (torch.optim.AdamW algorithm)', () => {
+  afterEach(() => {
+    delete process.env.STUDIO_FUSED;
+  });
+
   it('matches parameters and moments after 5 steps with per-group lr, weight decay and schedule factors', () => {
     const a = tf.variable(tf.tensor(ref.adamw.params.a));
     const s = tf.variable(tf.tensor(ref.adamw.params.s));
@@ -75,6 +79,47 @@ describe('AdamW against the numpy reference (torch.optim.AdamW algorithm)', () =
     expect(clipFactor(0.5, 1)).toBe(1);
     expect(clipFactor(5, 0)).toBe(1);
     tf.dispose(g);
+  });
+
+  it('sums squares of large and small gradients, on the fused kernel and the composed ops alike', () => {
+    const grads = [
+      tf.randomNormal([300, 700], 0, 1, 'float32', 1),
+      tf.randomNormal([5, 3], 0, 2, 'float32', 2),
+    ];
+    const composed = tf.tidy(() => tf.addN(grads.map((x) => tf.sum(tf.square(x)))).dataSync()[0]);
+    const squared = gradSquaredSum(grads);
+    expect(Math.abs(squared.dataSync()[0] - composed) / composed).toBeLessThan(1e-5);
+    tf.dispose([squared, ...grads]);
+  });
+
+  it.each([
+    'fused',
+    'composed',
+  ])('uses each gradient times gradScale (%s update), as if it had been scaled first', (route) => {
+    if (route === 'composed') process.env.STUDIO_FUSED = 'off';
+    const make = () => tf.variable(tf.tensor([[0.5, -1, 2]]));
+    const [scaledInside, scaledBefore] = [make(), make()];
+    const options = {
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      groups: {
+        adapter: { lr: 0.01, weightDecay: 0.1 },
+        scaling: { lr: 0.01, weightDecay: 0 },
+      },
+    };
+    const inside = new AdamW([{ name: 'p', variable: scaledInside, group: 'adapter' }], options);
+    const before = new AdamW([{ name: 'p', variable: scaledBefore, group: 'adapter' }], options);
+    const g = tf.tensor([[3, -0.25, 40]]);
+    const gScaled = tf.mul(g, 0.03);
+    for (let i = 0; i < 3; i++) {
+      inside.step({ p: g }, 1, 0.03);
+      before.step({ p: gScaled }, 1);
+    }
+    close(scaledInside.dataSync(), Array.from(scaledBefore.dataSync()), 1e-7);
+    tf.dispose([scaledInside, scaledBefore, g, gScaled]);
+    inside.dispose();
+    before.dispose();
   });
 });
 

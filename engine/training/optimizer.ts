@@ -46,8 +46,11 @@ export class AdamW {
     return this.options.groups[group].lr * factor;
   }
 
-  /** One update from gradients keyed by parameter name; parameters without a gradient are left alone. */
-  step(grads: Record<string, tf.Tensor>, lrFactor: number): void {
+  /**
+   * One update from gradients keyed by parameter name, each used as g·gradScale; parameters without a gradient
+   * are left alone.
+   */
+  step(grads: Record<string, tf.Tensor>, lrFactor: number, gradScale = 1): void {
     this.stepCount++;
     const { beta1, beta2, eps } = this.options;
     const t = this.stepCount;
@@ -62,7 +65,7 @@ export class AdamW {
       const v = this.v.get(p.name)!;
       const fused = fusedOps();
       if (fused) {
-        const step = { lr, beta1, beta2, eps, weightDecay, bias1, bias2Sqrt };
+        const step = { lr, beta1, beta2, eps, weightDecay, bias1, bias2Sqrt, gradScale };
         const updated = fused.adamw(p.variable, g, m, v, step);
         p.variable.assign(updated[0]);
         m.assign(updated[1]);
@@ -71,8 +74,9 @@ export class AdamW {
         continue;
       }
       tf.tidy(() => {
-        const mNew = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
-        const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
+        const scaled = gradScale === 1 ? g : tf.mul(g, gradScale);
+        const mNew = tf.add(tf.mul(m, beta1), tf.mul(scaled, 1 - beta1));
+        const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(scaled), 1 - beta2));
         const decayed = weightDecay !== 0 ? tf.mul(p.variable, 1 - lr * weightDecay) : p.variable;
         const denom = tf.add(tf.div(tf.sqrt(vNew), bias2Sqrt), eps);
         const update = tf.mul(tf.div(mNew, denom), lr / bias1);
@@ -130,7 +134,9 @@ function zerosVariable(like: tf.Tensor): tf.Variable {
 /** Σ‖g‖² over every gradient, as a scalar tensor (the global norm squared), left on the backend for one read. */
 export function gradSquaredSum(grads: tf.Tensor[]): tf.Scalar {
   if (grads.length === 0) return tf.scalar(0);
-  return tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))) as tf.Scalar);
+  return tf.tidy(
+    () => fusedOps()?.squaredSum(grads) ?? (tf.addN(grads.map((g) => tf.sum(tf.square(g)))) as tf.Scalar),
+  );
 }
 
 /** Scale factor that brings the global norm down to `maxNorm` (PyTorch's `clip_grad_norm_`: maxNorm/(norm+1e-6)). */

@@ -220,28 +220,19 @@ export class Trainer {
     }
     const lrNow = this.optimizer.lr('adapter', this.lrFactor());
     const count = Math.max(1, targets);
-    const grads: Record<string, tf.Tensor> = {};
-    for (const [name, g] of accumulated) {
-      grads[name] = tf.div(g, count);
-      g.dispose();
-    }
+    // the summed gradients are divided by the target count and clipped inside the update (gradScale), not as
+    // tensor ops of their own
+    const grads = Object.fromEntries(accumulated);
     const scalars = tf.tidy(() => tf.stack([tf.addN(lossSums), gradSquaredSum(Object.values(grads))]));
     tf.dispose(lossSums);
-    const [lossSum, squaredNorm] = await scalars.data();
+    const [lossSum, squaredSum] = await scalars.data();
     scalars.dispose();
     const loss = lossSum / count;
-    const gradNorm = Math.sqrt(squaredNorm);
+    const gradNorm = Math.sqrt(squaredSum) / count;
     const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
     if (!skipped) {
       const clip = clipFactor(gradNorm, settings.maxGradNorm);
-      if (clip < 1) {
-        for (const name of Object.keys(grads)) {
-          const clipped = tf.mul(grads[name], clip);
-          grads[name].dispose();
-          grads[name] = clipped;
-        }
-      }
-      this.optimizer.step(grads, this.lrFactor());
+      this.optimizer.step(grads, this.lrFactor(), clip / count);
       this.state.nonFiniteInARow = 0;
     } else {
       this.state.nonFiniteInARow++;

@@ -121,6 +121,14 @@ describe('compiled CPU kernels', () => {
     expect(worst(y, (i) => s[i] - lse64[Math.floor(i / cols)], 1)).toBeLessThan(1e-6);
   });
 
+  it.runIf(ops)('sum squares in float64', () => {
+    const x = Float32Array.from([...scaled(100_001, 11, 3), 1e20, 1e-20]);
+    let want = 0;
+    for (const v of x) want += v * v;
+    expect(Math.abs(ops!.squaredSum(x) - want) / want).toBeLessThan(1e-12);
+    expect(ops!.squaredSum(new Float32Array(0))).toBe(0);
+  });
+
   // every tile height and panel count, column tails, a k past one pass (512), and LoRA's shapes
   const products: [number, number, number][] = [
     [1, 1, 1],

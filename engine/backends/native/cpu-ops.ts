@@ -73,8 +73,18 @@ export interface CpuOps {
   rope(transpose: boolean, shape: number[], x: F32, cos: F32, sin: F32, y: F32): void;
   adamw(
     arrays: AdamWArrays,
-    step: { beta1: number; beta2: number; eps: number; decay: number; stepSize: number; bias2Sqrt: number },
+    step: {
+      beta1: number;
+      beta2: number;
+      eps: number;
+      decay: number;
+      stepSize: number;
+      bias2Sqrt: number;
+      gradScale: number;
+    },
   ): void;
+  /** Σ x², summed in float64. */
+  squaredSum(x: F32): number;
   /** cc/cpu-ops.cc `studio_attention_probs`: scores to probabilities in place, forward (lseOut) or backward (lseIn). */
   attentionProbs(
     geometry: {
@@ -173,7 +183,7 @@ function probe(enabled: false | null): CpuOpsStatus {
     'void studio_rope(int, int64_t, int64_t, int64_t, int64_t, const float *, const float *, const float *, float *)',
   );
   const adamw = fn(
-    'void studio_adamw(int64_t, const float *, const float *, const float *, const float *, float *, float *, float *, float, float, float, float, float, float)',
+    'void studio_adamw(int64_t, const float *, const float *, const float *, const float *, float *, float *, float *, float, float, float, float, float, float, float)',
   );
   const probs = fn(
     'void studio_attention_probs(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, float *, const float *, float, const float *, float *)',
@@ -181,6 +191,7 @@ function probe(enabled: false | null): CpuOpsStatus {
   const dscores = fn(
     'void studio_attention_dscores(int64_t, int64_t, int64_t, const float *, float *, const float *, const float *, float)',
   );
+  const squaredSum = fn('double studio_squared_sum(int64_t, const float *)');
   const sgemm = fn(
     'void studio_sgemm(int, int, int64_t, int64_t, int64_t, const float *, const float *, float *)',
   );
@@ -204,7 +215,24 @@ function probe(enabled: false | null): CpuOpsStatus {
     rope: (transpose, [batch, heads, length, dim], x, cos, sin, y) =>
       rope(transpose ? 1 : 0, batch, heads, length, dim, x, cos, sin, y),
     adamw: ({ p, g, m, v, p2, m2, v2 }, s) =>
-      adamw(p.length, p, g, m, v, p2, m2, v2, s.beta1, s.beta2, s.eps, s.decay, s.stepSize, s.bias2Sqrt),
+      adamw(
+        p.length,
+        p,
+        g,
+        m,
+        v,
+        p2,
+        m2,
+        v2,
+        s.beta1,
+        s.beta2,
+        s.eps,
+        s.decay,
+        s.stepSize,
+        s.bias2Sqrt,
+        s.gradScale,
+      ),
+    squaredSum: (x) => squaredSum(x.length, x) as number,
     attentionProbs: (g, s, bias, scale, lseIn, lseOut) =>
       probs(g.count, g.m, g.tk, g.tq, g.kvHeads, g.g0, g.biasQ ? 1 : 0, s, bias, scale, lseIn, lseOut),
     attentionDScores: (rows, tk, d, p, ds, dO, o, scale) => dscores(rows, tk, d, p, ds, dO, o, scale),

@@ -312,7 +312,7 @@ function adamw(): tf.KernelConfig {
   return kernel('StudioAdamW', (inputs, attrs, backend) => {
     const p = info(inputs, 'p');
     const [P, G, M, V] = ['p', 'g', 'm', 'v'].map((n) => f32(backend, inputs, n));
-    const { lr, beta1, beta2, eps, weightDecay, bias1, bias2Sqrt } = attrs as unknown as AdamWStep;
+    const { lr, beta1, beta2, eps, weightDecay, bias1, bias2Sqrt, gradScale } = attrs as unknown as AdamWStep;
     const n = P.length;
     const [p2, m2, v2] = [0, 1, 2].map(() => backend.alloc(Float32Array, n));
     const decay = 1 - lr * weightDecay;
@@ -321,12 +321,12 @@ function adamw(): tf.KernelConfig {
     if (compiled) {
       compiled.adamw(
         { p: P, g: G, m: M, v: V, p2, m2, v2 },
-        { beta1, beta2, eps, decay, stepSize, bias2Sqrt },
+        { beta1, beta2, eps, decay, stepSize, bias2Sqrt, gradScale },
       );
       return [p2, m2, v2].map((values) => backend.output(p.shape, 'float32', values));
     }
     for (let i = 0; i < n; i++) {
-      const g = G[i];
+      const g = Math.fround(G[i] * gradScale);
       const m = beta1 * M[i] + (1 - beta1) * g;
       const v = beta2 * V[i] + (1 - beta2) * g * g;
       m2[i] = m;
@@ -334,6 +334,20 @@ function adamw(): tf.KernelConfig {
       p2[i] = P[i] * decay - (stepSize * m) / (Math.sqrt(v) / bias2Sqrt + eps);
     }
     return [p2, m2, v2].map((values) => backend.output(p.shape, 'float32', values));
+  });
+}
+
+/** Σ x² over every input (x0, x1, …), summed in float64: a global gradient norm without a tensor a parameter. */
+function squaredSum(): tf.KernelConfig {
+  return kernel('StudioSquaredSum', (inputs, _attrs, backend) => {
+    const compiled = cpuOps();
+    let sum = 0;
+    for (const name of Object.keys(inputs)) {
+      const x = f32(backend, inputs, name);
+      if (compiled) sum += compiled.squaredSum(x);
+      else for (let i = 0; i < x.length; i++) sum += x[i] * x[i];
+    }
+    return backend.output([], 'float32', Float32Array.of(sum));
   });
 }
 
@@ -591,7 +605,7 @@ function attention(): tf.KernelConfig[] {
 
 /** The fused kernels' configs, for the native backend's registration. */
 export function fusedKernels(): tf.KernelConfig[] {
-  return [...norms(), rope(), ...activations(), adamw(), ...tokenNll(), ...attention()];
+  return [...norms(), rope(), ...activations(), adamw(), squaredSum(), ...tokenNll(), ...attention()];
 }
 
 /** Makes the fused ops available on the native backend (after `fusedKernels()` are registered). */

@@ -174,7 +174,7 @@ export function gated(
 
 /**
  * One AdamW update in one pass, in the order training/optimizer.ts composes it (so results agree to rounding):
- * m′ = β1·m + (1−β1)·g; v′ = β2·v + (1−β2)·g²; p′ = p·(1 − lr·wd) − (lr/(1−β1ᵗ))·m′/(√v′/√(1−β2ᵗ) + ε).
+ * with g the gradient times gradScale, m′ = β1·m + (1−β1)·g; v′ = β2·v + (1−β2)·g²; p′ = p·(1 − lr·wd) − (lr/(1−β1ᵗ))·m′/(√v′/√(1−β2ᵗ) + ε).
  */
 export function adamw(
   rt: GpuRuntime,
@@ -192,8 +192,18 @@ export function adamw(
       key: `adamw-${decay ? 'wd' : 'nowd'}`,
       inputs: [{ name: 'pv' }, { name: 'gv' }, { name: 'mv' }, { name: 'vv' }],
       outputs: 3,
-      uniforms: [f('b1'), f('c1'), f('b2'), f('c2'), f('decay'), f('bias2'), f('eps'), f('stepSize')],
-      body: `let gi = gv[i];
+      uniforms: [
+        f('b1'),
+        f('c1'),
+        f('b2'),
+        f('c2'),
+        f('decay'),
+        f('bias2'),
+        f('eps'),
+        f('stepSize'),
+        f('gradScale'),
+      ],
+      body: `let gi = gv[i] * p.gradScale;
   let mn = mv[i] * p.b1 + gi * p.c1;
   let vn = vv[i] * p.b2 + (gi * gi) * p.c2;
   let decayed = ${decay ? 'pv[i] * p.decay' : 'pv[i]'};
@@ -213,6 +223,7 @@ export function adamw(
       { f32: s.bias2Sqrt },
       { f32: s.eps },
       { f32: s.lr / s.bias1 },
+      { f32: s.gradScale },
     ],
   );
 }

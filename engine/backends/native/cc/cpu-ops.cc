@@ -542,11 +542,12 @@ void studio_rope(int transpose, int64_t batch, int64_t heads, int64_t length, in
 
 // One AdamW update into p2, m2, v2 (decay = 1 − lr·weightDecay, stepSize = lr / (1 − β1^t)).
 void studio_adamw(int64_t n, const float* p, const float* g, const float* m, const float* v, float* p2, float* m2,
-                  float* v2, float beta1, float beta2, float eps, float decay, float stepSize, float bias2Sqrt) {
+                  float* v2, float beta1, float beta2, float eps, float decay, float stepSize, float bias2Sqrt,
+                  float gradScale) {
   parallelFor(n, kElementGrain, [&](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t i = b; i < e; ++i) {
-      const float gi = g[i];
+      const float gi = g[i] * gradScale;
       const float mi = beta1 * m[i] + (1.0f - beta1) * gi;
       const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
       m2[i] = mi;
@@ -596,6 +597,25 @@ void studio_attention_dscores(int64_t rows, int64_t tk, int64_t d, const float* 
       for (int64_t j = 0; j < tk; ++j) sr[j] = pr[j] * (sr[j] - dot) * scale;
     }
   });
+}
+
+// Σ x², summed in float64 (a gradient's squared norm).
+double studio_squared_sum(int64_t n, const float* x) {
+  const int parts = pool ? pool->size() : 1;
+  std::vector<double> partial(parts, 0.0);
+  const int64_t per = (n + parts - 1) / parts;
+  parallelFor(parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t part = b; part < e; ++part) {
+      double sum = 0.0;
+      const int64_t i1 = std::min(n, (part + 1) * per);
+#pragma omp simd reduction(+ : sum)
+      for (int64_t i = part * per; i < i1; ++i) sum += static_cast<double>(x[i]) * x[i];
+      partial[part] = sum;
+    }
+  });
+  double total = 0.0;
+  for (double s : partial) total += s;
+  return total;
 }
 
 // c [m × n] = op(a) · op(b) for products with a small dimension (see sgemmSmall); ta: a stored [k × m], tb: b
