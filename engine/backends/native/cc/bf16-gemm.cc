@@ -4,6 +4,7 @@
 // provider has no bf16 arithmetic, and widening the weight to float32 runs at float32 speed: this kernel is the
 // studio's bf16 speed on CPUs that have the instructions (Cooper Lake, Sapphire Rapids, Zen 4, Zen 5).
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -207,9 +208,11 @@ struct Gemm {
 
 constexpr size_t kPackedSize = static_cast<size_t>(kPairs) * kNz * kPanel;
 
-STUDIO_TARGET void columnBlocks(const Gemm& g, const uint32_t* a2, int k2, int first, int step, int blocks,
+// Column blocks are taken one at a time from `next`: a thread the OS preempts (the JS thread, onnxruntime's
+// and V8's threads share the cores) leaves its blocks to the others instead of holding up the whole product.
+STUDIO_TARGET void columnBlocks(const Gemm& g, const uint32_t* a2, int k2, std::atomic<int>& next, int blocks,
                                 uint32_t* packed) {
-  for (int blk = first; blk < blocks; blk += step) {
+  for (int blk = next.fetch_add(1); blk < blocks; blk = next.fetch_add(1)) {
     const int j0 = blk * kNz * kPanel;
     const int width = std::min(kNz * kPanel, g.n - j0);
     const int nz = (width + kPanel - 1) / kPanel;
@@ -260,7 +263,8 @@ void run(const Gemm& g, int threads) {
   parallel(t, [&](int i) {
     convertRows(g.a, std::min(g.m, i * rowsPer), std::min(g.m, (i + 1) * rowsPer), g.k, k2, a16);
   });
-  parallel(t, [&](int i) { columnBlocks(g, a2.data(), k2, i, t, blocks, packed.data() + kPackedSize * i); });
+  std::atomic<int> next{0};
+  parallel(t, [&](int i) { columnBlocks(g, a2.data(), k2, next, blocks, packed.data() + kPackedSize * i); });
 }
 
 #endif  // STUDIO_BF16_X86
