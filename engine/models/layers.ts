@@ -14,6 +14,12 @@ export interface ForwardContext {
    * backward pass and runs again there. `params(i)` are the trainable variables block i reads.
    */
   checkpoint?: { params(layerIndex: number): tf.Variable[] };
+  /**
+   * Set while a checkpointed block runs again in the backward pass, where only its tape is used: the block's
+   * output value is never read, so a module whose output is only that (see `AdaptableLayer.forward`) may leave it
+   * incomplete.
+   */
+  recomputing?: boolean;
 }
 
 export function inferenceContext(): ForwardContext {
@@ -48,8 +54,14 @@ export interface AdapterLayer {
    * Linear/Conv1D: the adapted module's whole output for x [N, in] as one op, the adapter's term summed inside
    * the base product and its input gradient inside the base's (no [N, out] or [N, in] add of its own either way);
    * null where this adapter cannot (dropout, a variant, a bias of its own). Used when it is the only live adapter.
+   * With `valueUnread` the value may leave out the frozen product (nothing reads it; gradients are unchanged).
    */
-  adaptedForward?(x: tf.Tensor2D, module: AdaptableLayer, ctx: ForwardContext): tf.Tensor2D | null;
+  adaptedForward?(
+    x: tf.Tensor2D,
+    module: AdaptableLayer,
+    ctx: ForwardContext,
+    valueUnread?: boolean,
+  ): tf.Tensor2D | null;
   /** Embedding: ids [N] int32, base = looked-up rows [N, dim] → adapted rows [N, dim]. */
   embed?(ids: tf.Tensor1D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
   /** ΔW in logical orientation: (out × in) for Linear/Conv1D, (num_embeddings × dim) for Embedding. */
@@ -127,11 +139,17 @@ export class AdaptableLayer {
     w.dispose();
   }
 
-  /** Forward pass of a Linear/Conv1D module on flattened rows x [N, in]. */
-  forward(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+  /**
+   * Forward pass of a Linear/Conv1D module on flattened rows x [N, in]. `valueUnread`: the caller's output is
+   * only a recomputed block's output (`ForwardContext.recomputing`) and only gradients flow through it, so an
+   * adapter that computes the whole module may skip the frozen product (a 3B's down_proj: a quarter of a
+   * recomputed block's frozen work). Modules without such an adapter compute their value as always.
+   */
+  forward(x: tf.Tensor2D, ctx: ForwardContext, valueUnread = false): tf.Tensor2D {
     return tf.tidy(() => {
       const live = this.liveAdapters();
-      const whole = live.length === 1 ? this.adapters.get(live[0])!.adaptedForward?.(x, this, ctx) : null;
+      const whole =
+        live.length === 1 ? this.adapters.get(live[0])!.adaptedForward?.(x, this, ctx, valueUnread) : null;
       if (whole) return whole;
       let y = this.weight.matmul(x, this.kind === 'Linear', this.bias);
       for (const name of live) y = this.adapters.get(name)!.forward(x, y, ctx);

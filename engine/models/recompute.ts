@@ -56,6 +56,7 @@ function seedRecorder(ctx: ForwardContext): { record: ForwardContext; replay: ()
       return {
         ...ctx,
         checkpoint: undefined,
+        recomputing: true,
         nextSeed: () => {
           if (i >= seeds.length)
             throw new Error('checkpoint: the recomputation drew more dropout masks than the forward');

@@ -84,7 +84,12 @@ export class LoraLayer implements AdapterLayer, LoraVariantHost {
    * Composed, each adapted module added [N, out] forward and [N, in] backward: 0.75 ms a call at 256 × 3072, about
    * 0.4 s of a 3B step. It keeps x and h = s·x·Aᵀ [N, r], as the composed ops did.
    */
-  adaptedForward(x: tf.Tensor2D, module: AdaptableLayer, ctx: ForwardContext): tf.Tensor2D | null {
+  adaptedForward(
+    x: tf.Tensor2D,
+    module: AdaptableLayer,
+    ctx: ForwardContext,
+    valueUnread = false,
+  ): tf.Tensor2D | null {
     if (this.variant || this.bias || this.isEmbedding || (ctx.training && this.settings.dropout > 0))
       return null;
     const { scaling } = this.settings;
@@ -93,7 +98,8 @@ export class LoraLayer implements AdapterLayer, LoraVariantHost {
     const op = customOp(([input, a, b], save) => {
       const h = tf.mul(tf.matMul(input, a, false, true), scaling) as tf.Tensor2D;
       const term = tf.matMul(h, b, false, true) as tf.Tensor2D;
-      const value = weight.matmul(input as tf.Tensor2D, transposeWeight, bias, term);
+      // an unread value (a recomputed block's output) needs no base product: the gradients below never read it
+      const value = valueUnread ? term : weight.matmul(input as tf.Tensor2D, transposeWeight, bias, term);
       save([input, a, b, h]);
       return {
         value,

@@ -1,7 +1,10 @@
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { useTestBackend } from '../../backends/testing.ts';
 import { type AdaptableLayer, inferenceContext, trainingContext } from '../../models/layers.ts';
+import { loadModel } from '../../models/load.ts';
+import { attachAdapter, detachAdapter } from '../attach.ts';
 import { Rng } from '../random.ts';
 import { parseMethodConfig } from '../registry.ts';
 import {
@@ -200,6 +203,80 @@ describe('the adapted module as one op (adaptedForward)', () => {
       expect(fused(dora)).toBe(false);
       expect(fused(biased)).toBe(false);
     });
+  });
+});
+
+/** Counts calls of a kernel of the active backend until `stop()`; null where the backend has no such kernel. */
+function countKernel(name: string): { stop(): number | null } {
+  const config = tf.getKernel(name, tf.getBackend()) as { kernelFunc: tf.KernelFunc } | undefined;
+  if (!config) return { stop: () => null };
+  const inner = config.kernelFunc;
+  let calls = 0;
+  config.kernelFunc = ((args: Parameters<tf.KernelFunc>[0]) => {
+    calls++;
+    return inner(args);
+  }) as tf.KernelFunc;
+  return {
+    stop: () => {
+      config.kernelFunc = inner;
+      return calls;
+    },
+  };
+}
+
+describe('a checkpointed model with LoRA on every linear module', () => {
+  test("gets the gradients of the plain backward pass, the recomputation skipping down_proj's frozen product", async () => {
+    const model = await loadModel(join(import.meta.dirname, '../../models/fixtures/llama'));
+    const instance = attachAdapter(model, 'lora', {
+      r: 2,
+      targetModules: 'all-linear',
+      initLoraWeights: false,
+    });
+    const variables = instance.trainable().map((t) => t.variable);
+    const ids = [
+      [1, 5, 9, 2, 7],
+      [3, 3, 8, 1, 4],
+    ];
+    const batch = {
+      inputIds: tf.tensor2d(ids, undefined, 'int32'),
+      attentionMask: tf.tensor2d(
+        ids.map((r) => r.map(() => 1)),
+        undefined,
+        'int32',
+      ),
+    };
+    const probe = tf.randomNormal([2, 5, model.spec.vocabSize], 0, 1, 'float32', 3);
+    const gradsWith = (checkpoint: boolean) => {
+      const ctx = {
+        ...trainingContext(1, 0),
+        ...(checkpoint ? { checkpoint: { params: () => variables } } : {}),
+      };
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(model.forward(batch, ctx), probe)) as tf.Scalar,
+        variables,
+      );
+      value.dispose();
+      return variables.map((v) => {
+        const g = grads[v.name].dataSync().slice();
+        grads[v.name].dispose();
+        return g;
+      });
+    };
+    const plain = gradsWith(false);
+    const frozenCalls = countKernel('StudioFrozenMatMul');
+    const recomputed = gradsWith(true);
+    const calls = frozenCalls.stop();
+    plain.forEach((g, i) => {
+      const scale = Math.max(...g.map(Math.abs));
+      expect(Math.max(...g.map((v, j) => Math.abs(v - recomputed[i][j]))) / scale).toBeLessThan(1e-5);
+    });
+    if (calls !== null) {
+      // per block: 7 products forward, 6 recomputed (down_proj's is not), 7 backward; the head's forward and backward
+      expect(calls).toBe(model.spec.numLayers * (7 + 6 + 7) + 2);
+    }
+    tf.dispose([batch.inputIds, batch.attentionMask, probe]);
+    detachAdapter(model, 'default');
+    model.dispose();
   });
 });
 

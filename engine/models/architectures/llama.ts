@@ -268,11 +268,13 @@ export function llamaNetwork(a: LlamaConfig, w: ModelWeights): Network {
           w.layer(`${s}.k_proj`).forward(x, ctx),
           w.layer(`${s}.v_proj`).forward(x, ctx),
         ];
-  const mlp = (l: string, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D => {
+  /** `outputUnread`: the MLP's output is only summed into a recomputed block's output. */
+  const mlp = (l: string, x: tf.Tensor2D, ctx: ForwardContext, outputUnread = false): tf.Tensor2D => {
     const [gate, up] = a.fused
       ? (tf.split(w.layer(`${l}.mlp.gate_up_proj`).forward(x, ctx), 2, 1) as tf.Tensor2D[])
       : [w.layer(`${l}.mlp.gate_proj`).forward(x, ctx), w.layer(`${l}.mlp.up_proj`).forward(x, ctx)];
-    return w.layer(`${l}.mlp.down_proj`).forward(gatedActivation(a.activation, gate, up) as tf.Tensor2D, ctx);
+    const act = gatedActivation(a.activation, gate, up) as tf.Tensor2D;
+    return w.layer(`${l}.mlp.down_proj`).forward(act, ctx, outputUnread);
   };
   const head = w.layer(a.task === 'causal-lm' ? 'lm_head' : 'score');
   const finalSoftcap = a.task === 'causal-lm' ? a.finalSoftcap : null;
@@ -314,7 +316,10 @@ export function llamaNetwork(a: LlamaConfig, w: ModelWeights): Network {
         return addShapes(out, norm(m, `${l}.post_feedforward_layernorm`));
       }
       const out = addShapes(h, attention);
-      return addShapes(out, mlp(l, norm(out, `${l}.post_attention_layernorm`), ctx));
+      // the block's output feeds nothing but the next block, which a recomputation does not run; addShapes'
+      // gradient reads no values
+      const unread = ctx.recomputing === true;
+      return addShapes(out, mlp(l, norm(out, `${l}.post_attention_layernorm`), ctx, unread));
     },
     finish: (h) => norm(h, `${p}.norm`),
     head(rows, ctx) {
