@@ -36,7 +36,7 @@ export function smallGemm(
  * Whether op(a)·op(b) runs on the compiled kernel for products with a small dimension (LoRA's rank r: x·Aᵀ,
  * h·Bᵀ and their gradients) rather than the GEMM library. MLAS, through a session run a call, took these at
  * 50–90 GFLOP/s in a 3B step; the compiled kernel runs them at 190–330 (bench/shapes). It packs a transposed b
- * whole, and its tiles stream op(b) once per 8 row tiles, so large-k, large-n products stay on the library.
+ * whole, and its tiles stream op(b) once per 4 row tiles, so large-k, large-n products stay on the library.
  */
 export function smallProduct(transB: boolean, m: number, n: number, k: number): boolean {
   return k <= 64 || n <= 64 || (m <= 64 && !transB && k <= 2048);

@@ -280,7 +280,7 @@ void binaryOp(const float* a, const int64_t (&ad)[3], const float* b, const int6
 
 // ---- float32 products with a small dimension --------------------------------------------------------
 
-// LoRA's products have one dimension of r (16–64): x·Aᵀ, h·Bᵀ and their gradients. MLAS ran them at 50–75
+// LoRA's products have one dimension of r (16–64): x·Aᵀ, h·Bᵀ and their gradients. MLAS ran them at 50–90
 // GFLOP/s through onnxruntime sessions (about 0.75 s of a 3B step at 1 × 256); a broadcast-FMA tile on a packed
 // panel runs them at several times that. The vector type lowers to zmm, ymm or xmm as -march=native allows.
 typedef float V16 __attribute__((vector_size(64)));
@@ -606,7 +606,8 @@ void studio_attention_dscores(int64_t rows, int64_t tk, int64_t d, const float* 
 
 // Σ x², summed in float64 (a gradient's squared norm).
 double studio_squared_sum(int64_t n, const float* x) {
-  const int parts = pool ? pool->size() : 1;
+  // one part a thread at most, and none for an array too small to pay for waking a thread (most of a LoRA's)
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool ? pool->size() : 1, n / kElementGrain)));
   std::vector<double> partial(parts, 0.0);
   const int64_t per = (n + parts - 1) / parts;
   parallelFor(parts, 1, [&](int64_t b, int64_t e) {
